@@ -1,0 +1,1 @@
+"""Configuration: schema (``schema``), loading with one-line errors (``load``), secrets (``secrets``)."""

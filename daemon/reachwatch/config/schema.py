@@ -1,0 +1,169 @@
+"""The configuration schema: every option and its default, in one place.
+
+Targets are a discriminated union on ``kind`` assembled from the probe registry, so each protocol's
+fields are validated by its own model (``probes/<kind>.py``) and an unknown ``kind`` is an error that
+lists the known ones. ``config/example.yaml`` documents every field below; keep them in step.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Literal, Union
+
+from pydantic import Field, model_validator
+
+from reachwatch.config.types import NAME_PATTERN, Duration, StrictModel, TargetBase
+from reachwatch.probes import PROBES
+
+if TYPE_CHECKING:
+    AnyTarget = TargetBase
+else:
+    AnyTarget = Annotated[
+        Union[tuple(spec.target_model for spec in PROBES.values())],  # noqa: UP007
+        Field(discriminator="kind"),
+    ]
+
+DEFAULT_LISTEN_ADDRESS = "127.0.0.1:10491"
+"""Loopback only by default: exposing what a vantage measures is the operator's decision, not ours.
+The port lies outside 9100-9999, which the Prometheus exporter port list has fully allocated."""
+
+
+class VantageConfig(StrictModel):
+    """Who is measuring. These become labels on the vantage metrics (and vmagent external labels)."""
+
+    name: str = Field(default="default", pattern=NAME_PATTERN)
+    country: str = ""
+    asn: str = ""
+    isp: str = ""
+    city: str = ""
+
+
+class Defaults(StrictModel):
+    """Per-target values used where a target does not set its own."""
+
+    interval: Duration = 600.0  # ten minutes: scarce endpoints must not be hammered
+    timeout: Duration = 15.0
+    jitter: float = Field(default=0.2, ge=0.0, le=1.0)  # +/- fraction of the interval
+
+
+class SchedulerConfig(StrictModel):
+    """Concurrency and politeness limits."""
+
+    max_concurrency: int = Field(default=16, ge=1, le=4096)
+    per_kind: dict[str, int] = Field(default_factory=dict)
+    per_destination: int = Field(default=1, ge=1, le=64)
+    # never start two attempts against one destination closer than this (any target, any kind)
+    min_destination_spacing: Duration = 30.0
+    controls_interval: Duration = 120.0
+
+    @model_validator(mode="after")
+    def _known_kinds(self) -> SchedulerConfig:
+        for kind, limit in self.per_kind.items():
+            if kind not in PROBES:
+                raise ValueError(f"per_kind: unknown kind {kind!r}")
+            if limit < 1:
+                raise ValueError(f"per_kind.{kind}: must be at least 1")
+        return self
+
+
+class ConfirmationConfig(StrictModel):
+    """A verdict changes only when ``required`` of the last ``attempts`` agree.
+
+    Retries while a verdict is unconfirmed are spaced by ``residual_window``: after a trigger, censors
+    (GFW, TSPU) keep blocking innocent connections to the same IP:port for 60-180 s, so a faster retry
+    would measure the censor's memory of our own previous attempt.
+    """
+
+    attempts: int = Field(default=3, ge=1, le=20)
+    required: int = Field(default=2, ge=1, le=20)
+    residual_window: Duration = 180.0
+
+    @model_validator(mode="after")
+    def _k_le_n(self) -> ConfirmationConfig:
+        if self.required > self.attempts:
+            raise ValueError("required must not exceed attempts")
+        return self
+
+
+class ThresholdsConfig(StrictModel):
+    """When a slow transfer counts as throttling."""
+
+    throttle_ratio: float = Field(default=0.25, gt=0.0, lt=1.0)  # target/control throughput below this
+
+
+class ReferenceVantage(StrictModel):
+    """Another reachwatch outside the country, read through its ``/api/v1/status``."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    url: str = Field(pattern=r"^https?://")
+    timeout: Duration = 10.0
+    max_age: Duration = 1800.0  # its result must be this fresh to count
+    username: str | None = None
+    password_file: str | None = None
+    password_env: str | None = None
+    ca_file: str | None = None
+
+
+class ControlsConfig(StrictModel):
+    """Known-good targets that tell "the vantage lost the Internet" from "this target is blocked"."""
+
+    domestic: list[AnyTarget] = Field(default_factory=list)
+    international: list[AnyTarget] = Field(default_factory=list)
+
+
+class JournalConfig(StrictModel):
+    """The durable SQLite journal of every measurement."""
+
+    enabled: bool = True
+    retention: Duration = 30 * 86400.0
+
+
+class WebConfig(StrictModel):
+    """The HTTP endpoint (/metrics, /api/v1/status, /-/reload)."""
+
+    listen_address: str = DEFAULT_LISTEN_ADDRESS
+    config_file: str | None = None  # exporter-toolkit style web-config.yml (TLS, basic auth)
+    per_target_metrics: bool = True
+
+
+class LogConfig(StrictModel):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["console", "json"] = "console"
+
+
+class Config(StrictModel):
+    """The whole configuration file."""
+
+    vantage: VantageConfig = Field(default_factory=VantageConfig)
+    defaults: Defaults = Field(default_factory=Defaults)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    confirmation: ConfirmationConfig = Field(default_factory=ConfirmationConfig)
+    thresholds: ThresholdsConfig = Field(default_factory=ThresholdsConfig)
+    controls: ControlsConfig = Field(default_factory=ControlsConfig)
+    reference_vantages: list[ReferenceVantage] = Field(default_factory=list)
+    targets: list[AnyTarget] = Field(default_factory=list)
+    journal: JournalConfig = Field(default_factory=JournalConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Config:
+        seen: set[str] = set()
+        for target in self.all_targets():
+            if target.name in seen:
+                raise ValueError(
+                    f"duplicate target name {target.name!r} (names must be unique, controls included)"
+                )
+            seen.add(target.name)
+        return self
+
+    def all_targets(self) -> list[TargetBase]:
+        """Controls first, then targets: the order the scheduler starts them in."""
+        return [*self.controls.domestic, *self.controls.international, *self.targets]
+
+    def control_role(self, name: str) -> str | None:
+        """``"domestic"``/``"international"`` for a control, ``None`` for an ordinary target."""
+        if any(t.name == name for t in self.controls.domestic):
+            return "domestic"
+        if any(t.name == name for t in self.controls.international):
+            return "international"
+        return None

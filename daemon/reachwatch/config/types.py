@@ -1,0 +1,93 @@
+"""Building blocks shared by every part of the config schema: strict models, durations, the target base.
+
+Per-kind target models live beside their probe (``probes/<kind>.py``) and subclass ``TargetBase``;
+``config.schema`` assembles them from the probe registry, so adding a protocol never edits the schema.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+_DURATION = re.compile(r"^(?P<num>\d+(?:\.\d+)?)(?P<unit>ms|s|m|h|d)$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: Any) -> Any:
+    """Accept ``90``, ``1.5``, ``"250ms"``, ``"30s"``, ``"5m"``, ``"2h"``, ``"30d"``; return seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 5m or 2h")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        match = _DURATION.match(value.strip())
+        if match:
+            return float(match["num"]) * _UNITS[match["unit"]]
+        raise ValueError(f"invalid duration {value!r}: use a number with ms, s, m, h or d (e.g. 30s, 5m)")
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+"""Seconds, written in YAML as ``30s``/``5m``/``2h`` or a bare number."""
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+# labels the daemon sets itself; a user label with one of these names would silently shadow it
+RESERVED_LABELS = frozenset(
+    {
+        "target",
+        "kind",
+        "group",
+        "stage",
+        "failure",
+        "technique",
+        "verdict",
+        "state",
+        "phase",
+        "job",
+        "instance",
+    }
+)
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors: a typo in a config must never be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class TargetBase(StrictModel):
+    """Fields every target has, whatever its kind.
+
+    ``private: true`` means the target's address, fingerprint or any other identifying value must never
+    leave the process: metrics, logs, API and dashboards know it by ``name`` only.
+    """
+
+    name: str = Field(pattern=NAME_PATTERN)
+    kind: str
+    group: str = Field(default="default", pattern=NAME_PATTERN)
+    labels: dict[str, str] = Field(default_factory=dict)
+    interval: Duration | None = None
+    timeout: Duration | None = None
+    private: bool = False
+
+    @field_validator("labels")
+    @classmethod
+    def _check_labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        for key in labels:
+            if not LABEL_NAME.match(key):
+                raise ValueError(f"label name {key!r} is not a valid Prometheus label name")
+            if key in RESERVED_LABELS:
+                raise ValueError(f"label name {key!r} is reserved by reachwatch")
+        return labels
+
+    def destination(self) -> str:
+        """The endpoint this target loads (``host:port``), for per-destination limits and redaction."""
+        raise NotImplementedError
+
+    def sensitive_values(self) -> list[str]:
+        """Strings that identify a private target and must be redacted from every output."""
+        host = self.destination().rsplit(":", 1)[0].strip("[]")
+        return [host] if host else []

@@ -1,0 +1,42 @@
+"""``tcp``: can a TCP connection to host:port be opened from here?
+
+Success means the three-way handshake completed. A SYN that goes unanswered until the deadline is
+``connect``/``generic_timeout_error`` (what an IP or port blackhole looks like); an RST is
+``connection_refused`` (closed port, or a censor that forges one).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from reachwatch.config.types import TargetBase
+from reachwatch.failures import Stage
+from reachwatch.model import ProbeResult
+from reachwatch.net.dial import close_quietly, connect_tcp, pin_address
+from reachwatch.probes.base import ProbeContext, ProbeSpec
+
+
+class TcpTarget(TargetBase):
+    """A host and port to connect to."""
+
+    kind: Literal["tcp"]
+    host: str = Field(min_length=1)
+    port: int = Field(ge=1, le=65535)
+
+    def destination(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+async def probe(target: TcpTarget, ctx: ProbeContext) -> ProbeResult:
+    with ctx.stage(Stage.RESOLVE):
+        ip = await pin_address(target.host)
+    ctx.public_fact("ip", ip)
+    with ctx.stage(Stage.CONNECT):
+        _, writer = await connect_tcp(ip, target.port)
+    await close_quietly(writer)
+    return ctx.succeed()
+
+
+SPEC = ProbeSpec(kind="tcp", target_model=TcpTarget, probe=probe, description="TCP connect")

@@ -1,0 +1,79 @@
+"""Current state of every target and of the vantage: what metrics, the API and ``check`` render.
+
+The store holds data only; deciding verdicts is ``verdict.py``'s job and scheduling is
+``scheduler.py``'s. Everything here is rendered at scrape time, so a target removed by a reload simply
+disappears from ``/metrics`` (``StateStore.retain``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+from reachwatch.config.types import TargetBase
+from reachwatch.failures import Failure, Stage, Technique, VantageState, Verdict
+from reachwatch.model import ProbeResult
+
+# how many recent outcomes are kept per target (k-of-n confirmation and the API's short history)
+RECENT = 20
+
+
+@dataclass
+class TargetState:
+    """What we know about one target right now."""
+
+    target: TargetBase
+    role: str | None = None  # "domestic" / "international" for controls, None for ordinary targets
+    last: ProbeResult | None = None
+    verdict: Verdict = Verdict.UNKNOWN
+    technique: Technique | None = None
+    verdict_since: float = field(default_factory=time.time)
+    recent: deque[ProbeResult] = field(default_factory=lambda: deque(maxlen=RECENT))
+    probes_total: int = 0
+    failures_total: Counter[tuple[Stage | None, Failure]] = field(default_factory=Counter)
+    # the reference vantage's latest view of this target (None when no reference or too old)
+    reference_success: bool | None = None
+
+    @property
+    def name(self) -> str:
+        return self.target.name
+
+    @property
+    def role_label(self) -> str:
+        """Label value for metrics: ``target``, ``domestic_control`` or ``international_control``."""
+        return f"{self.role}_control" if self.role else "target"
+
+
+@dataclass
+class StateStore:
+    """All target states plus the vantage state, keyed by target name."""
+
+    targets: dict[str, TargetState] = field(default_factory=dict)
+    vantage_state: VantageState = VantageState.UNKNOWN
+    vantage_since: float = field(default_factory=time.time)
+
+    def ensure(self, target: TargetBase, role: str | None) -> TargetState:
+        """The state for ``target``, created on first sight; a reload keeps history when the name stays."""
+        state = self.targets.get(target.name)
+        if state is None:
+            state = TargetState(target=target, role=role)
+            self.targets[target.name] = state
+        else:
+            state.target = target
+            state.role = role
+        return state
+
+    def retain(self, names: set[str]) -> None:
+        """Forget targets that are no longer configured (their series vanish from /metrics)."""
+        for name in list(self.targets):
+            if name not in names:
+                del self.targets[name]
+
+    def set_vantage(self, state: VantageState) -> bool:
+        """Update the vantage state; True when it changed."""
+        if state is self.vantage_state:
+            return False
+        self.vantage_state = state
+        self.vantage_since = time.time()
+        return True
