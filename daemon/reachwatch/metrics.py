@@ -1,0 +1,269 @@
+"""Prometheus metrics: a custom Collector that renders the ``StateStore`` at scrape time.
+
+Nothing here is updated on the hot path: every scrape reads the current state and builds fresh metric
+families, so a target removed by a reload disappears from ``/metrics`` at once (the pattern the
+client_python docs recommend for exporters). The names and labels are a contract with ``grafana/`` and
+``deploy/prometheus/``; see the table in ``docs/ARCHITECTURE.md``.
+
+Label discipline: target labels are ``target`` (the configured *name*), ``kind``, ``group`` and ``role``;
+the rest are closed enums (``stage``, ``failure``, ``verdict``, ``technique``, ``state``). No label ever
+carries raw error text or an address, so cardinality is bounded by the config and private targets are
+known by name only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from prometheus_client import ProcessCollector
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from reachwatch import __version__
+from reachwatch.config.schema import Config
+from reachwatch.failures import Failure, VantageState, Verdict
+from reachwatch.model import ProbeResult
+from reachwatch.state import StateStore, TargetState
+
+TARGET_LABELS = ("target", "kind", "group", "role")
+# an issuer DN chosen by a censor is attacker-controlled text: cap it so one label cannot grow unbounded
+MAX_INFO_VALUE = 128
+# a presented issuer is only news when the chain failed validation or the pin (a substituted certificate)
+_CERT_FAILURES = frozenset(
+    {
+        Failure.SSL_UNKNOWN_AUTHORITY,
+        Failure.SSL_INVALID_CERTIFICATE,
+        Failure.SSL_INVALID_HOSTNAME,
+        Failure.SSL_PIN_MISMATCH,
+    }
+)
+
+
+def _cert_rejected(result: ProbeResult) -> bool:
+    return result.failure in _CERT_FAILURES or (
+        result.evidence is not None and result.evidence.value == "tls_interception"
+    )
+
+
+@dataclass(frozen=True)
+class FactMetric:
+    """How one probe fact becomes a metric.
+
+    ``info=False``: the fact is a number and becomes a gauge with the target labels.
+    ``info=True``: the fact is text and becomes ``<name>{..., <label>="<value>"} 1``, value capped.
+    ``when``: the fact is exported only when this returns True for the last result.
+    """
+
+    name: str
+    help: str
+    info: bool = False
+    label: str = "value"
+    when: Callable[[ProbeResult], bool] | None = None
+
+
+# fact key -> metric. A probe that records a new numeric or info fact gets its metric by adding a row.
+FACT_METRICS: dict[str, FactMetric] = {
+    "throughput_bps": FactMetric(
+        "reachwatch_throughput_bytes_per_second", "Throughput of the last transfer to the target."
+    ),
+    "control_throughput_bps": FactMetric(
+        "reachwatch_throughput_control_bytes_per_second",
+        "Throughput of the same-size control transfer made with the last attempt.",
+    ),
+    "tls_issuer": FactMetric(
+        "reachwatch_tls_presented_issuer_info",
+        "1 when the presented certificate failed validation or the pin; the issuer is named.",
+        info=True,
+        label="issuer",
+        when=_cert_rejected,
+    ),
+}
+
+
+def cap_label_value(value: str) -> str:
+    """Printable, single-line and at most ``MAX_INFO_VALUE`` characters."""
+    clean = "".join(ch if ch.isprintable() else " " for ch in value).strip()
+    return clean if len(clean) <= MAX_INFO_VALUE else clean[: MAX_INFO_VALUE - 1] + "…"
+
+
+@dataclass
+class DaemonStatus:
+    """Daemon-level facts the collector renders beside the target states (owned by ``app.Daemon``)."""
+
+    config: Config = field(default_factory=Config)
+    reload_successful: bool = True
+    reload_success_timestamp: float = 0.0
+    in_flight: Callable[[], int] = lambda: 0
+    journal_write_errors: Callable[[], int] = lambda: 0
+
+
+def _labels(state: TargetState) -> list[str]:
+    t = state.target
+    return [t.name, t.kind, t.group, state.role_label]
+
+
+class ReachwatchCollector(Collector):
+    """Renders the state store and the daemon status on every scrape."""
+
+    def __init__(self, store: StateStore, status: DaemonStatus) -> None:
+        self.store = store
+        self.status = status
+
+    def describe(self) -> Iterable[Metric]:
+        # an empty describe keeps registration from calling collect() (the store may still be empty)
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._daemon_metrics()
+        if self.status.config.web.per_target_metrics:
+            yield from self._target_metrics(list(self.store.targets.values()))
+
+    def _daemon_metrics(self) -> Iterator[Metric]:
+        status = self.status
+        build = GaugeMetricFamily("reachwatch_build_info", "reachwatch build.", labels=["version"])
+        build.add_metric([__version__], 1)
+        yield build
+        v = status.config.vantage
+        info = GaugeMetricFamily(
+            "reachwatch_vantage_info",
+            "The vantage point this daemon measures from.",
+            labels=["vantage", "country", "asn", "isp", "city"],
+        )
+        info.add_metric([v.name, v.country, v.asn, v.isp, v.city], 1)
+        yield info
+        vstate = GaugeMetricFamily(
+            "reachwatch_vantage_state",
+            "1 for the current vantage state (from the controls).",
+            labels=["state"],
+        )
+        for s in VantageState:
+            vstate.add_metric([s.value], 1 if self.store.vantage_state is s else 0)
+        yield vstate
+        yield GaugeMetricFamily(
+            "reachwatch_vantage_state_change_timestamp_seconds",
+            "When the vantage state last changed.",
+            value=self.store.vantage_since,
+        )
+        yield GaugeMetricFamily(
+            "reachwatch_config_last_reload_successful",
+            "1 if the last configuration load succeeded.",
+            value=1 if status.reload_successful else 0,
+        )
+        yield GaugeMetricFamily(
+            "reachwatch_config_last_reload_success_timestamp_seconds",
+            "When the configuration was last loaded successfully.",
+            value=status.reload_success_timestamp,
+        )
+        yield GaugeMetricFamily(
+            "reachwatch_probes_in_flight", "Probe attempts running now.", value=status.in_flight()
+        )
+        yield CounterMetricFamily(
+            "reachwatch_journal_write_errors",
+            "Journal writes that failed (results not persisted).",
+            value=status.journal_write_errors(),
+        )
+        yield GaugeMetricFamily(
+            "reachwatch_targets", "Configured targets, controls included.", value=len(self.store.targets)
+        )
+
+    def _target_metrics(self, states: list[TargetState]) -> Iterator[Metric]:
+        default_interval = self.status.config.defaults.interval
+        success = GaugeMetricFamily("probe_success", "1 if the last attempt succeeded.", labels=TARGET_LABELS)
+        duration = GaugeMetricFamily(
+            "probe_duration_seconds", "Duration of the last attempt.", labels=TARGET_LABELS
+        )
+        stage_dur = GaugeMetricFamily(
+            "probe_stage_duration_seconds",
+            "Time spent in each stage of the last attempt.",
+            labels=[*TARGET_LABELS, "stage"],
+        )
+        probes = CounterMetricFamily("reachwatch_probes", "Probe attempts.", labels=TARGET_LABELS)
+        failures = CounterMetricFamily(
+            "reachwatch_probe_failures",
+            "Failed probe attempts by stage and failure.",
+            labels=[*TARGET_LABELS, "stage", "failure"],
+        )
+        verdict = GaugeMetricFamily(
+            "reachwatch_target_verdict", "1 for the current verdict.", labels=[*TARGET_LABELS, "verdict"]
+        )
+        blocked = GaugeMetricFamily(
+            "reachwatch_target_blocked",
+            "1 while the target is blocked with this technique.",
+            labels=[*TARGET_LABELS, "technique"],
+        )
+        changed = GaugeMetricFamily(
+            "reachwatch_target_verdict_change_timestamp_seconds",
+            "When the verdict last changed.",
+            labels=TARGET_LABELS,
+        )
+        last_ts = GaugeMetricFamily(
+            "reachwatch_target_last_probe_timestamp_seconds",
+            "Start of the last attempt.",
+            labels=TARGET_LABELS,
+        )
+        interval = GaugeMetricFamily(
+            "reachwatch_target_interval_seconds", "Configured probe interval.", labels=TARGET_LABELS
+        )
+        fact_families: dict[str, GaugeMetricFamily] = {
+            key: GaugeMetricFamily(
+                fm.name, fm.help, labels=[*TARGET_LABELS, fm.label] if fm.info else TARGET_LABELS
+            )
+            for key, fm in FACT_METRICS.items()
+        }
+        # target_info carries the user labels, which differ per target: one family, several label sets is
+        # not allowed by the client, so each distinct label-key set is rendered as its own sample list.
+        info_samples: list[tuple[dict[str, str], float]] = []
+
+        for state in sorted(states, key=lambda s: s.name):
+            labels = _labels(state)
+            t = state.target
+            interval.add_metric(labels, t.interval or default_interval)
+            probes.add_metric(labels, state.probes_total)
+            for (stage, failure), count in sorted(
+                state.failures_total.items(), key=lambda kv: (kv[0][0] or "", kv[0][1])
+            ):
+                failures.add_metric([*labels, stage.value if stage else "none", failure.value], count)
+            for v in Verdict:
+                verdict.add_metric([*labels, v.value], 1 if state.verdict is v else 0)
+            if state.verdict is Verdict.BLOCKED and state.technique is not None:
+                blocked.add_metric([*labels, state.technique.value], 1)
+            changed.add_metric(labels, state.verdict_since)
+            info_samples.append(({**t.labels, **dict(zip(TARGET_LABELS, labels, strict=True))}, 1))
+            last = state.last
+            if last is None:
+                continue
+            success.add_metric(labels, 1 if last.success else 0)
+            duration.add_metric(labels, last.duration_s)
+            last_ts.add_metric(labels, last.started_at)
+            for stage_name, seconds in sorted(last.stage_durations.items()):
+                stage_dur.add_metric([*labels, stage_name], seconds)
+            for key, fm in FACT_METRICS.items():
+                value = last.facts.get(key)
+                if value is None or (fm.when is not None and not fm.when(last)):
+                    continue
+                if fm.info:
+                    fact_families[key].add_metric([*labels, cap_label_value(str(value))], 1)
+                elif isinstance(value, int | float) and not isinstance(value, bool):
+                    fact_families[key].add_metric(labels, float(value))
+
+        yield from (success, duration, stage_dur, probes, failures, verdict, blocked, changed, last_ts)
+        yield from (interval, *fact_families.values())
+        yield _info_family(info_samples)
+
+
+def _info_family(samples: list[tuple[dict[str, str], float]]) -> Metric:
+    """``reachwatch_target_info``: target labels plus the user's free labels, 1 per target."""
+    family = Metric("reachwatch_target_info", "1 per target; carries the user's labels for joins.", "gauge")
+    for labels, value in samples:
+        family.add_sample("reachwatch_target_info", labels, value)
+    return family
+
+
+def build_registry(store: StateStore, status: DaemonStatus) -> CollectorRegistry:
+    """A fresh registry holding only the reachwatch collector (no process/platform defaults)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ReachwatchCollector(store, status))
+    # process_* (CPU seconds, RSS, open fds): the cheapest way to see a daemon that leaks or spins
+    ProcessCollector(registry=registry)
+    return registry

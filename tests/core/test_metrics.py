@@ -1,0 +1,204 @@
+"""The metrics collector renders the state store at scrape time, with exactly the documented names."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from reachwatch.config.load import parse_config
+from reachwatch.failures import Failure, Stage, Technique, VantageState, Verdict
+from reachwatch.metrics import FACT_METRICS, MAX_INFO_VALUE, DaemonStatus, build_registry
+from reachwatch.model import ProbeResult
+from reachwatch.state import StateStore
+
+ARCH = Path(__file__).resolve().parents[2] / "docs" / "ARCHITECTURE.md"
+
+CONFIG = """
+vantage: {name: kz-almaty-1, country: KZ, asn: AS9198, isp: Kazakhtelecom, city: Almaty}
+controls:
+  domestic:
+    - {name: egov, kind: tcp, host: 127.0.0.1, port: 1}
+targets:
+  - {name: relay-a, kind: tcp, host: 192.0.2.55, port: 443, private: true, labels: {category: tor}}
+  - {name: site-b, kind: tcp, host: 127.0.0.1, port: 2, interval: 5m}
+"""
+
+
+def _store() -> tuple[StateStore, DaemonStatus]:
+    loaded = parse_config(CONFIG, "test.yaml", Path.cwd())
+    store = StateStore()
+    cfg = loaded.config
+    for t in cfg.all_targets():
+        store.ensure(t, cfg.control_role(t.name))
+    status = DaemonStatus(config=cfg, in_flight=lambda: 3, journal_write_errors=lambda: 2)
+    return store, status
+
+
+def _result(name: str, *, ok: bool, **kw: object) -> ProbeResult:
+    return ProbeResult(
+        target=name,
+        kind="tcp",
+        started_at=time.time(),
+        duration_s=0.25,
+        success=ok,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def _record(store: StateStore, result: ProbeResult) -> None:
+    state = store.targets[result.target]
+    state.last = result
+    state.probes_total += 1
+    if result.failure is not None:
+        state.failures_total[(result.stage, result.failure)] += 1
+
+
+def _scrape(store: StateStore, status: DaemonStatus) -> dict[str, list[tuple[str, dict[str, str], float]]]:
+    text = generate_latest(build_registry(store, status)).decode()
+    out: dict[str, list[tuple[str, dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out.setdefault(s.name, []).append((s.name, dict(s.labels), s.value))
+    return out
+
+
+def _populated() -> tuple[StateStore, DaemonStatus]:
+    store, status = _store()
+    _record(store, _result("egov", ok=True, stage_durations={"connect": 0.01}))
+    _record(
+        store,
+        _result(
+            "relay-a",
+            ok=False,
+            failure=Failure.SSL_UNKNOWN_AUTHORITY,
+            stage=Stage.TLS_HANDSHAKE,
+            evidence=Technique.TLS_INTERCEPTION,
+            facts={"tls_issuer": "CN=Information Security Certification Authority,O=ISCA,C=KZ"},
+        ),
+    )
+    _record(
+        store,
+        _result("site-b", ok=True, facts={"throughput_bps": 18000.0, "control_throughput_bps": 900000}),
+    )
+    relay = store.targets["relay-a"]
+    relay.verdict, relay.technique = Verdict.BLOCKED, Technique.TLS_INTERCEPTION
+    store.set_vantage(VantageState.ONLINE)
+    return store, status
+
+
+def _documented_names() -> set[str]:
+    section = ARCH.read_text().split("## Metrics", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"^\| `([a-z_]+)` \|", section, re.MULTILINE))
+
+
+def test_every_documented_metric_is_exported_and_nothing_undocumented() -> None:
+    store, status = _populated()
+    samples = _scrape(store, status)
+    exported = {re.sub(r"_total$", "", n) for n in samples if not n.startswith("process_")}
+    documented = {re.sub(r"_total$", "", n) for n in _documented_names()}
+    assert documented, "metrics table not found in ARCHITECTURE.md"
+    assert documented - exported == set(), "documented but not exported"
+    assert exported - documented == set(), "exported but not documented"
+
+
+def test_blocked_target_carries_verdict_technique_and_named_issuer() -> None:
+    store, status = _populated()
+    samples = _scrape(store, status)
+    relay = {"target": "relay-a", "kind": "tcp", "group": "default", "role": "target"}
+    assert ("reachwatch_target_blocked", {**relay, "technique": "tls_interception"}, 1.0) in samples[
+        "reachwatch_target_blocked"
+    ]
+    verdicts = {
+        s[1]["verdict"]: s[2] for s in samples["reachwatch_target_verdict"] if s[1]["target"] == "relay-a"
+    }
+    assert verdicts == {"reachable": 0, "blocked": 1, "unreachable": 0, "unknown": 0}
+    (issuer,) = samples["reachwatch_tls_presented_issuer_info"]
+    assert issuer[1]["issuer"] == "CN=Information Security Certification Authority,O=ISCA,C=KZ"
+    assert (
+        "reachwatch_probe_failures_total",
+        {**relay, "stage": "tls_handshake", "failure": "ssl_unknown_authority"},
+        1.0,
+    ) in samples["reachwatch_probe_failures_total"]
+    assert samples["probe_success"] and all(
+        s[1]["target"] != "relay-a" or s[2] == 0 for s in samples["probe_success"]
+    )
+
+
+def test_control_roles_user_labels_interval_and_throughput() -> None:
+    store, status = _populated()
+    samples = _scrape(store, status)
+    roles = {s[1]["target"]: s[1]["role"] for s in samples["probe_success"]}
+    assert roles == {"egov": "domestic_control", "relay-a": "target", "site-b": "target"}
+    infos = {s[1]["target"]: s[1] for s in samples["reachwatch_target_info"]}
+    assert infos["relay-a"]["category"] == "tor"
+    intervals = {s[1]["target"]: s[2] for s in samples["reachwatch_target_interval_seconds"]}
+    assert intervals == {"egov": 600.0, "relay-a": 600.0, "site-b": 300.0}
+    (bps,) = samples["reachwatch_throughput_bytes_per_second"]
+    assert bps[1]["target"] == "site-b" and bps[2] == 18000.0
+    assert samples["reachwatch_throughput_control_bytes_per_second"][0][2] == 900000.0
+    assert samples["reachwatch_probes_in_flight"][0][2] == 3
+    assert samples["reachwatch_journal_write_errors_total"][0][2] == 2
+    assert samples["reachwatch_vantage_info"][0][1] == {
+        "vantage": "kz-almaty-1",
+        "country": "KZ",
+        "asn": "AS9198",
+        "isp": "Kazakhtelecom",
+        "city": "Almaty",
+    }
+    states = {s[1]["state"]: s[2] for s in samples["reachwatch_vantage_state"]}
+    assert states["online"] == 1 and sum(states.values()) == 1
+
+
+def test_removed_target_disappears_at_next_scrape() -> None:
+    store, status = _populated()
+    assert any(s[1]["target"] == "site-b" for s in _scrape(store, status)["probe_success"])
+    store.retain({"egov", "relay-a"})
+    after = _scrape(store, status)
+    for name, rows in after.items():
+        assert all(labels.get("target") != "site-b" for _, labels, _ in rows), name
+
+
+def test_private_target_address_never_exported() -> None:
+    store, status = _populated()
+    text = generate_latest(build_registry(store, status)).decode()
+    assert "relay-a" in text
+    assert "192.0.2.55" not in text
+
+
+def test_issuer_only_exported_when_certificate_rejected_and_is_capped() -> None:
+    store, status = _store()
+    _record(store, _result("site-b", ok=True, facts={"tls_issuer": "CN=R11,O=Let's Encrypt"}))
+    assert "reachwatch_tls_presented_issuer_info" not in _scrape(store, status)
+    hostile = "CN=" + "A" * 5000 + "\n\x00"
+    _record(
+        store,
+        _result(
+            "site-b",
+            ok=False,
+            failure=Failure.SSL_PIN_MISMATCH,
+            stage=Stage.TLS_HANDSHAKE,
+            facts={"tls_issuer": hostile},
+        ),
+    )
+    (row,) = _scrape(store, status)["reachwatch_tls_presented_issuer_info"]
+    assert len(row[1]["issuer"]) == MAX_INFO_VALUE
+    assert "\n" not in row[1]["issuer"] and "\x00" not in row[1]["issuer"]
+
+
+def test_fact_table_names_are_documented() -> None:
+    assert {fm.name for fm in FACT_METRICS.values()} <= _documented_names()
+
+
+def test_reload_gauge_and_disabled_per_target_metrics() -> None:
+    store, status = _populated()
+    status.reload_successful = False
+    samples = _scrape(store, status)
+    assert samples["reachwatch_config_last_reload_successful"][0][2] == 0
+    status.config = status.config.model_copy(
+        update={"web": status.config.web.model_copy(update={"per_target_metrics": False})}
+    )
+    assert "probe_success" not in _scrape(store, status)
