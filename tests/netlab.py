@@ -3,8 +3,8 @@
 Topology (all addresses in 198.18.0.0/15, the RFC 2544 benchmarking range, so nothing here can be
 confused with a real network)::
 
-    client ns  c0 198.18.0.2/24 ──veth── r0 198.18.0.1/24  router ns  r1 198.18.1.1/24 ──veth── s0 198.18.1.2/24  server ns
-                                          (the censor: nftables forward chain, tc on r0/r1)
+    client ns  198.18.0.2 ──veth── 198.18.0.1  router ns  198.18.1.1 ──veth── 198.18.1.2  server ns
+                                   (the censor: nftables forward chain, tc)
 
 - The client namespace is "inside the country": run reachwatch there (``lab.client.popen([...])``).
 - The server namespace is "abroad": run real servers there; ``lab.server_ip(n)`` adds 198.18.1.n so
@@ -208,9 +208,8 @@ class Lab:
 
     def throttle(self, rate: str = "150kbit", burst: str = "16kb", latency: str = "200ms") -> None:
         """Cap traffic towards the client (downloads) with a token bucket on the router's inner link."""
-        self.router.run(
-            f"tc qdisc replace dev {self.router_inner_if} root tbf rate {rate} burst {burst} latency {latency}"
-        )
+        tbf = f"tbf rate {rate} burst {burst} latency {latency}"
+        self.router.run(f"tc qdisc replace dev {self.router_inner_if} root {tbf}")
 
     def unthrottle(self) -> None:
         self.router.run(f"tc qdisc del dev {self.router_inner_if} root", check=False)
