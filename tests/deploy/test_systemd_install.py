@@ -1,0 +1,104 @@
+"""The systemd unit and the installer: verified by systemd itself, shellcheck, and a staged install."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+UNIT = REPO / "deploy" / "systemd" / "reachwatch.service"
+INSTALL = REPO / "deploy" / "install.sh"
+
+
+def _unit_with_exec(tmp_path: Path) -> Path:
+    """A copy of the unit whose binaries exist here, so `verify` checks everything else for real."""
+    fake = tmp_path / "bin" / "reachwatch"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    fake.chmod(0o755)
+    text = UNIT.read_text().replace("/opt/reachwatch/venv/bin/reachwatch", str(fake))
+    unit = tmp_path / "reachwatch.service"
+    unit.write_text(text)
+    return unit
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+    unit = _unit_with_exec(tmp_path)
+    out = subprocess.run(
+        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+def test_unit_exposure_is_low(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "etc/systemd/system").mkdir(parents=True)
+    shutil.copy(UNIT, root / "etc/systemd/system/reachwatch.service")
+    out = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", f"--root={root}", "reachwatch.service"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    line = [ln for ln in out.stdout.splitlines() if "Overall exposure level" in ln]
+    assert line, out.stdout + out.stderr
+    exposure = float(line[0].split(":")[1].split()[0])
+    assert exposure <= 2.0, line[0]
+
+
+def test_unit_hardening_directives_present() -> None:
+    text = UNIT.read_text()
+    for directive in (
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "StateDirectory=reachwatch",
+        "CapabilityBoundingSet=\n",
+        "RestrictAddressFamilies=",
+        "MemoryMax=",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "User=reachwatch",
+    ):
+        assert directive in text, directive
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
+def test_install_script_is_shellcheck_clean() -> None:
+    out = subprocess.run(["shellcheck", str(INSTALL)], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stdout
+
+
+def test_install_dry_run_lists_every_step_and_changes_nothing(tmp_path: Path) -> None:
+    out = subprocess.run(
+        ["bash", str(INSTALL), "--dry-run", "--root", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "install -d -m 0700" in out.stdout and "/var/lib/reachwatch" in out.stdout
+    assert "reachwatch.service" in out.stdout
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_staged_install_is_idempotent_and_keeps_operator_config(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    env = {**os.environ, "PIP_INSTALL_ARGS": "--no-deps"}
+    subprocess.run(["bash", str(INSTALL), "--root", str(root)], check=True, env=env, capture_output=True)
+    assert stat.S_IMODE((root / "var/lib/reachwatch").stat().st_mode) == 0o700
+    assert stat.S_IMODE((root / "etc/reachwatch").stat().st_mode) == 0o750
+    config = root / "etc/reachwatch/config.yaml"
+    assert stat.S_IMODE(config.stat().st_mode) == 0o640
+    assert (root / "etc/systemd/system/reachwatch.service").read_text() == UNIT.read_text()
+    assert (root / "opt/reachwatch/venv/bin/reachwatch").exists()
+    config.write_text(config.read_text() + "\n# operator edit\n")
+    subprocess.run(["bash", str(INSTALL), "--root", str(root)], check=True, env=env, capture_output=True)
+    assert config.read_text().endswith("# operator edit\n")
