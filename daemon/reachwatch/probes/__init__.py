@@ -9,10 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from reachwatch.probes import tcp
+from reachwatch.probes import tls as tls_probe
 from reachwatch.probes.base import ProbeSpec
 
 PROBES: dict[str, ProbeSpec[Any]] = {
     "tcp": tcp.SPEC,
+    "tls": tls_probe.SPEC,
 }
 
 __all__ = ["PROBES"]

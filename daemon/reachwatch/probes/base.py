@@ -64,13 +64,18 @@ class ProbeContext:
         previous = self.current_stage
         self.current_stage = stage
         start = time.monotonic()
+        failed = False
         try:
             yield
+        except BaseException:
+            failed = True  # a failure or the deadline (a cancellation) belongs to this stage: keep it
+            raise
         finally:
             self.stage_durations[stage.value] = self.stage_durations.get(stage.value, 0.0) + (
                 time.monotonic() - start
             )
-            self.current_stage = previous if previous is not None else stage
+            if not failed:
+                self.current_stage = previous if previous is not None else stage
 
     def remaining(self) -> float:
         """Seconds left before the hard deadline (never negative)."""

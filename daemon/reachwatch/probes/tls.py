@@ -1,0 +1,229 @@
+"""``tls``: does a TLS handshake with the expected server complete, and if not, who answered instead?
+
+Stages: resolve -> connect -> tls_handshake. Success means OpenSSL validated the chain for the SNI name
+(system roots, or ``ca_file``) and every configured pin matched. On a validation failure the probe names
+the presented issuer (fact ``tls_issuer``) so a national interception root is visible on dashboards; see
+``net.tls`` for why that takes one diagnostic unverified handshake.
+
+Local evidence:
+- ``tls_interception``: a pin is configured and the presented key/certificate differs, or the presented
+  chain names a known national interception root (``net.tls.KNOWN_INTERCEPTION_ROOTS``);
+- ``tls_interference``: the handshake timed out or was reset, and ONE diagnostic handshake to the same
+  IP with ``neutral_sni`` completed: the block keys on the name in the ClientHello (Kazakhstan's usual
+  method), not on the address.
+
+``handshake_with_evidence`` is shared with the https, DoH and throughput probes so every TLS step in
+reachwatch reports interception the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from reachwatch.config.types import Duration, StrictModel, TargetBase
+from reachwatch.failures import Failure, Stage, Technique
+from reachwatch.model import ProbeResult
+from reachwatch.net.dial import connect_tcp, is_ip_literal, pin_address
+from reachwatch.net.errors import NetFailure
+from reachwatch.net.tls import (
+    PresentedChain,
+    TlsSession,
+    check_pins,
+    client_context,
+    discard,
+    read_presented_chain,
+    tls_handshake,
+)
+from reachwatch.probes.base import ProbeContext, ProbeSpec
+
+_VERIFY_FAILURES = {
+    Failure.SSL_UNKNOWN_AUTHORITY,
+    Failure.SSL_INVALID_HOSTNAME,
+    Failure.SSL_INVALID_CERTIFICATE,
+}
+_INTERFERENCE_FAILURES = {
+    Failure.GENERIC_TIMEOUT_ERROR,
+    Failure.CONNECTION_RESET,
+    Failure.EOF_ERROR,
+}
+
+
+class TlsOptions(StrictModel):
+    """How to judge a server's certificate; shared by ``tls``, ``https`` and ``throughput`` targets.
+
+    - ``ca_file``: PEM bundle for a private CA (replaces the system roots); relative to the config file.
+    - ``verify``: ``false`` skips chain validation (self-signed private endpoints); then set a pin.
+    - ``spki_sha256``: pins on the SubjectPublicKeyInfo of any chain certificate (base64, ``sha256/...``
+      or hex). ``cert_sha256``: SHA-256 fingerprints of the leaf certificate (hex, colons allowed).
+    """
+
+    ca_file: str | None = None
+    verify: bool = True
+    spki_sha256: list[str] = Field(default_factory=list)
+    cert_sha256: list[str] = Field(default_factory=list)
+
+    def pinned(self) -> bool:
+        return bool(self.spki_sha256 or self.cert_sha256)
+
+
+class TlsTarget(TargetBase, TlsOptions):
+    """A TLS server: ``host`` (name or IP) and ``port``.
+
+    - ``server_name``: SNI and the name verified; defaults to ``host`` (none when ``host`` is an IP).
+    - ``neutral_sni``: a harmless name for the SNI-blocking diagnostic (e.g. ``www.example.com``).
+    - ``handshake_timeout``: bound on the handshake alone; defaults to half the remaining deadline when
+      ``neutral_sni`` is set (the diagnostic needs the other half), else the probe deadline.
+    """
+
+    kind: Literal["tls"]
+    host: str = Field(min_length=1)
+    port: int = Field(default=443, ge=1, le=65535)
+    server_name: str | None = None
+    neutral_sni: str | None = None
+    handshake_timeout: Duration | None = None
+
+    def destination(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def sni(self) -> str | None:
+        return self.server_name or (None if is_ip_literal(self.host) else self.host)
+
+    def sensitive_values(self) -> list[str]:
+        values = [self.host, self.server_name, *self.spki_sha256, *self.cert_sha256]
+        return [v for v in values if v]
+
+
+def record_issuer(ctx: ProbeContext, chain: PresentedChain) -> str | None:
+    """Name the presented issuer; return the known interception root it matched, if any.
+
+    A national root name identifies the censor, not the target, so it is recorded even for private
+    targets; any other issuer (a private CA's name) is identifying and goes through ``public_fact``.
+    """
+    root = chain.interception_root()
+    if root is not None:
+        ctx.fact("tls_issuer", root)
+    elif chain.top_issuer:
+        ctx.public_fact("tls_issuer", chain.top_issuer)
+    if chain.leaf_issuer:
+        ctx.public_fact("tls_leaf_issuer", chain.leaf_issuer)
+    return root
+
+
+async def handshake_with_evidence(
+    ctx: ProbeContext,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    *,
+    ip: str,
+    port: int,
+    server_name: str | None,
+    opts: TlsOptions,
+    alpn: tuple[str, ...] = (),
+    handshake_timeout: float | None = None,
+) -> TlsSession:
+    """Verified handshake; on a certificate or pin failure, record the issuer and interception evidence.
+
+    Raises the classified ``NetFailure`` (with ``ctx.evidence`` set when warranted) so the runner reports
+    it at ``tls_handshake``.
+    """
+    ca_file = Path(opts.ca_file) if opts.ca_file else None
+    if ca_file is not None and not ca_file.is_absolute():
+        ca_file = ctx.base_dir / ca_file
+    context = client_context(ca_file=ca_file, verify=opts.verify, alpn=alpn)
+    try:
+        session = await tls_handshake(
+            reader, writer, server_name, context, handshake_timeout=handshake_timeout
+        )
+    except NetFailure as exc:
+        if exc.failure in _VERIFY_FAILURES:
+            await _diagnose_refused_chain(ctx, ip, port, server_name, opts)
+        raise
+    ctx.fact("tls_version", session.version)
+    ctx.public_fact("tls_subject", session.chain.leaf_subject)
+    try:
+        check_pins(session.chain, opts.spki_sha256, opts.cert_sha256, session.verified)
+    except NetFailure:
+        record_issuer(ctx, session.chain)
+        ctx.mark_evidence(Technique.TLS_INTERCEPTION)
+        raise
+    return session
+
+
+async def _diagnose_refused_chain(
+    ctx: ProbeContext, ip: str, port: int, server_name: str | None, opts: TlsOptions
+) -> None:
+    try:
+        async with asyncio.timeout(ctx.remaining() * 0.9):
+            chain = await read_presented_chain(ip, port, server_name)
+    except (NetFailure, TimeoutError):
+        ctx.fact("tls_issuer_unavailable", True)
+        return
+    root = record_issuer(ctx, chain)
+    pin_differs = False
+    if opts.pinned():
+        try:
+            check_pins(chain, opts.spki_sha256, opts.cert_sha256)
+        except NetFailure:
+            pin_differs = True
+    if root is not None or pin_differs:
+        ctx.mark_evidence(Technique.TLS_INTERCEPTION)
+
+
+async def _neutral_handshake_completes(ctx: ProbeContext, ip: str, port: int, neutral_sni: str) -> bool:
+    """One unverified handshake to the same IP with a harmless SNI; True when it completes."""
+    try:
+        async with asyncio.timeout(ctx.remaining() * 0.9):
+            reader, writer = await connect_tcp(ip, port)
+            try:
+                await tls_handshake(reader, writer, neutral_sni, client_context(verify=False))
+            finally:
+                discard(writer)
+    except (NetFailure, TimeoutError):
+        return False
+    return True
+
+
+async def probe(target: TlsTarget, ctx: ProbeContext) -> ProbeResult:
+    with ctx.stage(Stage.RESOLVE):
+        ip = await pin_address(target.host)
+    ctx.public_fact("ip", ip)
+    with ctx.stage(Stage.CONNECT):
+        reader, writer = await connect_tcp(ip, target.port)
+    timeout = target.handshake_timeout
+    if timeout is None and target.neutral_sni:
+        timeout = ctx.remaining() / 2
+    try:
+        with ctx.stage(Stage.TLS_HANDSHAKE):
+            await handshake_with_evidence(
+                ctx,
+                reader,
+                writer,
+                ip=ip,
+                port=target.port,
+                server_name=target.sni(),
+                opts=target,
+                handshake_timeout=timeout,
+            )
+    except NetFailure as exc:
+        if not (target.neutral_sni and exc.failure in _INTERFERENCE_FAILURES):
+            raise
+        neutral_ok = await _neutral_handshake_completes(ctx, ip, target.port, target.neutral_sni)
+        ctx.fact("neutral_sni_handshake", neutral_ok)
+        return ctx.fail(
+            exc.failure, Stage.TLS_HANDSHAKE, evidence=Technique.TLS_INTERFERENCE if neutral_ok else None
+        )
+    finally:
+        discard(writer)
+    return ctx.succeed()
+
+
+SPEC = ProbeSpec(
+    kind="tls",
+    target_model=TlsTarget,
+    probe=probe,
+    description="TLS handshake with SNI; names the issuer of a refused chain",
+)
