@@ -1,0 +1,163 @@
+"""Logging: structlog set-up (console or JSON) and the redaction step every log line passes through.
+
+Redaction is a processor, not a convention: whatever a module logs (an event field, an exception text,
+a traceback, a stdlib logger's message), the values that identify a private target
+(``TargetBase.sensitive_values()``: its host, fingerprint, keys...) and every configured secret are
+replaced with ``[redacted]`` before the line is rendered. The set is rebuilt on every config reload.
+
+Levels: verdict and vantage changes at ``info``, each probe at ``debug``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from collections.abc import Iterable, MutableMapping
+from pathlib import Path
+from typing import Any, TextIO
+
+import structlog
+from pydantic import BaseModel
+
+from reachwatch.config.load import LoadedConfig
+from reachwatch.config.secrets import resolve_path
+
+REDACTED = "[redacted]"
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+# shorter strings would redact ordinary words; a real host, key or password is longer than this
+MIN_SECRET_LEN = 3
+MIN_LINE_LEN = 16
+_SECRET_FILE_LIMIT = 64 * 1024
+# *_file fields that name public material (certificates, CA bundles), not secrets
+PUBLIC_FILE_FIELDS = frozenset({"ca_file", "cert_file", "client_ca_file", "config_file"})
+
+
+class Redactor:
+    """Replaces sensitive substrings in every string of an event, recursively."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: tuple[str, ...] = ()
+
+    def update(self, values: Iterable[str]) -> None:
+        # longest first, so "10.0.0.1" inside "10.0.0.10" never leaves a stray "0"
+        clean = {v.strip() for v in values if v and len(v.strip()) >= MIN_SECRET_LEN}
+        with self._lock:
+            self._values = tuple(sorted(clean, key=len, reverse=True))
+
+    @property
+    def values(self) -> tuple[str, ...]:
+        return self._values
+
+    def redact(self, obj: Any) -> Any:
+        values = self._values
+        if not values:
+            return obj
+        return self._walk(obj, values)
+
+    def _walk(self, obj: Any, values: tuple[str, ...]) -> Any:
+        if isinstance(obj, str):
+            for v in values:
+                if v in obj:
+                    obj = obj.replace(v, REDACTED)
+            return obj
+        if isinstance(obj, dict):
+            return {self._walk(k, values): self._walk(v, values) for k, v in obj.items()}
+        if isinstance(obj, list | tuple | set | frozenset):
+            return [self._walk(v, values) for v in obj]
+        if isinstance(obj, int | float | bool) or obj is None:
+            return obj
+        # anything else (exceptions, paths, objects) is rendered as text: redact that text
+        return self._walk(str(obj), values)
+
+    def __call__(self, logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> Any:
+        return {k: self.redact(v) for k, v in event_dict.items()}
+
+
+REDACTOR = Redactor()
+
+
+def _secret_values(model: BaseModel, base_dir: Path) -> list[str]:
+    """Values of every ``*_file`` / ``*_env`` secret in the config (best effort; load reports errors)."""
+    out: list[str] = []
+    for name, value in model:
+        if isinstance(value, BaseModel):
+            out += _secret_values(value, base_dir)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                if isinstance(item, BaseModel):
+                    out += _secret_values(item, base_dir)
+        elif isinstance(value, str) and name.endswith("_env"):
+            secret = os.environ.get(value)
+            if secret:
+                out.append(secret)
+        elif isinstance(value, str) and name.endswith("_file") and name not in PUBLIC_FILE_FIELDS:
+            out += _file_secret(value, base_dir)
+    return out
+
+
+def _file_secret(value: Any, base_dir: Path) -> list[str]:
+    if not isinstance(value, str):
+        return []
+    try:
+        with resolve_path(value, base_dir).open("rb") as fh:
+            text = fh.read(_SECRET_FILE_LIMIT).decode("utf-8", "replace")
+    except OSError:
+        return []
+    # a multi-line secret (a key, a bridge list) is redacted as a whole and by its longer lines; short
+    # lines of a config-like file ("dev tun") are ordinary words, not secrets
+    return [text.strip(), *(ln.strip() for ln in text.splitlines() if len(ln.strip()) >= MIN_LINE_LEN)]
+
+
+def sensitive_values(loaded: LoadedConfig) -> list[str]:
+    """Everything that must never reach a log line under this config."""
+    values: list[str] = []
+    for target in loaded.config.all_targets():
+        if target.private:
+            try:
+                values += target.sensitive_values()
+            except NotImplementedError:
+                continue
+    values += _secret_values(loaded.config, loaded.base_dir)
+    return values
+
+
+def configure(level: str = "info", fmt: str = "console", stream: TextIO | None = None) -> None:
+    """Set up structlog (and stdlib logging, for aiohttp/asyncio) to write redacted lines to ``stream``."""
+    out = stream or sys.stderr
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        REDACTOR,  # last before rendering: sees the final text of every field, tracebacks included
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer(sort_keys=False)
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
+        logger_factory=structlog.WriteLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=[structlog.stdlib.add_log_level, *shared[2:]],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(max(LEVELS[level], logging.INFO))  # library debug chatter is not ours to show
+    logging.getLogger("aiohttp.access").disabled = True  # scraper addresses are not worth a line each
+
+
+def update_redaction(loaded: LoadedConfig) -> None:
+    """Rebuild the redaction set for a (re)loaded config."""
+    REDACTOR.update(sensitive_values(loaded))
