@@ -8,13 +8,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from reachwatch.probes import tcp
+from reachwatch.probes import openvpn, tcp
+from reachwatch.probes import http_proxy, socks5
+from reachwatch.probes import http as http_probe
 from reachwatch.probes import tls as tls_probe
+from reachwatch.probes import tor_dirport, tor_relay
 from reachwatch.probes.base import ProbeSpec
 
 PROBES: dict[str, ProbeSpec[Any]] = {
     "tcp": tcp.SPEC,
+    "socks5": socks5.SPEC,
+    "http_proxy": http_proxy.SPEC,
+    "openvpn": openvpn.SPEC,
     "tls": tls_probe.SPEC,
+    "http": http_probe.SPEC,
+    "https": http_probe.HTTPS_SPEC,
+    "tor_relay": tor_relay.SPEC,
+    "tor_dirport": tor_dirport.SPEC,
 }
 
 __all__ = ["PROBES"]

@@ -1,0 +1,248 @@
+"""``openvpn``: does an OpenVPN server answer a real client hard reset, over UDP or TCP?
+
+One attempt sends ``P_CONTROL_HARD_RESET_CLIENT_V2`` (``_V3`` with tls-crypt-v2) with a fresh random session
+id, wrapped as the server expects (plain, ``tls-auth``, ``tls-crypt``, ``tls-crypt-v2``; packets in
+``vpn/openvpn_packets.py``), and succeeds on an authenticated ``P_CONTROL_HARD_RESET_SERVER_V2`` that ACKs
+our packet for our session. No certificate or password is needed for this; the deeper check that runs the
+real client is ``openvpn_tunnel``.
+
+Reading silence. A server protected by tls-auth/tls-crypt drops every packet it cannot authenticate
+without a word, so "no answer" alone proves nothing (wrong key, dead server, or a filter). The probe
+returns ``protocol_handshake``/``generic_timeout_error`` and marks ``protocol_blocking`` evidence only when
+all of these hold (our rule for the issue's "only when a control says the path is fine"):
+
+1. this target answered our handshake before (in this process): the key and address are right;
+2. the path to it works now: the TCP connect succeeded (TCP), or the configured ``control`` UDP endpoint on
+   the same route (e.g. an echo service on the VPN host) answered a non-OpenVPN datagram sent at the same
+   time (UDP);
+3. nothing authentic came back.
+
+Otherwise the silence stays unattributed (the verdict engine may still attribute it with a reference
+vantage). Replies that fail authentication or do not ACK our session are ignored; if only such replies
+arrive the failure is ``protocol_error``: a forged reply never counts as success.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import struct
+import time
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from reachwatch.config.secrets import read_secret_file
+from reachwatch.config.types import Duration, StrictModel, TargetBase
+from reachwatch.errors import ConfigError
+from reachwatch.failures import Failure, Stage, Technique
+from reachwatch.model import ProbeResult
+from reachwatch.net.dial import close_quietly, connect_tcp, pin_address
+from reachwatch.net.errors import NetFailure, classified
+from reachwatch.net.udp import UdpSocket, open_udp
+from reachwatch.probes.base import ProbeContext, ProbeSpec
+from reachwatch.vpn.openvpn_packets import (
+    MAX_RESET_REPLY,
+    KeyFormatError,
+    PlainWrapper,
+    ServerReset,
+    TlsAuthWrapper,
+    TlsCryptWrapper,
+    Wrapper,
+    client_reset,
+    parse_server_reset,
+    parse_static_key,
+    parse_tls_crypt_v2_client_key,
+)
+
+# targets whose handshake was answered in this process, by name (condition 1 of the evidence rule)
+_ANSWERED: dict[str, float] = {}
+MAX_TCP_PACKETS = 8  # packets read on TCP before giving up on finding the reset reply
+
+
+class UdpControl(StrictModel):
+    """A UDP endpoint on the same route as the target that answers any datagram (echo, DNS...)."""
+
+    host: str = Field(min_length=1)
+    port: int = Field(ge=1, le=65535)
+
+
+class OpenVpnTarget(TargetBase):
+    """An OpenVPN server; key files only when the server uses tls-auth / tls-crypt / tls-crypt-v2."""
+
+    kind: Literal["openvpn"]
+    host: str = Field(min_length=1)
+    port: int = Field(default=1194, ge=1, le=65535)
+    proto: Literal["udp", "tcp"] = "udp"
+    tls_auth_file: str | None = None
+    key_direction: Literal[0, 1] | None = None  # as in .ovpn; unset = bidirectional
+    auth: str = "SHA1"
+    tls_crypt_file: str | None = None
+    tls_crypt_v2_file: str | None = None
+    retransmit: Duration = 2.0  # UDP resend interval, like the client's first retransmit
+    control: UdpControl | None = None
+
+    @model_validator(mode="after")
+    def _one_wrapping(self) -> OpenVpnTarget:
+        keys = [self.tls_auth_file, self.tls_crypt_file, self.tls_crypt_v2_file]
+        if sum(k is not None for k in keys) > 1:
+            raise ValueError("set at most one of tls_auth_file, tls_crypt_file, tls_crypt_v2_file")
+        return self
+
+    def destination(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def mode(self) -> str:
+        if self.tls_auth_file:
+            return "tls-auth"
+        if self.tls_crypt_file:
+            return "tls-crypt"
+        if self.tls_crypt_v2_file:
+            return "tls-crypt-v2"
+        return "plain"
+
+
+def build_wrapper(target: OpenVpnTarget, ctx: ProbeContext) -> Wrapper:
+    """The wrapping for the target's mode, keys read from their files (permission-checked)."""
+    try:
+        if target.tls_auth_file:
+            text = read_secret_file(target.tls_auth_file, ctx.base_dir, "tls_auth_file").decode()
+            return TlsAuthWrapper(parse_static_key(text), target.key_direction, target.auth)
+        if target.tls_crypt_file:
+            text = read_secret_file(target.tls_crypt_file, ctx.base_dir, "tls_crypt_file").decode()
+            return TlsCryptWrapper(parse_static_key(text))
+        if target.tls_crypt_v2_file:
+            text = read_secret_file(target.tls_crypt_v2_file, ctx.base_dir, "tls_crypt_v2_file").decode()
+            key, wkc = parse_tls_crypt_v2_client_key(text)
+            return TlsCryptWrapper(key, trailer=wkc)
+    except (KeyFormatError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"targets.{target.name}", str(exc)) from None
+    return PlainWrapper()
+
+
+async def _udp_handshake(
+    sock: UdpSocket, wrapper: Wrapper, sid: bytes, v3: bool, retransmit: float
+) -> tuple[ServerReset | None, int]:
+    """Send the reset, resending every ``retransmit`` s with a new replay id; stop at a verified reply."""
+    rejected = 0
+    replay_id = 1
+    while True:
+        sock.send(client_reset(wrapper, sid, replay_id=replay_id, now=int(time.time()), v3=v3))
+        replay_id += 1
+        try:
+            async with asyncio.timeout(retransmit):
+                while True:
+                    data = await sock.recv()
+                    reply = parse_server_reset(wrapper, data, sid)
+                    if reply is not None:
+                        return reply, rejected
+                    rejected += 1
+        except TimeoutError:
+            continue
+
+
+async def _tcp_handshake(
+    ip: str, port: int, wrapper: Wrapper, sid: bytes, *, v3: bool, ctx: ProbeContext
+) -> tuple[ServerReset | None, int]:
+    with ctx.stage(Stage.CONNECT):
+        reader, writer = await connect_tcp(ip, port)
+    ctx.fact("tcp_connected", True)
+    rejected = 0
+    try:
+        with ctx.stage(Stage.PROTOCOL_HANDSHAKE), classified(Stage.PROTOCOL_HANDSHAKE):
+            packet = client_reset(wrapper, sid, replay_id=1, now=int(time.time()), v3=v3)
+            writer.write(struct.pack(">H", len(packet)) + packet)
+            await writer.drain()
+            for _ in range(MAX_TCP_PACKETS):
+                (length,) = struct.unpack(">H", await reader.readexactly(2))
+                if length > MAX_RESET_REPLY:
+                    raise NetFailure(Failure.PROTOCOL_ERROR, Stage.PROTOCOL_HANDSHAKE, "oversized packet")
+                reply = parse_server_reset(wrapper, await reader.readexactly(length), sid)
+                if reply is not None:
+                    return reply, rejected
+                rejected += 1
+            return None, rejected
+    finally:
+        await close_quietly(writer)
+
+
+async def _control_answers(control: UdpControl) -> bool:
+    """Whether the control endpoint answers a non-OpenVPN datagram (first byte never 0x38)."""
+    try:
+        ip = await pin_address(control.host)
+        sock = await open_udp(ip, control.port)
+    except NetFailure:
+        return False
+    try:
+        sock.send(b"\x00reachwatch-path-check" + os.urandom(8))
+        await sock.recv()
+        return True
+    except NetFailure:
+        return False
+    finally:
+        sock.close()
+
+
+async def probe(target: OpenVpnTarget, ctx: ProbeContext) -> ProbeResult:
+    wrapper = build_wrapper(target, ctx)
+    v3 = target.tls_crypt_v2_file is not None
+    ctx.fact("mode", target.mode())
+    ctx.fact("proto", target.proto)
+    with ctx.stage(Stage.RESOLVE):
+        ip = await pin_address(target.host)
+    ctx.public_fact("ip", ip)
+    sid = os.urandom(8)
+    # keep a little time after our own wait so the outcome is ours, not the runner's deadline
+    wait = max(0.1, ctx.remaining() - min(0.5, ctx.timeout * 0.1))
+    control_task = (
+        asyncio.create_task(_control_answers(target.control)) if target.control is not None else None
+    )
+    reply: ServerReset | None = None
+    rejected = 0
+    path_ok = False
+    try:
+        if target.proto == "tcp":
+            async with asyncio.timeout(wait):
+                try:
+                    reply, rejected = await _tcp_handshake(ip, target.port, wrapper, sid, v3=v3, ctx=ctx)
+                finally:
+                    path_ok = bool(ctx.facts.get("tcp_connected"))
+        else:
+            with ctx.stage(Stage.PROTOCOL_HANDSHAKE):
+                sock = await open_udp(ip, target.port)
+                try:
+                    async with asyncio.timeout(wait):
+                        reply, rejected = await _udp_handshake(sock, wrapper, sid, v3, target.retransmit)
+                finally:
+                    sock.close()
+    except TimeoutError:
+        pass
+    finally:
+        if control_task is not None:
+            try:
+                async with asyncio.timeout(max(0.05, ctx.remaining() - 0.05)):
+                    control_ok = await control_task
+            except TimeoutError:
+                control_ok = False
+            ctx.fact("control_answered", control_ok)
+            path_ok = path_ok or control_ok
+    if rejected:
+        ctx.fact("rejected_replies", rejected)
+    if reply is not None:
+        _ANSWERED[ctx.target] = time.time()
+        ctx.fact("server_reset", True)
+        return ctx.succeed()
+    if rejected:
+        return ctx.fail(Failure.PROTOCOL_ERROR, Stage.PROTOCOL_HANDSHAKE)
+    if target.proto == "tcp" and not ctx.facts.get("tcp_connected"):
+        return ctx.fail(Failure.GENERIC_TIMEOUT_ERROR, Stage.CONNECT)  # SYN unanswered
+    evidence = Technique.PROTOCOL_BLOCKING if path_ok and ctx.target in _ANSWERED else None
+    return ctx.fail(Failure.GENERIC_TIMEOUT_ERROR, Stage.PROTOCOL_HANDSHAKE, evidence=evidence)
+
+
+SPEC = ProbeSpec(
+    kind="openvpn",
+    target_model=OpenVpnTarget,
+    probe=probe,
+    description="OpenVPN client hard reset (UDP/TCP; plain, tls-auth, tls-crypt, tls-crypt-v2)",
+)

@@ -1,0 +1,140 @@
+"""Real VPN servers for the VPN probe tests: openvpn (p2p TLS server, ``--dev null``) on 127.0.0.1.
+
+PKI and keys are generated once per session with openssl / ``openvpn --genkey``. The openvpn server runs in
+point-to-point TLS mode with ``--dev null`` (``--mode server`` insists on a tun device); it speaks the same
+control-channel protocol, including the stateless-reset behaviour of the handshake we probe. Ports are
+ephemeral; every process is killed at teardown.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from reachwatch.probes.base import ProbeContext
+
+
+def free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run(*cmd: str | Path, cwd: Path | None = None) -> None:
+    subprocess.run([str(c) for c in cmd], cwd=cwd, check=True, capture_output=True, timeout=30)
+
+
+def make_ctx(name: str = "t", timeout: float = 3.0, base_dir: Path | None = None) -> ProbeContext:
+    return ProbeContext(target=name, kind="test", timeout=timeout, base_dir=base_dir or Path.cwd())
+
+
+@dataclass
+class Pki:
+    dir: Path
+
+    def __getattr__(self, name: str) -> Path:
+        return self.dir / name.replace("_", ".", 1)
+
+
+@pytest.fixture(scope="session")
+def ovpn_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """CA, server and client certs (ECDSA P-256), a static key, tls-crypt-v2 server and client keys."""
+    if shutil.which("openvpn") is None:
+        pytest.skip("openvpn not installed")
+    d = tmp_path_factory.mktemp("ovpn-pki")
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    run("openssl", "req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+        "-subj", "/CN=rw-test-ca", cwd=d)  # fmt: skip
+    for who in ("server", "client"):
+        run("openssl", "req", *ec, "-keyout", f"{who}.key", "-out", f"{who}.csr", "-subj", f"/CN={who}",
+            cwd=d)  # fmt: skip
+        run("openssl", "x509", "-req", "-in", f"{who}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", f"{who}.crt", "-days", "2", cwd=d)  # fmt: skip
+    run("openvpn", "--genkey", "secret", "ta.key", cwd=d)
+    run("openvpn", "--genkey", "secret", "other.key", cwd=d)
+    run("openvpn", "--genkey", "tls-crypt-v2-server", "v2s.key", cwd=d)
+    run("openvpn", "--tls-crypt-v2", "v2s.key", "--genkey", "tls-crypt-v2-client", "v2c.key", cwd=d)
+    run("openvpn", "--genkey", "tls-crypt-v2-server", "v2s-other.key", cwd=d)
+    run("openvpn", "--tls-crypt-v2", "v2s-other.key", "--genkey", "tls-crypt-v2-client", "v2c-other.key",
+        cwd=d)  # fmt: skip
+    for f in d.iterdir():
+        f.chmod(0o600)
+    return Pki(d)
+
+
+@dataclass
+class OvpnServer:
+    proc: subprocess.Popen[bytes]
+    port: int
+    proto: str
+    log: Path
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_openvpn_server(
+    pki: Pki, workdir: Path, proto: str, extra: list[str], *, netns: str | None = None,
+    local: str = "127.0.0.1", port: int | None = None,
+) -> OvpnServer:  # fmt: skip
+    """A real openvpn TLS server (p2p, ``--dev null``); returns once it listens."""
+    port = port or free_port(socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
+    log = workdir / f"openvpn-{proto}-{port}.log"
+    cmd = [
+        "openvpn", "--dev", "null", "--tls-server", "--local", local, "--port", str(port),
+        "--proto", "tcp-server" if proto == "tcp" else "udp",
+        "--ca", str(pki.ca_crt), "--cert", str(pki.server_crt), "--key", str(pki.server_key),
+        "--dh", "none", "--verb", "3", "--ping", "1", "--ping-restart", "30", "--log", str(log),
+        *extra,
+    ]  # fmt: skip
+    if netns:
+        cmd = ["ip", "netns", "exec", netns, *cmd]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = OvpnServer(proc, port, proto, log)
+    ready = "Listening for incoming TCP connection" if proto == "tcp" else "link local (bound)"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if log.exists() and ready in log.read_text(errors="replace"):
+            return server
+        if proc.poll() is not None:
+            break
+        time.sleep(0.02)
+    server.stop()
+    text = log.read_text(errors="replace") if log.exists() else ""
+    raise RuntimeError(f"openvpn server did not start: {text[-2000:]}")
+
+
+@pytest.fixture
+def openvpn_server(ovpn_pki: Pki, tmp_path: Path) -> Iterator[object]:
+    """Factory: ``openvpn_server(proto, extra_args)`` -> a running server, stopped at teardown."""
+    servers: list[OvpnServer] = []
+
+    def factory(proto: str, extra: list[str] | None = None, **kw: object) -> OvpnServer:
+        s = start_openvpn_server(ovpn_pki, tmp_path, proto, extra or [], **kw)  # type: ignore[arg-type]
+        servers.append(s)
+        return s
+
+    yield factory
+    for s in servers:
+        s.stop()
+
+
+@pytest.fixture(autouse=True)
+def _umask() -> Iterator[None]:
+    old = os.umask(0o077)
+    yield
+    os.umask(old)

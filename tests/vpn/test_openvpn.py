@@ -1,0 +1,115 @@
+"""The openvpn probe against real openvpn servers on 127.0.0.1: every wrapping, both transports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reachwatch.failures import Failure, Stage
+from reachwatch.probes import openvpn
+from reachwatch.probes.base import run_probe
+from reachwatch.vpn.openvpn_packets import KeyFormatError, parse_static_key
+from tests.vpn.conftest import Pki, free_port, make_ctx
+
+pytestmark = pytest.mark.slow
+
+
+def target(port: int, proto: str = "udp", **kw: Any) -> openvpn.OpenVpnTarget:
+    return openvpn.OpenVpnTarget(kind="openvpn", name="ovpn", host="127.0.0.1", port=port, proto=proto, **kw)
+
+
+async def probe(t: openvpn.OpenVpnTarget, timeout: float = 3.0, name: str = "ovpn") -> Any:
+    return await run_probe(openvpn.SPEC, t, make_ctx(name, timeout))
+
+
+MODES: dict[str, tuple[list[str], dict[str, Any]]] = {
+    "plain": ([], {}),
+    "tls-auth-dir": (["--tls-auth", "{d}/ta.key", "0"], {"tls_auth_file": "{d}/ta.key", "key_direction": 1}),
+    "tls-auth-bidir-sha256": (
+        ["--tls-auth", "{d}/ta.key", "--auth", "SHA256"],
+        {"tls_auth_file": "{d}/ta.key", "auth": "SHA256"},
+    ),
+    "tls-crypt": (["--tls-crypt", "{d}/ta.key"], {"tls_crypt_file": "{d}/ta.key"}),
+    "tls-crypt-v2": (["--tls-crypt-v2", "{d}/v2s.key"], {"tls_crypt_v2_file": "{d}/v2c.key"}),
+}
+
+
+def _fill(mode: str, d: Path) -> tuple[list[str], dict[str, Any]]:
+    args, fields = MODES[mode]
+    return [a.format(d=d) for a in args], {
+        k: v.format(d=d) if isinstance(v, str) else v for k, v in fields.items()
+    }
+
+
+@pytest.mark.parametrize("proto", ["udp", "tcp"])
+@pytest.mark.parametrize("mode", list(MODES))
+async def test_real_server_answers_the_client_reset(
+    openvpn_server: Any, ovpn_pki: Pki, mode: str, proto: str
+) -> None:
+    server_args, fields = _fill(mode, ovpn_pki.dir)
+    server = openvpn_server(proto, server_args)
+    result = await probe(target(server.port, proto, **fields))
+    assert result.success, (result, server.log.read_text()[-1500:])
+    assert result.facts["server_reset"] is True
+    assert (
+        result.facts["mode"]
+        == openvpn.OpenVpnTarget.model_validate(
+            {"kind": "openvpn", "name": "x", "host": "h", **fields}
+        ).mode()
+    )
+
+
+WRONG_KEYS: dict[str, tuple[list[str], dict[str, Any]]] = {
+    "tls-auth": (["--tls-auth", "{d}/ta.key", "0"], {"tls_auth_file": "{d}/other.key", "key_direction": 1}),
+    "tls-auth-missing": (["--tls-auth", "{d}/ta.key", "0"], {}),
+    "tls-crypt": (["--tls-crypt", "{d}/ta.key"], {"tls_crypt_file": "{d}/other.key"}),
+    "tls-crypt-v2": (["--tls-crypt-v2", "{d}/v2s.key"], {"tls_crypt_v2_file": "{d}/v2c-other.key"}),
+}
+
+
+@pytest.mark.parametrize("mode", list(WRONG_KEYS))
+async def test_wrong_key_is_silence_without_blocking_evidence(
+    openvpn_server: Any, ovpn_pki: Pki, mode: str
+) -> None:
+    args, fields = WRONG_KEYS[mode]
+    server = openvpn_server("udp", [a.format(d=ovpn_pki.dir) for a in args])
+    fields = {k: v.format(d=ovpn_pki.dir) if isinstance(v, str) else v for k, v in fields.items()}
+    result = await probe(target(server.port, **fields), timeout=1.5, name=f"wrong-{mode}")
+    assert not result.success
+    assert (result.failure, result.stage) == (Failure.GENERIC_TIMEOUT_ERROR, Stage.PROTOCOL_HANDSHAKE)
+    assert result.evidence is None
+
+
+async def test_wrong_key_over_tcp_fails_at_the_handshake_not_blocked(
+    openvpn_server: Any, ovpn_pki: Pki
+) -> None:
+    server = openvpn_server("tcp", ["--tls-auth", str(ovpn_pki.ta_key), "0"])
+    t = target(server.port, "tcp", tls_auth_file=str(ovpn_pki.dir / "other.key"), key_direction=1)
+    result = await probe(t, timeout=1.5, name="wrong-tcp")
+    assert not result.success
+    assert result.stage == Stage.PROTOCOL_HANDSHAKE
+    assert result.failure in (Failure.GENERIC_TIMEOUT_ERROR, Failure.EOF_ERROR, Failure.CONNECTION_RESET)
+    assert result.evidence is None
+
+
+async def test_closed_udp_port_is_refused_not_silence() -> None:
+    result = await probe(target(free_port()), timeout=1.5)
+    assert (result.failure, result.stage) == (Failure.CONNECTION_REFUSED, Stage.PROTOCOL_HANDSHAKE)
+
+
+async def test_tls_auth_reply_signed_with_the_wrong_direction_is_rejected(
+    openvpn_server: Any, ovpn_pki: Pki
+) -> None:
+    """The server signs with slot 0 (direction 0); a client configured bidirectional expects slot 0 too
+    but signs with slot 0, which the server rejects: no answer, and nothing forged is accepted."""
+    server = openvpn_server("udp", ["--tls-auth", str(ovpn_pki.ta_key), "0"])
+    result = await probe(target(server.port, tls_auth_file=str(ovpn_pki.ta_key)), timeout=1.5, name="dir")
+    assert not result.success
+    assert result.evidence is None
+
+
+def test_static_key_parse_rejects_garbage() -> None:
+    with pytest.raises(KeyFormatError):
+        parse_static_key("-----BEGIN OpenVPN Static key V1-----\nzz\n-----END OpenVPN Static key V1-----")
