@@ -170,9 +170,9 @@ async def sni_filter(backend_port: int, forbidden: str) -> AsyncIterator[int]:
 @asynccontextmanager
 async def http_app(app: web.Application, *, ssl_ctx: ssl.SSLContext | None = None) -> AsyncIterator[int]:
     """An aiohttp application on 127.0.0.1:0 (HTTPS when ``ssl_ctx``); yields the port."""
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
     await runner.setup()
-    site = web.TCPSite(runner, LOOPBACK, 0, ssl_context=ssl_ctx, shutdown_timeout=0.5)
+    site = web.TCPSite(runner, LOOPBACK, 0, ssl_context=ssl_ctx)
     await site.start()
     try:
         server = site._server

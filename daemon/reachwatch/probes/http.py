@@ -1,0 +1,155 @@
+"""``http`` and ``https``: one GET of a URL from a pinned address, and is the answer the real site?
+
+Stages: resolve -> connect -> (https: tls_handshake) -> http (request, time to first byte and the body up
+to ``max_bytes``). One attempt, no redirects followed: a censor's redirect to its block page is a result.
+
+Success: a well-formed response whose status is in ``expected_status`` (default: any 2xx/3xx) and whose
+body/``Location`` matches none of ``blockpage_patterns``. A match is ``http_blockpage`` with local evidence
+``http_blockpage``; garbage instead of HTTP is ``http_invalid_response``. TLS failures of ``https`` carry
+the same issuer facts and interception evidence as the ``tls`` probe.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from reachwatch.config.types import TargetBase
+from reachwatch.failures import Failure, Stage, Technique
+from reachwatch.model import ProbeResult
+from reachwatch.net.dial import connect_tcp, is_ip_literal, pin_address
+from reachwatch.net.http import HttpExchange, Url
+from reachwatch.net.tls import discard
+from reachwatch.probes.base import ProbeContext, ProbeSpec
+from reachwatch.probes.tls import TlsOptions, handshake_with_evidence
+
+DEFAULT_MAX_BYTES = 64 * 1024
+
+
+class _HttpFields(TargetBase):
+    """Fields shared by ``http`` and ``https`` targets.
+
+    - ``url``: what to GET; its scheme must match the kind.
+    - ``address``: connect to this IP instead of resolving the URL's host (the Host header and SNI still
+      carry the URL's host).
+    - ``expected_status``: accepted status codes; empty means any 2xx or 3xx.
+    - ``blockpage_patterns``: regular expressions searched in the body (decoded as latin-1, so any byte
+      matches) and in the ``Location`` header.
+    - ``max_bytes``: read at most this much of the body, then stop (fact ``truncated``).
+    - ``headers``: extra request headers.
+    """
+
+    url: str
+    address: str | None = None
+    expected_status: list[int] = Field(default_factory=list)
+    blockpage_patterns: list[str] = Field(default_factory=list)
+    max_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=1, le=16 * 1024 * 1024)
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("blockpage_patterns")
+    @classmethod
+    def _compile(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+        return patterns
+
+    def parsed(self) -> Url:
+        return Url.parse(self.url)
+
+    def destination(self) -> str:
+        url = self.parsed()
+        host = self.address or url.host
+        return f"[{host}]:{url.port}" if ":" in host else f"{host}:{url.port}"
+
+    def sensitive_values(self) -> list[str]:
+        values = [self.url, self.parsed().host, self.address]
+        return [v for v in values if v]
+
+
+class HttpTarget(_HttpFields):
+    """A plain-HTTP URL."""
+
+    kind: Literal["http"]
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, url: str) -> str:
+        if Url.parse(url).scheme != "http":
+            raise ValueError("an http target needs an http:// URL (use kind https for https://)")
+        return url
+
+
+class HttpsTarget(_HttpFields, TlsOptions):
+    """An HTTPS URL; ``server_name`` overrides the SNI/verified name (default: the URL's host)."""
+
+    kind: Literal["https"]
+    server_name: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, url: str) -> str:
+        if Url.parse(url).scheme != "https":
+            raise ValueError("an https target needs an https:// URL")
+        return url
+
+    def sensitive_values(self) -> list[str]:
+        values = [*super().sensitive_values(), self.server_name, *self.spki_sha256, *self.cert_sha256]
+        return [v for v in values if v]
+
+
+def status_ok(status: int, expected: list[int]) -> bool:
+    return status in expected if expected else 200 <= status < 400
+
+
+def find_blockpage(patterns: list[str], body: bytes, location: str | None) -> bool:
+    text = body.decode("latin-1")
+    return any(re.search(p, text) or (location and re.search(p, location)) for p in patterns)
+
+
+async def probe(target: HttpTarget | HttpsTarget, ctx: ProbeContext) -> ProbeResult:
+    url = target.parsed()
+    with ctx.stage(Stage.RESOLVE):
+        ip = target.address or await pin_address(url.host)
+    ctx.public_fact("ip", ip)
+    with ctx.stage(Stage.CONNECT):
+        reader, writer = await connect_tcp(ip, url.port)
+    exchange = HttpExchange(reader, writer)
+    try:
+        if isinstance(target, HttpsTarget):
+            with ctx.stage(Stage.TLS_HANDSHAKE):
+                sni = target.server_name or (None if is_ip_literal(url.host) else url.host)
+                await handshake_with_evidence(
+                    ctx,
+                    reader,
+                    writer,
+                    ip=ip,
+                    port=url.port,
+                    server_name=sni,
+                    opts=target,
+                    alpn=("http/1.1",),
+                )
+        with ctx.stage(Stage.HTTP):
+            await exchange.send_request("GET", url, headers=list(target.headers.items()))
+            response = await exchange.fetch(target.max_bytes)
+    finally:
+        ctx.fact("received_bytes", exchange.received)
+        discard(writer)
+    ctx.fact("status", response.status)
+    ctx.fact("body_bytes", len(response.body))
+    ctx.fact("truncated", response.truncated)
+    if find_blockpage(target.blockpage_patterns, response.body, response.header("location")):
+        return ctx.fail(Failure.HTTP_BLOCKPAGE, Stage.HTTP, evidence=Technique.HTTP_BLOCKPAGE)
+    if not status_ok(response.status, target.expected_status):
+        return ctx.fail(Failure.HTTP_UNEXPECTED_STATUS_CODE, Stage.HTTP)
+    return ctx.succeed()
+
+
+SPEC = ProbeSpec(kind="http", target_model=HttpTarget, probe=probe, description="HTTP GET of a URL")
+HTTPS_SPEC = ProbeSpec(
+    kind="https", target_model=HttpsTarget, probe=probe, description="HTTPS GET of a URL (verified TLS)"
+)
