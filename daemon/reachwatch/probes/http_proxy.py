@@ -1,0 +1,69 @@
+"""``http_proxy``: is this HTTP proxy alive, will it CONNECT us to the canary, and does the tunnel carry data?
+
+Stages: ``connect`` (TCP to the proxy), ``protocol_handshake`` (the CONNECT request and a parseable
+answer; ``407`` is ``proxy_auth_failed``), ``tunnel`` (a 2xx and the canary's echo; ``502``-``504`` are
+``proxy_upstream_failed``, the proxy's own upstream, never blocking), ``transfer`` (``vpn.canary``).
+Without a ``canary`` the probe asks for ``CONNECT 127.0.0.1:0`` (a port nothing can listen on, on the
+proxy's own loopback): any well-formed HTTP answer other than ``407`` (usually a refusal) proves a live
+HTTP proxy, and nothing leaves the proxy.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from reachwatch.failures import Stage
+from reachwatch.model import ProbeResult
+from reachwatch.net.dial import connect_tcp, pin_address
+from reachwatch.net.errors import NetFailure
+from reachwatch.net.http_connect import http_connect
+from reachwatch.probes.base import ProbeContext, ProbeSpec
+from reachwatch.probes.socks5 import ProxyTargetBase
+from reachwatch.vpn.canary import PlainStream, push_canary, verify_canary
+
+_NOWHERE = "127.0.0.1"
+
+
+class HttpProxyTarget(ProxyTargetBase):
+    """An HTTP proxy that supports CONNECT, optionally with Basic auth."""
+
+    kind: Literal["http_proxy"]
+
+
+async def probe(target: HttpProxyTarget, ctx: ProbeContext) -> ProbeResult:
+    username, password = target.credentials(ctx)
+    with ctx.stage(Stage.RESOLVE):
+        ip = await pin_address(target.host)
+    ctx.public_fact("ip", ip)
+    with ctx.stage(Stage.CONNECT):
+        reader, writer = await connect_tcp(ip, target.port)
+    stream = PlainStream(reader, writer)
+    try:
+        if target.canary is None:
+            with ctx.stage(Stage.PROTOCOL_HANDSHAKE):
+                try:
+                    await http_connect(reader, writer, _NOWHERE, 0, username=username, password=password)
+                except NetFailure as exc:
+                    if exc.stage is not Stage.TUNNEL:
+                        raise
+                    ctx.fact("http_status_class", "refused")  # a live proxy that said no: liveness proven
+            return ctx.succeed()
+        with ctx.stage(Stage.PROTOCOL_HANDSHAKE):
+            head = await http_connect(
+                reader, writer, target.canary.host, target.canary.port, username=username, password=password
+            )
+        ctx.fact("http_status", head.status)
+        with ctx.stage(Stage.TUNNEL):
+            await verify_canary(stream)
+        await push_canary(stream, target.canary, ctx)
+    finally:
+        await stream.close()
+    return ctx.succeed()
+
+
+SPEC = ProbeSpec(
+    kind="http_proxy",
+    target_model=HttpProxyTarget,
+    probe=probe,
+    description="HTTP CONNECT proxy: CONNECT to a canary, echo check, usability push",
+)

@@ -1,0 +1,90 @@
+"""``socks5``: is this SOCKS5 proxy alive, does it let us through, and does its tunnel carry data?
+
+Stages: ``connect`` (TCP to the proxy), ``protocol_handshake`` (method negotiation and username/password
+auth), ``tunnel`` (CONNECT to the canary and the canary's echo), ``transfer`` (the usability push, see
+``vpn.canary``). Without a ``canary`` the probe stops after the handshake: that proves a live SOCKS5
+server, not a usable one.
+
+Reply codes 03-06 are the proxy's own upstream failing (``proxy_upstream_failed``): the censor inside the
+country did not cause them, so they are never read as blocking.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from reachwatch.config.types import TargetBase
+from reachwatch.failures import Stage
+from reachwatch.importers.proxyurl import proxy_credentials
+from reachwatch.model import ProbeResult
+from reachwatch.net.dial import connect_tcp, pin_address
+from reachwatch.net.socks import socks5_connect, socks5_handshake
+from reachwatch.probes.base import ProbeContext, ProbeSpec
+from reachwatch.vpn.canary import CanaryConfig, PlainStream, push_canary, verify_canary
+
+
+class ProxyTargetBase(TargetBase):
+    """Fields shared by the proxy kinds. Credentials come from a file or env, never from the YAML:
+    ``password_file``/``password_env`` with ``username``, or ``url_file`` (+ ``url_line``) naming the
+    proxy URL (``socks5://user:pass@host:port``) the user already has."""
+
+    host: str = Field(min_length=1)
+    port: int = Field(ge=1, le=65535)
+    username: str | None = None
+    password_file: str | None = None
+    password_env: str | None = None
+    url_file: str | None = None
+    url_line: int = Field(default=1, ge=1)
+    canary: CanaryConfig | None = None
+
+    def destination(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    def credentials(self, ctx: ProbeContext) -> tuple[str | None, str | None]:
+        return proxy_credentials(
+            username=self.username,
+            password_file=self.password_file,
+            password_env=self.password_env,
+            url_file=self.url_file,
+            url_line=self.url_line,
+            base_dir=ctx.base_dir,
+        )
+
+
+class Socks5Target(ProxyTargetBase):
+    """A SOCKS5 proxy (RFC 1928), optionally with username/password auth (RFC 1929)."""
+
+    kind: Literal["socks5"]
+
+
+async def probe(target: Socks5Target, ctx: ProbeContext) -> ProbeResult:
+    username, password = target.credentials(ctx)
+    with ctx.stage(Stage.RESOLVE):
+        ip = await pin_address(target.host)
+    ctx.public_fact("ip", ip)
+    with ctx.stage(Stage.CONNECT):
+        reader, writer = await connect_tcp(ip, target.port)
+    stream = PlainStream(reader, writer)
+    try:
+        with ctx.stage(Stage.PROTOCOL_HANDSHAKE):
+            method = await socks5_handshake(reader, writer, username=username, password=password)
+        ctx.fact("socks_auth", "userpass" if method == 2 else "none")
+        if target.canary is None:
+            return ctx.succeed()
+        with ctx.stage(Stage.TUNNEL):
+            await socks5_connect(reader, writer, target.canary.host, target.canary.port)
+            await verify_canary(stream)
+        await push_canary(stream, target.canary, ctx)
+    finally:
+        await stream.close()
+    return ctx.succeed()
+
+
+SPEC = ProbeSpec(
+    kind="socks5",
+    target_model=Socks5Target,
+    probe=probe,
+    description="SOCKS5 proxy: handshake, auth, CONNECT to a canary, usability push",
+)

@@ -1,0 +1,155 @@
+"""Real proxy servers for the proxy tests (microsocks, dante, tinyproxy, ss-server) and echo canaries.
+
+Each daemon runs on 127.0.0.1 with a free port, in the foreground, and is killed (by its own pid) at
+teardown. The canary is an asyncio echo server: it stands in for the operator's echo service abroad.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.servers import LOOPBACK, free_port, tcp_server
+
+
+def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}: {out[-2000:]}")
+        with socket.socket() as s:
+            if s.connect_ex((LOOPBACK, port)) == 0:
+                return
+        time.sleep(0.02)
+    raise RuntimeError(f"{proc.args!r} did not listen on {port}")
+
+
+@contextmanager
+def daemon(argv: list[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """Run one server process until the block ends; kill it by pid."""
+    if shutil.which(argv[0]) is None:
+        pytest.skip(f"{argv[0]} not installed")
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_listening(port, proc)
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait(5)
+        if proc.stdout:
+            proc.stdout.close()
+
+
+@contextmanager
+def microsocks(user: str | None = None, password: str | None = None) -> Iterator[int]:
+    port = free_port()
+    argv = ["microsocks", "-i", LOOPBACK, "-p", str(port)]
+    if user is not None:
+        argv += ["-u", user, "-P", password or ""]
+    with daemon(argv, port):
+        yield port
+
+
+@contextmanager
+def danted(tmp: Path, blocked_port: int) -> Iterator[int]:
+    """dante with a ruleset that refuses one destination port (reply 02, "not allowed by ruleset")."""
+    port = free_port()
+    conf = tmp / "danted.conf"
+    conf.write_text(
+        f"""logoutput: stderr
+internal: {LOOPBACK} port = {port}
+external: {LOOPBACK}
+clientmethod: none
+socksmethod: none
+user.privileged: root
+user.unprivileged: nobody
+client pass {{ from: 127.0.0.0/8 to: 0.0.0.0/0 }}
+socks block {{ from: 0.0.0.0/0 to: 0.0.0.0/0 port = {blocked_port} }}
+socks pass {{ from: 127.0.0.0/8 to: 127.0.0.0/8 }}
+"""
+    )
+    with daemon(["danted", "-f", str(conf), "-N", "1"], port):
+        yield port
+
+
+@contextmanager
+def tinyproxy(tmp: Path, connect_port: int, basic_auth: tuple[str, str] | None = None) -> Iterator[int]:
+    """tinyproxy allowing CONNECT only to ``connect_port`` (ConnectPort), optionally with BasicAuth."""
+    port = free_port()
+    conf = tmp / f"tinyproxy-{port}.conf"
+    lines = [
+        f"Port {port}",
+        f"Listen {LOOPBACK}",
+        "Timeout 30",
+        "MaxClients 32",
+        "Allow 127.0.0.1",
+        f"ConnectPort {connect_port}",
+        "LogLevel Warning",
+        f'PidFile "{tmp / f"tinyproxy-{port}.pid"}"',
+    ]
+    if os.geteuid() == 0:
+        lines += ["User nobody", "Group nogroup"]
+    if basic_auth:
+        lines.append(f"BasicAuth {basic_auth[0]} {basic_auth[1]}")
+    conf.write_text("\n".join(lines) + "\n")
+    with daemon(["tinyproxy", "-d", "-c", str(conf)], port):
+        yield port
+
+
+async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while data := await reader.read(65536):
+        writer.write(data)
+        await writer.drain()
+
+
+@asynccontextmanager
+async def echo_canary() -> AsyncIterator[int]:
+    async with tcp_server(echo) as port:
+        yield port
+
+
+def cut_after(limit: int):  # type: ignore[no-untyped-def]
+    """An echo canary that goes silent after echoing ``limit`` bytes (a post-handshake cut)."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen = 0
+        while data := await reader.read(65536):
+            room = max(0, limit - seen)
+            if room:
+                writer.write(data[:room])
+                await writer.drain()
+            seen += len(data)
+        # keep reading (and dropping) until the client leaves: silence, not a close
+
+    return handler
+
+
+async def liar(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Something that is not the canary: answers every line with a block-page-ish text."""
+    await reader.read(4096)
+    writer.write(b"HTTP/1.1 403 Forbidden\r\n\r\nblocked\n" + b"x" * 64)
+    await writer.drain()
+    await asyncio.sleep(10)
+
+
+@pytest.fixture
+async def canary() -> AsyncIterator[int]:
+    async with echo_canary() as port:
+        yield port
+
+
+def secret_file(tmp: Path, name: str, content: str) -> Path:
+    path = tmp / name
+    path.write_text(content)
+    path.chmod(0o600)
+    return path
