@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from reachwatch.config.types import TargetBase
 from reachwatch.failures import Failure, Stage, Technique, VantageState, Verdict
@@ -17,6 +19,17 @@ from reachwatch.model import ProbeResult
 
 # how many recent outcomes are kept per target (k-of-n confirmation and the API's short history)
 RECENT = 20
+
+
+class Outcome(NamedTuple):
+    """What one attempt says on its own, judged in its context (vantage state, reference vantage).
+
+    The confirmed verdict (``TargetState.verdict``) moves only when enough recent outcomes agree
+    (``verdict.confirm``).
+    """
+
+    verdict: Verdict
+    technique: Technique | None = None
 
 
 @dataclass
@@ -34,6 +47,8 @@ class TargetState:
     failures_total: Counter[tuple[Stage | None, Failure]] = field(default_factory=Counter)
     # the reference vantage's latest view of this target (None when no reference or too old)
     reference_success: bool | None = None
+    # per-attempt outcomes, oldest first, parallel to ``recent`` (input of k-of-n confirmation)
+    outcomes: deque[Outcome] = field(default_factory=lambda: deque(maxlen=RECENT))
 
     @property
     def name(self) -> str:
@@ -44,6 +59,28 @@ class TargetState:
         """Label value for metrics: ``target``, ``domestic_control`` or ``international_control``."""
         return f"{self.role}_control" if self.role else "target"
 
+    @property
+    def last_outcome(self) -> Outcome | None:
+        """The latest attempt's own outcome (unconfirmed); what a one-shot ``check`` reports."""
+        return self.outcomes[-1] if self.outcomes else None
+
+    @property
+    def unconfirmed(self) -> bool:
+        """True while the latest outcome disagrees with the confirmed verdict.
+
+        The scheduler then retries after ``confirmation.residual_window`` instead of a full interval.
+        """
+        last = self.last_outcome
+        return last is not None and last != Outcome(self.verdict, self.technique)
+
+    def record(self, result: ProbeResult) -> None:
+        """Count one attempt and keep it as the latest (counters feed the ``*_total`` metrics)."""
+        self.probes_total += 1
+        if not result.success and result.failure is not None:
+            self.failures_total[(result.stage, result.failure)] += 1
+        self.last = result
+        self.recent.append(result)
+
 
 @dataclass
 class StateStore:
@@ -52,6 +89,8 @@ class StateStore:
     targets: dict[str, TargetState] = field(default_factory=dict)
     vantage_state: VantageState = VantageState.UNKNOWN
     vantage_since: float = field(default_factory=time.time)
+    # why the vantage state is what it is, in words (e.g. "no controls configured"), for logs and the API
+    vantage_reason: str = "no control results yet"
 
     def ensure(self, target: TargetBase, role: str | None) -> TargetState:
         """The state for ``target``, created on first sight; a reload keeps history when the name stays."""
@@ -70,8 +109,14 @@ class StateStore:
             if name not in names:
                 del self.targets[name]
 
-    def set_vantage(self, state: VantageState) -> bool:
-        """Update the vantage state; True when it changed."""
+    def controls(self) -> Iterator[TargetState]:
+        """The states of the configured controls (domestic and international)."""
+        return (s for s in self.targets.values() if s.role is not None)
+
+    def set_vantage(self, state: VantageState, reason: str | None = None) -> bool:
+        """Update the vantage state (and its reason when given); True when the state changed."""
+        if reason is not None:
+            self.vantage_reason = reason
         if state is self.vantage_state:
             return False
         self.vantage_state = state

@@ -1,0 +1,295 @@
+"""The reference-vantage client reads another reachwatch's /api/v1/status, bounded, and never guesses.
+
+The reference is served by a real aiohttp app on 127.0.0.1 with the documented JSON shape (the API is a
+public seam between two reachwatch instances).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+from aiohttp import web
+
+from reachwatch.config.schema import ReferenceVantage
+from reachwatch.errors import ConfigError
+from reachwatch.reference import ReferenceClient, ReferenceSet, parse_status
+from tests.servers import free_port, server_context
+
+
+def status(now: float, **targets: tuple[float, bool] | None) -> dict[str, Any]:
+    """A status document; each target is (age in seconds, success) or None (never probed)."""
+    items = []
+    for name, seen in targets.items():
+        last = None
+        if seen is not None:
+            age, success = seen
+            last = {
+                "target": name,
+                "kind": "tcp",
+                "started_at": now - age,
+                "duration_s": 0.1,
+                "success": success,
+                "failure": None if success else "generic_timeout_error",
+                "stage": None if success else "connect",
+                "evidence": None,
+                "stage_durations": {},
+                "facts": {},
+            }
+        items.append({"name": name, "kind": "tcp", "role": "target", "verdict": "reachable", "last": last})
+    return {
+        "version": "0.1.0",
+        "vantage": {"name": "abroad", "state": "online", "since": now},
+        "targets": items,
+    }
+
+
+@asynccontextmanager
+async def http_app(app: web.Application, *, ssl_ctx: Any = None) -> AsyncIterator[int]:
+    """A real aiohttp server on 127.0.0.1:0 (HTTPS with ``ssl_ctx``); yields its port."""
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
+    await runner.setup()
+    site = web.SockSite(runner, _listening_socket(), ssl_context=ssl_ctx)
+    await site.start()
+    try:
+        yield site._sock.getsockname()[1]
+    finally:
+        await runner.cleanup()
+
+
+def _listening_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@asynccontextmanager
+async def reference_server(
+    handler: Callable[[web.Request], Any], *, ssl_ctx: Any = None
+) -> AsyncIterator[tuple[int, list[web.Request]]]:
+    requests: list[web.Request] = []
+
+    async def counted(request: web.Request) -> web.StreamResponse:
+        requests.append(request)
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/api/v1/status", counted)
+    async with http_app(app, ssl_ctx=ssl_ctx) as port:
+        yield port, requests
+
+
+def ref(port: int, scheme: str = "http", **kw: Any) -> ReferenceVantage:
+    return ReferenceVantage(name="abroad", url=f"{scheme}://127.0.0.1:{port}", **kw)
+
+
+async def test_success_for_reports_the_references_latest_attempt_within_max_age(tmp_path: Path) -> None:
+    now = time.time()
+    doc = status(now, up=(10, True), down=(10, False), stale=(4000, True), never=None)
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.json_response(doc)
+
+    async with reference_server(handler) as (port, _):
+        client = ReferenceClient(ref(port, max_age="30m"), tmp_path)
+        try:
+            assert await client.refresh()
+        finally:
+            await client.close()
+    assert client.success_for("up", now) is True
+    assert client.success_for("down", now) is False
+    assert client.success_for("stale", now) is None  # older than max_age: does not count
+    assert client.success_for("never", now) is None
+    assert client.success_for("not-there", now) is None
+    # the same observation ages out as time passes
+    assert client.success_for("up", now + 1800) is None
+
+
+async def test_basic_auth_password_from_file_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = "Basic " + base64.b64encode(b"probe:s3cret").decode()
+
+    async def handler(request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != expected:
+            return web.Response(status=401)
+        return web.json_response(status(time.time(), up=(1, True)))
+
+    secret = tmp_path / "ref.pass"
+    secret.write_text("s3cret\n")
+    secret.chmod(0o600)
+    monkeypatch.setenv("RW_TEST_REF_PASS", "s3cret")
+    async with reference_server(handler) as (port, _):
+        for options in ({"password_file": "ref.pass"}, {"password_env": "RW_TEST_REF_PASS"}):
+            client = ReferenceClient(ref(port, username="probe", **options), tmp_path)
+            try:
+                assert await client.refresh(), options
+                assert client.success_for("up", time.time()) is True
+            finally:
+                await client.close()
+        # a wrong password is a failed fetch: no reference, not a verdict
+        monkeypatch.setenv("RW_TEST_REF_PASS", "wrong")
+        client = ReferenceClient(ref(port, username="probe", password_env="RW_TEST_REF_PASS"), tmp_path)
+        try:
+            assert not await client.refresh()
+            assert client.success_for("up", time.time()) is None
+        finally:
+            await client.close()
+
+
+def test_unreadable_secret_or_ca_is_a_config_error(tmp_path: Path) -> None:
+    loose = tmp_path / "loose.pass"
+    loose.write_text("x")
+    loose.chmod(0o644)
+    with pytest.raises(ConfigError, match="readable by group or others"):
+        ReferenceClient(ref(1, username="u", password_file=str(loose)), tmp_path)
+    with pytest.raises(ConfigError, match=r"reference_vantages\[abroad\]\.ca_file: cannot load CA file"):
+        ReferenceClient(ref(1, scheme="https", ca_file="missing.pem"), tmp_path)
+
+
+async def test_https_reference_with_private_ca(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.json_response(status(time.time(), up=(1, True)))
+
+    async with reference_server(handler, ssl_ctx=server_context(ca, "127.0.0.1")) as (port, _):
+        trusted = ReferenceClient(ref(port, scheme="https", ca_file="ca.pem"), tmp_path)
+        untrusted = ReferenceClient(ref(port, scheme="https"), tmp_path)
+        try:
+            assert await trusted.refresh()
+            assert not await untrusted.refresh()  # system roots do not know our CA
+        finally:
+            await trusted.close()
+            await untrusted.close()
+
+
+async def test_hostile_reference_bodies_mean_no_reference(tmp_path: Path) -> None:
+    now = time.time()
+    mode = {"what": "ok"}
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        what = mode["what"]
+        if what == "huge":
+            # no Content-Length: the client must stop reading at its own bound
+            resp = web.StreamResponse()
+            await resp.prepare(request)
+            for _ in range(100):
+                await resp.write(b" " * 65536)
+            return resp
+        if what == "garbage":
+            return web.Response(body=b"\x00\xff not json", content_type="application/json")
+        if what == "wrong-shape":
+            return web.json_response({"targets": "nope"})
+        if what == "status-500":
+            return web.Response(status=500)
+        return web.json_response(status(now, up=(1, True)))
+
+    async with reference_server(handler) as (port, _):
+        client = ReferenceClient(ref(port), tmp_path, max_bytes=1024 * 1024)
+        try:
+            assert await client.refresh()  # a good answer first, so failures visibly clear it
+            for what in ("huge", "garbage", "wrong-shape", "status-500"):
+                mode["what"] = "ok"
+                assert await client.refresh()
+                mode["what"] = what
+                assert not await client.refresh(), what
+                assert client.success_for("up", now) is None, what
+        finally:
+            await client.close()
+
+
+async def test_unreachable_and_tarpit_references_are_bounded_in_time(tmp_path: Path) -> None:
+    refused = ReferenceClient(ref(free_port()), tmp_path)
+    try:
+        assert not await refused.refresh()
+    finally:
+        await refused.close()
+
+    async def tarpit(request: web.Request) -> web.Response:
+        await asyncio.sleep(30)
+        return web.json_response({})
+
+    async with reference_server(tarpit) as (port, _):
+        client = ReferenceClient(ref(port, timeout="500ms"), tmp_path)
+        t0 = time.monotonic()
+        try:
+            assert not await client.refresh()
+        finally:
+            await client.close()
+        assert time.monotonic() - t0 < 5
+
+
+async def test_concurrent_observers_share_one_fetch_until_it_is_stale(tmp_path: Path) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.05)
+        return web.json_response(status(time.time(), up=(1, True), down=(1, False)))
+
+    async with reference_server(handler) as (port, requests):
+        refs = ReferenceSet([ref(port)], tmp_path, refresh_interval=60)
+        try:
+            answers = await asyncio.gather(*(refs.observe("up") for _ in range(20)))
+            assert answers == [True] * 20
+            assert len(requests) == 1
+            assert await refs.observe("down") is False
+            assert len(requests) == 1
+            # a minute later the cache is stale: fetched again
+            assert await refs.observe("up", now=time.time() + 61) is True
+            assert len(requests) == 2
+        finally:
+            await refs.close()
+
+
+async def test_reference_set_any_success_wins_and_no_references_means_none(tmp_path: Path) -> None:
+    now = time.time()
+    docs = [status(now, t=(1, False)), status(now, t=(1, True))]
+
+    def serve(doc: dict[str, Any]) -> Callable[[web.Request], Any]:
+        async def handler(request: web.Request) -> web.Response:
+            return web.json_response(doc)
+
+        return handler
+
+    async with reference_server(serve(docs[0])) as (p1, _), reference_server(serve(docs[1])) as (p2, _):
+        configs = [
+            ReferenceVantage(name="a", url=f"http://127.0.0.1:{p1}"),
+            ReferenceVantage(name="b", url=f"http://127.0.0.1:{p2}/"),
+        ]
+        refs = ReferenceSet(configs, tmp_path)
+        try:
+            assert await refs.observe("t", now) is True
+            assert refs.success_for("other", now) is None
+        finally:
+            await refs.close()
+        only_failing = ReferenceSet(configs[:1], tmp_path)
+        try:
+            assert await only_failing.observe("t", now) is False
+        finally:
+            await only_failing.close()
+    assert await ReferenceSet([], tmp_path).observe("t") is None
+
+
+def test_parse_status_skips_malformed_entries() -> None:
+    doc = {
+        "targets": [
+            {"name": "a", "last": {"started_at": 5.0, "success": True}},
+            {"name": "b", "last": {"started_at": "yesterday", "success": True}},
+            {"name": "c", "last": {"started_at": True, "success": True}},
+            {"name": 7, "last": {"started_at": 5.0, "success": True}},
+            "junk",
+        ]
+    }
+    assert parse_status(json.loads(json.dumps(doc))) == {"a": (5.0, True)}
+    with pytest.raises(ValueError):
+        parse_status([])

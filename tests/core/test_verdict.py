@@ -1,0 +1,267 @@
+"""Verdict rules: blocked only with evidence, unknown when the vantage is cut off, k-of-n confirmation."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from reachwatch.config.load import parse_config
+from reachwatch.config.schema import ConfirmationConfig
+from reachwatch.failures import Failure, Stage, Technique, VantageState, Verdict
+from reachwatch.model import ProbeResult
+from reachwatch.state import Outcome, StateStore, TargetState
+from reachwatch.verdict import confirm, judge, technique_with_reference, update_verdict
+
+F, S, T, V, VS = Failure, Stage, Technique, Verdict, VantageState
+
+
+def ok() -> ProbeResult:
+    return ProbeResult(target="t", kind="tcp", started_at=time.time(), duration_s=0.1, success=True)
+
+
+def fail(failure: Failure, stage: Stage | None, evidence: Technique | None = None) -> ProbeResult:
+    return ProbeResult(
+        target="t",
+        kind="tcp",
+        started_at=time.time(),
+        duration_s=0.1,
+        success=False,
+        failure=failure,
+        stage=stage,
+        evidence=evidence,
+    )
+
+
+BLACKHOLE = fail(F.GENERIC_TIMEOUT_ERROR, S.CONNECT)
+REFUSED = fail(F.CONNECTION_REFUSED, S.CONNECT)
+RESET = fail(F.CONNECTION_RESET, S.CONNECT)
+MITM = fail(F.SSL_UNKNOWN_AUTHORITY, S.TLS_HANDSHAKE, T.TLS_INTERCEPTION)
+
+
+@pytest.mark.parametrize(
+    ("result", "role", "vantage", "reference", "expected"),
+    [
+        # success is success, whatever else is going on
+        (ok(), None, VS.ONLINE, None, Outcome(V.REACHABLE)),
+        (ok(), None, VS.OFFLINE, False, Outcome(V.REACHABLE)),
+        # dead server never blocked: refused or silent with no reference, or the reference fails too
+        (REFUSED, None, VS.ONLINE, None, Outcome(V.UNREACHABLE)),
+        (REFUSED, None, VS.ONLINE, False, Outcome(V.UNREACHABLE)),
+        (BLACKHOLE, None, VS.ONLINE, False, Outcome(V.UNREACHABLE)),
+        # the same blackhole without a reference stays unreachable...
+        (BLACKHOLE, None, VS.ONLINE, None, Outcome(V.UNREACHABLE)),
+        # ...and with a reference that reached it, it is a blackhole
+        (BLACKHOLE, None, VS.ONLINE, True, Outcome(V.BLOCKED, T.TCP_BLACKHOLE)),
+        (fail(F.HOST_UNREACHABLE, S.CONNECT), None, VS.ONLINE, True, Outcome(V.BLOCKED, T.TCP_BLACKHOLE)),
+        # RST at connect (forged RST answers the SYN as "refused") or right after: tcp_reset
+        (RESET, None, VS.ONLINE, True, Outcome(V.BLOCKED, T.TCP_RESET)),
+        (REFUSED, None, VS.ONLINE, True, Outcome(V.BLOCKED, T.TCP_RESET)),
+        (
+            fail(F.CONNECTION_RESET, S.PROTOCOL_HANDSHAKE),
+            None,
+            VS.ONLINE,
+            True,
+            Outcome(V.BLOCKED, T.TCP_RESET),
+        ),
+        (fail(F.CONNECTION_RESET, S.HTTP), None, VS.ONLINE, True, Outcome(V.BLOCKED, T.TCP_RESET)),
+        # SNI-triggered drop or reset after the ClientHello
+        (
+            fail(F.GENERIC_TIMEOUT_ERROR, S.TLS_HANDSHAKE),
+            None,
+            VS.ONLINE,
+            True,
+            Outcome(V.BLOCKED, T.TLS_INTERFERENCE),
+        ),
+        (
+            fail(F.CONNECTION_RESET, S.TLS_HANDSHAKE),
+            None,
+            VS.ONLINE,
+            True,
+            Outcome(V.BLOCKED, T.TLS_INTERFERENCE),
+        ),
+        (fail(F.EOF_ERROR, S.TLS_HANDSHAKE), None, VS.ONLINE, True, Outcome(V.BLOCKED, T.TLS_INTERFERENCE)),
+        (fail(F.GENERIC_TIMEOUT_ERROR, S.TLS_HANDSHAKE), None, VS.ONLINE, None, Outcome(V.UNREACHABLE)),
+        # a protocol handshake that dies in silence on a path that connected
+        (
+            fail(F.GENERIC_TIMEOUT_ERROR, S.PROTOCOL_HANDSHAKE),
+            None,
+            VS.ONLINE,
+            True,
+            Outcome(V.BLOCKED, T.PROTOCOL_BLOCKING),
+        ),
+        (
+            fail(F.PROTOCOL_NO_RESPONSE, S.PROTOCOL_HANDSHAKE),
+            None,
+            VS.ONLINE,
+            True,
+            Outcome(V.BLOCKED, T.PROTOCOL_BLOCKING),
+        ),
+        (fail(F.PROTOCOL_NO_RESPONSE, S.PROTOCOL_HANDSHAKE), None, VS.ONLINE, None, Outcome(V.UNREACHABLE)),
+        # failures a reference cannot attribute (need local evidence)
+        (fail(F.DNS_NXDOMAIN_ERROR, S.RESOLVE), None, VS.ONLINE, True, Outcome(V.UNREACHABLE)),
+        (fail(F.AUTH_FAILED, S.PROTOCOL_HANDSHAKE), None, VS.ONLINE, True, Outcome(V.UNREACHABLE)),
+        (fail(F.INTERNAL_ERROR, S.CONNECT), None, VS.ONLINE, True, Outcome(V.UNREACHABLE)),
+        # local evidence needs no reference
+        (MITM, None, VS.ONLINE, None, Outcome(V.BLOCKED, T.TLS_INTERCEPTION)),
+        (
+            fail(F.HTTP_BLOCKPAGE, S.HTTP, T.HTTP_BLOCKPAGE),
+            None,
+            VS.ONLINE,
+            False,
+            Outcome(V.BLOCKED, T.HTTP_BLOCKPAGE),
+        ),
+        (
+            fail(F.DNS_BOGON_ERROR, S.RESOLVE, T.DNS_TAMPERING),
+            None,
+            VS.ONLINE,
+            None,
+            Outcome(V.BLOCKED, T.DNS_TAMPERING),
+        ),
+        (
+            fail(F.THROUGHPUT_BELOW_THRESHOLD, S.TRANSFER, T.THROTTLED),
+            None,
+            VS.ONLINE,
+            None,
+            Outcome(V.BLOCKED, T.THROTTLED),
+        ),
+        (MITM, None, VS.UNKNOWN, None, Outcome(V.BLOCKED, T.TLS_INTERCEPTION)),
+        # a crashed probe's stray evidence is not evidence
+        (
+            fail(F.INTERNAL_ERROR, S.TLS_HANDSHAKE, T.TLS_INTERCEPTION),
+            None,
+            VS.ONLINE,
+            None,
+            Outcome(V.UNREACHABLE),
+        ),
+        # control-less outage never blocked: without controls a reference cannot rule out our own outage
+        (BLACKHOLE, None, VS.UNKNOWN, True, Outcome(V.UNREACHABLE)),
+        (RESET, None, VS.UNKNOWN, True, Outcome(V.UNREACHABLE)),
+        # vantage offline: nothing is blocked, nothing is known, evidence or reference notwithstanding
+        (BLACKHOLE, None, VS.OFFLINE, True, Outcome(V.UNKNOWN)),
+        (MITM, None, VS.OFFLINE, None, Outcome(V.UNKNOWN)),
+        (REFUSED, "domestic", VS.OFFLINE, None, Outcome(V.UNKNOWN)),
+        # international shutdown: international targets and controls unknown, domestic ones judged
+        (BLACKHOLE, None, VS.INTERNATIONAL_SHUTDOWN, True, Outcome(V.UNKNOWN)),
+        (MITM, None, VS.INTERNATIONAL_SHUTDOWN, None, Outcome(V.UNKNOWN)),
+        (BLACKHOLE, "international", VS.INTERNATIONAL_SHUTDOWN, None, Outcome(V.UNKNOWN)),
+        (BLACKHOLE, "domestic", VS.INTERNATIONAL_SHUTDOWN, None, Outcome(V.UNREACHABLE)),
+        # an international control that fails while another works is just unreachable
+        (BLACKHOLE, "international", VS.ONLINE, None, Outcome(V.UNREACHABLE)),
+    ],
+)
+def test_judge_table(
+    result: ProbeResult,
+    role: str | None,
+    vantage: VantageState,
+    reference: bool | None,
+    expected: Outcome,
+) -> None:
+    assert judge(result, role=role, vantage=vantage, reference_success=reference) == expected
+
+
+def test_every_reference_attribution_is_a_blocking_technique_never_a_success() -> None:
+    assert technique_with_reference(ok()) is None
+    assert technique_with_reference(fail(F.GENERIC_TIMEOUT_ERROR, S.RESOLVE)) is None
+    assert technique_with_reference(fail(F.NETWORK_UNREACHABLE, S.CONNECT)) is None
+
+
+R, B, U, K = (
+    Outcome(V.REACHABLE),
+    Outcome(V.BLOCKED, T.TCP_BLACKHOLE),
+    Outcome(V.UNREACHABLE),
+    Outcome(V.UNKNOWN),
+)
+RST = Outcome(V.BLOCKED, T.TCP_RESET)
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "current", "attempts", "required", "expected"),
+    [
+        # nothing seen: stay
+        ([], K, 3, 2, (V.UNKNOWN, None, False)),
+        # one failure among successes is not a verdict
+        ([R, R, B], R, 3, 2, (V.REACHABLE, None, False)),
+        # two of the last three agree: it changes
+        ([R, B, B], R, 3, 2, (V.BLOCKED, T.TCP_BLACKHOLE, True)),
+        ([B, R, B], R, 3, 2, (V.BLOCKED, T.TCP_BLACKHOLE, True)),
+        # flapping: only the last ``attempts`` count
+        ([B, B, R, R, B], R, 3, 2, (V.REACHABLE, None, False)),
+        ([B, R, B, R, B, R], B, 3, 3, (V.BLOCKED, T.TCP_BLACKHOLE, False)),
+        ([B, R, B, R, B, R], R, 4, 3, (V.REACHABLE, None, False)),
+        ([B, R, B, R, R, R], B, 3, 3, (V.REACHABLE, None, True)),
+        # 1 of 1: every outcome is final
+        ([R, B], R, 1, 1, (V.BLOCKED, T.TCP_BLACKHOLE, True)),
+        # 3 of 3 needs unanimity
+        ([U, U, R], U, 3, 3, (V.UNREACHABLE, None, False)),
+        ([R, R, R], U, 3, 3, (V.REACHABLE, None, True)),
+        # the first results after start: unknown until confirmed
+        ([U], K, 3, 2, (V.UNKNOWN, None, False)),
+        ([U, U], K, 3, 2, (V.UNREACHABLE, None, True)),
+        # a censor alternating RST and drop is still confirmed blocked, with its most frequent technique
+        ([RST, B, RST], R, 3, 2, (V.BLOCKED, T.TCP_RESET, True)),
+        ([B, RST], R, 3, 2, (V.BLOCKED, T.TCP_RESET, True)),
+        ([RST, B, B], RST, 3, 2, (V.BLOCKED, T.TCP_BLACKHOLE, True)),
+        # same verdict and technique again: no change reported
+        ([B, B, B], B, 3, 2, (V.BLOCKED, T.TCP_BLACKHOLE, False)),
+    ],
+)
+def test_confirm_table(
+    outcomes: list[Outcome],
+    current: Outcome,
+    attempts: int,
+    required: int,
+    expected: tuple[Verdict, Technique | None, bool],
+) -> None:
+    assert tuple(confirm(outcomes, current, attempts=attempts, required=required)) == expected
+
+
+def _state() -> TargetState:
+    cfg = parse_config("targets: [{name: t, kind: tcp, host: 127.0.0.1, port: 9}]", "t.yaml", Path.cwd())
+    return StateStore().ensure(cfg.config.targets[0], None)
+
+
+def test_update_verdict_needs_confirmation_and_stamps_the_change() -> None:
+    state = _state()
+    conf = ConfirmationConfig(attempts=3, required=2)
+    now = 1_700_000_000.0
+    for result in (ok(), ok()):
+        state.record(result)
+    assert not update_verdict(
+        state, state.recent[0], vantage=VS.ONLINE, reference_success=None, confirmation=conf, now=now
+    )
+    assert state.unconfirmed  # reachable once, verdict still unknown
+    assert update_verdict(
+        state, state.recent[1], vantage=VS.ONLINE, reference_success=None, confirmation=conf, now=now + 1
+    )
+    assert (state.verdict, state.technique, state.verdict_since) == (V.REACHABLE, None, now + 1)
+    assert not state.unconfirmed
+
+    # one blackhole seen with a reference: an unconfirmed outcome, the verdict holds
+    state.record(BLACKHOLE)
+    assert not update_verdict(
+        state, BLACKHOLE, vantage=VS.ONLINE, reference_success=True, confirmation=conf, now=now + 2
+    )
+    assert state.verdict is V.REACHABLE
+    assert state.unconfirmed
+    assert state.reference_success is True
+    assert state.last_outcome == B
+    state.record(BLACKHOLE)
+    assert update_verdict(
+        state, BLACKHOLE, vantage=VS.ONLINE, reference_success=True, confirmation=conf, now=now + 3
+    )
+    assert (state.verdict, state.technique, state.verdict_since) == (V.BLOCKED, T.TCP_BLACKHOLE, now + 3)
+
+
+def test_record_counts_attempts_and_failures_by_stage_and_failure() -> None:
+    state = _state()
+    for result in (ok(), BLACKHOLE, BLACKHOLE, REFUSED):
+        state.record(result)
+    assert state.probes_total == 4
+    assert state.failures_total == {
+        (S.CONNECT, F.GENERIC_TIMEOUT_ERROR): 2,
+        (S.CONNECT, F.CONNECTION_REFUSED): 1,
+    }
+    assert state.last is REFUSED
+    assert list(state.recent)[-1] is REFUSED
