@@ -153,3 +153,12 @@ def secret_file(tmp: Path, name: str, content: str) -> Path:
     path.write_text(content)
     path.chmod(0o600)
     return path
+
+
+@contextmanager
+def ss_server(method: str, password: str) -> Iterator[int]:
+    """shadowsocks-libev's ss-server (TCP only) with one AEAD method and password."""
+    port = free_port()
+    argv = ["ss-server", "-s", LOOPBACK, "-p", str(port), "-k", password, "-m", method, "-t", "5", "-v"]
+    with daemon(argv, port):
+        yield port

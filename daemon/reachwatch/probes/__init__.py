@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from reachwatch.probes import openvpn, tcp
-from reachwatch.probes import http_proxy, socks5
+from reachwatch.probes import http_proxy, shadowsocks, socks5
 from reachwatch.probes import http as http_probe
 from reachwatch.probes import tls as tls_probe
 from reachwatch.probes import tor_dirport, tor_relay
@@ -18,6 +18,7 @@ from reachwatch.probes.base import ProbeSpec
 PROBES: dict[str, ProbeSpec[Any]] = {
     "tcp": tcp.SPEC,
     "socks5": socks5.SPEC,
+    "shadowsocks": shadowsocks.SPEC,
     "http_proxy": http_proxy.SPEC,
     "openvpn": openvpn.SPEC,
     "tls": tls_probe.SPEC,

@@ -26,7 +26,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import Field
 
@@ -34,7 +34,9 @@ from reachwatch.config.types import Duration, StrictModel
 from reachwatch.failures import Failure, Stage
 from reachwatch.net.dial import close_quietly
 from reachwatch.net.errors import NetFailure, classified
-from reachwatch.probes.base import ProbeContext
+
+if TYPE_CHECKING:  # probes import this module; a runtime import would be circular
+    from reachwatch.probes.base import ProbeContext
 
 CHUNK = 16 * 1024
 NONCE_PREFIX = b"RWCANARY "

@@ -1,0 +1,121 @@
+"""Shadowsocks ``ss://`` URIs (SIP002, and the legacy all-base64 form), one per line.
+
+Forms accepted::
+
+    ss://BASE64URL(method:password)@host:port/?plugin=...#tag      SIP002
+    ss://method:percent-encoded-password@host:port#tag            SIP002 plain userinfo (used by 2022 keys)
+    ss://BASE64(method:password@host:port)#tag                     legacy
+
+Parsing only. Used by the importer and, at run time, by the ``shadowsocks`` probe when a target takes its
+key from the user's URI file (``uri_file``/``uri_line``) so the password never enters the YAML. URIs with
+a ``plugin`` (simple-obfs, v2ray-plugin) are rejected with a clear message: the probe cannot speak the
+plugin's transport, and probing the bare port would test something the user does not use.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from reachwatch.errors import ConfigError
+from reachwatch.importers.common import Output, entry_name
+from reachwatch.importers.proxyurl import url_from_file
+from reachwatch.vpn.shadowsocks import METHODS
+
+
+@dataclass(frozen=True)
+class SsUri:
+    method: str
+    password: str
+    host: str
+    port: int
+    tag: str
+    plugin: str | None
+
+
+def _b64decode(text: str) -> str:
+    padded = text + "=" * (-len(text) % 4)
+    try:
+        return base64.urlsafe_b64decode(padded.replace("+", "-").replace("/", "_")).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ValueError("userinfo is neither base64 nor method:password") from None
+
+
+def parse_ss_uri(uri: str) -> SsUri:
+    """Parse one ``ss://`` URI; ``ValueError`` with a short reason otherwise."""
+    uri = uri.strip()
+    if not uri.lower().startswith("ss://"):
+        raise ValueError("not an ss:// URI")
+    rest, _, fragment = uri[5:].partition("#")
+    if "@" not in rest.split("/?")[0].split("?")[0]:
+        # legacy: everything before the tag is base64(method:password@host:port)
+        rest = _b64decode(rest.split("/?")[0].split("?")[0])
+    parts = urlsplit("ss://" + rest)
+    userinfo = rest.rsplit("@", 1)[0] if "@" in rest else ""
+    userinfo = unquote(userinfo)
+    if ":" not in userinfo:
+        userinfo = _b64decode(userinfo)
+    method, sep, password = userinfo.partition(":")
+    if not sep or not method:
+        raise ValueError("userinfo must be method:password")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"invalid port ({exc})") from None
+    if not parts.hostname or port is None:
+        raise ValueError("ss:// URI needs host:port")
+    plugin = parse_qs(parts.query).get("plugin", [None])[0]
+    return SsUri(
+        method=method.lower(),
+        password=password,
+        host=parts.hostname,
+        port=port,
+        tag=unquote(fragment),
+        plugin=plugin,
+    )
+
+
+def key_from_uri_file(path: str, line: int, base_dir: Path) -> tuple[str, str]:
+    """(method, password) from line ``line`` of a private file of ``ss://`` URIs."""
+    try:
+        uri = parse_ss_uri(url_from_file(path, line, base_dir, "uri_file"))
+    except ValueError as exc:
+        raise ConfigError(f"{path}:{line}", str(exc)) from None
+    return uri.method, uri.password
+
+
+def import_ss_uri(path: Path, line_no: int, text: str, out: Output) -> dict[str, Any]:
+    """One ``shadowsocks`` target entry from the URI on ``line_no`` of ``path``."""
+    where = f"{path}:{line_no}"
+    try:
+        uri = parse_ss_uri(text)
+    except ValueError as exc:
+        raise ConfigError(where, str(exc)) from None
+    if uri.plugin:
+        plugin_name = uri.plugin.split(";", 1)[0]
+        raise ConfigError(where, f"ss:// plugin {plugin_name!r} is not supported (only plain AEAD servers)")
+    if uri.method not in METHODS:
+        raise ConfigError(where, f"cipher {uri.method!r} is not supported; supported: {', '.join(METHODS)}")
+    canary = out.canary()
+    if canary is None:
+        raise ConfigError(where, "a shadowsocks entry needs a canary (an echo service abroad): give one")
+    name = out.unique_name(entry_name(uri.tag or f"ss-{uri.host}-{uri.port}"))
+    entry: dict[str, Any] = {
+        "name": name,
+        "kind": "shadowsocks",
+        "host": uri.host,
+        "port": uri.port,
+        "method": uri.method,
+    }
+    if out.output_dir is not None:
+        entry["password_file"] = str(out.write_secret(f"{name}.password", uri.password.encode()))
+    else:
+        out.require_private(path)
+        entry["uri_file"] = str(path.resolve())
+        entry["uri_line"] = line_no
+    entry["canary"] = canary
+    return entry
