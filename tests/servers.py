@@ -18,7 +18,6 @@ import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import trustme
 from aiohttp import web
@@ -26,6 +25,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from reachwatch.net.udp import udp_exchange
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -183,16 +184,12 @@ async def http_app(app: web.Application, *, ssl_ctx: ssl.SSLContext | None = Non
 
 
 @asynccontextmanager
-async def dnsmasq(
-    addresses: dict[str, str], *, nxdomain: tuple[str, ...] = (), servfail: tuple[str, ...] = ()
-) -> AsyncIterator[int]:
+async def dnsmasq(addresses: dict[str, str], *, nxdomain: tuple[str, ...] = ()) -> AsyncIterator[int]:
     """A real dnsmasq on 127.0.0.1:<free port> answering ``addresses`` (name -> IP), NXDOMAIN for
-    ``nxdomain`` names, SERVFAIL for ``servfail`` names (forwarded to a closed port), REFUSED otherwise
-    (no upstream). Yields the UDP port."""
+    ``nxdomain`` names, REFUSED otherwise (it has no upstream). Yields the UDP port."""
     binary = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
     for _ in range(5):
         port = free_port(socket.SOCK_DGRAM)
-        dead = free_port(socket.SOCK_DGRAM)
         args = [
             binary,
             "--keep-in-foreground",
@@ -207,7 +204,6 @@ async def dnsmasq(
             "--user=root",
             *(f"--address=/{name}/{ip}" for name, ip in addresses.items()),
             *(f"--address=/{name}/" for name in nxdomain),
-            *(f"--server=/{name}/{LOOPBACK}#{dead}" for name in servfail),
         ]
         with tempfile.TemporaryFile() as errors:
             proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=errors)
@@ -237,7 +233,20 @@ async def _udp_port_ready(proc: subprocess.Popen[bytes], port: int) -> bool:
     return False
 
 
-def write_pem(tmp: Path, name: str, data: bytes) -> Path:
-    path = tmp / name
-    path.write_bytes(data)
-    return path
+@asynccontextmanager
+async def doh_server(upstream_port: int, ssl_ctx: ssl.SSLContext) -> AsyncIterator[int]:
+    """An RFC 8484 endpoint (POST /dns-query) over HTTPS that relays each wire query over UDP to a
+    resolver on 127.0.0.1:``upstream_port`` (a dnsmasq) and returns its reply. Yields the port."""
+
+    async def dns_query(request: web.Request) -> web.Response:
+        if request.content_type != "application/dns-message":
+            return web.Response(status=415)
+        wire = await request.read()
+        async with asyncio.timeout(3):
+            reply = await udp_exchange(LOOPBACK, upstream_port, wire)
+        return web.Response(body=reply, content_type="application/dns-message")
+
+    app = web.Application()
+    app.router.add_post("/dns-query", dns_query)
+    async with http_app(app, ssl_ctx=ssl_ctx) as port:
+        yield port

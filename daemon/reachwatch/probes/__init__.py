@@ -10,6 +10,7 @@ from typing import Any
 
 from reachwatch.probes import openvpn, tcp
 from reachwatch.probes import http_proxy, shadowsocks, socks5
+from reachwatch.probes import dns as dns_probe
 from reachwatch.probes import http as http_probe
 from reachwatch.probes import tls as tls_probe
 from reachwatch.probes import tor_dirport, tor_relay
@@ -24,6 +25,7 @@ PROBES: dict[str, ProbeSpec[Any]] = {
     "tls": tls_probe.SPEC,
     "http": http_probe.SPEC,
     "https": http_probe.HTTPS_SPEC,
+    "dns": dns_probe.SPEC,
     "tor_relay": tor_relay.SPEC,
     "tor_dirport": tor_dirport.SPEC,
 }
