@@ -1,0 +1,87 @@
+"""``tor_dirport``: can this relay's (or directory authority's) DirPort serve a directory document?
+
+We fetch ``/tor/server/authority``: the relay's own server descriptor (dir-spec 4.2), about 2-3 KB. Why
+that document: the consensus (``/tor/status-vote/current/consensus-microdesc``) is megabytes and would
+make a gentle probe heavy; ``/tor/keys/authority`` is only served by authorities. The descriptor is
+small, served by every DirPort, and *self-authenticating*: stem checks its signature and that the
+signing key hashes to the fingerprint in it, so with ``fingerprint`` configured a censor's injected page
+or a transparent proxy serving another relay's descriptor is ``tor_identity_mismatch``, not "reachable".
+
+Stages: ``connect``, then ``http`` (request, bounded response, descriptor check).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+from stem.descriptor.server_descriptor import RelayDescriptor
+
+from reachwatch.config.types import NAME_PATTERN, TargetBase
+from reachwatch.failures import Failure, Stage
+from reachwatch.model import ProbeResult
+from reachwatch.net.dial import close_quietly, connect_tcp, pin_address
+from reachwatch.net.tordir import dir_get
+from reachwatch.probes.base import ProbeContext, ProbeSpec
+from reachwatch.tor.certs import normalize_fingerprint
+
+DOCUMENT = "/tor/server/authority"
+MAX_DESCRIPTOR_BYTES = 64 * 1024  # real descriptors are 2-3 KB (family lines can grow them)
+
+
+class TorDirPortTarget(TargetBase):
+    """A DirPort, and optionally the identity its descriptor must carry."""
+
+    kind: Literal["tor_dirport"]
+    host: str = Field(min_length=1)
+    port: int = Field(ge=1, le=65535)
+    fingerprint: str | None = None
+    relay_set: str | None = Field(default=None, pattern=NAME_PATTERN)
+
+    @field_validator("fingerprint")
+    @classmethod
+    def _fingerprint(cls, value: str | None) -> str | None:
+        return normalize_fingerprint(value) if value is not None else None
+
+    def destination(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    def sensitive_values(self) -> list[str]:
+        values = super().sensitive_values()
+        return [*values, self.fingerprint] if self.fingerprint else values
+
+
+async def probe(target: TorDirPortTarget, ctx: ProbeContext) -> ProbeResult:
+    with ctx.stage(Stage.RESOLVE):
+        ip = await pin_address(target.host)
+    ctx.public_fact("ip", ip)
+    with ctx.stage(Stage.CONNECT):
+        reader, writer = await connect_tcp(ip, target.port)
+    try:
+        with ctx.stage(Stage.HTTP):
+            status, body = await dir_get(
+                reader, writer, target.destination(), DOCUMENT, max_bytes=MAX_DESCRIPTOR_BYTES
+            )
+    finally:
+        await close_quietly(writer)
+    ctx.fact("http_status", status)
+    ctx.fact("body_bytes", len(body))
+    if status != 200:
+        return ctx.fail(Failure.HTTP_UNEXPECTED_STATUS_CODE, Stage.HTTP)
+    try:
+        # validate=True: stem checks the signature and that the signing key hashes to the fingerprint
+        descriptor = RelayDescriptor(body, validate=True)
+    except (ValueError, TypeError):
+        return ctx.fail(Failure.HTTP_INVALID_RESPONSE, Stage.HTTP)
+    if target.fingerprint is not None and (descriptor.fingerprint or "").upper() != target.fingerprint:
+        return ctx.fail(Failure.TOR_IDENTITY_MISMATCH, Stage.HTTP)
+    return ctx.succeed()
+
+
+SPEC = ProbeSpec(
+    kind="tor_dirport",
+    target_model=TorDirPortTarget,
+    probe=probe,
+    description="Tor DirPort: fetch the relay's own signed descriptor and check its identity",
+)
