@@ -1,0 +1,412 @@
+"""When each target is probed, and how many probes may run at once.
+
+One asyncio task per target. The first attempt is staggered randomly within the interval (controls
+within the first few seconds: nothing means anything before the vantage state is known), then every
+interval with +/- ``defaults.jitter``. While a target's latest outcome disagrees with its confirmed
+verdict, the next attempt comes after ``confirmation.residual_window`` rather than a full interval:
+soon enough to confirm, late enough not to measure the censor's memory of our previous attempt.
+
+Every attempt passes the same gates (``Limits``), in a fixed order so no two attempts can deadlock:
+per destination (at most ``per_destination`` at once, and starts at least ``min_destination_spacing``
+apart: scarce endpoints such as unlisted bridges must not be hammered), per kind, then global
+``max_concurrency``. The gates are shared with ``sweep`` (``reachwatch check``).
+
+After each attempt the scheduler records the result in the ``StateStore``, recomputes the vantage state
+(for a control) and the target's verdict, then calls ``on_result(result, state, changed)``. A probe
+cannot crash a task (``run_probe`` turns bugs into ``internal_error``) and neither can a callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from reachwatch.config.load import LoadedConfig
+from reachwatch.config.schema import Config
+from reachwatch.config.types import TargetBase
+from reachwatch.failures import VantageState
+from reachwatch.model import ProbeResult
+from reachwatch.probes import PROBES
+from reachwatch.probes.base import ProbeContext, ProbeSpec, Services, run_probe
+from reachwatch.reference import ReferenceSet
+from reachwatch.state import StateStore, TargetState
+from reachwatch.vantage import VantageReading, update_store
+from reachwatch.verdict import update_verdict
+
+log = structlog.get_logger(__name__)
+
+OnResult = Callable[[ProbeResult, TargetState, bool], Awaitable[None] | None]
+OnVantage = Callable[[VantageReading], Awaitable[None] | None]
+Progress = Callable[[int, int, ProbeResult], None]
+
+# no loop may spin faster than this, whatever the config says (a "1ms" interval would be a busy loop)
+MIN_DELAY = 0.05
+# controls start within this many seconds: the vantage state gates every verdict
+CONTROLS_STAGGER = 10.0
+
+
+def destination_of(target: TargetBase) -> str:
+    """The endpoint a target loads; falls back to its name for a kind without ``destination()``."""
+    try:
+        return target.destination()
+    except NotImplementedError:
+        return f"name:{target.name}"
+
+
+def jittered(interval: float, jitter: float, rng: random.Random) -> float:
+    """``interval`` scaled by a uniform factor in [1 - jitter, 1 + jitter], never below ``MIN_DELAY``."""
+    return max(MIN_DELAY, interval * (1.0 + rng.uniform(-jitter, jitter)))
+
+
+@dataclass
+class _Destination:
+    """Gate for one destination: concurrent attempts and the spacing between their starts."""
+
+    semaphore: asyncio.Semaphore
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    last_start: float | None = None  # monotonic
+
+
+class Limits:
+    """The concurrency and politeness gates every attempt passes, built from ``scheduler:`` config."""
+
+    def __init__(self, config: Config) -> None:
+        sched = config.scheduler
+        self.global_ = asyncio.Semaphore(sched.max_concurrency)
+        self.per_kind = {kind: asyncio.Semaphore(n) for kind, n in sched.per_kind.items()}
+        self.per_destination = sched.per_destination
+        self.spacing = sched.min_destination_spacing
+        self._destinations: dict[str, _Destination] = {}
+
+    def _destination(self, key: str) -> _Destination:
+        gate = self._destinations.get(key)
+        if gate is None:
+            gate = self._destinations[key] = _Destination(asyncio.Semaphore(self.per_destination))
+        return gate
+
+    @contextlib.asynccontextmanager
+    async def slot(self, target: TargetBase) -> AsyncIterator[None]:
+        """Hold every gate for one attempt. Order: destination, kind, global (always the same: no deadlock).
+
+        The destination's lock is held until the attempt has started, so starts to one destination are
+        serialized and spaced even when the global gate makes them wait.
+        """
+        dest = self._destination(destination_of(target))
+        kind_gate = self.per_kind.get(target.kind)
+        async with contextlib.AsyncExitStack() as stack:
+            async with dest.lock:
+                await stack.enter_async_context(dest.semaphore)
+                if dest.last_start is not None:
+                    wait = dest.last_start + self.spacing - time.monotonic()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                if kind_gate is not None:
+                    await stack.enter_async_context(kind_gate)
+                await stack.enter_async_context(self.global_)
+                dest.last_start = time.monotonic()
+            yield
+
+
+class _Stopped(Exception):
+    """Draining began before a scheduled attempt got its gates: it is not started."""
+
+
+@dataclass
+class _Job:
+    """One target's task and whether it is inside an attempt right now (drain lets those finish)."""
+
+    target: TargetBase
+    role: str | None
+    task: asyncio.Task[None] | None = None
+    attempting: bool = False
+
+
+class Scheduler:
+    """Runs every configured target on its schedule and keeps the ``StateStore`` current.
+
+    Public API (used by ``app.py`` and ``cli.py``):
+
+    - ``Scheduler(loaded, store, services=..., on_result=..., on_vantage=...)``: builds the reference
+      clients (raises ``ConfigError`` for an unreadable reference password secret or CA file);
+    - ``start()``: one task per target (call inside the running loop);
+    - ``await reload(new_loaded)``: keeps the state and task of unchanged targets, restarts changed ones,
+      cancels removed ones (their state is dropped: ``StateStore.retain``), starts new ones; raises
+      ``ConfigError`` before changing anything if the new reference secrets cannot be read;
+    - ``await drain(timeout)``: stop scheduling, let attempts in flight finish (bounded); True if all did;
+    - ``await sweep(targets=None, progress=None)``: every target once (controls first), same limits;
+    - ``in_flight``, ``last_tick`` (wall time an attempt last finished), ``last_sweep`` (wall time the last
+      sweep finished), ``running`` (task count): self-metrics.
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        store: StateStore,
+        *,
+        services: Services | None = None,
+        on_result: OnResult | None = None,
+        on_vantage: OnVantage | None = None,
+        probes: Mapping[str, ProbeSpec[Any]] = PROBES,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.loaded = loaded
+        self.store = store
+        self.services = services or Services()
+        self.on_result = on_result
+        self.on_vantage = on_vantage
+        self.probes = probes
+        self.rng = rng or random.Random()
+        self.references = ReferenceSet(loaded.config.reference_vantages, loaded.base_dir)
+        self.limits = Limits(loaded.config)
+        self.in_flight = 0
+        self.last_tick: float | None = None
+        self.last_sweep: float | None = None
+        self._jobs: dict[str, _Job] = {}
+        self._stopping = asyncio.Event()
+        for target in loaded.config.all_targets():
+            store.ensure(target, loaded.config.control_role(target.name))
+        self._refresh_vantage()
+
+    @property
+    def config(self) -> Config:
+        return self.loaded.config
+
+    @property
+    def tasks(self) -> dict[str, asyncio.Task[None]]:
+        """Target name -> its scheduling task (a copy; for self-metrics and tests)."""
+        return {name: job.task for name, job in self._jobs.items() if job.task is not None}
+
+    @property
+    def running(self) -> int:
+        return sum(1 for job in self._jobs.values() if job.task is not None and not job.task.done())
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start one task per configured target (idempotent for targets already running)."""
+        for target in self.config.all_targets():
+            if target.name not in self._jobs:
+                self._start_job(target, self.config.control_role(target.name))
+
+    def _start_job(self, target: TargetBase, role: str | None) -> None:
+        self.store.ensure(target, role)
+        job = _Job(target=target, role=role)
+        job.task = asyncio.create_task(self._run(job), name=f"reachwatch-target-{target.name}")
+        self._jobs[target.name] = job
+
+    async def reload(self, loaded: LoadedConfig) -> None:
+        """Switch to a new config, keeping what did not change (see the class docstring)."""
+        references = ReferenceSet(loaded.config.reference_vantages, loaded.base_dir)
+        old_references, self.references = self.references, references
+        self.loaded = loaded
+        self.limits = Limits(loaded.config)  # attempts holding the old gates release them as they end
+        wanted = {t.name: (t, loaded.config.control_role(t.name)) for t in loaded.config.all_targets()}
+        stopped: list[asyncio.Task[None]] = []
+        for name, job in list(self._jobs.items()):
+            new = wanted.get(name)
+            if new is not None and new == (job.target, job.role):
+                continue
+            if job.task is not None:
+                job.task.cancel()
+                stopped.append(job.task)
+            del self._jobs[name]
+        if stopped:
+            await asyncio.gather(*stopped, return_exceptions=True)
+        self.store.retain(set(wanted))
+        for target, role in wanted.values():
+            self.store.ensure(target, role)
+        if not self._stopping.is_set():
+            for name, (target, role) in wanted.items():
+                if name not in self._jobs:
+                    self._start_job(target, role)
+        self._refresh_vantage()
+        await old_references.close()
+
+    async def drain(self, timeout: float) -> bool:  # noqa: ASYNC109 (a grace period, not a deadline)
+        """Stop scheduling; wait up to ``timeout`` s for attempts in flight, then cancel them.
+
+        Returns True when every attempt in flight finished within the grace period.
+        """
+        self._stopping.set()
+        tasks = [job.task for job in self._jobs.values() if job.task is not None]
+        for job in self._jobs.values():
+            if job.task is not None and not job.attempting:
+                job.task.cancel()  # waiting for its next turn: nothing to finish
+        done_in_time = True
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=timeout)
+            done_in_time = not pending
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await self.references.close()
+        return done_in_time
+
+    # -- the per-target loop ---------------------------------------------------------------------
+
+    def interval_for(self, target: TargetBase, role: str | None) -> float:
+        """The target's own interval, else ``controls_interval`` (controls) or ``defaults.interval``."""
+        if target.interval is not None:
+            return target.interval
+        return self.config.scheduler.controls_interval if role else self.config.defaults.interval
+
+    def next_delay(self, state: TargetState, interval: float) -> float:
+        """Seconds until the next attempt: a jittered interval, or a confirmation retry.
+
+        A retry waits at least ``residual_window`` (jitter only lengthens it): residual blocking after
+        a trigger would otherwise confirm a block our own previous attempt caused.
+        """
+        jitter = self.config.defaults.jitter
+        if state.unconfirmed:
+            residual = self.config.confirmation.residual_window
+            return max(MIN_DELAY, residual * (1.0 + self.rng.uniform(0.0, jitter)))
+        return jittered(interval, jitter, self.rng)
+
+    async def _run(self, job: _Job) -> None:
+        interval = self.interval_for(job.target, job.role)
+        first = min(interval, CONTROLS_STAGGER) if job.role else interval
+        delay = self.rng.uniform(0.0, first)
+        while True:
+            if await self._wait_stop(delay):
+                return
+            try:
+                await self._attempt(job.target, job.role, job)
+            except _Stopped:
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug in our own bookkeeping must not end this target's schedule
+                log.error("scheduler_attempt_failed", target=job.target.name, error=type(exc).__name__)
+            finally:
+                job.attempting = False
+            if self._stopping.is_set():
+                return
+            state = self.store.targets.get(job.target.name)
+            interval = self.interval_for(job.target, job.role)
+            delay = self.next_delay(state, interval) if state else jittered(interval, 0.0, self.rng)
+
+    async def _wait_stop(self, delay: float) -> bool:
+        """Sleep ``delay`` s; True (stop) as soon as draining starts."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=max(0.0, delay))
+        return self._stopping.is_set()
+
+    # -- one attempt -----------------------------------------------------------------------------
+
+    async def probe_once(self, target: TargetBase, job: _Job | None = None) -> ProbeResult:
+        """Run one attempt at ``target`` through the limits (no bookkeeping).
+
+        For a scheduled attempt (``job``), draining that begins while it waits for a gate means it never
+        starts (``_Stopped``); once started, ``job.attempting`` tells ``drain`` to let it finish.
+        """
+        spec = self.probes[target.kind]
+        async with self.limits.slot(target):
+            if job is not None:
+                if self._stopping.is_set():
+                    raise _Stopped
+                job.attempting = True
+            ctx = ProbeContext(
+                target=target.name,
+                kind=target.kind,
+                timeout=target.timeout or self.config.defaults.timeout,
+                private=target.private,
+                base_dir=self.loaded.base_dir,
+                services=self.services,
+            )
+            self.in_flight += 1
+            try:
+                return await run_probe(spec, target, ctx)
+            finally:
+                self.in_flight -= 1
+
+    async def _attempt(self, target: TargetBase, role: str | None, job: _Job | None = None) -> ProbeResult:
+        result = await self.probe_once(target, job)
+        await self.record(target, role, result)
+        return result
+
+    async def record(self, target: TargetBase, role: str | None, result: ProbeResult) -> bool:
+        """Book one result: counters, vantage, verdict, ``on_result``. True if the verdict changed."""
+        self.last_tick = time.time()
+        state = self.store.ensure(target, role)
+        state.record(result)
+        if role is not None:
+            reading, vantage_changed = update_store(self.store)
+            if vantage_changed:
+                log.info("vantage_state_changed", state=reading.state.value, reason=reading.reason)
+                await self._call(self.on_vantage, reading)
+        vantage = self.store.vantage_state
+        reference: bool | None = None
+        if not result.success and result.evidence is None and vantage is VantageState.ONLINE:
+            # only asked when it can change the verdict: a local failure while the vantage is online
+            reference = await self.references.observe(target.name)
+        changed = update_verdict(
+            state,
+            result,
+            vantage=vantage,
+            reference_success=reference,
+            confirmation=self.config.confirmation,
+            now=time.time(),
+        )
+        await self._call(self.on_result, result, state, changed)
+        return changed
+
+    async def _call(self, callback: Callable[..., Awaitable[None] | None] | None, *args: Any) -> None:
+        """Run a hook (sync or async); its failure is logged, never propagated into the schedule."""
+        if callback is None:
+            return
+        try:
+            outcome = callback(*args)
+            if inspect.isawaitable(outcome):
+                await outcome
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error(
+                "scheduler_callback_failed", callback=getattr(callback, "__name__", "?"), error=repr(exc)
+            )
+
+    def _refresh_vantage(self) -> None:
+        update_store(self.store)
+
+    # -- one-shot sweep --------------------------------------------------------------------------
+
+    async def sweep(
+        self, targets: Iterable[TargetBase] | None = None, progress: Progress | None = None
+    ) -> list[ProbeResult]:
+        """Probe each target once under the same limits; results in the order given.
+
+        Controls among them run first so the vantage state is known when the targets are judged. Each
+        result is booked like a scheduled one (store, verdict, ``on_result``); for a one-shot view use
+        ``TargetState.last_outcome`` (a single attempt cannot be confirmed).
+        """
+        chosen = list(self.config.all_targets() if targets is None else targets)
+        roles = {t.name: self.config.control_role(t.name) for t in chosen}
+        results: dict[str, ProbeResult] = {}
+        done = 0
+
+        async def one(target: TargetBase) -> None:
+            nonlocal done
+            result = await self._attempt(target, roles[target.name])
+            results[target.name] = result
+            done += 1
+            if progress is not None:
+                try:
+                    progress(done, len(chosen), result)
+                except Exception as exc:
+                    log.error("sweep_progress_failed", error=repr(exc))
+
+        controls = [t for t in chosen if roles[t.name]]
+        others = [t for t in chosen if not roles[t.name]]
+        for batch in (controls, others):
+            if batch:
+                await asyncio.gather(*(one(t) for t in batch))
+        self.last_sweep = time.time()
+        return [results[t.name] for t in chosen]

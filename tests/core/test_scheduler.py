@@ -1,0 +1,491 @@
+"""The scheduler keeps its promises against real local listeners: limits, spacing, jitter, reload, drain.
+
+Concurrency is counted where it matters, at the server: every listener here is a real TCP server on
+127.0.0.1:0 that holds each connection for a while and records how many it holds at once. The probe used
+for concurrency tests is a real TCP probe that stays connected until the server closes (registered
+through the scheduler's ``probes`` seam under the ``tcp`` kind); the other tests use the shipped tcp probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from reachwatch.config.load import LoadedConfig, parse_config
+from reachwatch.failures import Failure, Stage, Technique, VantageState, Verdict
+from reachwatch.model import ProbeResult
+from reachwatch.net.dial import connect_tcp
+from reachwatch.probes import PROBES
+from reachwatch.probes.base import ProbeContext, ProbeSpec
+from reachwatch.probes.tcp import TcpTarget
+from reachwatch.scheduler import MIN_DELAY, Scheduler, jittered
+from reachwatch.state import StateStore, TargetState
+from tests.servers import blackhole, free_port, tcp_server
+
+
+class Peer:
+    """Real TCP listeners sharing one count of the connections they hold at once."""
+
+    def __init__(self, hold: float) -> None:
+        self.hold = hold
+        self.current = 0
+        self.peak = 0
+        self.accepts: list[tuple[float, int]] = []  # (monotonic time, listener port)
+        self.accepted = asyncio.Event()
+
+    @asynccontextmanager
+    async def listener(self) -> AsyncIterator[int]:
+        port_box: list[int] = []
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.current += 1
+            self.peak = max(self.peak, self.current)
+            self.accepts.append((time.monotonic(), port_box[0]))
+            self.accepted.set()
+            try:
+                await asyncio.sleep(self.hold)
+            finally:
+                self.current -= 1  # before the close the client waits for: never over-counted
+
+        async with tcp_server(handle) as port:
+            port_box.append(port)
+            yield port
+
+
+async def holding_probe(target: TcpTarget, ctx: ProbeContext) -> ProbeResult:
+    """Connect and stay until the server closes (bounded read), so the attempt's slot is held meanwhile."""
+    with ctx.stage(Stage.CONNECT):
+        reader, writer = await connect_tcp(target.host, target.port)
+    try:
+        with ctx.stage(Stage.TRANSFER):
+            await reader.read(1)
+    finally:
+        writer.close()  # also when drain cancels us mid-read
+    return ctx.succeed()
+
+
+HOLDING = {**PROBES, "tcp": ProbeSpec(kind="tcp", target_model=TcpTarget, probe=holding_probe)}
+
+
+class LowRandom(random.Random):
+    """Always the lower bound: no start stagger, shortest jitter (deterministic timing tests)."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return a
+
+
+def config(tmp_path: Path, **sections: Any) -> LoadedConfig:
+    """A validated config from sections (YAML accepts JSON); fast defaults for tests."""
+    doc: dict[str, Any] = {
+        "defaults": {"interval": "60s", "timeout": "2s", "jitter": 0.2},
+        "scheduler": {"min_destination_spacing": "1ms"},
+        "confirmation": {"attempts": 1, "required": 1, "residual_window": "50ms"},
+    }
+    for key, value in sections.items():
+        doc[key] = {**doc.get(key, {}), **value} if isinstance(value, dict) else value
+    return parse_config(json.dumps(doc), "test.yaml", tmp_path)
+
+
+def tcp(name: str, port: int, **kw: Any) -> dict[str, Any]:
+    return {"name": name, "kind": "tcp", "host": "127.0.0.1", "port": port, **kw}
+
+
+class Results:
+    """on_result hook collecting results with the monotonic time they arrived."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[float, ProbeResult, bool]] = []
+        self._waiters: list[tuple[Callable[[], bool], asyncio.Event]] = []
+
+    def __call__(self, result: ProbeResult, state: TargetState, changed: bool) -> None:
+        self.seen.append((time.monotonic(), result, changed))
+        for predicate, event in self._waiters:
+            if predicate():
+                event.set()
+
+    def of(self, name: str) -> list[tuple[float, ProbeResult, bool]]:
+        return [s for s in self.seen if s[1].target == name]
+
+    async def until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        event = asyncio.Event()
+        self._waiters.append((predicate, event))
+        if predicate():
+            return
+        await asyncio.wait_for(event.wait(), timeout)
+
+
+@asynccontextmanager
+async def running(sched: Scheduler) -> AsyncIterator[Scheduler]:
+    sched.start()
+    try:
+        yield sched
+    finally:
+        await sched.drain(2)
+
+
+# -- concurrency limits (sweep and scheduled runs share them) -----------------------------------
+
+
+async def test_sweep_never_exceeds_global_concurrency_and_reports_progress(tmp_path: Path) -> None:
+    peer = Peer(hold=0.2)
+    async with AsyncExitStack() as stack:
+        ports = [await stack.enter_async_context(peer.listener()) for _ in range(9)]
+        loaded = config(
+            tmp_path, scheduler={"max_concurrency": 3}, targets=[tcp(f"t{i}", p) for i, p in enumerate(ports)]
+        )
+        sched = Scheduler(loaded, StateStore(), probes=HOLDING)
+        progress: list[tuple[int, int]] = []
+        results = await sched.sweep(progress=lambda done, total, r: progress.append((done, total)))
+        await sched.drain(1)
+    assert [r.target for r in results] == [f"t{i}" for i in range(9)]
+    assert all(r.success for r in results)
+    assert peer.peak == 3  # reached, never exceeded
+    assert progress == [(i, 9) for i in range(1, 10)]
+    assert sched.last_sweep is not None
+    assert sched.in_flight == 0
+
+
+async def test_per_kind_limit_is_respected(tmp_path: Path) -> None:
+    peer = Peer(hold=0.2)
+    async with AsyncExitStack() as stack:
+        ports = [await stack.enter_async_context(peer.listener()) for _ in range(6)]
+        loaded = config(
+            tmp_path,
+            scheduler={"max_concurrency": 16, "per_kind": {"tcp": 2}},
+            targets=[tcp(f"t{i}", p) for i, p in enumerate(ports)],
+        )
+        sched = Scheduler(loaded, StateStore(), probes=HOLDING)
+        await sched.sweep()
+        await sched.drain(1)
+    assert peer.peak == 2
+
+
+async def test_per_destination_limit_is_respected_across_targets(tmp_path: Path) -> None:
+    peer = Peer(hold=0.2)
+    async with peer.listener() as port:
+        # six targets, one endpoint (e.g. several bridges lines for one obfs4 server)
+        loaded = config(
+            tmp_path,
+            scheduler={"max_concurrency": 16, "per_destination": 2},
+            targets=[tcp(f"t{i}", port) for i in range(6)],
+        )
+        sched = Scheduler(loaded, StateStore(), probes=HOLDING)
+        await sched.sweep()
+        await sched.drain(1)
+    assert peer.peak == 2
+
+
+async def test_attempts_to_one_destination_are_spaced_and_others_are_not_held_up(tmp_path: Path) -> None:
+    peer = Peer(hold=0.0)
+    spacing = 0.25
+    async with peer.listener() as scarce, peer.listener() as other:
+        loaded = config(
+            tmp_path,
+            scheduler={"max_concurrency": 16, "per_destination": 4, "min_destination_spacing": f"{spacing}s"},
+            targets=[*(tcp(f"s{i}", scarce) for i in range(4)), tcp("other", other)],
+        )
+        sched = Scheduler(loaded, StateStore())
+        t0 = time.monotonic()
+        results = await sched.sweep()
+        await sched.drain(1)
+    assert all(r.success for r in results)
+    starts = sorted(t for t, port in peer.accepts if port == scarce)
+    assert len(starts) == 4
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert min(gaps) >= spacing - 0.01, gaps
+    (other_start,) = [t for t, port in peer.accepts if port == other]
+    assert other_start - t0 < spacing  # a different destination does not wait in that line
+
+
+# -- timing of the schedule ---------------------------------------------------------------------
+
+
+def test_jitter_stays_within_bounds_and_never_below_the_floor() -> None:
+    rng = random.Random(7)
+    samples = [jittered(10.0, 0.2, rng) for _ in range(5000)]
+    assert 8.0 <= min(samples) < 8.1
+    assert 11.9 < max(samples) <= 12.0
+    assert jittered(0.001, 0.5, rng) == MIN_DELAY
+
+
+async def test_scheduled_attempts_start_staggered_and_repeat_with_jittered_interval(tmp_path: Path) -> None:
+    peer = Peer(hold=0.0)
+    interval, jitter = 0.3, 0.5
+    async with peer.listener() as port:
+        loaded = config(
+            tmp_path,
+            defaults={"interval": f"{interval}s", "jitter": jitter},
+            targets=[tcp("a", port), tcp("b", port)],
+        )
+        hook = Results()
+        sched = Scheduler(loaded, StateStore(), on_result=hook)
+        t0 = time.monotonic()
+        async with running(sched):
+            await hook.until(lambda: len(hook.of("a")) >= 6 and len(hook.of("b")) >= 6)
+    for name in ("a", "b"):
+        times = [t for t, _, _ in hook.of(name)]
+        assert times[0] - t0 <= interval + 0.2  # first run staggered within the interval
+        gaps = [y - x for x, y in itertools.pairwise(times)]
+        assert min(gaps) >= interval * (1 - jitter) - 0.01, gaps
+        assert max(gaps) <= interval * (1 + jitter) + 0.25, gaps
+    assert sched.last_tick is not None
+
+
+async def test_unconfirmed_verdict_is_retried_after_the_residual_window_not_sooner(tmp_path: Path) -> None:
+    peer = Peer(hold=0.0)
+    residual = 0.3
+    async with peer.listener() as port:
+        loaded = config(
+            tmp_path,
+            confirmation={"attempts": 3, "required": 3, "residual_window": f"{residual}s"},
+            targets=[tcp("a", port, interval="5s")],
+        )
+        hook = Results()
+        store = StateStore()
+        sched = Scheduler(loaded, store, on_result=hook, rng=LowRandom())
+        async with running(sched):
+            await hook.until(lambda: len(hook.seen) >= 3)
+            # confirmed now: the next attempt waits a full interval (5 s), not another residual window
+            await asyncio.sleep(residual * 2)
+            assert len(hook.seen) == 3
+    times = [t for t, _, _ in hook.seen]
+    gaps = [y - x for x, y in itertools.pairwise(times)]
+    assert all(residual - 0.01 <= g <= residual + 0.25 for g in gaps), gaps
+    assert [changed for _, _, changed in hook.seen] == [False, False, True]  # 3 of 3 confirmed it
+    assert store.targets["a"].verdict is Verdict.REACHABLE
+    assert not store.targets["a"].unconfirmed
+
+
+# -- robustness ---------------------------------------------------------------------------------
+
+
+async def test_crashing_probe_and_crashing_hook_do_not_stop_the_schedule(tmp_path: Path) -> None:
+    async def broken(target: TcpTarget, ctx: ProbeContext) -> ProbeResult:
+        raise RuntimeError("bug in a probe")
+
+    calls: list[ProbeResult] = []
+
+    def bad_hook(result: ProbeResult, state: TargetState, changed: bool) -> None:
+        calls.append(result)
+        raise ValueError("bug in a hook")
+
+    probes = {**PROBES, "tcp": ProbeSpec(kind="tcp", target_model=TcpTarget, probe=broken)}
+    loaded = config(tmp_path, defaults={"interval": "50ms"}, targets=[tcp("a", free_port())])
+    store = StateStore()
+    sched = Scheduler(loaded, store, on_result=bad_hook, probes=probes)
+    async with running(sched):
+        for _ in range(100):
+            if len(calls) >= 3:
+                break
+            await asyncio.sleep(0.05)
+    assert len(calls) >= 3
+    assert all(r.failure is Failure.INTERNAL_ERROR for r in calls)
+    assert store.targets["a"].failures_total[(None, Failure.INTERNAL_ERROR)] >= 3
+
+
+# -- reload and drain ---------------------------------------------------------------------------
+
+
+async def test_reload_keeps_unchanged_targets_restarts_changed_cancels_removed_starts_new(
+    tmp_path: Path,
+) -> None:
+    peer = Peer(hold=0.0)
+    async with peer.listener() as port, peer.listener() as port2:
+        hook = Results()
+        store = StateStore()
+        fast = {"interval": "100ms"}
+        first = config(tmp_path, defaults=fast, targets=[tcp("a", port), tcp("b", port), tcp("c", port)])
+        sched = Scheduler(first, store, on_result=hook)
+        async with running(sched):
+            await hook.until(lambda: all(hook.of(n) for n in "abc"))
+            before = sched.tasks
+            state_a = store.targets["a"]
+            second = config(
+                tmp_path, defaults=fast, targets=[tcp("a", port), tcp("b", port2), tcp("d", port)]
+            )
+            await sched.reload(second)
+            after = sched.tasks
+            assert after["a"] is before["a"] and not after["a"].done()
+            assert store.targets["a"] is state_a
+            assert after["b"] is not before["b"] and before["b"].done()
+            assert before["c"].cancelled()
+            assert "c" not in after and "c" not in store.targets
+            count_a = state_a.probes_total
+            await hook.until(lambda: bool(hook.of("d")) and state_a.probes_total > count_a)
+            await hook.until(lambda: any(p == port2 for _, p in peer.accepts))
+        assert sched.running == 0
+
+
+async def test_drain_lets_the_attempt_in_flight_finish(tmp_path: Path) -> None:
+    peer = Peer(hold=0.5)
+    async with peer.listener() as port:
+        hook = Results()
+        loaded = config(tmp_path, targets=[tcp("a", port)])
+        sched = Scheduler(loaded, StateStore(), on_result=hook, probes=HOLDING, rng=LowRandom())
+        sched.start()
+        await asyncio.wait_for(peer.accepted.wait(), 5)
+        assert sched.in_flight == 1
+        t0 = time.monotonic()
+        assert await sched.drain(5) is True
+        elapsed = time.monotonic() - t0
+    assert [r.success for _, r, _ in hook.seen] == [True]  # finished and booked, not cancelled
+    assert elapsed < 2
+    assert sched.in_flight == 0 and sched.running == 0
+
+
+async def test_drain_is_bounded_when_an_attempt_outlasts_the_grace_period(tmp_path: Path) -> None:
+    peer = Peer(hold=30.0)
+    async with peer.listener() as port:
+        loaded = config(tmp_path, defaults={"timeout": "60s"}, targets=[tcp("a", port)])
+        sched = Scheduler(loaded, StateStore(), probes=HOLDING, rng=LowRandom())
+        sched.start()
+        await asyncio.wait_for(peer.accepted.wait(), 5)
+        t0 = time.monotonic()
+        assert await sched.drain(0.2) is False
+        assert time.monotonic() - t0 < 2
+    assert sched.in_flight == 0 and sched.running == 0
+
+
+async def test_drain_stops_further_scheduling(tmp_path: Path) -> None:
+    peer = Peer(hold=0.0)
+    async with peer.listener() as port:
+        hook = Results()
+        loaded = config(tmp_path, defaults={"interval": "50ms"}, targets=[tcp("a", port), tcp("b", port)])
+        sched = Scheduler(loaded, StateStore(), on_result=hook)
+        sched.start()
+        await hook.until(lambda: len(hook.seen) >= 4)
+        await sched.drain(2)
+        count = len(hook.seen)
+        await asyncio.sleep(0.3)
+    assert len(hook.seen) == count
+
+
+# -- the whole chain: controls -> vantage -> reference -> verdict ----------------------------------
+
+
+@asynccontextmanager
+async def reference_vantage(successes: dict[str, bool]) -> AsyncIterator[str]:
+    """Another reachwatch abroad, as seen through its /api/v1/status (real aiohttp server)."""
+
+    async def status(request: web.Request) -> web.Response:
+        now = time.time()
+        targets = [
+            {"name": n, "last": {"target": n, "kind": "tcp", "started_at": now - 5, "success": ok}}
+            for n, ok in successes.items()
+        ]
+        return web.json_response({"version": "0.1.0", "targets": targets})
+
+    app = web.Application()
+    app.router.add_get("/api/v1/status", status)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    finally:
+        await runner.cleanup()
+
+
+async def _sweep_outcomes(
+    tmp_path: Path, controls: dict[str, Any], targets: list[dict[str, Any]], references: list[dict[str, Any]]
+) -> tuple[StateStore, dict[str, tuple[Verdict, Technique | None]]]:
+    loaded = config(tmp_path, controls=controls, targets=targets, reference_vantages=references)
+    store = StateStore()
+    sched = Scheduler(loaded, store)
+    try:
+        await sched.sweep()
+    finally:
+        await sched.drain(1)
+    return store, {n: (s.verdict, s.technique) for n, s in store.targets.items()}
+
+
+Hook = Callable[[ProbeResult, TargetState, bool], Awaitable[None] | None]
+
+
+async def test_sweep_judges_with_controls_and_reference(tmp_path: Path) -> None:
+    peer = Peer(hold=0.0)
+    async with peer.listener() as up, tcp_server(blackhole) as silent:
+        controls = {
+            "domestic": [tcp("egov", up)],
+            "international": [tcp("wiki", up)],
+        }
+        targets = [
+            # accepts TCP, then the TLS handshake dies in silence (an SNI drop seen from inside)
+            {"name": "sni-dropped", "kind": "tls", "host": "127.0.0.1", "port": silent, "timeout": "500ms"},
+            # a dead server: nothing listens
+            tcp("dead", free_port()),
+            tcp("fine", up),
+        ]
+        async with reference_vantage({"sni-dropped": True, "dead": False, "fine": True}) as url:
+            store, verdicts = await _sweep_outcomes(
+                tmp_path, controls, targets, [{"name": "abroad", "url": url}]
+            )
+        assert store.vantage_state is VantageState.ONLINE
+        assert verdicts["sni-dropped"] == (Verdict.BLOCKED, Technique.TLS_INTERFERENCE)
+        assert verdicts["dead"] == (Verdict.UNREACHABLE, None)  # the reference failed too: dead, not blocked
+        assert verdicts["fine"] == (Verdict.REACHABLE, None)
+        assert store.targets["sni-dropped"].reference_success is True
+
+        # the same silence without a reference stays unreachable
+        _, verdicts = await _sweep_outcomes(tmp_path, controls, targets, [])
+        assert verdicts["sni-dropped"] == (Verdict.UNREACHABLE, None)
+
+
+async def test_outage_seen_by_the_controls_is_never_blocked_even_with_a_reference(tmp_path: Path) -> None:
+    async with tcp_server(blackhole) as silent:
+        controls = {"domestic": [tcp("egov", free_port())], "international": [tcp("wiki", free_port())]}
+        targets = [
+            {"name": "sni-dropped", "kind": "tls", "host": "127.0.0.1", "port": silent, "timeout": "500ms"},
+            tcp("dead", free_port()),
+        ]
+        async with reference_vantage({"sni-dropped": True, "dead": True}) as url:
+            store, verdicts = await _sweep_outcomes(
+                tmp_path, controls, targets, [{"name": "abroad", "url": url}]
+            )
+    assert store.vantage_state is VantageState.OFFLINE
+    assert verdicts["sni-dropped"] == (Verdict.UNKNOWN, None)
+    assert verdicts["dead"] == (Verdict.UNKNOWN, None)
+
+
+async def test_without_controls_a_reference_cannot_make_a_failure_blocked(tmp_path: Path) -> None:
+    async with tcp_server(blackhole) as silent:
+        targets = [
+            {"name": "sni-dropped", "kind": "tls", "host": "127.0.0.1", "port": silent, "timeout": "500ms"}
+        ]
+        async with reference_vantage({"sni-dropped": True}) as url:
+            store, verdicts = await _sweep_outcomes(tmp_path, {}, targets, [{"name": "abroad", "url": url}])
+    assert store.vantage_state is VantageState.UNKNOWN
+    assert store.vantage_reason == "no controls configured"
+    assert verdicts["sni-dropped"] == (Verdict.UNREACHABLE, None)
+
+
+@pytest.mark.parametrize("hook_kind", ["sync", "async"])
+async def test_on_result_hook_may_be_sync_or_async(tmp_path: Path, hook_kind: str) -> None:
+    peer = Peer(hold=0.0)
+    seen: list[tuple[str, bool]] = []
+
+    def sync_hook(result: ProbeResult, state: TargetState, changed: bool) -> None:
+        seen.append((result.target, changed))
+
+    async def async_hook(result: ProbeResult, state: TargetState, changed: bool) -> None:
+        await asyncio.sleep(0)
+        seen.append((result.target, changed))
+
+    hook: Hook = sync_hook if hook_kind == "sync" else async_hook
+    async with peer.listener() as port:
+        loaded = config(tmp_path, targets=[tcp("a", port)])
+        sched = Scheduler(loaded, StateStore(), on_result=hook)
+        await sched.sweep()
+        await sched.drain(1)
+    assert seen == [("a", True)]  # 1 of 1: unknown -> reachable is a change
