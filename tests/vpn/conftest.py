@@ -8,7 +8,9 @@ ephemeral; every process is killed at teardown.
 
 from __future__ import annotations
 
+import json
 import os
+import select
 import shutil
 import socket
 import subprocess
@@ -16,10 +18,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from reachwatch.model import ProbeResult
 from reachwatch.probes.base import ProbeContext
+from tests.netlab import Lab
 
 
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
@@ -138,3 +143,126 @@ def _umask() -> Iterator[None]:
     old = os.umask(0o077)
     yield
     os.umask(old)
+
+
+# -- network-namespace lab: probes run in the client ns, servers in the server ns -----------------------
+
+REPO = Path(__file__).resolve().parents[2]
+PYTHON = REPO / ".venv" / "bin" / "python"
+
+UDP_ECHO = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+while True:
+    data, addr = s.recvfrom(2048)
+    s.sendto(data, addr)
+"""
+
+
+class NsProber:
+    """A long-lived probe worker (``tests.vpn.nsprobe``) inside a namespace; one process for many probes."""
+
+    def __init__(self, ns: Any, cwd: Path) -> None:
+        self.proc = ns.popen(
+            [str(PYTHON), "-m", "tests.vpn.nsprobe"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=str(REPO),
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+        self.cwd = cwd
+
+    def probe(self, kind: str, target: dict[str, Any], timeout: float = 3.0) -> ProbeResult:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        req = {"kind": kind, "target": {"kind": kind, **target}, "timeout": timeout}
+        self.proc.stdin.write((json.dumps(req) + "\n").encode())
+        self.proc.stdin.flush()
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout + 10)
+        assert ready, "probe worker hung"
+        line = self.proc.stdout.readline()
+        assert line, "probe worker died"
+        return ProbeResult.from_dict(json.loads(line))
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
+
+
+@pytest.fixture
+def prober(lab: Lab, tmp_path: Path) -> Iterator[NsProber]:
+    """A probe worker in the lab's client namespace ("inside the country")."""
+    worker = NsProber(lab.client, tmp_path)
+    yield worker
+    worker.close()
+
+
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    with Lab("vpn") as the_lab:
+        yield the_lab
+
+
+def start_udp_echo(lab: Lab, ip: str, port: int) -> None:
+    lab.server.popen(["python3", "-c", UDP_ECHO, ip, str(port)])
+
+
+def wait_udp_listen(ns: Any, port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = ns.run(["ss", "-Hulpn", f"sport = :{port}"], check=False).stdout
+        if out.strip():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on udp port {port}")
+
+
+@dataclass
+class WgServer:
+    port: int
+    public_key: str
+    client_key_file: Path
+    client_public: str
+    psk_file: Path | None
+
+
+def start_wireguard(lab: Lab, workdir: Path, *, psk: bool = False, port: int = 51820) -> WgServer:
+    """wireguard-go in the server ns with one registered peer: the probe's own key."""
+    ifname = f"wg{lab.suffix}"[:15]
+    lab.server.popen(["wireguard-go", "-f", ifname], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def genkey(name: str) -> tuple[Path, str]:
+        key = subprocess.run(["wg", "genkey"], capture_output=True, text=True, check=True).stdout
+        path = workdir / name
+        path.write_text(key)
+        path.chmod(0o600)
+        pub = subprocess.run(["wg", "pubkey"], input=key, capture_output=True, text=True, check=True).stdout
+        return path, pub.strip()
+
+    server_key, server_pub = genkey("wg-server.key")
+    client_key, client_pub = genkey("wg-client.key")
+    psk_file = None
+    peer = ["peer", client_pub, "allowed-ips", "10.77.0.2/32"]
+    if psk:
+        psk_file = workdir / "wg-psk.key"
+        key = subprocess.run(["wg", "genpsk"], capture_output=True, text=True, check=True).stdout
+        psk_file.write_text(key)
+        psk_file.chmod(0o600)
+        peer += ["preshared-key", str(psk_file)]
+    deadline = time.monotonic() + 10
+    while lab.server.run(["ip", "link", "show", ifname], check=False).returncode != 0:
+        if time.monotonic() > deadline:
+            raise RuntimeError("wireguard-go did not create its interface")
+        time.sleep(0.05)
+    lab.server.run(["wg", "set", ifname, "private-key", str(server_key), "listen-port", str(port), *peer])
+    lab.server.run(["ip", "link", "set", ifname, "up"])
+    wait_udp_listen(lab.server, port)
+    return WgServer(port, server_pub, client_key, client_pub, psk_file)

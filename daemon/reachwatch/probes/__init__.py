@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from reachwatch.probes import openvpn, tcp
+from reachwatch.probes import openvpn, tcp, wireguard
 from reachwatch.probes import http_proxy, shadowsocks, socks5
 from reachwatch.probes import dns as dns_probe
 from reachwatch.probes import http as http_probe
+from reachwatch.probes import throughput as throughput_probe
 from reachwatch.probes import tls as tls_probe
 from reachwatch.probes import tor_dirport, tor_relay
 from reachwatch.probes.base import ProbeSpec
@@ -22,10 +23,12 @@ PROBES: dict[str, ProbeSpec[Any]] = {
     "shadowsocks": shadowsocks.SPEC,
     "http_proxy": http_proxy.SPEC,
     "openvpn": openvpn.SPEC,
+    "wireguard": wireguard.SPEC,
     "tls": tls_probe.SPEC,
     "http": http_probe.SPEC,
     "https": http_probe.HTTPS_SPEC,
     "dns": dns_probe.SPEC,
+    "throughput": throughput_probe.SPEC,
     "tor_relay": tor_relay.SPEC,
     "tor_dirport": tor_dirport.SPEC,
 }

@@ -18,8 +18,9 @@ all of these hold (our rule for the issue's "only when a control says the path i
 3. nothing authentic came back.
 
 Otherwise the silence stays unattributed (the verdict engine may still attribute it with a reference
-vantage). Replies that fail authentication or do not ACK our session are ignored; if only such replies
-arrive the failure is ``protocol_error``: a forged reply never counts as success.
+vantage); ``vpn/path_control.py`` holds the control and the memory. Replies that fail authentication
+or do not ACK our session are ignored; if only such replies arrive the failure is ``protocol_error``:
+a forged reply never counts as success.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from reachwatch.config.secrets import read_secret_file
-from reachwatch.config.types import Duration, StrictModel, TargetBase
+from reachwatch.config.types import Duration, TargetBase
 from reachwatch.errors import ConfigError
 from reachwatch.failures import Failure, Stage, Technique
 from reachwatch.model import ProbeResult
@@ -54,17 +55,9 @@ from reachwatch.vpn.openvpn_packets import (
     parse_static_key,
     parse_tls_crypt_v2_client_key,
 )
+from reachwatch.vpn.path_control import UdpControl, answered_before, control_answers, note_answered
 
-# targets whose handshake was answered in this process, by name (condition 1 of the evidence rule)
-_ANSWERED: dict[str, float] = {}
 MAX_TCP_PACKETS = 8  # packets read on TCP before giving up on finding the reset reply
-
-
-class UdpControl(StrictModel):
-    """A UDP endpoint on the same route as the target that answers any datagram (echo, DNS...)."""
-
-    host: str = Field(min_length=1)
-    port: int = Field(ge=1, le=65535)
 
 
 class OpenVpnTarget(TargetBase):
@@ -166,23 +159,6 @@ async def _tcp_handshake(
         await close_quietly(writer)
 
 
-async def _control_answers(control: UdpControl) -> bool:
-    """Whether the control endpoint answers a non-OpenVPN datagram (first byte never 0x38)."""
-    try:
-        ip = await pin_address(control.host)
-        sock = await open_udp(ip, control.port)
-    except NetFailure:
-        return False
-    try:
-        sock.send(b"\x00reachwatch-path-check" + os.urandom(8))
-        await sock.recv()
-        return True
-    except NetFailure:
-        return False
-    finally:
-        sock.close()
-
-
 async def probe(target: OpenVpnTarget, ctx: ProbeContext) -> ProbeResult:
     wrapper = build_wrapper(target, ctx)
     v3 = target.tls_crypt_v2_file is not None
@@ -195,7 +171,7 @@ async def probe(target: OpenVpnTarget, ctx: ProbeContext) -> ProbeResult:
     # keep a little time after our own wait so the outcome is ours, not the runner's deadline
     wait = max(0.1, ctx.remaining() - min(0.5, ctx.timeout * 0.1))
     control_task = (
-        asyncio.create_task(_control_answers(target.control)) if target.control is not None else None
+        asyncio.create_task(control_answers(target.control)) if target.control is not None else None
     )
     reply: ServerReset | None = None
     rejected = 0
@@ -229,14 +205,14 @@ async def probe(target: OpenVpnTarget, ctx: ProbeContext) -> ProbeResult:
     if rejected:
         ctx.fact("rejected_replies", rejected)
     if reply is not None:
-        _ANSWERED[ctx.target] = time.time()
+        note_answered(ctx.target)
         ctx.fact("server_reset", True)
         return ctx.succeed()
     if rejected:
         return ctx.fail(Failure.PROTOCOL_ERROR, Stage.PROTOCOL_HANDSHAKE)
     if target.proto == "tcp" and not ctx.facts.get("tcp_connected"):
         return ctx.fail(Failure.GENERIC_TIMEOUT_ERROR, Stage.CONNECT)  # SYN unanswered
-    evidence = Technique.PROTOCOL_BLOCKING if path_ok and ctx.target in _ANSWERED else None
+    evidence = Technique.PROTOCOL_BLOCKING if path_ok and answered_before(ctx.target) else None
     return ctx.fail(Failure.GENERIC_TIMEOUT_ERROR, Stage.PROTOCOL_HANDSHAKE, evidence=evidence)
 
 

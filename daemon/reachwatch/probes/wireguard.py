@@ -1,0 +1,183 @@
+"""``wireguard``: does a WireGuard server complete a real Noise IKpsk2 handshake with our probe peer?
+
+The probe sends a handshake initiation (148 bytes) built with its own static key and the server's public
+key (``vpn/noise.py``) and succeeds only on a 92-byte response that decrypts and authenticates: proof that
+the holder of the server key is alive and the path carries WireGuard. A cookie reply (server under load)
+is decrypted, recorded as the fact ``cookie_reply`` and answered once with MAC2, as a real client does.
+
+Why a dedicated probe peer. A WireGuard server answers nothing to an initiation from a key it does not
+know (and, below the load threshold, nothing to a bad MAC1 either): so the probe needs a peer registered
+on the server. It must be its *own* peer: a successful handshake moves the peer's endpoint to the sender
+(roaming), so probing with a real user's key would steal that user's tunnel until they re-handshake, and
+the TAI64N replay check would make their client's and the probe's handshakes reject each other.
+
+Timestamps: the responder rejects an initiation whose TAI64N timestamp is not strictly later than the last
+accepted one for that peer, so the last timestamp used per (our key, server key) is kept in memory and
+bumped when the clock has not moved on.
+
+Silence is ``protocol_handshake``/``generic_timeout_error``; ``protocol_blocking`` evidence follows the rule
+in ``vpn/path_control.py`` (answered before + a same-path control answering now).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import struct
+from typing import Literal
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from pydantic import Field, field_validator
+
+from reachwatch.config.secrets import read_secret_file
+from reachwatch.config.types import Duration, TargetBase
+from reachwatch.errors import ConfigError
+from reachwatch.failures import Failure, Stage, Technique
+from reachwatch.model import ProbeResult
+from reachwatch.net.dial import pin_address
+from reachwatch.net.udp import UdpSocket, open_udp
+from reachwatch.probes.base import ProbeContext, ProbeSpec
+from reachwatch.vpn import noise
+from reachwatch.vpn.path_control import UdpControl, answered_before, control_answers, note_answered
+
+# (our public key, server public key) -> last TAI64N timestamp sent
+_LAST_TIMESTAMP: dict[tuple[bytes, bytes], bytes] = {}
+
+
+def _b64key(value: str, field: str) -> bytes:
+    try:
+        raw = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"{field} is not base64") from None
+    if len(raw) != 32:
+        raise ValueError(f"{field} must decode to 32 bytes")
+    return raw
+
+
+class WireGuardTarget(TargetBase):
+    """A WireGuard endpoint; ``private_key_file`` holds the probe peer's own key (``wg genkey``)."""
+
+    kind: Literal["wireguard"]
+    host: str = Field(min_length=1)
+    port: int = Field(default=51820, ge=1, le=65535)
+    public_key: str
+    private_key_file: str = Field(min_length=1)
+    preshared_key_file: str | None = None
+    retransmit: Duration = 2.0
+    control: UdpControl | None = None
+
+    @field_validator("public_key")
+    @classmethod
+    def _check_public_key(cls, value: str) -> str:
+        _b64key(value, "public_key")
+        return value
+
+    def destination(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def sensitive_values(self) -> list[str]:
+        return [*super().sensitive_values(), self.public_key]
+
+
+def _read_key(path: str, ctx: ProbeContext, field: str) -> bytes:
+    text = read_secret_file(path, ctx.base_dir, field).decode(errors="replace")
+    try:
+        return _b64key(text, field)
+    except ValueError as exc:
+        raise ConfigError(field, str(exc)) from None
+
+
+def next_timestamp(ours: bytes, server: bytes) -> bytes:
+    """A TAI64N label strictly later than the last one sent for this peer pair."""
+    ts = noise.tai64n()
+    last = _LAST_TIMESTAMP.get((ours, server))
+    if last is not None and ts <= last:
+        secs, nanos = struct.unpack(">QI", last)
+        ts = struct.pack(">QI", secs + 1, 0) if nanos >= 999_999_999 else struct.pack(">QI", secs, nanos + 1)
+    _LAST_TIMESTAMP[(ours, server)] = ts
+    return ts
+
+
+async def _handshake(
+    sock: UdpSocket,
+    static: X25519PrivateKey,
+    server: bytes,
+    *,
+    psk: bytes | None,
+    retransmit: float,
+    ctx: ProbeContext,
+) -> tuple[bool, int]:
+    """Initiate (again every ``retransmit`` s, fresh timestamp); True on an authentic response."""
+    ours = noise.static_public(static)
+    rejected = 0
+    cookie: bytes | None = None
+    while True:
+        init = noise.build_initiation(static, server, next_timestamp(ours, server), cookie=cookie)
+        sock.send(init.packet)
+        try:
+            async with asyncio.timeout(retransmit):
+                while True:
+                    data = await sock.recv()
+                    if noise.consume_response(init, static, server, data, psk) is not None:
+                        return True, rejected
+                    got_cookie = noise.open_cookie_reply(init, server, data)
+                    if got_cookie is not None and cookie is None:
+                        ctx.fact("cookie_reply", True)
+                        cookie = got_cookie
+                        break  # resend at once, now with MAC2
+                    rejected += 1
+        except TimeoutError:
+            continue
+
+
+async def probe(target: WireGuardTarget, ctx: ProbeContext) -> ProbeResult:
+    static = X25519PrivateKey.from_private_bytes(_read_key(target.private_key_file, ctx, "private_key_file"))
+    psk = (
+        _read_key(target.preshared_key_file, ctx, "preshared_key_file") if target.preshared_key_file else None
+    )
+    server = _b64key(target.public_key, "public_key")
+    with ctx.stage(Stage.RESOLVE):
+        ip = await pin_address(target.host)
+    ctx.public_fact("ip", ip)
+    wait = max(0.1, ctx.remaining() - min(0.5, ctx.timeout * 0.1))
+    control_task = asyncio.create_task(control_answers(target.control)) if target.control else None
+    ok, rejected, path_ok = False, 0, False
+    try:
+        with ctx.stage(Stage.PROTOCOL_HANDSHAKE):
+            sock = await open_udp(ip, target.port)
+            try:
+                async with asyncio.timeout(wait):
+                    ok, rejected = await _handshake(
+                        sock, static, server, psk=psk, retransmit=target.retransmit, ctx=ctx
+                    )
+            except TimeoutError:
+                pass
+            finally:
+                sock.close()
+    finally:
+        if control_task is not None:
+            try:
+                async with asyncio.timeout(max(0.05, ctx.remaining() - 0.05)):
+                    path_ok = await control_task
+            except TimeoutError:
+                path_ok = False
+            ctx.fact("control_answered", path_ok)
+    if rejected:
+        ctx.fact("rejected_replies", rejected)
+    if ok:
+        note_answered(ctx.target)
+        ctx.fact("handshake", True)
+        return ctx.succeed()
+    if rejected:
+        return ctx.fail(Failure.PROTOCOL_ERROR, Stage.PROTOCOL_HANDSHAKE)
+    evidence = Technique.PROTOCOL_BLOCKING if path_ok and answered_before(ctx.target) else None
+    return ctx.fail(Failure.GENERIC_TIMEOUT_ERROR, Stage.PROTOCOL_HANDSHAKE, evidence=evidence)
+
+
+SPEC = ProbeSpec(
+    kind="wireguard",
+    target_model=WireGuardTarget,
+    probe=probe,
+    description="WireGuard Noise IKpsk2 handshake with a dedicated probe peer",
+)

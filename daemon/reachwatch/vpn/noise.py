@@ -1,0 +1,205 @@
+"""WireGuard's Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s handshake, initiator side (no sockets here).
+
+Builds the 148-byte handshake initiation and completes the handshake from the 92-byte response
+(WireGuard whitepaper §5.4; wireguard-go ``device/noise-protocol.go``). A response that does not decrypt
+and authenticate under our ephemeral and static keys (and the preshared key) is rejected: only the server
+holding the private key that matches the configured public key, with our peer registered, can produce one.
+
+Also: MAC1/MAC2 (keyed BLAKE2s-128), the TAI64N timestamp, and the cookie reply (type 3, XChaCha20-Poly1305,
+implemented with an HChaCha20 subkey because ``cryptography`` has only the IETF ChaCha20-Poly1305).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import struct
+import time
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
+
+CONSTRUCTION = b"Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s"
+IDENTIFIER = b"WireGuard v1 zx2c4 Jason@zx2c4.com"
+LABEL_MAC1 = b"mac1----"
+LABEL_COOKIE = b"cookie--"
+MSG_INITIATION, MSG_RESPONSE, MSG_COOKIE = 1, 2, 3
+INITIATION_LEN, RESPONSE_LEN, COOKIE_LEN = 148, 92, 64
+TAI64_BASE = 0x400000000000000A
+
+
+def hash_(*parts: bytes) -> bytes:
+    h = hashlib.blake2s()
+    for p in parts:
+        h.update(p)
+    return h.digest()
+
+
+def mac(key: bytes, data: bytes) -> bytes:
+    return hashlib.blake2s(data, key=key, digest_size=16).digest()
+
+
+def _hmac(key: bytes, data: bytes) -> bytes:
+    return hmac.new(key, data, hashlib.blake2s).digest()
+
+
+def kdf(key: bytes, data: bytes, n: int) -> list[bytes]:
+    """HKDF with HMAC-BLAKE2s, ``n`` 32-byte outputs."""
+    prk = _hmac(key, data)
+    out: list[bytes] = []
+    prev = b""
+    for i in range(1, n + 1):
+        prev = _hmac(prk, prev + bytes([i]))
+        out.append(prev)
+    return out
+
+
+def aead_seal(key: bytes, counter: int, plaintext: bytes, ad: bytes) -> bytes:
+    return ChaCha20Poly1305(key).encrypt(b"\x00" * 4 + struct.pack("<Q", counter), plaintext, ad)
+
+
+def aead_open(key: bytes, counter: int, ciphertext: bytes, ad: bytes) -> bytes:
+    """Raises ``cryptography.exceptions.InvalidTag`` when the ciphertext is not authentic."""
+    return ChaCha20Poly1305(key).decrypt(b"\x00" * 4 + struct.pack("<Q", counter), ciphertext, ad)
+
+
+def raw_public(key: X25519PrivateKey) -> bytes:
+    return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def dh(private: X25519PrivateKey, public: bytes) -> bytes:
+    return private.exchange(X25519PublicKey.from_public_bytes(public))
+
+
+def tai64n(now: float | None = None) -> bytes:
+    t = time.time() if now is None else now
+    seconds = int(t)
+    return struct.pack(">QI", TAI64_BASE + seconds, int((t - seconds) * 1e9))
+
+
+@dataclass
+class Initiation:
+    """State kept between sending the initiation and reading the response."""
+
+    packet: bytes
+    sender_index: int
+    chaining_key: bytes
+    hash: bytes
+    ephemeral: X25519PrivateKey
+    mac1: bytes
+
+
+def build_initiation(
+    static: X25519PrivateKey,
+    server_public: bytes,
+    timestamp: bytes,
+    *,
+    sender_index: int | None = None,
+    cookie: bytes | None = None,
+) -> Initiation:
+    """A complete type-1 message; ``cookie`` (from a cookie reply) fills MAC2."""
+    ck = hash_(CONSTRUCTION)
+    h = hash_(ck, IDENTIFIER)
+    h = hash_(h, server_public)
+    eph = X25519PrivateKey.generate()
+    eph_pub = raw_public(eph)
+    (ck,) = kdf(ck, eph_pub, 1)
+    h = hash_(h, eph_pub)
+    ck, k = kdf(ck, dh(eph, server_public), 2)
+    enc_static = aead_seal(k, 0, raw_public(static), h)
+    h = hash_(h, enc_static)
+    ck, k = kdf(ck, dh(static, server_public), 2)
+    enc_time = aead_seal(k, 0, timestamp, h)
+    h = hash_(h, enc_time)
+    index = sender_index if sender_index is not None else struct.unpack("<I", os.urandom(4))[0]
+    body = struct.pack("<BxxxI", MSG_INITIATION, index) + eph_pub + enc_static + enc_time
+    mac1 = mac(hash_(LABEL_MAC1, server_public), body)
+    mac2 = mac(cookie, body + mac1) if cookie else b"\x00" * 16
+    return Initiation(body + mac1 + mac2, index, ck, h, eph, mac1)
+
+
+def consume_response(
+    init: Initiation, static: X25519PrivateKey, server_public: bytes, packet: bytes, psk: bytes | None
+) -> int | None:
+    """The responder's index if ``packet`` is an authentic response to ``init``, else None."""
+    if len(packet) != RESPONSE_LEN or packet[0] != MSG_RESPONSE or packet[1:4] != b"\x00\x00\x00":
+        return None
+    sender, receiver = struct.unpack("<II", packet[4:12])
+    if receiver != init.sender_index:
+        return None
+    if not hmac.compare_digest(packet[60:76], mac(hash_(LABEL_MAC1, static_public(static)), packet[:60])):
+        return None
+    eph_r, empty = packet[12:44], packet[44:60]
+    ck = kdf(init.chaining_key, eph_r, 1)[0]
+    h = hash_(init.hash, eph_r)
+    try:
+        ck = kdf(ck, dh(init.ephemeral, eph_r), 1)[0]
+        ck = kdf(ck, dh(static, eph_r), 1)[0]
+    except ValueError:  # a low-order point from a hostile peer: the shared secret would be all zeros
+        return None
+    ck, tau, k = kdf(ck, psk or b"\x00" * 32, 3)
+    h = hash_(h, tau)
+    try:
+        aead_open(k, 0, empty, h)
+    except InvalidTag:  # not from the holder of the server key, or a different PSK
+        return None
+    return int(sender)
+
+
+def static_public(static: X25519PrivateKey) -> bytes:
+    return raw_public(static)
+
+
+def _hchacha20(key: bytes, nonce16: bytes) -> bytes:
+    """HChaCha20 (draft-irtf-cfrg-xchacha §2.2): the subkey for XChaCha20-Poly1305."""
+
+    def rotl(v: int, c: int) -> int:
+        return ((v << c) & 0xFFFFFFFF) | (v >> (32 - c))
+
+    s = [0x61707865, 0x3320646E, 0x79622D32, 0x6B206574]
+    s += list(struct.unpack("<8I", key)) + list(struct.unpack("<4I", nonce16))
+
+    def qr(a: int, b: int, c: int, d: int) -> None:
+        s[a] = (s[a] + s[b]) & 0xFFFFFFFF
+        s[d] = rotl(s[d] ^ s[a], 16)
+        s[c] = (s[c] + s[d]) & 0xFFFFFFFF
+        s[b] = rotl(s[b] ^ s[c], 12)
+        s[a] = (s[a] + s[b]) & 0xFFFFFFFF
+        s[d] = rotl(s[d] ^ s[a], 8)
+        s[c] = (s[c] + s[d]) & 0xFFFFFFFF
+        s[b] = rotl(s[b] ^ s[c], 7)
+
+    columns = [(0, 4, 8, 12), (1, 5, 9, 13), (2, 6, 10, 14), (3, 7, 11, 15)]
+    rounds = [*columns, (0, 5, 10, 15), (1, 6, 11, 12), (2, 7, 8, 13), (3, 4, 9, 14)]
+    for _ in range(10):
+        for a, b, c, d in rounds:
+            qr(a, b, c, d)
+    return struct.pack("<8I", *(s[0:4] + s[12:16]))
+
+
+def open_cookie_reply(init: Initiation, server_public: bytes, packet: bytes) -> bytes | None:
+    """The 16-byte cookie from an authentic type-3 reply to ``init``, else None."""
+    if len(packet) != COOKIE_LEN or packet[0] != MSG_COOKIE:
+        return None
+    (receiver,) = struct.unpack("<I", packet[4:8])
+    if receiver != init.sender_index:
+        return None
+    nonce, enc = packet[8:32], packet[32:64]
+    subkey = _hchacha20(hash_(LABEL_COOKIE, server_public), nonce[:16])
+    try:
+        return ChaCha20Poly1305(subkey).decrypt(b"\x00" * 4 + nonce[16:], enc, init.mac1)
+    except InvalidTag:
+        return None
+
+
+def raw_private(key: X25519PrivateKey) -> bytes:
+    return key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())

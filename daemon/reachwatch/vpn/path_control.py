@@ -1,0 +1,57 @@
+"""The "is the path fine?" control shared by the UDP VPN probes, and the memory of who answered before.
+
+A key-less or wrong-key VPN server is silent, and so is a censored one; silence alone is never evidence.
+A probe marks ``protocol_blocking`` only when (1) the same target answered our handshake earlier in this
+process (key and address are right) and (2) the path works now: a non-VPN datagram to a ``control``
+endpoint on the same route (an echo or DNS service on the VPN host, ideally) was answered while our
+handshake was not. A censor that fingerprints the protocol drops the handshake and lets the control
+through; a dead server or a blackholed address fails both.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from pydantic import Field
+
+from reachwatch.config.types import StrictModel
+from reachwatch.net.dial import pin_address
+from reachwatch.net.errors import NetFailure
+from reachwatch.net.udp import open_udp
+
+# target name -> unix time of the last authentic handshake answer (process memory, by design: a restart
+# forgets, which only makes the probe more cautious)
+_ANSWERED: dict[str, float] = {}
+
+
+class UdpControl(StrictModel):
+    """A UDP endpoint on the same route as the target that answers any datagram (echo, DNS...)."""
+
+    host: str = Field(min_length=1)
+    port: int = Field(ge=1, le=65535)
+
+
+def note_answered(target: str) -> None:
+    _ANSWERED[target] = time.time()
+
+
+def answered_before(target: str) -> bool:
+    return target in _ANSWERED
+
+
+async def control_answers(control: UdpControl) -> bool:
+    """Whether the control answers a neutral datagram (first byte 0x00: no VPN opcode or message type)."""
+    try:
+        ip = await pin_address(control.host)
+        sock = await open_udp(ip, control.port)
+    except NetFailure:
+        return False
+    try:
+        sock.send(b"\x00reachwatch-path-check" + os.urandom(8))
+        await sock.recv()
+        return True
+    except NetFailure:
+        return False
+    finally:
+        sock.close()

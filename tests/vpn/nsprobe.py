@@ -1,0 +1,32 @@
+"""Worker that runs probes inside a test network namespace: one JSON request per stdin line.
+
+``ip netns exec <client ns> python -m tests.vpn.nsprobe`` reads ``{"kind", "target", "timeout"}`` lines,
+runs the real probe (same process for every line, so per-process memory such as "answered before" and
+WireGuard timestamps carries over, as in the daemon) and prints ``ProbeResult.to_dict()`` as one line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from reachwatch.probes import PROBES
+from reachwatch.probes.base import ProbeContext, run_probe
+
+
+async def main() -> None:
+    for line in sys.stdin:
+        req = json.loads(line)
+        spec = PROBES[req["kind"]]
+        target = spec.target_model.model_validate(req["target"])
+        ctx = ProbeContext(
+            target=target.name, kind=spec.kind, timeout=float(req["timeout"]), base_dir=Path.cwd()
+        )
+        result = await run_probe(spec, target, ctx)
+        print(json.dumps(result.to_dict()), flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,119 @@
+"""The wireguard probe against wireguard-go in a test namespace, behind the test censor."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from reachwatch.failures import Failure, Stage, Technique
+from reachwatch.probes.wireguard import WireGuardTarget
+from reachwatch.vpn import noise
+from tests.netlab import SERVER_IP, Lab
+from tests.vpn.conftest import NsProber, WgServer, start_udp_echo, start_wireguard
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+
+def wg_target(server: WgServer, **kw: Any) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "name": "wg",
+        "host": SERVER_IP,
+        "port": server.port,
+        "public_key": server.public_key,
+        "private_key_file": str(server.client_key_file),
+        "retransmit": "1s",
+    }
+    if server.psk_file:
+        fields["preshared_key_file"] = str(server.psk_file)
+    return {**fields, **kw}
+
+
+async def test_real_handshake_completes_and_is_repeatable(lab: Lab, tmp_path: Path, prober: NsProber) -> None:
+    server = start_wireguard(lab, tmp_path)
+    first = prober.probe("wireguard", wg_target(server))
+    assert first.success, first
+    assert first.facts["handshake"] is True
+    # a second attempt right after needs a strictly later TAI64N timestamp: proves the bookkeeping
+    second = prober.probe("wireguard", wg_target(server))
+    assert second.success, second
+    endpoint = lab.server.run(["wg", "show", f"wg{lab.suffix}"[:15], "endpoints"]).stdout
+    assert "198.18.0.2:" in endpoint  # the server roamed our peer to the probe: why the peer is dedicated
+
+
+async def test_preshared_key_is_required_and_used(lab: Lab, tmp_path: Path, prober: NsProber) -> None:
+    server = start_wireguard(lab, tmp_path, psk=True)
+    ok = prober.probe("wireguard", wg_target(server))
+    assert ok.success, ok
+    # without the PSK the server's response does not authenticate for us: never a success
+    no_psk = {k: v for k, v in wg_target(server, name="wg-nopsk").items() if k != "preshared_key_file"}
+    bad = prober.probe("wireguard", no_psk, timeout=2.0)
+    assert not bad.success
+    assert bad.failure in (Failure.PROTOCOL_ERROR, Failure.GENERIC_TIMEOUT_ERROR)
+    assert bad.evidence is None
+
+
+async def test_unregistered_key_is_silence_not_blocking(lab: Lab, tmp_path: Path, prober: NsProber) -> None:
+    server = start_wireguard(lab, tmp_path)
+    start_udp_echo(lab, SERVER_IP, 7)
+    other = tmp_path / "stranger.key"
+    other.write_text(base64.b64encode(noise.raw_private(X25519PrivateKey.generate())).decode())
+    other.chmod(0o600)
+    control = {"host": SERVER_IP, "port": 7}
+    result = prober.probe(
+        "wireguard", wg_target(server, private_key_file=str(other), control=control), timeout=2.0
+    )
+    assert (result.failure, result.stage) == (Failure.GENERIC_TIMEOUT_ERROR, Stage.PROTOCOL_HANDSHAKE)
+    assert result.facts["control_answered"] is True
+    assert result.evidence is None  # never answered: a wrong key, not a censor
+
+
+async def test_censor_dropping_initiations_is_protocol_blocking_while_control_works(
+    lab: Lab, tmp_path: Path, prober: NsProber
+) -> None:
+    server = start_wireguard(lab, tmp_path)
+    start_udp_echo(lab, SERVER_IP, 7)
+    target = wg_target(server, control={"host": SERVER_IP, "port": 7})
+    assert prober.probe("wireguard", target).success
+    lab.censor("udp length 156 drop")  # 8-byte UDP header + 148-byte handshake initiation
+    blocked = prober.probe("wireguard", target, timeout=2.0)
+    assert (blocked.failure, blocked.stage) == (Failure.GENERIC_TIMEOUT_ERROR, Stage.PROTOCOL_HANDSHAKE)
+    assert blocked.facts["control_answered"] is True
+    assert blocked.evidence == Technique.PROTOCOL_BLOCKING
+
+
+async def test_whole_path_blackholed_is_not_protocol_blocking(
+    lab: Lab, tmp_path: Path, prober: NsProber
+) -> None:
+    server = start_wireguard(lab, tmp_path)
+    start_udp_echo(lab, SERVER_IP, 7)
+    target = wg_target(server, control={"host": SERVER_IP, "port": 7})
+    assert prober.probe("wireguard", target).success
+    lab.censor(f"ip daddr {SERVER_IP} drop")
+    result = prober.probe("wireguard", target, timeout=2.0)
+    assert result.failure == Failure.GENERIC_TIMEOUT_ERROR
+    assert result.facts["control_answered"] is False
+    assert result.evidence is None
+
+
+@pytest.mark.parametrize("ephemeral", ["zero", "random"])
+def test_forged_response_does_not_authenticate(ephemeral: str) -> None:
+    client, server = X25519PrivateKey.generate(), X25519PrivateKey.generate()
+    server_pub = noise.raw_public(server)
+    init = noise.build_initiation(client, server_pub, noise.tai64n())
+    forged = bytearray(92)
+    forged[0] = 2
+    if ephemeral == "random":
+        forged[12:44] = noise.raw_public(X25519PrivateKey.generate())
+    forged[8:12] = init.sender_index.to_bytes(4, "little")
+    forged[60:76] = noise.mac(noise.hash_(noise.LABEL_MAC1, noise.raw_public(client)), bytes(forged[:60]))
+    assert noise.consume_response(init, client, server_pub, bytes(forged), None) is None
+    assert len(init.packet) == noise.INITIATION_LEN
+
+
+def test_model_rejects_a_bad_public_key() -> None:
+    with pytest.raises(ValueError, match="public_key"):
+        WireGuardTarget(kind="wireguard", name="w", host="h", public_key="abc", private_key_file="k")
