@@ -250,3 +250,50 @@ async def doh_server(upstream_port: int, ssl_ctx: ssl.SSLContext) -> AsyncIterat
     app.router.add_post("/dns-query", dns_query)
     async with http_app(app, ssl_ctx=ssl_ctx) as port:
         yield port
+
+
+def paced_app(routes: dict[str, tuple[int, float]]) -> web.Application:
+    """An aiohttp app serving, per path, ``size`` bytes at about ``rate`` bytes/second (a shaped link)."""
+
+    def handler(size: int, rate: float) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def serve(request: web.Request) -> web.StreamResponse:
+            response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+            response.content_length = size
+            await response.prepare(request)
+            chunk = b"z" * PACE_CHUNK
+            sent = 0
+            while sent < size:
+                piece = chunk[: size - sent]
+                await response.write(piece)
+                sent += len(piece)
+                await asyncio.sleep(len(piece) / rate)
+            await response.write_eof()
+            return response
+
+        return serve
+
+    app = web.Application()
+    for path, (size, rate) in routes.items():
+        app.router.add_get(path, handler(size, rate))
+    return app
+
+
+PACE_CHUNK = 16 * 1024
+
+
+def http_cut(announced: int, sent: int, *, rst: bool = False) -> Handler:
+    """A raw HTTP/1.1 server that announces ``announced`` body bytes, sends ``sent``, then closes the
+    connection (with an RST when ``rst``): a transfer cut in the middle."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % announced)
+        writer.write(b"y" * sent)
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        if rst:
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+
+    return handle

@@ -84,12 +84,6 @@ class ConfirmationConfig(StrictModel):
         return self
 
 
-class ThresholdsConfig(StrictModel):
-    """When a slow transfer counts as throttling."""
-
-    throttle_ratio: float = Field(default=0.25, gt=0.0, lt=1.0)  # target/control throughput below this
-
-
 class ReferenceVantage(StrictModel):
     """Another reachwatch outside the country, read through its ``/api/v1/status``."""
 
@@ -125,6 +119,25 @@ class WebConfig(StrictModel):
     per_target_metrics: bool = True
 
 
+class TorConfig(StrictModel):
+    """The tor processes reachwatch runs for bridge and bootstrap tests (see ``reachwatch.tor``)."""
+
+    binary: str = "tor"
+    # client transport plugins: transport name -> binary (lyrebird is obfs4proxy's newer name)
+    transports: dict[str, str] = Field(
+        default_factory=lambda: {
+            "obfs4": "obfs4proxy",
+            "meek_lite": "obfs4proxy",
+            "webtunnel": "lyrebird",
+            "snowflake": "snowflake-client",
+        }
+    )
+    data_dir: str | None = None  # the bridge tester's DataDirectory; None = a fresh temporary one
+    batch_size: int = Field(default=50, ge=1, le=100)  # bridgestrap caps a SETCONF batch at 100
+    batch_timeout: Duration = 60.0
+    bootstrap_timeout: Duration = 120.0
+
+
 class LogConfig(StrictModel):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["console", "json"] = "console"
@@ -137,13 +150,13 @@ class Config(StrictModel):
     defaults: Defaults = Field(default_factory=Defaults)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     confirmation: ConfirmationConfig = Field(default_factory=ConfirmationConfig)
-    thresholds: ThresholdsConfig = Field(default_factory=ThresholdsConfig)
     controls: ControlsConfig = Field(default_factory=ControlsConfig)
     reference_vantages: list[ReferenceVantage] = Field(default_factory=list)
     targets: list[AnyTarget] = Field(default_factory=list)
     journal: JournalConfig = Field(default_factory=JournalConfig)
     web: WebConfig = Field(default_factory=WebConfig)
     log: LogConfig = Field(default_factory=LogConfig)
+    tor: TorConfig = Field(default_factory=TorConfig)
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:

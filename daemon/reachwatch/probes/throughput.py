@@ -1,0 +1,173 @@
+"""``throughput``: is a reachable target throttled? A timed download compared with a control download.
+
+One HTTP(S) GET of ``url``, reading ``size`` body bytes (then we stop), and the same for ``control_url``
+(a host with no reason to be throttled, ideally on a similar path out of the country), one after the
+other so they do not compete for the link. Throughput is body bytes over the time from the request to
+the last byte counted (bytes per second, facts ``throughput_bps`` / ``control_throughput_bps``).
+
+A throttled target may never finish ``size`` bytes, so each transfer has a time budget (the target
+``transfer_timeout``, default 45% of the remaining deadline); when it runs out mid-body the bytes so far
+are the measurement (fact ``transfer_timed_out``). That is what throttling looks like, not a failure.
+
+Failures: the target/control ratio below ``max_ratio`` (default 0.25) is ``throughput_below_threshold``
+at ``transfer`` with local evidence ``throttled``; a connection cut or reset mid-body is
+``transfer_incomplete`` at ``transfer`` (the Russian 2023 VPN cut-off pattern); a body that never
+starts within the budget is ``generic_timeout_error`` at ``transfer``. A failing control transfer fails
+the attempt with its own failure (fact ``failed_transfer: control``): without a control there is no
+comparison, and the verdict engine's vantage controls decide what that means.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from reachwatch.config.types import Duration, TargetBase
+from reachwatch.failures import Failure, Stage, Technique
+from reachwatch.model import ProbeResult
+from reachwatch.net.dial import connect_tcp, is_ip_literal, pin_address
+from reachwatch.net.errors import NetFailure
+from reachwatch.net.http import HttpExchange, Url
+from reachwatch.net.tls import discard
+from reachwatch.probes.base import ProbeContext, ProbeSpec
+from reachwatch.probes.tls import TlsOptions, handshake_with_evidence
+
+TARGET_SHARE = 0.45  # of the remaining deadline, when no transfer_timeout is set
+CONTROL_SHARE = 0.9  # of what is left after the target transfer
+
+
+class ThroughputTarget(TargetBase):
+    """Two URLs of downloadable content at least ``size`` bytes long.
+
+    - ``url`` / ``address`` / ``tls``: the measured download (``address`` pins the IP; ``tls`` as for
+      ``tls`` targets, pins included);
+    - ``control_url`` / ``control_address`` / ``control_tls``: the comparison download;
+    - ``size``: body bytes to time (default 1 MiB); ``max_ratio``: target/control below this is
+      throttling; ``transfer_timeout``: time budget of the target transfer.
+    """
+
+    kind: Literal["throughput"]
+    url: str
+    control_url: str
+    address: str | None = None
+    control_address: str | None = None
+    tls: TlsOptions = Field(default_factory=TlsOptions)
+    control_tls: TlsOptions = Field(default_factory=TlsOptions)
+    size: int = Field(default=1024 * 1024, ge=16 * 1024, le=256 * 1024 * 1024)
+    max_ratio: float = Field(default=0.25, gt=0.0, le=1.0)
+    transfer_timeout: Duration | None = None
+
+    @field_validator("url", "control_url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        Url.parse(url)
+        return url
+
+    def destination(self) -> str:
+        url = Url.parse(self.url)
+        host = self.address or url.host
+        return f"[{host}]:{url.port}" if ":" in host else f"{host}:{url.port}"
+
+    def sensitive_values(self) -> list[str]:
+        values = [self.url, Url.parse(self.url).host, self.address, *self.tls.spki_sha256]
+        return [v for v in values if v]
+
+
+@dataclass
+class Transfer:
+    received: int
+    seconds: float
+    timed_out: bool
+
+    @property
+    def bps(self) -> float:
+        return self.received / self.seconds if self.seconds > 0 else 0.0
+
+
+async def _transfer(
+    ctx: ProbeContext, url: Url, *, address: str | None, opts: TlsOptions, size: int, budget: float
+) -> Transfer:
+    """One timed download; setup failures raise, a budget expiry mid-body is a partial measurement."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + budget
+    try:
+        async with asyncio.timeout_at(deadline):
+            with ctx.stage(Stage.RESOLVE):
+                ip = address or await pin_address(url.host)
+            with ctx.stage(Stage.CONNECT):
+                reader, writer = await connect_tcp(ip, url.port)
+    except TimeoutError as exc:
+        raise NetFailure(Failure.GENERIC_TIMEOUT_ERROR, ctx.current_stage or Stage.CONNECT) from exc
+    try:
+        exchange = HttpExchange(reader, writer)
+        try:
+            async with asyncio.timeout_at(deadline):
+                if url.scheme == "https":
+                    with ctx.stage(Stage.TLS_HANDSHAKE):
+                        sni = None if is_ip_literal(url.host) else url.host
+                        await handshake_with_evidence(
+                            ctx, reader, writer, ip=ip, port=url.port, server_name=sni, opts=opts
+                        )
+                with ctx.stage(Stage.HTTP):
+                    await exchange.send_request("GET", url)
+                    started = time.monotonic()
+                    status, _ = await exchange.read_head()
+                if not 200 <= status < 300:
+                    ctx.fact("status", status)
+                    raise NetFailure(Failure.HTTP_UNEXPECTED_STATUS_CODE, Stage.HTTP, f"status {status}")
+        except TimeoutError as exc:
+            raise NetFailure(Failure.GENERIC_TIMEOUT_ERROR, ctx.current_stage or Stage.HTTP) from exc
+        timed_out = False
+        with ctx.stage(Stage.TRANSFER):
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await exchange.read_body(size, keep=False)
+            except TimeoutError:
+                timed_out = True
+            except NetFailure as exc:
+                raise NetFailure(Failure.TRANSFER_INCOMPLETE, Stage.TRANSFER, exc.detail) from exc
+        if exchange.body_received == 0:
+            raise NetFailure(Failure.GENERIC_TIMEOUT_ERROR, Stage.TRANSFER, "no body within the budget")
+        return Transfer(exchange.body_received, time.monotonic() - started, timed_out)
+    finally:
+        discard(writer)
+
+
+async def probe(target: ThroughputTarget, ctx: ProbeContext) -> ProbeResult:
+    budget = target.transfer_timeout or ctx.remaining() * TARGET_SHARE
+    measured = await _transfer(
+        ctx, Url.parse(target.url), address=target.address, opts=target.tls, size=target.size, budget=budget
+    )
+    ctx.fact("throughput_bps", round(measured.bps, 1))
+    ctx.fact("transfer_bytes", measured.received)
+    ctx.fact("transfer_timed_out", measured.timed_out)
+    try:
+        control = await _transfer(
+            ctx,
+            Url.parse(target.control_url),
+            address=target.control_address,
+            opts=target.control_tls,
+            size=target.size,
+            budget=ctx.remaining() * CONTROL_SHARE,
+        )
+    except NetFailure:
+        ctx.fact("failed_transfer", "control")
+        raise
+    ctx.fact("control_throughput_bps", round(control.bps, 1))
+    ratio = measured.bps / control.bps if control.bps > 0 else 1.0
+    ctx.fact("throughput_ratio", round(ratio, 4))
+    if ratio < target.max_ratio:
+        return ctx.fail(Failure.THROUGHPUT_BELOW_THRESHOLD, Stage.TRANSFER, evidence=Technique.THROTTLED)
+    return ctx.succeed()
+
+
+SPEC = ProbeSpec(
+    kind="throughput",
+    target_model=ThroughputTarget,
+    probe=probe,
+    description="timed download compared with a control download (throttling)",
+)
