@@ -78,13 +78,18 @@ class _Destination:
 class Limits:
     """The concurrency and politeness gates every attempt passes, built from ``scheduler:`` config."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, previous: Limits | None = None) -> None:
+        """New gates for ``config``; ``previous`` (a reload) hands over when each destination was last hit,
+        so a reload cannot bring two attempts at one endpoint closer than the spacing."""
         sched = config.scheduler
         self.global_ = asyncio.Semaphore(sched.max_concurrency)
         self.per_kind = {kind: asyncio.Semaphore(n) for kind, n in sched.per_kind.items()}
         self.per_destination = sched.per_destination
         self.spacing = sched.min_destination_spacing
         self._destinations: dict[str, _Destination] = {}
+        if previous is not None:
+            for key, old in previous._destinations.items():
+                self._destination(key).last_start = old.last_start
 
     def _destination(self, key: str) -> _Destination:
         gate = self._destinations.get(key)
@@ -173,7 +178,7 @@ class Scheduler:
         self._stopping = asyncio.Event()
         for target in loaded.config.all_targets():
             store.ensure(target, loaded.config.control_role(target.name))
-        self._refresh_vantage()
+        update_store(store)  # "no controls configured" is known before any attempt
 
     @property
     def config(self) -> Config:
@@ -207,7 +212,8 @@ class Scheduler:
         references = ReferenceSet(loaded.config.reference_vantages, loaded.base_dir)
         old_references, self.references = self.references, references
         self.loaded = loaded
-        self.limits = Limits(loaded.config)  # attempts holding the old gates release them as they end
+        # attempts holding the old gates release them as they end
+        self.limits = Limits(loaded.config, previous=self.limits)
         wanted = {t.name: (t, loaded.config.control_role(t.name)) for t in loaded.config.all_targets()}
         stopped: list[asyncio.Task[None]] = []
         for name, job in list(self._jobs.items()):
@@ -227,7 +233,7 @@ class Scheduler:
             for name, (target, role) in wanted.items():
                 if name not in self._jobs:
                     self._start_job(target, role)
-        self._refresh_vantage()
+        await self._refresh_vantage()
         await old_references.close()
 
     async def drain(self, timeout: float) -> bool:  # noqa: ASYNC109 (a grace period, not a deadline)
@@ -338,10 +344,7 @@ class Scheduler:
         state = self.store.ensure(target, role)
         state.record(result)
         if role is not None:
-            reading, vantage_changed = update_store(self.store)
-            if vantage_changed:
-                log.info("vantage_state_changed", state=reading.state.value, reason=reading.reason)
-                await self._call(self.on_vantage, reading)
+            await self._refresh_vantage()
         vantage = self.store.vantage_state
         reference: bool | None = None
         if not result.success and result.evidence is None and vantage is VantageState.ONLINE:
@@ -373,8 +376,12 @@ class Scheduler:
                 "scheduler_callback_failed", callback=getattr(callback, "__name__", "?"), error=repr(exc)
             )
 
-    def _refresh_vantage(self) -> None:
-        update_store(self.store)
+    async def _refresh_vantage(self) -> None:
+        """Recompute the vantage state from the controls; tell ``on_vantage`` when it changed."""
+        reading, changed = update_store(self.store)
+        if changed:
+            log.debug("vantage_state_changed", state=reading.state.value, reason=reading.reason)
+            await self._call(self.on_vantage, reading)
 
     # -- one-shot sweep --------------------------------------------------------------------------
 

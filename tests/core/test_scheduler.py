@@ -489,3 +489,42 @@ async def test_on_result_hook_may_be_sync_or_async(tmp_path: Path, hook_kind: st
         await sched.sweep()
         await sched.drain(1)
     assert seen == [("a", True)]  # 1 of 1: unknown -> reachable is a change
+
+
+async def test_reload_keeps_destination_spacing(tmp_path: Path) -> None:
+    peer = Peer(hold=0.0)
+    spacing = 0.4
+    async with peer.listener() as port:
+        sched_cfg = {"min_destination_spacing": f"{spacing}s"}
+        hook = Results()
+        first = config(tmp_path, scheduler=sched_cfg, targets=[tcp("a", port)])
+        sched = Scheduler(first, StateStore(), on_result=hook, rng=LowRandom())
+        async with running(sched):
+            await hook.until(lambda: len(hook.seen) == 1)
+            # "b" starts at once (no stagger with LowRandom) but must wait out a's spacing
+            await sched.reload(
+                config(tmp_path, scheduler=sched_cfg, targets=[tcp("a", port), tcp("b", port)])
+            )
+            await hook.until(lambda: bool(hook.of("b")))
+    starts = sorted(t for t, _ in peer.accepts)
+    assert len(starts) == 2
+    assert starts[1] - starts[0] >= spacing - 0.01
+
+
+async def test_vantage_changes_reach_the_hook_from_results_and_reloads(tmp_path: Path) -> None:
+    peer = Peer(hold=0.0)
+    readings: list[tuple[VantageState, str]] = []
+    async with peer.listener() as port:
+        loaded = config(tmp_path, controls={"international": [tcp("wiki", port)]}, targets=[tcp("a", port)])
+        store = StateStore()
+        sched = Scheduler(loaded, store, on_vantage=lambda r: readings.append((r.state, r.reason)))
+        try:
+            await sched.sweep()
+            assert store.vantage_state is VantageState.ONLINE
+            await sched.reload(config(tmp_path, targets=[tcp("a", port)]))
+        finally:
+            await sched.drain(1)
+    assert readings == [
+        (VantageState.ONLINE, "an international control is reachable"),
+        (VantageState.UNKNOWN, "no controls configured"),
+    ]
