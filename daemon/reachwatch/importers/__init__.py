@@ -1,0 +1,95 @@
+"""Importers: the files users already have -> reachwatch target entries (YAML), without probing anything.
+
+One module per format: ``ovpn`` (OpenVPN client configs), ``wgquick`` (wg-quick ``.conf``), ``ssuri``
+(``ss://`` links), ``proxyurl`` (``socks5://``/``http://`` links), ``vpngate`` (the VPN Gate CSV list),
+``riseup`` (RiseupVPN ``eip-service.json``). ``import_files`` detects the format of each file, gathers
+the entries and prints them as a ``targets:`` YAML document that ``reachwatch`` loads as is.
+
+Errors are one-line ``ConfigError``s naming the file (and line where there is one); the CLI exits 2.
+Secrets never appear in the output: see ``importers.common``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reachwatch.errors import ConfigError
+from reachwatch.importers.common import Output
+from reachwatch.importers.ovpn import import_ovpn
+from reachwatch.importers.proxyurl import SCHEMES, import_proxy_url
+from reachwatch.importers.riseup import import_riseup, looks_like_riseup
+from reachwatch.importers.ssuri import import_ss_uri
+from reachwatch.importers.vpngate import import_vpngate, looks_like_vpngate
+from reachwatch.importers.wgquick import import_wgquick
+
+MAX_FILE_BYTES = 8 * 1024 * 1024  # the VPN Gate list is ~1-2 MB
+
+
+def _parse_canary(canary: str | None) -> tuple[str | None, int | None]:
+    if canary is None:
+        return None, None
+    host, sep, port = canary.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ConfigError("canary", f"{canary!r} is not host:port")
+    return host.strip("[]"), int(port)
+
+
+def _links(path: Path, text: str, out: Output) -> list[dict[str, Any]]:
+    """A file of links, one per line: ``ss://`` URIs and proxy URLs, ``#`` comments."""
+    entries: list[dict[str, Any]] = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        scheme = line.split("://", 1)[0].lower() if "://" in line else ""
+        if scheme == "ss":
+            entries.append(import_ss_uri(path, number, line, out))
+        elif scheme in SCHEMES:
+            entries.append(import_proxy_url(path, number, line, out))
+        else:
+            raise ConfigError(
+                f"{path}:{number}", "not a recognised line (expected ss://, socks5:// or http:// link)"
+            )
+    return entries
+
+
+def import_file(path: Path, out: Output) -> list[dict[str, Any]]:
+    """Entries from one file, format detected from its name and content."""
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ConfigError(str(path), f"file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), "not UTF-8 text") from None
+    if not text.strip():
+        raise ConfigError(str(path), "file is empty")
+    suffix = path.suffix.lower()
+    if looks_like_riseup(text):
+        return import_riseup(path, text, out)
+    if looks_like_vpngate(text):
+        return import_vpngate(path, text, out)
+    if "[Interface]" in text:
+        return import_wgquick(path, text, out)
+    if suffix == ".ovpn" or (suffix == ".conf" and "\nremote " in "\n" + text):
+        return import_ovpn(path, text, out)
+    return _links(path, text, out)
+
+
+def import_files(
+    paths: Sequence[str | Path], *, output_dir: str | None = None, canary: str | None = None
+) -> str:
+    """YAML (``targets:`` list) for all ``paths``. ``output_dir``: write secrets there (0600) instead of
+    referencing the original files. ``canary``: ``host:port`` of the echo canary for proxy and
+    Shadowsocks entries (required for Shadowsocks)."""
+    host, port = _parse_canary(canary)
+    out = Output(output_dir=Path(output_dir) if output_dir else None, canary_host=host, canary_port=port)
+    entries: list[dict[str, Any]] = []
+    for raw in paths:
+        entries.extend(import_file(Path(raw), out))
+    return yaml.safe_dump({"targets": entries}, sort_keys=False, allow_unicode=True)

@@ -1,0 +1,212 @@
+"""Importers on real-world-shaped files: entries that the config loader accepts, secrets kept in files,
+and one-line errors naming file and line for malformed input."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from reachwatch.config.load import parse_config
+from reachwatch.errors import ConfigError
+from reachwatch.importers import import_files
+
+DATA = Path(__file__).parent / "testdata"
+CANARY = "canary.example.org:7007"
+
+
+def private_copy(tmp_path: Path, *names: str) -> list[Path]:
+    """Copies with mode 0600 (git checks files out 0644; a secret file must be private)."""
+    out = []
+    for name in names:
+        dest = tmp_path / name
+        shutil.copy(DATA / name, dest)
+        dest.chmod(0o600)
+        out.append(dest)
+    return out
+
+
+def load(text: str, tmp_path: Path) -> list[Any]:
+    """The generated YAML must validate against the real schema (all target models)."""
+    return list(parse_config(text, "imported.yaml", tmp_path).config.targets)
+
+
+def entries(text: str) -> list[dict[str, Any]]:
+    data = yaml.safe_load(text)
+    assert isinstance(data["targets"], list)
+    return data["targets"]
+
+
+def test_ovpn_inline_tls_auth_references_the_ovpn_and_validates(tmp_path: Path) -> None:
+    (ovpn,) = private_copy(tmp_path, "provider-inline-tls-auth.ovpn")
+    text = import_files([str(ovpn)])
+    got = entries(text)
+    assert [(e["host"], e["port"], e["proto"]) for e in got] == [
+        ("vpn1.example.net", 1194, "udp"),
+        ("vpn2.example.net", 443, "tcp"),
+    ]
+    for e in got:
+        assert e["kind"] == "openvpn"
+        assert e["tls_auth_file"] == str(ovpn.resolve())
+        assert e["key_direction"] == 1
+        assert e["auth"] == "SHA256"
+    assert "BEGIN OpenVPN Static key" not in text
+    targets = load(text, tmp_path)
+    assert targets[0].mode() == "tls-auth"
+
+
+def test_ovpn_inline_key_in_world_readable_file_is_refused(tmp_path: Path) -> None:
+    ovpn = tmp_path / "x.ovpn"
+    shutil.copy(DATA / "provider-inline-tls-auth.ovpn", ovpn)
+    ovpn.chmod(0o644)
+    with pytest.raises(ConfigError, match=r"x\.ovpn: holds a secret and is readable by group or others"):
+        import_files([str(ovpn)])
+
+
+def test_ovpn_inline_key_goes_to_a_0600_file_with_output_dir(tmp_path: Path) -> None:
+    out = tmp_path / "keys"
+    text = import_files([str(DATA / "provider-inline-tls-auth.ovpn")], output_dir=str(out))
+    key = Path(entries(text)[0]["tls_auth_file"])
+    assert key.parent == out.resolve()
+    assert (key.stat().st_mode & 0o777) == 0o600
+    assert "BEGIN OpenVPN Static key V1" in key.read_text()
+    load(text, tmp_path)
+
+
+def test_ovpn_external_key_path_resolved_against_the_ovpn_directory() -> None:
+    (e,) = entries(import_files([str(DATA / "tls-crypt-external.ovpn")]))
+    assert e == {
+        "name": "tls-crypt-external",
+        "kind": "openvpn",
+        "host": "198.51.100.7",
+        "port": 8443,
+        "proto": "tcp",
+        "tls_crypt_file": str((DATA / "ta.key").resolve()),
+    }
+
+
+def test_ovpn_connection_blocks_and_inline_tls_crypt_v2(tmp_path: Path) -> None:
+    (ovpn,) = private_copy(tmp_path, "connections-tls-crypt-v2.ovpn")
+    text = import_files([str(ovpn)])
+    got = entries(text)
+    assert [(e["port"], e["proto"]) for e in got] == [(1194, "udp"), (443, "tcp")]
+    assert all(e["tls_crypt_v2_file"] == str(ovpn.resolve()) for e in got)
+    assert len({e["name"] for e in got}) == 2
+    load(text, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("malformed-unclosed-block.ovpn", r"malformed-unclosed-block\.ovpn:5: <tls-auth> is not closed$"),
+        ("malformed-no-remote.ovpn", r"malformed-no-remote\.ovpn: no 'remote' line"),
+        ("malformed-bad-port.ovpn", r"malformed-bad-port\.ovpn:2: invalid port '99999'$"),
+        ("malformed-garbage-key.ovpn", r"malformed-garbage-key\.ovpn:3: inline <tls-auth>: not an OpenVPN"),
+        ("malformed-wg-endpoint.conf", r"malformed-wg-endpoint\.conf:6: Endpoint 'wg\.example\.net' is not"),
+        ("malformed-wg-key.conf", r"malformed-wg-key\.conf:2: PrivateKey is not base64$"),
+        ("links-bad.txt", r"links-bad\.txt:2: not a recognised line"),
+        ("links-plugin.txt", r"links-plugin\.txt:1: ss:// plugin 'obfs-local' is not supported"),
+        ("links-bad-cipher.txt", r"links-bad-cipher\.txt:1: cipher 'rc4-md5' is not supported"),
+        ("malformed-vpngate.csv", r"malformed-vpngate\.csv:4: OpenVPN_ConfigData_Base64 is not base64"),
+        ("malformed-eip-no-ip.json", r"malformed-eip-no-ip\.json: gateways\[0\]: gateway without ip_address"),
+        ("malformed-eip-json.json", r"malformed-eip-json\.json:3: invalid JSON"),
+    ],
+)
+def test_malformed_files_give_one_line_errors_naming_file_and_line(name: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        import_files([str(DATA / name)], output_dir="/nonexistent-never-written", canary=CANARY)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_and_empty_files_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"nope\.ovpn: cannot read"):
+        import_files([str(tmp_path / "nope.ovpn")])
+    (tmp_path / "empty.txt").write_text("\n")
+    with pytest.raises(ConfigError, match=r"empty\.txt: file is empty"):
+        import_files([str(tmp_path / "empty.txt")])
+
+
+def test_wgquick_writes_keys_to_output_dir_and_validates(tmp_path: Path) -> None:
+    out = tmp_path / "keys"
+    text = import_files([str(DATA / "wg-probe-peer.conf")], output_dir=str(out))
+    (e,) = entries(text)  # the peer without Endpoint is skipped
+    assert (e["kind"], e["host"], e["port"]) == ("wireguard", "wg.example.net", 51820)
+    conf = (DATA / "wg-probe-peer.conf").read_text()
+    private = Path(e["private_key_file"]).read_text().strip()
+    assert f"PrivateKey = {private}" in conf
+    assert private not in text
+    assert (Path(e["preshared_key_file"]).stat().st_mode & 0o777) == 0o600
+    load(text, tmp_path)
+
+
+def test_wgquick_without_output_dir_says_why() -> None:
+    with pytest.raises(ConfigError, match="import with an output directory"):
+        import_files([str(DATA / "wg-probe-peer.conf")])
+
+
+def test_links_file_gives_shadowsocks_and_proxy_entries_referencing_the_file(tmp_path: Path) -> None:
+    (links,) = private_copy(tmp_path, "links.txt")
+    text = import_files([str(links)], canary=CANARY)
+    got = entries(text)
+    assert [(e["kind"], e["host"], e["port"]) for e in got] == [
+        ("shadowsocks", "ss1.example.net", 8388),
+        ("shadowsocks", "198.51.100.20", 443),
+        ("shadowsocks", "203.0.113.5", 8389),
+        ("socks5", "proxy.example.net", 1080),
+        ("socks5", "203.0.113.9", 1081),
+        ("http_proxy", "2001:db8::8", 3128),
+    ]
+    assert [e.get("method") for e in got[:3]] == ["chacha20-ietf-poly1305", "aes-256-gcm", "aes-128-gcm"]
+    assert got[0]["name"] == "Tokyo-1"
+    assert [e.get("uri_line") for e in got[:3]] == [2, 3, 4]
+    assert got[3]["url_line"] == 6 and "username" not in got[4]
+    for secret in ("s3cr3t", "p@ss", "0ldpw9", "pa$$", "hpw77"):
+        assert secret not in text
+    load(text, tmp_path)
+
+
+def test_proxy_url_passwords_go_to_output_dir(tmp_path: Path) -> None:
+    text = import_files([str(DATA / "links.txt")], output_dir=str(tmp_path / "o"), canary=CANARY)
+    got = entries(text)
+    assert Path(got[0]["password_file"]).read_text() == "s3cr3t pass"
+    assert Path(got[1]["password_file"]).read_text() == "p@ss:word"
+    assert Path(got[3]["password_file"]).read_text() == "pa$$" and got[3]["username"] == "probe"
+    load(text, tmp_path)
+
+
+def test_shadowsocks_link_without_canary_is_refused(tmp_path: Path) -> None:
+    (links,) = private_copy(tmp_path, "links.txt")
+    with pytest.raises(ConfigError, match=r"links\.txt:2: a shadowsocks entry needs a canary"):
+        import_files([str(links)])
+
+
+def test_vpngate_csv_rows_become_openvpn_entries_with_country(tmp_path: Path) -> None:
+    text = import_files([str(DATA / "vpngate.csv")])
+    got = entries(text)
+    assert [(e["name"], e["host"], e["port"], e["proto"], e["labels"]) for e in got] == [
+        ("vpngate-public-vpn-10", "219.100.37.10", 443, "tcp", {"country": "JP"}),
+        ("vpngate-vpn578", "121.5.6.7", 1195, "udp", {"country": "KR"}),
+    ]
+    load(text, tmp_path)
+
+
+def test_riseup_eip_service_v3_and_legacy_gateways(tmp_path: Path) -> None:
+    text = import_files([str(DATA / "eip-service.json")])
+    got = entries(text)
+    assert len(got) == 2 * 3 + 1  # paris: tcp+udp x 3 ports (obfs4 skipped); seattle: udp 443
+    assert got[0]["host"] == "198.51.100.41" and got[0]["labels"] == {
+        "location": "paris",
+        "gateway": "vpn01-par.riseup.net",
+    }
+    assert (got[-1]["host"], got[-1]["port"], got[-1]["proto"]) == ("198.51.100.42", 443, "udp")
+    load(text, tmp_path)
+
+
+def test_names_stay_unique_across_files(tmp_path: Path) -> None:
+    text = import_files([str(DATA / "vpngate.csv"), str(DATA / "vpngate.csv")])
+    names = [e["name"] for e in entries(text)]
+    assert len(names) == len(set(names)) == 4
+    load(text, tmp_path)
