@@ -104,6 +104,8 @@ async def tcp_server(handler: Handler, *, ssl_ctx: ssl.SSLContext | None = None)
             await handler(reader, writer)
         except (OSError, asyncio.IncompleteReadError, ssl.SSLError):
             pass
+        except asyncio.CancelledError:
+            pass  # teardown cancels handlers still talking to a client; nothing to report
         finally:
             writer.close()
             tasks.discard(task)  # type: ignore[arg-type]

@@ -32,6 +32,7 @@ READ_CHUNK = 16 * 1024
 # 1xx responses before the final one; a server sending more is playing games with us
 MAX_INFORMATIONAL = 8
 USER_AGENT = "reachwatch/0.1"
+_STATUS_PREFIX = b"HTTP/"
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ class HttpExchange:
         self.body_received = 0  # body bytes seen so far (kept or not)
         self.first_byte_at: float | None = None  # monotonic time of the first response byte
         self._eof = False
+        self._prefix = b""
 
     async def send_request(
         self,
@@ -138,9 +140,20 @@ class HttpExchange:
                 data = await self._reader.read(READ_CHUNK)
             if data and self.first_byte_at is None:
                 self.first_byte_at = time.monotonic()
+            self._check_prefix(data)
             self.received += len(data)
             self._eof = not data
             self._conn.receive_data(data)
+
+    def _check_prefix(self, data: bytes) -> None:
+        """Fail fast on a peer speaking something else (an SSH banner, TLS, noise): h11 would wait for a
+        blank line that may never come, until ``max_head`` bytes or the deadline."""
+        if self.received >= len(_STATUS_PREFIX):
+            return
+        seen = (self._prefix + data)[: len(_STATUS_PREFIX)]
+        self._prefix = seen
+        if not _STATUS_PREFIX.startswith(seen):
+            raise NetFailure(Failure.HTTP_INVALID_RESPONSE, self.stage, "response does not start with HTTP/")
 
     async def read_head(self) -> tuple[int, list[tuple[str, str]]]:
         """Status and headers of the final response (1xx skipped); header names lower-cased."""
