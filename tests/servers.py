@@ -16,7 +16,7 @@ import ssl
 import struct
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 
 import trustme
@@ -299,3 +299,20 @@ def http_cut(announced: int, sent: int, *, rst: bool = False) -> Handler:
             writer.transport.abort()
 
     return handle
+
+
+@contextlib.contextmanager
+def syn_blackhole() -> Iterator[int]:
+    """A port whose SYNs go unanswered, without root: a listener with a full accept queue (backlog 0,
+    one connection parked in it) makes Linux drop further SYNs, as a firewall DROP rule would."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    parked = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        listener.bind((LOOPBACK, 0))
+        listener.listen(0)
+        port = int(listener.getsockname()[1])
+        parked.connect((LOOPBACK, port))
+        yield port
+    finally:
+        parked.close()
+        listener.close()

@@ -1,0 +1,38 @@
+"""The tcp probe against real listeners on 127.0.0.1: open, closed, and SYN-dropping ports."""
+
+from __future__ import annotations
+
+import time
+
+from reachwatch.failures import Failure, Stage
+from tests.probes.util import run
+from tests.servers import free_port, hold_open, syn_blackhole, tcp_server
+
+
+async def test_listening_port_is_reachable_with_connect_timing() -> None:
+    async with tcp_server(hold_open) as port:
+        result = await run({"kind": "tcp", "host": "127.0.0.1", "port": port})
+    assert result.success, result
+    assert result.facts["ip"] == "127.0.0.1"
+    assert set(result.stage_durations) == {"resolve", "connect"}
+
+
+async def test_closed_port_is_connection_refused_at_connect() -> None:
+    result = await run({"kind": "tcp", "host": "127.0.0.1", "port": free_port()})
+    assert (result.failure, result.stage) == (Failure.CONNECTION_REFUSED, Stage.CONNECT)
+
+
+async def test_unanswered_syn_times_out_at_connect_within_the_deadline() -> None:
+    with syn_blackhole() as port:
+        start = time.monotonic()
+        result = await run({"kind": "tcp", "host": "127.0.0.1", "port": port}, timeout=1.0)
+        elapsed = time.monotonic() - start
+    assert (result.failure, result.stage) == (Failure.GENERIC_TIMEOUT_ERROR, Stage.CONNECT)
+    assert elapsed < 1.0 + 0.5
+
+
+async def test_private_target_keeps_its_address_out_of_facts() -> None:
+    async with tcp_server(hold_open) as port:
+        result = await run({"kind": "tcp", "host": "127.0.0.1", "port": port, "private": True})
+    assert result.success
+    assert "ip" not in result.facts
