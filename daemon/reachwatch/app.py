@@ -1,0 +1,280 @@
+"""The daemon: wires config, state, scheduler, journal, metrics and the web server; owns signals.
+
+Lifecycle:
+- start: load the config (a file or the embedded default), check its secret files, set up logging and
+  redaction, open the journal, build the collector and scheduler, listen, start probing, become ready;
+- SIGHUP or ``POST /-/reload``: load the config again. A bad config (or secret, or web config) is
+  rejected with its one-line message in the log, the last good config stays in force and
+  ``reachwatch_config_last_reload_successful`` goes to 0 (back to 1 after a good reload);
+- SIGTERM / SIGINT: stop scheduling, let attempts in flight finish (bounded), flush and close the
+  journal, stop listening, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+from pydantic import BaseModel
+
+from reachwatch import logging as rwlog
+from reachwatch.config.load import LoadedConfig, load_config
+from reachwatch.config.secrets import read_secret_file, resolve_path
+from reachwatch.errors import ConfigError, ReachwatchError
+from reachwatch.failures import VantageState
+from reachwatch.journal import Journal, JournalRow
+from reachwatch.metrics import DaemonStatus, build_registry
+from reachwatch.model import ProbeResult
+from reachwatch.scheduler import Scheduler
+from reachwatch.state import StateStore, TargetState
+from reachwatch.vantage import VantageReading
+from reachwatch.web import WebServer, status_document
+from reachwatch.webconfig import WebSecurity, load_web_security
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_DRAIN_TIMEOUT = 20.0
+
+
+@dataclass
+class RunOptions:
+    """Command-line choices; ``None`` means "use the config's value"."""
+
+    config_path: Path | None = None
+    state_dir: Path = Path("state")
+    listen_address: str | None = None
+    web_config_file: str | None = None
+    log_level: str | None = None
+    log_format: str | None = None
+    drain_timeout: float = DEFAULT_DRAIN_TIMEOUT
+
+
+def check_files(loaded: LoadedConfig) -> None:
+    """Every ``*_file`` the config names must be readable, secret ones private; every ``*_env`` set.
+
+    Probes read their secrets at probe time; checking here turns a bad secret into a one-line error at
+    start, ``validate`` or reload instead of a failing probe hours later.
+    """
+    _check_model(loaded.config, loaded.base_dir, loaded.source, "")
+
+
+def _check_model(model: BaseModel, base_dir: Path, source: str, where: str) -> None:
+    for name, value in model:
+        path = f"{where}.{name}" if where else name
+        if isinstance(value, BaseModel):
+            _check_model(value, base_dir, source, path)
+        elif isinstance(value, list | tuple):
+            for i, item in enumerate(value):
+                if isinstance(item, BaseModel):
+                    item_name = getattr(item, "name", None)
+                    label = f" (name {item_name!r})" if isinstance(item_name, str) else ""
+                    _check_model(item, base_dir, source, f"{path}[{i}]{label}")
+        elif isinstance(value, str) and name.endswith("_env") and value not in os.environ:
+            raise ConfigError(f"{source}: {path}", f"environment variable {value} is not set")
+        elif isinstance(value, str) and name.endswith("_file"):
+            if name in rwlog.PUBLIC_FILE_FIELDS:
+                full = resolve_path(value, base_dir)
+                if not os.access(full, os.R_OK):
+                    raise ConfigError(f"{source}: {path}", f"cannot read file {full}")
+            else:
+                read_secret_file(value, base_dir, f"{source}: {path}")
+
+
+class Daemon:
+    """One running reachwatch."""
+
+    def __init__(self, options: RunOptions) -> None:
+        self.options = options
+        self.store = StateStore()
+        self.daemon_status = DaemonStatus()
+        self.registry = build_registry(self.store, self.daemon_status)
+        self.loaded: LoadedConfig | None = None
+        self.scheduler: Scheduler | None = None
+        self.journal: Journal | None = None
+        self.web: WebServer | None = None
+        self._ready = False
+        self._stop = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+        self._redacted: set[str] = set()
+
+    # --- Backend protocol for web.py ---------------------------------------------------------------
+    def ready(self) -> bool:
+        return self._ready
+
+    def status(self) -> dict[str, Any]:
+        name = self.loaded.config.vantage.name if self.loaded else "default"
+        return status_document(self.store, name)
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+    def _load(self) -> tuple[LoadedConfig, WebSecurity]:
+        loaded = load_config(self.options.config_path)
+        check_files(loaded)
+        web_file = self.options.web_config_file
+        if web_file is None and loaded.config.web.config_file:
+            web_file = str(resolve_path(loaded.config.web.config_file, loaded.base_dir))
+        return loaded, load_web_security(web_file)
+
+    def _apply_logging(self, loaded: LoadedConfig) -> None:
+        level = self.options.log_level or loaded.config.log.level
+        fmt = self.options.log_format or loaded.config.log.format
+        rwlog.configure(level, fmt)
+        # the union with earlier configs: attempts of removed targets may still be finishing
+        self._redacted |= set(rwlog.sensitive_values(loaded))
+        rwlog.REDACTOR.update(self._redacted)
+
+    async def start(self) -> None:
+        """Load, build and start everything; raises ``ReachwatchError`` (exit 2) on bad input."""
+        loaded, security = self._load()
+        self.loaded = loaded
+        self._apply_logging(loaded)
+        self.daemon_status.config = loaded.config
+        self.daemon_status.reload_successful = True
+        self.daemon_status.reload_success_timestamp = time.time()
+        if loaded.config.journal.enabled:
+            self.journal = Journal(self.options.state_dir, loaded.config.journal.retention)
+            journal = self.journal
+            self.daemon_status.journal_write_errors = lambda: journal.write_errors
+        self.scheduler = Scheduler(loaded, self.store, on_result=self._on_result, on_vantage=self._on_vantage)
+        scheduler = self.scheduler
+        self.daemon_status.in_flight = lambda: scheduler.in_flight
+        listen = self.options.listen_address or loaded.config.web.listen_address
+        self.web = WebServer(self, listen, security)
+        await self.web.start()
+        self._install_signals()
+        self.scheduler.start()
+        self._ready = True
+        log.info(
+            "started",
+            config=loaded.source,
+            targets=len(loaded.config.targets),
+            controls=len(loaded.config.controls.domestic) + len(loaded.config.controls.international),
+            state_dir=str(self.options.state_dir),
+            journal=self.journal is not None,
+        )
+
+    async def run(self) -> int:
+        """Start, serve until SIGTERM/SIGINT, shut down cleanly. Returns the exit code."""
+        try:
+            await self.start()
+        except BaseException:
+            await self.shutdown()
+            raise
+        await self._stop.wait()
+        await self.shutdown()
+        return 0
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def shutdown(self) -> None:
+        self._ready = False
+        if self.scheduler is not None:
+            finished = await self.scheduler.drain(self.options.drain_timeout)
+            log.info("probes_drained", all_finished=finished)
+        if self.journal is not None:
+            await asyncio.to_thread(self.journal.close)
+            log.info("journal_closed", committed=self.journal.committed)
+        if self.web is not None:
+            await self.web.stop()
+        self._remove_signals()
+        log.info("stopped")
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, self._sighup)
+        loop.add_signal_handler(signal.SIGTERM, self.request_stop)
+        loop.add_signal_handler(signal.SIGINT, self.request_stop)
+
+    def _remove_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+    def _sighup(self) -> None:
+        log.info("reload_requested", via="SIGHUP")
+        task = asyncio.get_running_loop().create_task(self.reload())
+        task.add_done_callback(lambda _t: None)
+
+    async def reload(self) -> tuple[bool, str]:
+        """Load the config again; on any error keep the last good one. Returns (ok, message)."""
+        async with self._reload_lock:
+            try:
+                loaded, security = self._load()
+                assert self.scheduler is not None and self.web is not None
+                await self.scheduler.reload(loaded)
+            except ReachwatchError as exc:
+                self.daemon_status.reload_successful = False
+                log.error(
+                    "config_reload_failed",
+                    error=str(exc),
+                    keeping=self.loaded.source if self.loaded else None,
+                )
+                return False, str(exc)
+            self.loaded = loaded
+            self._apply_logging(loaded)
+            self.daemon_status.config = loaded.config
+            self.daemon_status.reload_successful = True
+            self.daemon_status.reload_success_timestamp = time.time()
+            self.web.update_security(security)
+            if self.journal is not None:
+                self.journal.retention = loaded.config.journal.retention
+            log.info("config_reloaded", config=loaded.source, targets=len(loaded.config.all_targets()))
+            return True, "config reloaded"
+
+    # --- scheduler callbacks ------------------------------------------------------------------------
+    def _on_result(self, result: ProbeResult, state: TargetState, changed: bool) -> None:
+        if self.journal is not None:
+            self.journal.append(
+                JournalRow(
+                    result=result,
+                    group=state.target.group,
+                    role=state.role_label,
+                    verdict=state.verdict.value,
+                    technique=state.technique.value if state.technique else None,
+                )
+            )
+        log.debug(
+            "probe_result",
+            target=result.target,
+            kind=result.kind,
+            success=result.success,
+            failure=result.failure.value if result.failure else None,
+            stage=result.stage.value if result.stage else None,
+            evidence=result.evidence.value if result.evidence else None,
+            duration_s=round(result.duration_s, 3),
+        )
+        if changed:
+            log.info(
+                "verdict_changed",
+                target=state.name,
+                verdict=state.verdict.value,
+                technique=state.technique.value if state.technique else None,
+                failure=result.failure.value if result.failure else None,
+                stage=result.stage.value if result.stage else None,
+            )
+
+    def _on_vantage(self, reading: VantageReading) -> None:
+        if reading.state is VantageState.OFFLINE:
+            # the words an operator looking at an empty dashboard needs first
+            log.warning("vantage offline, nothing called blocked", reason=reading.reason)
+        elif reading.state is VantageState.INTERNATIONAL_SHUTDOWN:
+            log.warning(
+                "international shutdown: targets abroad are unknown, not blocked", reason=reading.reason
+            )
+        else:
+            log.info("vantage_state", state=reading.state.value, reason=reading.reason)
+
+
+def run_async(main: Any) -> Any:
+    """Run a coroutine on uvloop when it is installed (less CPU per probe), else on asyncio's loop."""
+    try:
+        import uvloop  # noqa: PLC0415 - optional speed-up
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)

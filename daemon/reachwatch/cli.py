@@ -1,0 +1,338 @@
+"""The ``reachwatch`` command line: run, check, validate, history, export (and import, when available).
+
+Flags follow the Prometheus exporter convention (``--config``, ``--web.listen-address``,
+``--web.config.file``, ``--state-dir``, ``--log.level``, ``--log.format``). Bad input of any kind (config,
+secret, web config, command line) is ONE line on stderr and exit code 2, never a traceback.
+``check`` exits 0 when every target is reachable, 1 when something is not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from reachwatch import __version__, journal
+from reachwatch import logging as rwlog
+from reachwatch.app import Daemon, RunOptions, check_files, run_async
+from reachwatch.config.load import load_config
+from reachwatch.config.types import parse_duration
+from reachwatch.errors import ReachwatchError, UsageError
+from reachwatch.failures import Verdict
+from reachwatch.model import ProbeResult
+from reachwatch.scheduler import Scheduler
+from reachwatch.state import StateStore
+from reachwatch.webconfig import load_web_security
+
+EXIT_OK, EXIT_NOT_REACHABLE, EXIT_BAD_INPUT = 0, 1, 2
+# a sweep of more targets than this shows progress on stderr
+PROGRESS_THRESHOLD = 10
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is a ``UsageError`` (one line, exit 2) like every other bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        sub = self.prog.partition(" ")[2]  # "check" for "reachwatch check"
+        raise UsageError(f"{sub}: {message} (see --help)" if sub else f"{message} (see --help)")
+
+
+def parse_time(value: str, now: float | None = None) -> float:
+    """``24h``/``30m`` (that long ago), an ISO 8601 time (``2022-01-05T00:00:00Z``) or unix seconds."""
+    now = time.time() if now is None else now
+    text = value.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return now - float(parse_duration(text))
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"invalid time {value!r}: use 24h, 2022-01-05T00:00:00Z or unix seconds") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument("--config", metavar="FILE", help="config file (default: the embedded default config)")
+    common.add_argument(
+        "--state-dir", default="state", metavar="DIR", help="journal directory (default ./state)"
+    )
+    common.add_argument("--log.level", dest="log_level", choices=sorted(rwlog.LEVELS), help="log level")
+    common.add_argument("--log.format", dest="log_format", choices=["console", "json"], help="log format")
+
+    parser = _Parser(prog="reachwatch", description="Measure reachability of circumvention endpoints.")
+    parser.add_argument("--version", action="version", version=f"reachwatch {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", parents=[common], help="run the daemon")
+    run.add_argument("--web.listen-address", dest="listen_address", metavar="HOST:PORT")
+    run.add_argument(
+        "--web.config.file", dest="web_config_file", metavar="FILE", help="exporter-toolkit web config"
+    )
+    run.add_argument("--check", action="store_true", help="validate the configuration and exit")
+
+    check = sub.add_parser("check", parents=[common], help="probe every target once and print a table")
+    check.add_argument(
+        "--target", action="append", default=[], metavar="NAME", help="only this target (repeat)"
+    )
+    check.add_argument("--json", action="store_true", help="JSON instead of a table")
+
+    validate = sub.add_parser("validate", parents=[common], help="validate a config file")
+    validate.add_argument("file", nargs="?", metavar="CONFIG")
+
+    history = sub.add_parser("history", parents=[common], help="a target's journaled timeline")
+    history.add_argument("target")
+    history.add_argument("--since", default="24h", help="24h, ISO time or unix seconds (default 24h)")
+    history.add_argument("--json", action="store_true")
+
+    export = sub.add_parser("export", parents=[common], help="export the journal (backfill after an outage)")
+    export.add_argument("--since", required=True)
+    export.add_argument("--until", default=None, help="default: now")
+    export.add_argument("--format", choices=["jsonl", "openmetrics"], default="jsonl")
+    export.add_argument("--output", metavar="FILE", help="default: stdout")
+
+    # --- import: converters for files users already have (.ovpn, wg-quick, torrc Bridge lines, ss://) --
+    # The importers live in reachwatch/importers/ (VPN/proxy/Tor work); this subcommand calls
+    # reachwatch.importers.import_files(paths) -> YAML text, and reports its absence cleanly.
+    imp = sub.add_parser(
+        "import", parents=[common], help="convert .ovpn / wg-quick / torrc / URIs to targets"
+    )
+    imp.add_argument("files", nargs="+", metavar="FILE")
+    return parser
+
+
+def _config_path(args: argparse.Namespace) -> Path | None:
+    return Path(args.config) if args.config else None
+
+
+def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
+    path = args.file or args.config
+    if args.file and args.config and args.file != args.config:
+        raise UsageError("validate: give the config either as CONFIG or as --config, not both")
+    loaded = load_config(Path(path) if path else None)
+    check_files(loaded)
+    if loaded.config.web.config_file:
+        from reachwatch.config.secrets import resolve_path  # noqa: PLC0415
+
+        load_web_security(resolve_path(loaded.config.web.config_file, loaded.base_dir))
+    n = len(loaded.config.all_targets())
+    out.write(f"{loaded.source}: OK (targets and controls: {n})\n")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
+    options = RunOptions(
+        config_path=_config_path(args),
+        state_dir=Path(args.state_dir),
+        listen_address=args.listen_address,
+        web_config_file=args.web_config_file,
+        log_level=args.log_level,
+        log_format=args.log_format,
+    )
+    if args.check:
+        loaded = load_config(options.config_path)
+        check_files(loaded)
+        if args.web_config_file:
+            load_web_security(args.web_config_file)
+        out.write(f"{loaded.source}: OK\n")
+        return EXIT_OK
+    return int(run_async(Daemon(options).run()))
+
+
+async def _sweep(args: argparse.Namespace, err: TextIO) -> StateStore:
+    loaded = load_config(_config_path(args))
+    check_files(loaded)
+    rwlog.REDACTOR.update(rwlog.sensitive_values(loaded))
+    store = StateStore()
+    scheduler = Scheduler(loaded, store)
+    targets = loaded.config.all_targets()
+    if args.target:
+        known = {t.name for t in targets}
+        unknown = [n for n in args.target if n not in known]
+        if unknown:
+            raise UsageError(f"check: no target named {unknown[0]!r} in {loaded.source}")
+        # controls always run: without them no failure can be judged
+        targets = [t for t in targets if t.name in args.target or loaded.config.control_role(t.name)]
+    total = len(targets)
+    tty = err.isatty()
+
+    def progress(done: int, total: int, result: ProbeResult) -> None:
+        if total < PROGRESS_THRESHOLD:
+            return
+        if tty:
+            err.write(f"\r[{done}/{total}] {result.target[:40]:<40}")
+            if done == total:
+                err.write("\n")
+        elif done == total or done % max(1, total // 10) == 0:
+            err.write(f"checked {done}/{total}\n")
+        err.flush()
+
+    if total >= PROGRESS_THRESHOLD:
+        err.write(f"checking {total} targets (each bounded by its timeout)\n")
+    try:
+        await scheduler.sweep(targets, progress=progress)
+    finally:
+        await scheduler.drain(0)
+    for name in [n for n in store.targets if n not in {t.name for t in targets}]:
+        del store.targets[name]
+    return store
+
+
+def _rows(store: StateStore) -> list[dict[str, Any]]:
+    rows = []
+    for state in store.targets.values():
+        outcome = state.last_outcome
+        last = state.last
+        rows.append(
+            {
+                "name": state.name,
+                "kind": state.target.kind,
+                "group": state.target.group,
+                "role": state.role_label,
+                "verdict": (outcome.verdict if outcome else state.verdict).value,
+                "technique": outcome.technique.value if outcome and outcome.technique else None,
+                "last": last.to_dict() if last else None,
+            }
+        )
+    return rows
+
+
+def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    store: StateStore = run_async(_sweep(args, err))
+    rows = _rows(store)
+    if args.json:
+        doc = {
+            "vantage": {"state": store.vantage_state.value, "reason": store.vantage_reason},
+            "targets": rows,
+        }
+        out.write(json.dumps(doc, indent=2) + "\n")
+    else:
+        out.write(f"vantage: {store.vantage_state.value} ({store.vantage_reason})\n")
+        table = [["TARGET", "KIND", "ROLE", "VERDICT", "TECHNIQUE", "FAILURE", "STAGE", "TIME"]]
+        for r in rows:
+            last = r["last"] or {}
+            table.append(
+                [
+                    r["name"],
+                    r["kind"],
+                    r["role"],
+                    r["verdict"],
+                    r["technique"] or "-",
+                    last.get("failure") or "-",
+                    last.get("stage") or "-",
+                    f"{last.get('duration_s', 0):.2f}s",
+                ]
+            )
+        _print_table(table, out)
+    reachable = all(r["verdict"] == Verdict.REACHABLE.value for r in rows)
+    return EXIT_OK if reachable else EXIT_NOT_REACHABLE
+
+
+def _print_table(table: list[list[str]], out: TextIO) -> None:
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() + "\n")
+
+
+def _open_journal_dir(args: argparse.Namespace) -> Path:
+    state = Path(args.state_dir)
+    if not (state / journal.DB_NAME).exists():
+        raise UsageError(f"no journal in {state} (use --state-dir)")
+    return state
+
+
+def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
+    rows = journal.history(_open_journal_dir(args), args.target, parse_time(args.since))
+    if args.json:
+        for row in rows:
+            out.write(json.dumps(row.to_dict(), sort_keys=True) + "\n")
+        return EXIT_OK
+    table = [["TIME (UTC)", "RESULT", "STAGE", "VERDICT", "TECHNIQUE", "DURATION"]]
+    for row in rows:
+        r = row.result
+        table.append(
+            [
+                _iso(r.started_at),
+                "ok" if r.success else (r.failure.value if r.failure else "failed"),
+                r.stage.value if r.stage else "-",
+                row.verdict or "-",
+                row.technique or "-",
+                f"{r.duration_s:.2f}s",
+            ]
+        )
+    _print_table(table, out)
+    if not rows:
+        out.write(f"no journaled attempts for {args.target!r} since {_iso(parse_time(args.since))}\n")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
+    since = parse_time(args.since)
+    until = parse_time(args.until) if args.until else time.time()
+    if until <= since:
+        raise UsageError("export: --until must be after --since")
+    lines = journal.export(_open_journal_dir(args), since, until, args.format)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            fh.writelines(lines)
+    else:
+        out.writelines(lines)
+    return EXIT_OK
+
+
+def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        from reachwatch.importers import import_files  # type: ignore[attr-defined]  # noqa: PLC0415
+    except ImportError:
+        raise UsageError("import: no importers are installed in this build") from None
+    out.write(str(import_files([Path(p) for p in args.files])))
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list or (args_list[0].startswith("-") and args_list[0] not in ("-h", "--help", "--version")):
+        args_list.insert(0, "run")  # exporter habit: `reachwatch --config x.yaml` runs the daemon
+    try:
+        args = build_parser().parse_args(args_list)
+        # one-shot commands keep stderr quiet by default; the daemon re-configures from its config
+        default_level = "info" if args.command == "run" and not args.check else "warning"
+        rwlog.configure(args.log_level or default_level, args.log_format or "console", err)
+        commands = {
+            "run": lambda: cmd_run(args, out),
+            "check": lambda: cmd_check(args, out, err),
+            "validate": lambda: cmd_validate(args, out),
+            "history": lambda: cmd_history(args, out),
+            "export": lambda: cmd_export(args, out),
+            "import": lambda: cmd_import(args, out),
+        }
+        return commands[args.command]()
+    except ReachwatchError as exc:
+        err.write(f"reachwatch: {exc}\n".replace("\n", " ").rstrip() + "\n")
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
