@@ -162,3 +162,34 @@ def ss_server(method: str, password: str) -> Iterator[int]:
     argv = ["ss-server", "-s", LOOPBACK, "-p", str(port), "-k", password, "-m", method, "-t", "5", "-v"]
     with daemon(argv, port):
         yield port
+
+
+@contextmanager
+def ocserv(tmp: Path, cert_pem: Path, key_pem: Path) -> Iterator[int]:
+    """ocserv in the foreground on 127.0.0.1 with plain password auth; no tun device is needed until a
+    client authenticates, which these tests never do. Bans are off so repeated probes stay welcome."""
+    port = free_port()
+    passwd = tmp / "ocpasswd"
+    subprocess.run(
+        ["ocpasswd", "-c", str(passwd), "probe"], input=b"pw\npw\n", check=True, capture_output=True
+    )
+    conf = tmp / "ocserv.conf"
+    conf.write_text(
+        f"""auth = "plain[passwd={passwd}]"
+tcp-port = {port}
+listen-host = {LOOPBACK}
+socket-file = {tmp / "ocserv.sock"}
+server-cert = {cert_pem}
+server-key = {key_pem}
+pid-file = {tmp / "ocserv.pid"}
+isolate-workers = false
+use-occtl = false
+max-clients = 16
+max-same-clients = 0
+max-ban-score = 0
+device = vpns
+ipv4-network = 192.168.99.0/24
+"""
+    )
+    with daemon(["ocserv", "-f", "-d", "1", "-c", str(conf)], port):
+        yield port

@@ -165,3 +165,20 @@ async def http_connect(
         raise NetFailure(Failure.PROXY_AUTH_FAILED, Stage.PROTOCOL_HANDSHAKE, f"{head.status} from proxy")
     failure = _CONNECT_FAILURES.get(head.status, Failure.HTTP_UNEXPECTED_STATUS_CODE)
     raise NetFailure(failure, Stage.TUNNEL, f"CONNECT answered {head.status}")
+
+
+async def http_exchange(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    request: bytes,
+    stage: Stage,
+    *,
+    body_limit: int,
+) -> tuple[HttpHead, bytes]:
+    """Send one complete HTTP/1.1 request on an open (TLS) stream; return the head and bounded body."""
+    with classified(stage):
+        writer.write(request)
+        await writer.drain()
+    head = await read_http_head(reader, stage)
+    body = await read_http_body(reader, head, stage, body_limit)
+    return head, body

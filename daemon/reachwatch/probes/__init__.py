@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from reachwatch.probes import openvpn, tcp, wireguard
-from reachwatch.probes import http_proxy, shadowsocks, socks5
+from reachwatch.probes import http_proxy, openconnect, shadowsocks, socks5
 from reachwatch.probes import dns as dns_probe
 from reachwatch.probes import http as http_probe
 from reachwatch.probes import throughput as throughput_probe
@@ -21,6 +21,7 @@ PROBES: dict[str, ProbeSpec[Any]] = {
     "tcp": tcp.SPEC,
     "socks5": socks5.SPEC,
     "shadowsocks": shadowsocks.SPEC,
+    "openconnect": openconnect.SPEC,
     "http_proxy": http_proxy.SPEC,
     "openvpn": openvpn.SPEC,
     "wireguard": wireguard.SPEC,
