@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 
 from reachwatch.config.types import NAME_PATTERN, Duration, StrictModel, TargetBase
 from reachwatch.probes import PROBES
+from reachwatch.tor.relaysets import RelaySetConfig
 
 if TYPE_CHECKING:
     AnyTarget = TargetBase
@@ -136,6 +137,9 @@ class TorConfig(StrictModel):
     batch_size: int = Field(default=50, ge=1, le=100)  # bridgestrap caps a SETCONF batch at 100
     batch_timeout: Duration = 60.0
     bootstrap_timeout: Duration = 120.0
+    # relays without a tor process (reachwatch.tor.relaysets / dirauths): built-in authorities, relay sets
+    directory_authorities: bool = False
+    relay_sets: list[RelaySetConfig] = Field(default_factory=list)
 
 
 class LogConfig(StrictModel):

@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from stem.descriptor.server_descriptor import RelayDescriptor
 
-from reachwatch.config.types import NAME_PATTERN, TargetBase
+from reachwatch.config.types import TargetBase
 from reachwatch.failures import Failure, Stage
 from reachwatch.model import ProbeResult
 from reachwatch.net.dial import close_quietly, connect_tcp, pin_address
@@ -36,7 +36,6 @@ class TorDirPortTarget(TargetBase):
     host: str = Field(min_length=1)
     port: int = Field(ge=1, le=65535)
     fingerprint: str | None = None
-    relay_set: str | None = Field(default=None, pattern=NAME_PATTERN)
 
     @field_validator("fingerprint")
     @classmethod

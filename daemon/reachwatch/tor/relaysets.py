@@ -1,0 +1,233 @@
+"""Relay sets: many ``tor_relay`` targets from a consensus file or an Onionoo document.
+
+Config (inside the ``tor:`` section)::
+
+    tor:
+      relay_sets:
+        - name: guards                       # targets are named guards:<first 10 hex of the fingerprint>
+          source: cached-microdesc-consensus  # or cached-consensus, or an Onionoo details .json
+          flags: [Guard, Stable]             # a relay must carry all of them
+          sample: 500                        # optional: a deterministic sample (seeded)
+          seed: 0
+          per_relay_metrics: false           # aggregate metrics only (tor.relaymetrics)
+          interval: 6h
+
+Sources are recognised by content: a JSON object with ``relays`` (Onionoo ``details``: ``fingerprint``,
+``or_addresses``, ``flags``, ``running``), ``network-status-version 3 microdesc`` (tor's
+``cached-microdesc-consensus``) or ``network-status-version 3`` (``cached-consensus``), both parsed with
+stem (format-validated; signatures are not checked: the file is the operator's choice, and the probe
+verifies each relay's identity on the wire anyway). A file that cannot be parsed is a one-line
+``ConfigError`` naming the file.
+
+Rate budget: the scheduler is unchanged. Each target starts at a uniformly random moment within its
+first interval, then repeats every interval +/- ``defaults.jitter`` (20 %), so 7,000 relays on a 6 h
+interval mean ~0.32 probe starts per second on average (one every ~3 s), each a TCP+TLS+link handshake of
+~10 KB lasting about 4 RTTs: roughly one probe in flight, far below ``max_concurrency``. Distinct relays
+are distinct destinations, so ``min_destination_spacing`` does not slow a set down; relays sharing an
+address:port (rare) are spaced by it. The sample is seeded, so a reload keeps the same relays.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field, field_validator
+from stem.descriptor.networkstatus import NetworkStatusDocumentV3
+
+from reachwatch.config.types import Duration, StrictModel, TargetBase
+from reachwatch.errors import ConfigError
+from reachwatch.probes.tor_relay import TorRelayTarget
+from reachwatch.tor.certs import normalize_fingerprint
+from reachwatch.tor.dirauths import directory_authority_targets
+
+if TYPE_CHECKING:
+    from reachwatch.config.load import LoadedConfig
+    from reachwatch.config.schema import TorConfig
+
+# dir-spec "known-flags"; a bounded label set for the aggregate metrics
+KNOWN_FLAGS = frozenset(
+    {
+        "Authority", "BadExit", "Exit", "Fast", "Guard", "HSDir", "MiddleOnly", "NoEdConsensus",
+        "Running", "Stable", "StaleDesc", "Sybil", "V2Dir", "Valid",
+    }
+)  # fmt: skip
+MAX_SOURCE_BYTES = 64 * 1024 * 1024  # a full Onionoo details document is ~30 MB; a consensus ~3 MB
+SHORT_FP = 10  # 40 bits: no collision among ~7,000 relays in practice (checked anyway)
+
+
+class RelaySetConfig(StrictModel):
+    """One set of relays to probe, from one file."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,40}$")
+    source: str = Field(min_length=1)  # relative paths are relative to the config file
+    flags: list[str] = Field(default_factory=list)
+    sample: int | None = Field(default=None, ge=1)
+    seed: int = 0
+    per_relay_metrics: bool = False
+    interval: Duration = 6 * 3600.0
+    timeout: Duration | None = None
+
+    @field_validator("flags")
+    @classmethod
+    def _known_flags(cls, flags: list[str]) -> list[str]:
+        for flag in flags:
+            if flag not in KNOWN_FLAGS:
+                raise ValueError(f"unknown relay flag {flag!r}; known: {', '.join(sorted(KNOWN_FLAGS))}")
+        return flags
+
+
+@dataclass(frozen=True)
+class Relay:
+    fingerprint: str
+    nickname: str
+    address: str
+    or_port: int
+    flags: frozenset[str]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def _split_addr(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"bad OR address {value!r}")
+    return host.strip("[]"), int(port)
+
+
+def _onionoo(data: Any) -> list[Relay]:
+    if not isinstance(data, dict) or not isinstance(data.get("relays"), list):
+        raise ValueError("not an Onionoo details document (no 'relays' list)")
+    relays = []
+    for i, entry in enumerate(data["relays"]):
+        try:
+            if entry.get("running") is False:
+                continue  # Onionoo keeps relays seen in the last week; stopped ones are not targets
+            addrs = [str(a) for a in entry["or_addresses"]]
+            # the first IPv4 address: tor clients reach relays over IPv4 unless configured otherwise
+            primary = next((a for a in addrs if not a.startswith("[")), addrs[0])
+            host, port = _split_addr(primary)
+            relays.append(
+                Relay(
+                    fingerprint=normalize_fingerprint(str(entry["fingerprint"])),
+                    nickname=str(entry.get("nickname", "")),
+                    address=host,
+                    or_port=port,
+                    flags=frozenset(str(f) for f in entry.get("flags", [])),
+                )
+            )
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+            raise ValueError(f"relays[{i}]: {_first_line(exc) if str(exc) else 'missing field'}") from None
+    return relays
+
+
+def _consensus(raw: bytes) -> list[Relay]:
+    document = NetworkStatusDocumentV3(raw, validate=True)
+    return [
+        Relay(
+            fingerprint=entry.fingerprint.upper(),
+            nickname=entry.nickname or "",
+            address=entry.address,
+            or_port=entry.or_port,
+            flags=frozenset(entry.flags or ()),
+        )
+        for entry in document.routers.values()
+    ]
+
+
+def load_relays(path: Path) -> list[Relay]:
+    """Every relay in ``path`` (consensus, microdesc consensus or Onionoo details), or ConfigError."""
+    source = str(path)
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_SOURCE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(source, f"cannot read relay list: {exc.strerror or exc}") from None
+    if len(raw) > MAX_SOURCE_BYTES:
+        raise ConfigError(source, f"relay list larger than {MAX_SOURCE_BYTES // (1024 * 1024)} MB")
+    head = raw.lstrip()[:64]
+    try:
+        if head.startswith(b"{"):
+            relays = _onionoo(json.loads(raw))
+        elif head.startswith(b"network-status-version 3"):
+            relays = _consensus(raw)
+        else:
+            raise ValueError("not a consensus, microdesc consensus or Onionoo details document")
+    except json.JSONDecodeError as exc:
+        raise ConfigError(source, f"invalid JSON: {exc.msg} at line {exc.lineno}") from None
+    except Exception as exc:  # stem raises ValueError, but also IndexError/TypeError on odd input
+        raise ConfigError(source, _first_line(exc)) from None
+    if not relays:
+        raise ConfigError(source, "no relays in this document")
+    return relays
+
+
+def select(relays: list[Relay], spec: RelaySetConfig) -> list[Relay]:
+    """Relays carrying every flag of the set, then a seeded sample (stable across reloads)."""
+    wanted = set(spec.flags)
+    chosen = sorted((r for r in relays if wanted <= r.flags), key=lambda r: r.fingerprint)
+    if spec.sample is not None and spec.sample < len(chosen):
+        chosen = sorted(random.Random(spec.seed).sample(chosen, spec.sample), key=lambda r: r.fingerprint)
+    return chosen
+
+
+def relay_set_targets(spec: RelaySetConfig, base_dir: Path) -> list[TorRelayTarget]:
+    """The ``tor_relay`` targets of one set, named ``<set>:<short fingerprint>`` in group ``<set>``."""
+    path = Path(spec.source)
+    if not path.is_absolute():
+        path = base_dir / path
+    targets: list[TorRelayTarget] = []
+    seen: set[str] = set()
+    for relay in select(load_relays(path), spec):
+        short = relay.fingerprint[:SHORT_FP]
+        name = f"{spec.name}:{short if short not in seen else relay.fingerprint}"
+        seen.add(short)
+        targets.append(
+            TorRelayTarget(
+                name=name,
+                kind="tor_relay",
+                group=spec.name,
+                host=relay.address,
+                port=relay.or_port,
+                fingerprint=relay.fingerprint,
+                interval=spec.interval,
+                timeout=spec.timeout,
+                relay_set=spec.name,
+                relay_flags=tuple(sorted(relay.flags & KNOWN_FLAGS)),
+                per_target_metrics=spec.per_relay_metrics,
+            )
+        )
+    return targets
+
+
+def tor_targets(tor: TorConfig, base_dir: Path) -> list[TargetBase]:
+    """The targets the ``tor:`` section adds: directory authorities (if enabled), then relay sets."""
+    targets: list[TargetBase] = []
+    if tor.directory_authorities:
+        targets.extend(directory_authority_targets())
+    for spec in tor.relay_sets:
+        targets.extend(relay_set_targets(spec, base_dir))
+    return targets
+
+
+def with_tor_targets(loaded: LoadedConfig) -> LoadedConfig:
+    """``loaded`` with the ``tor:`` section's targets appended to ``targets`` (what the scheduler runs).
+
+    Raises ``ConfigError`` when a generated name collides with a configured one.
+    """
+    extra = tor_targets(loaded.config.tor, loaded.base_dir)
+    if not extra:
+        return loaded
+    names = {t.name for t in loaded.config.all_targets()}
+    for target in extra:
+        if target.name in names:
+            raise ConfigError(loaded.source, f"tor: target name {target.name!r} is already configured")
+        names.add(target.name)
+    config = loaded.config.model_copy(update={"targets": [*loaded.config.targets, *extra]})
+    return replace(loaded, config=config)
