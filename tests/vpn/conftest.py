@@ -1,4 +1,4 @@
-"""Real VPN servers for the VPN probe tests: openvpn (p2p TLS server, ``--dev null``) on 127.0.0.1.
+"""Real VPN servers for the VPN probe tests: openvpn on 127.0.0.1; wireguard-go and charon in a netlab.
 
 PKI and keys are generated once per session with openssl / ``openvpn --genkey``. The openvpn server runs in
 point-to-point TLS mode with ``--dev null`` (``--mode server`` insists on a tun device); it speaks the same
@@ -168,6 +168,7 @@ class NsProber:
             [str(PYTHON), "-m", "tests.vpn.nsprobe"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            bufsize=0,  # unbuffered: select() must see every line that readline() has not consumed
             cwd=str(REPO),
             env={**os.environ, "PYTHONPATH": str(REPO)},
         )
@@ -178,11 +179,14 @@ class NsProber:
         req = {"kind": kind, "target": {"kind": kind, **target}, "timeout": timeout}
         self.proc.stdin.write((json.dumps(req) + "\n").encode())
         self.proc.stdin.flush()
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout + 10)
-        assert ready, "probe worker hung"
-        line = self.proc.stdout.readline()
-        assert line, "probe worker died"
-        return ProbeResult.from_dict(json.loads(line))
+        deadline = time.monotonic() + timeout + 10
+        while True:
+            ready, _, _ = select.select([self.proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            assert ready, "probe worker hung"
+            line = self.proc.stdout.readline()
+            assert line, "probe worker died"
+            if line.startswith(b"RESULT "):
+                return ProbeResult.from_dict(json.loads(line[7:]))
 
     def close(self) -> None:
         assert self.proc.stdin is not None and self.proc.stdout is not None
@@ -212,7 +216,9 @@ def lab() -> Iterator[Lab]:
 
 
 def start_udp_echo(lab: Lab, ip: str, port: int) -> None:
+    """A UDP echo in the server ns: the same-path control for the censor tests."""
     lab.server.popen(["python3", "-c", UDP_ECHO, ip, str(port)])
+    wait_udp_listen(lab.server, port)
 
 
 def wait_udp_listen(ns: Any, port: int, timeout: float = 10.0) -> None:
@@ -266,3 +272,72 @@ def start_wireguard(lab: Lab, workdir: Path, *, psk: bool = False, port: int = 5
     lab.server.run(["ip", "link", "set", ifname, "up"])
     wait_udp_listen(lab.server, port)
     return WgServer(port, server_pub, client_key, client_pub, psk_file)
+
+
+STRONGSWAN_CONF = """charon-systemd {{
+  cookie_threshold = {cookie_threshold}
+  install_routes = no
+  filelog {{
+    test {{
+      path = {dir}/charon.log
+      default = 1
+    }}
+  }}
+  journal {{
+    default = -1
+  }}
+  plugins {{
+    vici {{
+      socket = unix://{dir}/charon.vici
+    }}
+  }}
+}}
+"""
+
+SWANCTL_CONF = """connections {{
+  probe {{
+    version = 2
+    proposals = {proposals}
+    local {{
+      auth = psk
+      id = server
+    }}
+    remote {{
+      auth = psk
+    }}
+  }}
+}}
+secrets {{
+  ike-1 {{
+    secret = "test-only-secret"
+  }}
+}}
+"""
+
+
+def start_charon(
+    lab: Lab, workdir: Path, *, proposals: str = "aes256-sha256-modp2048", cookie_threshold: int = 0
+) -> Path:
+    """strongSwan's charon (charon-systemd) in the server ns, ports 500/4500, one PSK connection.
+
+    Debian's strongswan here has no openssl plugin, so MODP groups (gmp) are what the responder can do;
+    that is also what makes the INVALID_KE_PAYLOAD test work (we offer ECP-256 first).
+    """
+    if shutil.which("charon-systemd") is None:
+        pytest.skip("charon-systemd not installed")
+    d = workdir / f"charon-{lab.suffix}"
+    d.mkdir()
+    (d / "strongswan.conf").write_text(STRONGSWAN_CONF.format(dir=d, cookie_threshold=cookie_threshold))
+    (d / "swanctl.conf").write_text(SWANCTL_CONF.format(proposals=proposals))
+    env = {**os.environ, "STRONGSWAN_CONF": str(d / "strongswan.conf")}
+    lab.server.popen(["charon-systemd"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not (d / "charon.vici").exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError("charon did not start")
+        time.sleep(0.05)
+    lab.server.run(
+        ["swanctl", "--load-all", "--file", str(d / "swanctl.conf"), "--uri", f"unix://{d}/charon.vici"]
+    )
+    wait_udp_listen(lab.server, 500)
+    return d

@@ -2,7 +2,8 @@
 
 ``ip netns exec <client ns> python -m tests.vpn.nsprobe`` reads ``{"kind", "target", "timeout"}`` lines,
 runs the real probe (same process for every line, so per-process memory such as "answered before" and
-WireGuard timestamps carries over, as in the daemon) and prints ``ProbeResult.to_dict()`` as one line.
+WireGuard timestamps carries over, as in the daemon) and prints one line:
+``RESULT <ProbeResult.to_dict() as JSON>``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ async def main() -> None:
             target=target.name, kind=spec.kind, timeout=float(req["timeout"]), base_dir=Path.cwd()
         )
         result = await run_probe(spec, target, ctx)
-        print(json.dumps(result.to_dict()), flush=True)
+        print("RESULT " + json.dumps(result.to_dict()), flush=True)  # logs may share stdout
 
 
 if __name__ == "__main__":

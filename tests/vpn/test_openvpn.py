@@ -7,11 +7,19 @@ from typing import Any
 
 import pytest
 
-from reachwatch.failures import Failure, Stage
+from reachwatch.failures import Failure, Stage, Technique
 from reachwatch.probes import openvpn
 from reachwatch.probes.base import run_probe
 from reachwatch.vpn.openvpn_packets import KeyFormatError, parse_static_key
-from tests.vpn.conftest import Pki, free_port, make_ctx
+from tests.netlab import SERVER_IP, Lab
+from tests.vpn.conftest import (
+    NsProber,
+    Pki,
+    free_port,
+    make_ctx,
+    start_openvpn_server,
+    start_udp_echo,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -113,3 +121,39 @@ async def test_tls_auth_reply_signed_with_the_wrong_direction_is_rejected(
 def test_static_key_parse_rejects_garbage() -> None:
     with pytest.raises(KeyFormatError):
         parse_static_key("-----BEGIN OpenVPN Static key V1-----\nzz\n-----END OpenVPN Static key V1-----")
+
+
+@pytest.mark.root
+async def test_censor_dropping_0x38_is_protocol_blocking_while_control_works(
+    lab: Lab, prober: NsProber, ovpn_pki: Pki, tmp_path: Path
+) -> None:
+    server = start_openvpn_server(
+        ovpn_pki, tmp_path, "udp", ["--tls-auth", str(ovpn_pki.ta_key), "0"],
+        netns=lab.server.name, local=SERVER_IP, port=1194,
+    )  # fmt: skip
+    try:
+        start_udp_echo(lab, SERVER_IP, 7)
+        t = {
+            "name": "ovpn-censored", "host": SERVER_IP, "port": server.port,
+            "tls_auth_file": str(ovpn_pki.ta_key), "key_direction": 1, "retransmit": "1s",
+            "control": {"host": SERVER_IP, "port": 7},
+        }  # fmt: skip
+        before = prober.probe("openvpn", t)
+        assert before.success, before
+        # the first payload byte of a UDP datagram (after the 8-byte UDP header) is the opcode: 0x38
+        lab.censor(f"udp dport {server.port} @th,64,8 0x38 drop")
+        blocked = prober.probe("openvpn", t, timeout=2.0)
+        assert (blocked.failure, blocked.stage) == (
+            Failure.GENERIC_TIMEOUT_ERROR,
+            Stage.PROTOCOL_HANDSHAKE,
+        )
+        assert blocked.facts["control_answered"] is True
+        assert blocked.evidence == Technique.PROTOCOL_BLOCKING
+        # the same censor, a target that never answered us (wrong key): silence, but no evidence
+        stranger = {**t, "name": "ovpn-never", "tls_auth_file": str(ovpn_pki.dir / "other.key")}
+        lab.uncensor()
+        never = prober.probe("openvpn", stranger, timeout=2.0)
+        assert never.failure == Failure.GENERIC_TIMEOUT_ERROR
+        assert never.evidence is None
+    finally:
+        server.stop()

@@ -44,6 +44,11 @@ class UdpSocket:
     def send(self, payload: bytes) -> None:
         self._transport.sendto(payload)
 
+    def local_address(self) -> tuple[str, int]:
+        """Our (address, port) on this socket, e.g. for IKEv2 NAT detection hashes."""
+        sockname = self._transport.get_extra_info("sockname")
+        return str(sockname[0]), int(sockname[1])
+
     async def recv(self, accept: Callable[[bytes], bool] | None = None) -> bytes:
         """The next datagram that ``accept`` approves; waits until the caller's deadline."""
         while True:
