@@ -107,13 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["jsonl", "openmetrics"], default="jsonl")
     export.add_argument("--output", metavar="FILE", help="default: stdout")
 
-    # --- import: converters for files users already have (.ovpn, wg-quick, torrc Bridge lines, ss://) --
-    # The importers live in reachwatch/importers/ (VPN/proxy/Tor work); this subcommand calls
-    # reachwatch.importers.import_files(paths) -> YAML text, and reports its absence cleanly.
+    # --- import: converters for files users already have (.ovpn, wg-quick, ss:// and proxy links, VPN Gate,
+    # RiseupVPN). The importers live in reachwatch/importers/ and return a `targets:` YAML document.
     imp = sub.add_parser(
-        "import", parents=[common], help="convert .ovpn / wg-quick / torrc / URIs to targets"
+        "import", parents=[common], help="convert .ovpn / wg-quick / links to targets (YAML)"
     )
     imp.add_argument("files", nargs="+", metavar="FILE")
+    imp.add_argument("--output-dir", metavar="DIR", help="write extracted secrets here (mode 0600)")
+    imp.add_argument("--canary", metavar="HOST:PORT", help="echo canary for proxy and Shadowsocks entries")
     return parser
 
 
@@ -297,11 +298,9 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
-    try:
-        from reachwatch.importers import import_files  # type: ignore[attr-defined]  # noqa: PLC0415
-    except ImportError:
-        raise UsageError("import: no importers are installed in this build") from None
-    out.write(str(import_files([Path(p) for p in args.files])))
+    from reachwatch.importers import import_files  # noqa: PLC0415 - only this command needs them
+
+    out.write(import_files(args.files, output_dir=args.output_dir, canary=args.canary))
     return EXIT_OK
 
 

@@ -1,4 +1,4 @@
-"""Config files through the real CLI: the shipped examples validate; each bad input is one exact line, exit 2."""
+"""Config files through the real CLI: shipped examples validate; each bad input is one exact line, exit 2."""
 
 from __future__ import annotations
 
@@ -132,7 +132,8 @@ reference_vantages:
         (
             "password_file: adir",
             "dir",
-            "reference_vantages[0] (name 'ref').password_file: cannot read secret file {dir}/adir: Is a directory",
+            "reference_vantages[0] (name 'ref').password_file: cannot read secret file {dir}/adir: "
+            "Is a directory",
         ),
         (
             "password_env: REACHWATCH_TEST_UNSET_VAR",

@@ -1,0 +1,242 @@
+"""The reachwatch command line, run as a subprocess: check, history, export, run --check, import, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reachwatch.cli import parse_time
+from reachwatch.errors import UsageError
+from reachwatch.failures import Failure, Stage
+from reachwatch.journal import Journal, JournalRow
+from reachwatch.model import ProbeResult
+
+REACHWATCH = [sys.executable, "-m", "reachwatch"]
+
+
+def rw(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*REACHWATCH, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=cwd,
+        env=os.environ,
+    )
+
+
+@pytest.fixture
+def listener() -> Iterator[int]:
+    """A TCP port that completes handshakes (the kernel's backlog answers; nobody needs to accept)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(256)
+    yield s.getsockname()[1]
+    s.close()
+
+
+def _refused() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return int(port)
+
+
+def _config(tmp_path: Path, control_port: int, targets: list[tuple[str, int]]) -> Path:
+    lines = [
+        "scheduler: {min_destination_spacing: 1ms, max_concurrency: 64, per_destination: 64}",
+        "defaults: {timeout: 5s}",
+        "controls:",
+        "  international:",
+        f"    - {{name: ctl, kind: tcp, host: 127.0.0.1, port: {control_port}}}",
+        "targets:",
+        *[f"  - {{name: {n}, kind: tcp, host: 127.0.0.1, port: {p}}}" for n, p in targets],
+    ]
+    path = tmp_path / "c.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def test_check_all_reachable_exits_0_with_a_table(tmp_path: Path, listener: int) -> None:
+    cfg = _config(tmp_path, listener, [("site-a", listener)])
+    proc = rw("check", "--config", str(cfg))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("vantage: online")
+    assert lines[1].split() == ["TARGET", "KIND", "ROLE", "VERDICT", "TECHNIQUE", "FAILURE", "STAGE", "TIME"]
+    rows = {ln.split()[0]: ln.split() for ln in lines[2:]}
+    assert rows["site-a"][1:4] == ["tcp", "target", "reachable"]
+    assert rows["ctl"][2] == "international_control"
+    assert proc.stderr == ""
+
+
+def test_check_something_unreachable_exits_1_and_json_says_why(tmp_path: Path, listener: int) -> None:
+    cfg = _config(tmp_path, listener, [("site-a", listener), ("dead", _refused())])
+    proc = rw("check", "--config", str(cfg), "--json")
+    assert proc.returncode == 1, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["vantage"]["state"] == "online"
+    by_name = {t["name"]: t for t in doc["targets"]}
+    # a refused port with no reference vantage is a dead server, not censorship
+    assert by_name["dead"]["verdict"] == "unreachable"
+    assert by_name["dead"]["last"]["failure"] == "connection_refused"
+    assert by_name["dead"]["last"]["stage"] == "connect"
+    assert by_name["site-a"]["verdict"] == "reachable"
+
+
+def test_check_with_everything_down_calls_nothing_blocked(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, _refused(), [("a", _refused()), ("b", _refused())])
+    proc = rw("check", "--config", str(cfg), "--json")
+    assert proc.returncode == 1
+    doc = json.loads(proc.stdout)
+    assert doc["vantage"]["state"] == "offline"
+    assert {t["name"]: t["verdict"] for t in doc["targets"] if t["role"] == "target"} == {
+        "a": "unknown",
+        "b": "unknown",
+    }
+
+
+def test_check_only_selected_target_and_progress_for_long_sweeps(tmp_path: Path, listener: int) -> None:
+    cfg = _config(tmp_path, listener, [(f"t{i}", listener) for i in range(12)])
+    proc = rw("check", "--config", str(cfg))
+    assert proc.returncode == 0, proc.stderr
+    assert "checking 13 targets" in proc.stderr and "checked 13/13" in proc.stderr
+    proc = rw("check", "--config", str(cfg), "--target", "t3")
+    assert proc.returncode == 0
+    assert [ln.split()[0] for ln in proc.stdout.splitlines()[2:]] == ["ctl", "t3"]
+    proc = rw("check", "--config", str(cfg), "--target", "nope")
+    assert proc.returncode == 2
+    assert proc.stderr == f"reachwatch: check: no target named 'nope' in {cfg}\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["check", "--bogus"], "reachwatch: unrecognized arguments: --bogus (see --help)\n"),
+        (["frobnicate"], None),
+        (["export", "--format", "csv", "--since", "1h"], None),
+        (["history"], "reachwatch: history: the following arguments are required: target (see --help)\n"),
+        (["export", "--since", "yesterday"], None),
+    ],
+)
+def test_usage_errors_are_one_line_exit_2(args: list[str], message: str | None, tmp_path: Path) -> None:
+    proc = rw(*args, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("reachwatch: ")
+    assert "Traceback" not in proc.stderr
+    if message:
+        assert proc.stderr == message
+
+
+def test_run_check_validates_and_exits(tmp_path: Path, listener: int) -> None:
+    cfg = _config(tmp_path, listener, [("a", listener)])
+    proc = rw("run", "--check", "--config", str(cfg))
+    assert (proc.returncode, proc.stdout) == (0, f"{cfg}: OK\n")
+    cfg.write_text("targets: [{name: a, kind: tcp, host: x, port: 0}]\n")
+    proc = rw("run", "--check", "--config", str(cfg))
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        f"reachwatch: {cfg}: targets[0] (name 'a').port: Input should be greater than or equal to 1\n"
+    )
+
+
+T0 = 1_700_000_000.0
+
+
+def _journal(state: Path) -> None:
+    j = Journal(state, retention=1e12)
+    for i in range(4):
+        ok = i != 2
+        j.append(
+            JournalRow(
+                result=ProbeResult(
+                    target="relay-a",
+                    kind="tcp",
+                    started_at=T0 + 600 * i,
+                    duration_s=0.5,
+                    success=ok,
+                    failure=None if ok else Failure.CONNECTION_RESET,
+                    stage=None if ok else Stage.CONNECT,
+                ),
+                group="tor",
+                role="target",
+                verdict="reachable",
+                technique=None,
+            )
+        )
+    j.close()
+
+
+def test_history_shows_a_targets_timeline(tmp_path: Path) -> None:
+    _journal(tmp_path / "st")
+    proc = rw("history", "relay-a", "--state-dir", str(tmp_path / "st"), "--since", "2023-11-14T22:30:00Z")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].split()[:3] == ["TIME", "(UTC)", "RESULT"]
+    assert [ln.split()[:3] for ln in lines[1:]] == [
+        ["2023-11-14T22:33:20Z", "connection_reset", "connect"],
+        ["2023-11-14T22:43:20Z", "ok", "-"],
+    ]
+    proc = rw("history", "relay-a", "--state-dir", str(tmp_path / "nowhere"))
+    assert proc.returncode == 2
+    assert proc.stderr == f"reachwatch: no journal in {tmp_path / 'nowhere'} (use --state-dir)\n"
+
+
+def test_export_jsonl_to_file_and_openmetrics_to_stdout(tmp_path: Path) -> None:
+    state = tmp_path / "st"
+    _journal(state)
+    out = tmp_path / "x.jsonl"
+    proc = rw(
+        "export",
+        "--state-dir",
+        str(state),
+        "--since",
+        str(T0),
+        "--until",
+        str(T0 + 1200),
+        "--format",
+        "jsonl",
+        "--output",
+        str(out),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert [json.loads(ln)["started_at"] for ln in out.read_text().splitlines()] == [T0, T0 + 600]
+    proc = rw(
+        "export", "--state-dir", str(state), "--since", "2023-11-14T00:00:00Z", "--format", "openmetrics"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.endswith("# EOF\n")
+    assert proc.stdout.count("\nprobe_success{") == 4
+
+
+def test_import_output_is_a_valid_config(tmp_path: Path) -> None:
+    links = tmp_path / "links.txt"
+    links.write_text("socks5://127.0.0.1:1080\n")
+    proc = rw("import", str(links))
+    assert proc.returncode == 0, proc.stderr
+    cfg = tmp_path / "imported.yaml"
+    cfg.write_text(proc.stdout)
+    cfg.chmod(0o600)
+    assert rw("validate", str(cfg)).returncode == 0
+
+
+def test_parse_time_forms() -> None:
+    now = 1_000_000.0
+    assert parse_time("24h", now) == now - 86400
+    assert parse_time("1700000000", now) == 1_700_000_000.0
+    assert parse_time("2023-11-14T22:13:20Z", now) == 1_700_000_000.0
+    assert parse_time("2023-11-14T22:13:20", now) == 1_700_000_000.0  # no zone: UTC
+    with pytest.raises(UsageError):
+        parse_time("last tuesday", now)
+    assert time.time() - parse_time("30m") == pytest.approx(1800, abs=5)
