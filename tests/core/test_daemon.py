@@ -1,0 +1,286 @@
+"""The daemon as a process: reload (SIGHUP and POST) keeps the last good config, SIGTERM drains and
+flushes, and with no network at all it says so and calls nothing blocked."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REACHWATCH = [sys.executable, "-m", "reachwatch"]
+
+
+def _wait(cond: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _log_events(path: Path) -> list[dict[str, Any]]:
+    events = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue
+    return events
+
+
+def _address(log: Path) -> str | None:
+    for ev in _log_events(log):
+        if ev.get("event") == "web_listening":
+            return str(ev["address"])
+    return None
+
+
+def _get(url: str, method: str = "GET") -> tuple[int, str]:
+    req = urllib.request.Request(url, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def _metric(text: str, prefix: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+class Blackhole:
+    """Accepts TCP connections (kernel backlog) and never says a word: a TLS handshake hangs."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = int(self.sock.getsockname()[1])
+
+
+@pytest.fixture
+def blackhole() -> Iterator[Blackhole]:
+    b = Blackhole()
+    yield b
+    b.sock.close()
+
+
+def _write_config(path: Path, control_port: int, targets: str) -> None:
+    path.write_text(
+        "scheduler: {min_destination_spacing: 1ms, controls_interval: 1s, per_destination: 8}\n"
+        "defaults: {interval: 1s, timeout: 3s, jitter: 0.1}\n"
+        "confirmation: {attempts: 1, required: 1, residual_window: 1s}\n"
+        "controls:\n  international:\n"
+        f"    - {{name: ctl, kind: tcp, host: 127.0.0.1, port: {control_port}}}\n"
+        f"targets:\n{targets}"
+    )
+    path.chmod(0o600)
+
+
+def _silent_tls(port: int) -> str:
+    return f"  - {{name: silent-tls, kind: tls, host: 127.0.0.1, server_name: localhost, port: {port}}}\n"
+
+
+def _journal_rows(state: Path, target: str) -> int:
+    db = state / "journal.sqlite3"
+    if not db.exists():
+        return 0
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        return int(conn.execute("SELECT COUNT(*) FROM results WHERE target = ?", (target,)).fetchone()[0])
+    finally:
+        conn.close()
+
+
+@pytest.mark.slow
+def test_reload_keeps_last_good_config_and_sigterm_drains_and_flushes(
+    tmp_path: Path, blackhole: Blackhole
+) -> None:
+    cfg = tmp_path / "c.yaml"
+    state = tmp_path / "state"
+    log = tmp_path / "daemon.log"
+    _write_config(
+        cfg,
+        blackhole.port,
+        f"  - {{name: old-site, kind: tcp, host: 127.0.0.1, port: {blackhole.port}}}\n"
+        + _silent_tls(blackhole.port),
+    )
+    with (
+        log.open("wb") as logf,
+        subprocess.Popen(
+            [
+                *REACHWATCH,
+                "run",
+                "--config",
+                str(cfg),
+                "--state-dir",
+                str(state),
+                "--web.listen-address",
+                "127.0.0.1:0",
+                "--log.format",
+                "json",
+            ],
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+        ) as proc,
+    ):
+        try:
+            base = _wait(lambda: _address(log), 30, "listening")
+            _wait(lambda: _get(f"{base}/-/ready")[0] == 200, 10, "ready")
+            _wait(
+                lambda: (
+                    _metric(
+                        _get(f"{base}/metrics")[1],
+                        'probe_success{group="default",kind="tcp",role="target",target="old-site"}',
+                    )
+                    == 1
+                ),
+                20,
+                "old-site probed",
+            )
+
+            # a bad config: rejected, one line logged, last good config kept, gauge 0
+            cfg.write_text("targets: [{name: x, kind: tcp, host: a, port: 1, bogus: 2}]\n")
+            os.kill(proc.pid, signal.SIGHUP)
+            _wait(
+                lambda: _metric(_get(f"{base}/metrics")[1], "reachwatch_config_last_reload_successful") == 0,
+                10,
+                "reload failure gauge",
+            )
+            failed = [e for e in _log_events(log) if e.get("event") == "config_reload_failed"]
+            assert failed and failed[0]["error"] == f"{cfg}: targets[0] (name 'x').bogus: unknown key"
+            names = {t["name"] for t in json.loads(_get(f"{base}/api/v1/status")[1])["targets"]}
+            assert names == {"ctl", "old-site", "silent-tls"}
+
+            # a good config through POST /-/reload: new target in, old one gone from /metrics, gauge 1
+            _write_config(
+                cfg,
+                blackhole.port,
+                f"  - {{name: new-site, kind: tcp, host: 127.0.0.1, port: {blackhole.port}}}\n"
+                + _silent_tls(blackhole.port),
+            )
+            status, body = _get(f"{base}/-/reload", method="POST")
+            assert status == 200, body
+            metrics = _get(f"{base}/metrics")[1]
+            assert _metric(metrics, "reachwatch_config_last_reload_successful") == 1
+            assert 'target="old-site"' not in metrics
+            _wait(lambda: 'target="new-site"' in _get(f"{base}/metrics")[1], 10, "new target")
+
+            # SIGTERM while the silent TLS handshake is in flight: it is drained and journaled
+            _wait(
+                lambda: _metric(_get(f"{base}/metrics")[1], "reachwatch_probes_in_flight") == 1,
+                20,
+                "in flight",
+            )
+            before = _journal_rows(state, "silent-tls")
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert _journal_rows(state, "silent-tls") >= before + 1
+    events = [e.get("event") for e in _log_events(log)]
+    assert "probes_drained" in events and "journal_closed" in events and events[-1] == "stopped"
+    conn = sqlite3.connect(f"file:{state / 'journal.sqlite3'}?mode=ro", uri=True)
+    failure, stage = conn.execute(
+        "SELECT failure, stage FROM results WHERE target = 'silent-tls' ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    conn.close()
+    assert (failure, stage) == ("generic_timeout_error", "tls_handshake")
+
+
+@pytest.mark.root
+@pytest.mark.slow
+def test_embedded_default_with_no_network_says_offline_and_blocks_nothing(tmp_path: Path) -> None:
+    ns = f"rw-off-{secrets.token_hex(4)}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    log = tmp_path / "daemon.log"
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)  # loopback only: no links out
+        with (
+            log.open("wb") as logf,
+            subprocess.Popen(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    ns,
+                    *REACHWATCH,
+                    "run",
+                    "--state-dir",
+                    str(tmp_path / "st"),
+                    "--web.listen-address",
+                    "127.0.0.1:0",
+                    "--log.format",
+                    "json",
+                ],
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+            ) as proc,
+        ):
+            try:
+                _wait(
+                    lambda: any(
+                        e.get("event") == "vantage offline, nothing called blocked" for e in _log_events(log)
+                    ),
+                    40,
+                    "the offline message",
+                )
+                base = _address(log)
+                assert base
+                fetch = (
+                    "import sys,urllib.request;"
+                    "print(urllib.request.urlopen(sys.argv[1]+sys.argv[2],timeout=10).read().decode())"
+                )
+                status = json.loads(
+                    subprocess.run(
+                        ["ip", "netns", "exec", ns, sys.executable, "-c", fetch, base, "/api/v1/status"],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                        timeout=30,
+                    ).stdout
+                )
+                metrics = subprocess.run(
+                    ["ip", "netns", "exec", ns, sys.executable, "-c", fetch, base, "/metrics"],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    timeout=30,
+                ).stdout
+                proc.send_signal(signal.SIGTERM)
+                assert proc.wait(timeout=30) == 0
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+    assert status["vantage"]["state"] == "offline"
+    targets = [t for t in status["targets"] if t["role"] == "target"]
+    assert len(targets) >= 5
+    assert {t["verdict"] for t in targets} == {"unknown"}
+    blocked = [
+        ln
+        for ln in metrics.splitlines()
+        if ln.startswith("reachwatch_target_verdict{") and 'verdict="blocked"' in ln
+    ]
+    assert blocked and all(ln.endswith(" 0.0") for ln in blocked)
+    assert "reachwatch_target_blocked{" not in metrics
+    assert 'reachwatch_vantage_state{state="offline"} 1.0' in metrics
