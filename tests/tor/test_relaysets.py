@@ -22,7 +22,7 @@ from reachwatch.state import StateStore
 from reachwatch.tor.dirauths import DIRECTORY_AUTHORITIES, directory_authority_targets
 from reachwatch.tor.relaymetrics import RelaySetCollector
 from reachwatch.tor.relaysets import RelaySetConfig, load_relays, relay_set_targets, with_tor_targets
-from tests.tor.conftest import TorRelayProcess
+from tests.tor.lonerelay import TorRelayProcess
 
 # A microdesc consensus as tor writes cached-microdesc-consensus (header trimmed to what parsers need;
 # identities are base64 of the RSA fingerprint, as in real documents).

@@ -19,7 +19,7 @@ from reachwatch.failures import Failure, Stage
 from reachwatch.net.torlink import link_tls_context
 from reachwatch.probes.tor_relay import TorRelayTarget
 from tests.probes.util import run
-from tests.tor.conftest import TorRelayProcess
+from tests.tor.lonerelay import TorRelayProcess
 
 pytestmark = pytest.mark.slow
 

@@ -24,7 +24,7 @@ from reachwatch.tor.certs import (
     parse_certs_payload,
     verify_responder_certs,
 )
-from tests.tor.conftest import TorRelayProcess
+from tests.tor.lonerelay import TorRelayProcess
 
 pytestmark = pytest.mark.slow
 

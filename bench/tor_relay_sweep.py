@@ -1,0 +1,130 @@
+"""Cost of a 7,000-relay set: loading the relay list, and CPU/time per ``tor_relay`` probe.
+
+1. Expansion: a synthetic microdesc consensus and an Onionoo details document with ``--relays`` entries
+   (default 7,000, the size of the real network), parsed with ``reachwatch.tor.relaysets`` into
+   ``tor_relay`` targets (what a config load or reload costs).
+2. Probes: ``--n`` real ``tor_relay`` probes (TCP, TLS, link handshake, RSA + Ed25519 identity checks)
+   through ``run_probe`` against a lone Debian tor relay on 127.0.0.1 (``tests/tor/lonerelay.py``),
+   ``--concurrency`` at a time. CPU is this process's ``time.process_time`` per probe: the daemon's
+   share, not tor's. Loopback has no latency, so probes/s is a CPU-bound upper bound.
+
+    .venv/bin/python bench/tor_relay_sweep.py [--relays 7000] [--n 500] [--concurrency 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from stem.descriptor.networkstatus import NetworkStatusDocumentV3
+from stem.descriptor.router_status_entry import RouterStatusEntryMicroV3
+from tests.tor.lonerelay import lone_relay
+
+from reachwatch.probes import PROBES
+from reachwatch.probes.base import ProbeContext, run_probe
+from reachwatch.probes.tor_relay import TorRelayTarget
+from reachwatch.tor.relaysets import RelaySetConfig, relay_set_targets
+
+
+def _fingerprint(i: int) -> str:
+    return f"{i:040X}"
+
+
+def bench_expansion(relays: int, tmp: Path) -> None:
+    flags = ["Fast Guard Running Stable Valid", "Exit Fast Running Valid", "Fast Running Valid"]
+    entries = [
+        RouterStatusEntryMicroV3.create(
+            {
+                "r": f"r{i} {base64.b64encode(bytes.fromhex(_fingerprint(i))).decode().rstrip('=')} "
+                f"2026-11-22 11:19:31 10.{i // 65536}.{i // 256 % 256}.{i % 256} 9001 0",
+                "s": flags[i % 3],
+            }
+        )
+        for i in range(relays)
+    ]
+    consensus = tmp / "cached-microdesc-consensus"
+    consensus.write_bytes(
+        NetworkStatusDocumentV3.content({"network-status-version": "3 microdesc"}, routers=entries)
+    )
+    onionoo = tmp / "details.json"
+    onionoo.write_text(
+        json.dumps(
+            {
+                "relays": [
+                    {
+                        "fingerprint": _fingerprint(i),
+                        "or_addresses": [f"10.{i // 65536}.{i // 256 % 256}.{i % 256}:9001"],
+                        "flags": flags[i % 3].split(),
+                        "running": True,
+                    }
+                    for i in range(relays)
+                ]
+            }
+        )
+    )
+    for path in (consensus, onionoo):
+        for flag_filter in ([], ["Guard"]):
+            spec = RelaySetConfig(name="bench", source=str(path), flags=flag_filter)
+            t0 = time.perf_counter()
+            targets = relay_set_targets(spec, tmp)
+            took = time.perf_counter() - t0
+            size = path.stat().st_size / 1e6
+            print(
+                f"expand {path.name:28s} ({size:4.1f} MB) flags={flag_filter!s:10s} "
+                f"-> {len(targets):5d} targets in {took:6.2f} s"
+            )
+
+
+async def bench_probes(n: int, concurrency: int) -> None:
+    with lone_relay() as relay:
+        target = TorRelayTarget(
+            name="bench",
+            kind="tor_relay",
+            host="127.0.0.1",
+            port=relay.or_port,
+            fingerprint=relay.fingerprint,
+            ed25519_identity=relay.ed25519_identity,
+        )
+        gate = asyncio.Semaphore(concurrency)
+        ok = 0
+
+        async def one() -> None:
+            nonlocal ok
+            async with gate:
+                ctx = ProbeContext(target="bench", kind="tor_relay", timeout=10)
+                result = await run_probe(PROBES["tor_relay"], target, ctx)
+                ok += result.success
+
+        await one()  # warm-up (imports, first handshake)
+        ok = 0
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(n)))
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        print(
+            f"probes n={n} concurrency={concurrency}: {ok}/{n} ok, {wall:.2f} s wall, "
+            f"{n / wall:.0f} probes/s, client CPU {1000 * cpu / n:.2f} ms/probe "
+            f"-> 7000 relays: {7000 * cpu / n:.1f} s CPU per sweep"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--relays", type=int, default=7000)
+    parser.add_argument("--n", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=16)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="rw-bench-relays-") as tmp:
+        bench_expansion(args.relays, Path(tmp))
+    asyncio.run(bench_probes(args.n, args.concurrency))
+
+
+if __name__ == "__main__":
+    main()
