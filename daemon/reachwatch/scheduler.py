@@ -132,6 +132,7 @@ class _Job:
     role: str | None
     task: asyncio.Task[None] | None = None
     attempting: bool = False
+    retries: int = 0  # confirmation retries in a row
 
 
 class Scheduler:
@@ -264,14 +265,22 @@ class Scheduler:
             return target.interval
         return self.config.scheduler.controls_interval if role else self.config.defaults.interval
 
-    def next_delay(self, state: TargetState, interval: float) -> float:
+    def wants_retry(self, state: TargetState | None, retries: int) -> bool:
+        """Whether the next attempt is a confirmation retry rather than the regular interval.
+
+        While the latest outcome disagrees with the verdict we retry, but at most ``attempts`` times in a
+        row: a target that flaps forever must not be probed at the retry rate forever.
+        """
+        return state is not None and state.unconfirmed and retries < self.config.confirmation.attempts
+
+    def next_delay(self, interval: float, *, retry: bool) -> float:
         """Seconds until the next attempt: a jittered interval, or a confirmation retry.
 
         A retry waits at least ``residual_window`` (jitter only lengthens it): residual blocking after
         a trigger would otherwise confirm a block our own previous attempt caused.
         """
         jitter = self.config.defaults.jitter
-        if state.unconfirmed:
+        if retry:
             residual = self.config.confirmation.residual_window
             return max(MIN_DELAY, residual * (1.0 + self.rng.uniform(0.0, jitter)))
         return jittered(interval, jitter, self.rng)
@@ -295,9 +304,9 @@ class Scheduler:
                 job.attempting = False
             if self._stopping.is_set():
                 return
-            state = self.store.targets.get(job.target.name)
-            interval = self.interval_for(job.target, job.role)
-            delay = self.next_delay(state, interval) if state else jittered(interval, 0.0, self.rng)
+            retry = self.wants_retry(self.store.targets.get(job.target.name), job.retries)
+            job.retries = job.retries + 1 if retry else 0
+            delay = self.next_delay(self.interval_for(job.target, job.role), retry=retry)
 
     async def _wait_stop(self, delay: float) -> bool:
         """Sleep ``delay`` s; True (stop) as soon as draining starts."""

@@ -528,3 +528,34 @@ async def test_vantage_changes_reach_the_hook_from_results_and_reloads(tmp_path:
         (VantageState.ONLINE, "an international control is reachable"),
         (VantageState.UNKNOWN, "no controls configured"),
     ]
+
+
+async def test_a_flapping_target_falls_back_to_the_interval_after_attempts_retries(tmp_path: Path) -> None:
+    peer = Peer(hold=0.0)
+    count = 0
+
+    async def flapping(target: TcpTarget, ctx: ProbeContext) -> ProbeResult:
+        """A real connect, but every other attempt reports a reset: outcomes never agree 3 of 3."""
+        nonlocal count
+        count += 1
+        with ctx.stage(Stage.CONNECT):
+            _, writer = await connect_tcp(target.host, target.port)
+        writer.close()
+        return ctx.succeed() if count % 2 else ctx.fail(Failure.CONNECTION_RESET, Stage.CONNECT)
+
+    residual = 0.1
+    probes = {**PROBES, "tcp": ProbeSpec(kind="tcp", target_model=TcpTarget, probe=flapping)}
+    async with peer.listener() as port:
+        loaded = config(
+            tmp_path,
+            confirmation={"attempts": 3, "required": 3, "residual_window": f"{residual}s"},
+            targets=[tcp("a", port, interval="2s")],
+        )
+        hook = Results()
+        sched = Scheduler(loaded, StateStore(), on_result=hook, probes=probes, rng=LowRandom())
+        async with running(sched):
+            await hook.until(lambda: len(hook.seen) >= 4)
+            await asyncio.sleep(0.6)  # a fifth attempt at the retry rate would have come by now
+            assert len(hook.seen) == 4
+    times = [t for t, _, _ in hook.seen]
+    assert all(residual - 0.01 <= b - a <= residual + 0.25 for a, b in itertools.pairwise(times))
