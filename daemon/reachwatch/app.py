@@ -163,7 +163,9 @@ class Daemon:
         try:
             await self.start()
         except BaseException:
-            await self.shutdown()
+            # release what did start (journal thread, socket) without log lines: the caller prints the
+            # one-line error, and nothing else should reach stderr for bad input
+            await self.shutdown(quiet=True)
             raise
         await self._stop.wait()
         await self.shutdown()
@@ -172,18 +174,22 @@ class Daemon:
     def request_stop(self) -> None:
         self._stop.set()
 
-    async def shutdown(self) -> None:
+    async def shutdown(self, *, quiet: bool = False) -> None:
+        """Drain probes in flight, flush and close the journal, stop listening."""
         self._ready = False
         if self.scheduler is not None:
             finished = await self.scheduler.drain(self.options.drain_timeout)
-            log.info("probes_drained", all_finished=finished)
+            if not quiet:
+                log.info("probes_drained", all_finished=finished)
         if self.journal is not None:
             await asyncio.to_thread(self.journal.close)
-            log.info("journal_closed", committed=self.journal.committed)
+            if not quiet:
+                log.info("journal_closed", committed=self.journal.committed)
         if self.web is not None:
             await self.web.stop()
         self._remove_signals()
-        log.info("stopped")
+        if not quiet:
+            log.info("stopped")
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()

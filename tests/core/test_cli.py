@@ -240,3 +240,16 @@ def test_parse_time_forms() -> None:
     with pytest.raises(UsageError):
         parse_time("last tuesday", now)
     assert time.time() - parse_time("30m") == pytest.approx(1800, abs=5)
+
+
+def test_run_with_bad_input_is_one_line_exit_2(tmp_path: Path, listener: int) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("targets: [{name: a, kind: tcp, host: x, port: 1, y: 1}]\n")
+    cfg.chmod(0o600)
+    proc = rw("run", "--config", str(cfg), "--state-dir", str(tmp_path / "st"))
+    assert (proc.returncode, proc.stderr) == (2, f"reachwatch: {cfg}: targets[0] (name 'a').y: unknown key\n")
+    # the port is taken: the daemon releases what it started and says so in one line
+    proc = rw("run", "--state-dir", str(tmp_path / "st"), "--web.listen-address", f"127.0.0.1:{listener}")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"reachwatch: web.listen_address: cannot listen on 127.0.0.1:{listener}")
+    assert proc.stderr.count("\n") == 1
