@@ -79,8 +79,9 @@ def judge(
     treated as international: what a censor blocks lies abroad). ``reference_success`` is a reference
     vantage's fresh observation of the same target: ``True`` reached, ``False`` failed, ``None`` none.
     """
-    if result.success:
+    if result.success and result.evidence is None:
         return Outcome(Verdict.REACHABLE)
+    # from here: a failure, or a success the probe itself saw tampered with (e.g. reachable but throttled)
     if vantage is VantageState.OFFLINE:
         return Outcome(Verdict.UNKNOWN)
     if vantage is VantageState.INTERNATIONAL_SHUTDOWN and role != "domestic":

@@ -127,6 +127,14 @@ MITM = fail(F.SSL_UNKNOWN_AUTHORITY, S.TLS_HANDSHAKE, T.TLS_INTERCEPTION)
             Outcome(V.BLOCKED, T.THROTTLED),
         ),
         (MITM, None, VS.UNKNOWN, None, Outcome(V.BLOCKED, T.TLS_INTERCEPTION)),
+        # a success the probe saw tampered with is blocked too (it worked, throttled to a crawl)
+        (
+            ProbeResult(target="t", kind="t", started_at=0, duration_s=1, success=True, evidence=T.THROTTLED),
+            None,
+            VS.ONLINE,
+            None,
+            Outcome(V.BLOCKED, T.THROTTLED),
+        ),
         # a crashed probe's stray evidence is not evidence
         (
             fail(F.INTERNAL_ERROR, S.TLS_HANDSHAKE, T.TLS_INTERCEPTION),
