@@ -125,9 +125,13 @@ class ReferenceClient:
         try:
             latest = await self.fetch()
         except ReferenceFetchError as exc:
-            log.warning("reference_unavailable", reference=self.name, error=str(exc))
+            # warn on the transition only: a reference down for hours must not fill the log every 30 s
+            emit = log.warning if self.ok or self.fetched_at is None else log.debug
+            emit("reference_unavailable", reference=self.name, error=str(exc))
             self._last, self.ok = {}, False
         else:
+            if not self.ok and self.fetched_at is not None:
+                log.info("reference_available", reference=self.name)
             self._last, self.ok = latest, True
         self.fetched_at = now
         return self.ok

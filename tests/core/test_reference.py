@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import trustme
 from aiohttp import web
+from structlog.testing import capture_logs
 
 from reachwatch.config.schema import ReferenceVantage
 from reachwatch.errors import ConfigError
@@ -293,3 +294,15 @@ def test_parse_status_skips_malformed_entries() -> None:
     assert parse_status(json.loads(json.dumps(doc))) == {"a": (5.0, True)}
     with pytest.raises(ValueError):
         parse_status([])
+
+
+async def test_a_reference_that_stays_down_warns_once_not_every_fetch(tmp_path: Path) -> None:
+    client = ReferenceClient(ref(free_port()), tmp_path)
+    try:
+        with capture_logs() as logs:
+            for _ in range(3):
+                assert not await client.refresh()
+    finally:
+        await client.close()
+    levels = [(e["event"], e["log_level"]) for e in logs if e["event"] == "reference_unavailable"]
+    assert levels == [("reference_unavailable", "warning")] + [("reference_unavailable", "debug")] * 2
