@@ -115,6 +115,7 @@ async def test_tls_terminating_proxy_in_front_of_the_real_relay_is_identity_mism
         for writer in writers:
             writer.transport.abort()  # the relay may still be talking: no graceful TLS close needed
     assert (result.failure, result.stage) == (Failure.TOR_IDENTITY_MISMATCH, Stage.PROTOCOL_HANDSHAKE)
+    assert result.facts["tor_link_version"] == 5  # the link handshake itself went through the proxy
 
 
 async def test_tls_server_that_does_not_speak_tor_is_link_handshake_failed(ca: trustme.CA) -> None:
@@ -215,3 +216,32 @@ async def test_dirport_block_page_is_invalid_response_not_reachable() -> None:
         server.close()
         await server.wait_closed()
     assert (result.failure, result.stage) == (Failure.HTTP_INVALID_RESPONSE, Stage.HTTP)
+
+
+@pytest.mark.parametrize(
+    ("response", "failure"),
+    [
+        (b"HTTP/1.0 404 Not found\r\n\r\n", Failure.HTTP_UNEXPECTED_STATUS_CODE),
+        (b"HTTP/1.0 200 OK\r\n\r\n" + b"router x\n" * 20000, Failure.RESPONSE_TOO_LARGE),
+        (b"SSH-2.0-OpenSSH_9.2\r\n", Failure.HTTP_INVALID_RESPONSE),
+    ],
+    ids=["404", "endless-body", "not-http"],
+)
+async def test_dirport_answers_that_are_not_a_descriptor_fail_at_http(
+    response: bytes, failure: Failure
+) -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1000)
+        with contextlib.suppress(ConnectionError):
+            writer.write(response)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        result = await run({"kind": "tor_dirport", "host": "127.0.0.1", "port": port})
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert (result.failure, result.stage) == (failure, Stage.HTTP)

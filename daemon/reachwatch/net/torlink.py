@@ -101,10 +101,11 @@ async def read_cell(reader: asyncio.StreamReader, circ_id_len: int) -> Cell:
 
 @dataclass
 class LinkHandshake:
-    """What the responder sent before NETINFO, and what it proved."""
+    """What the responder sent up to NETINFO (certificates not yet checked: see ``verify_identity``)."""
 
     link_version: int
-    identity: LinkIdentity
+    certs: dict[int, list[bytes]]
+    tls_cert_der: bytes
     auth_methods: list[int] = field(default_factory=list)
     clock_skew_s: int | None = None  # relay clock minus ours, from NETINFO
 
@@ -127,9 +128,10 @@ def _parse_auth_challenge(payload: bytes) -> list[int]:
 async def link_handshake(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tls_cert_der: bytes
 ) -> LinkHandshake:
-    """Run the initiator's half up to the responder's NETINFO and verify the CERTS cell.
+    """Run the initiator's half up to the responder's NETINFO and split its CERTS cell.
 
-    ``tls_cert_der`` is the certificate the TLS peer actually presented: the CERTS cell must bind to it.
+    ``tls_cert_der`` is the certificate the TLS peer actually presented: ``verify_identity`` checks
+    that the CERTS cell binds to it.
     """
     with classified(_STAGE):
         writer.write(versions_cell())
@@ -167,9 +169,22 @@ async def link_handshake(
     if certs_payload is None:
         raise _broken("NETINFO before CERTS")
     try:
-        identity = verify_responder_certs(parse_certs_payload(certs_payload), tls_cert_der)
+        certs = parse_certs_payload(certs_payload)
+    except CertsMalformed as exc:
+        raise _broken(str(exc)) from exc
+    return LinkHandshake(version, certs, tls_cert_der, auth_methods, skew)
+
+
+def verify_identity(link: LinkHandshake) -> LinkIdentity:
+    """What the CERTS cell proves on this TLS connection (``tor.certs``), classified: malformed
+    certificates are ``tor_link_handshake_failed``, anything that is not proof is ``tor_identity_mismatch``.
+
+    Separate from ``link_handshake`` so a probe can record what the handshake showed (link version)
+    before an identity failure ends the attempt.
+    """
+    try:
+        return verify_responder_certs(link.certs, link.tls_cert_der)
     except CertsMalformed as exc:
         raise _broken(str(exc)) from exc
     except CertsMismatch as exc:
         raise NetFailure(Failure.TOR_IDENTITY_MISMATCH, _STAGE, str(exc)) from exc
-    return LinkHandshake(version, identity, auth_methods, skew)

@@ -24,7 +24,7 @@ from reachwatch.failures import Failure, Stage
 from reachwatch.model import ProbeResult
 from reachwatch.net.dial import close_quietly, connect_tcp, pin_address
 from reachwatch.net.tls import tls_handshake
-from reachwatch.net.torlink import link_handshake, link_tls_context, random_sni
+from reachwatch.net.torlink import link_handshake, link_tls_context, random_sni, verify_identity
 from reachwatch.probes.base import ProbeContext, ProbeSpec
 from reachwatch.tor.certs import decode_ed25519_identity, normalize_fingerprint
 
@@ -82,12 +82,14 @@ async def probe(target: TorRelayTarget, ctx: ProbeContext) -> ProbeResult:
     finally:
         await close_quietly(writer)
     ctx.fact("tor_link_version", link.link_version)
-    ctx.fact("tor_ed25519_identity_present", link.identity.ed25519_identity is not None)
     if link.clock_skew_s is not None:
         ctx.fact("tor_clock_skew_seconds", link.clock_skew_s)
-    if link.identity.rsa_fingerprint != target.fingerprint:
+    with ctx.stage(Stage.PROTOCOL_HANDSHAKE):
+        identity = verify_identity(link)
+    ctx.fact("tor_ed25519_identity_present", identity.ed25519_identity is not None)
+    if identity.rsa_fingerprint != target.fingerprint:
         return ctx.fail(Failure.TOR_IDENTITY_MISMATCH, Stage.PROTOCOL_HANDSHAKE)
-    if target.ed25519_identity is not None and link.identity.ed25519_identity != decode_ed25519_identity(
+    if target.ed25519_identity is not None and identity.ed25519_identity != decode_ed25519_identity(
         target.ed25519_identity
     ):
         return ctx.fail(Failure.TOR_IDENTITY_MISMATCH, Stage.PROTOCOL_HANDSHAKE)
