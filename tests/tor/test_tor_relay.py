@@ -173,6 +173,7 @@ async def test_listener_that_never_answers_times_out_in_tls_handshake() -> None:
             {"kind": "tor_relay", "host": "127.0.0.1", "port": port, "fingerprint": "A" * 40}, timeout=1.0
         )
     assert (result.failure, result.stage) == (Failure.GENERIC_TIMEOUT_ERROR, Stage.TLS_HANDSHAKE)
+    assert result.duration_s < 1.5  # the deadline is hard: no graceful close waiting on a blackhole
 
 
 async def test_private_relay_address_and_fingerprint_stay_out_of_facts(

@@ -20,7 +20,8 @@ from stem.descriptor.server_descriptor import RelayDescriptor
 from reachwatch.config.types import TargetBase
 from reachwatch.failures import Failure, Stage
 from reachwatch.model import ProbeResult
-from reachwatch.net.dial import close_quietly, connect_tcp, pin_address
+from reachwatch.net.dial import connect_tcp, pin_address
+from reachwatch.net.tls import discard
 from reachwatch.net.tordir import dir_get
 from reachwatch.probes.base import ProbeContext, ProbeSpec
 from reachwatch.tor.certs import normalize_fingerprint
@@ -63,7 +64,7 @@ async def probe(target: TorDirPortTarget, ctx: ProbeContext) -> ProbeResult:
                 reader, writer, target.destination(), DOCUMENT, max_bytes=MAX_DESCRIPTOR_BYTES
             )
     finally:
-        await close_quietly(writer)
+        discard(writer)  # no graceful close: a tarpit must not hold the attempt past its deadline
     ctx.fact("http_status", status)
     ctx.fact("body_bytes", len(body))
     if status != 200:

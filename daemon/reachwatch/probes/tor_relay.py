@@ -22,8 +22,8 @@ from pydantic import Field, field_validator
 from reachwatch.config.types import NAME_PATTERN, TargetBase
 from reachwatch.failures import Failure, Stage
 from reachwatch.model import ProbeResult
-from reachwatch.net.dial import close_quietly, connect_tcp, pin_address
-from reachwatch.net.tls import tls_handshake
+from reachwatch.net.dial import connect_tcp, pin_address
+from reachwatch.net.tls import discard, tls_handshake
 from reachwatch.net.torlink import link_handshake, link_tls_context, random_sni, verify_identity
 from reachwatch.probes.base import ProbeContext, ProbeSpec
 from reachwatch.tor.certs import decode_ed25519_identity, normalize_fingerprint
@@ -80,7 +80,7 @@ async def probe(target: TorRelayTarget, ctx: ProbeContext) -> ProbeResult:
             tls_cert = session.chain.der[0] if session.chain.der else b""
             link = await link_handshake(session.reader, session.writer, tls_cert)
     finally:
-        await close_quietly(writer)
+        discard(writer)  # no graceful close: a tarpit must not hold the attempt past its deadline
     ctx.fact("tor_link_version", link.link_version)
     if link.clock_skew_s is not None:
         ctx.fact("tor_clock_skew_seconds", link.clock_skew_s)
