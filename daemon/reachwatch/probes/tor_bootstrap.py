@@ -1,0 +1,102 @@
+"""``tor_bootstrap``: can a fresh tor bootstrap to 100% from here — directly or through given bridges?
+
+Each attempt starts a new tor with an empty DataDirectory (``reachwatch.tor.bootstrap``), so nothing cached
+can hide blocking. Success is ``Bootstrapped 100%``; facts ``bootstrap_seconds``, ``bootstrap_progress``
+and ``bootstrap_tag`` say how far and how fast it got.
+
+A stall is reported at the phase where it stopped: the stage comes from the phase (``conn`` -> ``connect``,
+``conn_done`` -> ``tls_handshake``, ``handshake`` -> ``protocol_handshake``, directory phases ->
+``transfer``, circuit phases -> ``tunnel``). While the first hop was still being reached (below
+``handshake_done``) and tor named an ORCONN reason, the failure is that reason in our vocabulary
+(``TIMEOUT`` -> ``generic_timeout_error`` at ``connect``: what a blackholed bridge looks like), so the
+verdict engine reads it like any other connect failure; otherwise it is ``tor_bootstrap_stalled``.
+tor's own warning text is kept as ``bootstrap_warning`` with bridge addresses removed.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from reachwatch.config.types import TargetBase
+from reachwatch.failures import Failure
+from reachwatch.model import ProbeResult
+from reachwatch.probes.base import ProbeContext, ProbeSpec
+from reachwatch.probes.tor_bridge import record_identity
+from reachwatch.tor.bootstrap import run_bootstrap, stall_stage
+from reachwatch.tor.bridgeline import BridgeLine, parse_bridge_line
+from reachwatch.tor.bridges import ORCONN_REASONS
+from reachwatch.tor.supervisor import TorUnavailable
+
+# closing tor and building the result must fit inside the probe's own deadline
+_CLOSE_MARGIN = 3.0
+
+
+class TorBootstrapTarget(TargetBase):
+    """Bridges to bootstrap through (all of one transport, as Tor Browser does); none = tor's defaults."""
+
+    kind: Literal["tor_bootstrap"]
+    bridges: list[str] = Field(default_factory=list, max_length=16)
+
+    @field_validator("bridges")
+    @classmethod
+    def _valid_lines(cls, value: list[str]) -> list[str]:
+        for line in value:
+            parse_bridge_line(line)
+        return value
+
+    def lines(self) -> list[BridgeLine]:
+        return [parse_bridge_line(line) for line in self.bridges]
+
+    def destination(self) -> str:
+        lines = self.lines()
+        return lines[0].address if lines else "tor-network:0"
+
+    def sensitive_values(self) -> list[str]:
+        return [value for line in self.lines() for value in line.sensitive_values()]
+
+
+async def probe(target: TorBootstrapTarget, ctx: ProbeContext) -> ProbeResult:
+    lines = target.lines()
+    if lines:
+        record_identity(lines[0], ctx)
+    else:
+        ctx.fact("transport", "direct")
+    service = ctx.services.tor
+    if service is None:
+        return ctx.fail(Failure.TOR_UNAVAILABLE, stall_stage(0))
+    wait = max(1.0, min(service.bootstrap_timeout, ctx.remaining() - _CLOSE_MARGIN))
+    try:
+        report = await run_bootstrap(
+            service.binaries,
+            lines,
+            wait=wait,
+            extra_options=service.client_options,
+            redact=target.sensitive_values(),
+        )
+    except TorUnavailable as exc:
+        return ctx.fail(exc.failure, stall_stage(0))
+    stage = stall_stage(report.progress)
+    ctx.stage_durations[stage.value] = report.seconds
+    ctx.fact("bootstrap_progress", report.progress)
+    ctx.fact("bootstrap_tag", report.tag)
+    ctx.fact("bootstrap_seconds", round(report.seconds, 3))
+    if report.reason:
+        ctx.fact("bootstrap_reason", report.reason)
+    if report.warning:
+        ctx.fact("bootstrap_warning", report.warning)
+    if report.done:
+        return ctx.succeed()
+    if report.reason and report.progress < 15:
+        failure, _ = ORCONN_REASONS.get(report.reason.upper(), (Failure.TOR_BOOTSTRAP_STALLED, stage))
+        return ctx.fail(failure, stage)
+    return ctx.fail(Failure.TOR_BOOTSTRAP_STALLED, stage)
+
+
+SPEC = ProbeSpec(
+    kind="tor_bootstrap",
+    target_model=TorBootstrapTarget,
+    probe=probe,
+    description="full tor bootstrap with a fresh DataDirectory; the phase where it stalls",
+)
