@@ -160,3 +160,12 @@ async def test_address_wide_drop_is_not_blamed_on_the_sni(ca_file: Path) -> None
     assert (result.failure, result.stage) == (Failure.GENERIC_TIMEOUT_ERROR, Stage.TLS_HANDSHAKE)
     assert result.evidence is None
     assert result.facts["neutral_sni_handshake"] is False
+
+
+async def test_ip_literal_host_is_verified_against_the_certificate_ip(ca: trustme.CA, ca_file: Path) -> None:
+    async with tcp_server(hold_open, ssl_ctx=server_context(ca, "127.0.0.1")) as port:
+        matching = await run({"kind": "tls", "host": "127.0.0.1", "port": port, "ca_file": str(ca_file)})
+    async with tcp_server(hold_open, ssl_ctx=server_context(ca, "127.0.0.2")) as port:
+        other_ip = await run({"kind": "tls", "host": "127.0.0.1", "port": port, "ca_file": str(ca_file)})
+    assert matching.success, matching
+    assert (other_ip.failure, other_ip.stage) == (Failure.SSL_INVALID_HOSTNAME, Stage.TLS_HANDSHAKE)

@@ -39,7 +39,7 @@ _ERRNO: dict[int, Failure] = {
 # X509_V_ERR_* codes (OpenSSL x509_vfy.h) that mean "signed by a CA we do not trust": the signature of a
 # substituted national root.
 _UNKNOWN_AUTHORITY_CODES = {2, 18, 19, 20, 21, 27}
-_HOSTNAME_CODES = {62}  # X509_V_ERR_HOSTNAME_MISMATCH
+_HOSTNAME_CODES = {62, 64}  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
 
 _IPV4 = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b")
 _IPV6 = re.compile(r"\b(?:[0-9a-fA-F]{0,4}:){2,7}[0-9a-fA-F]{0,4}\b")

@@ -159,7 +159,7 @@ async def _ask_doh(resolver: DnsResolver, target: DnsTarget, ctx: ProbeContext) 
     ip = resolver.address or await pin_address(url.host)
     reader, writer = await connect_tcp(ip, url.port)
     try:
-        sni = None if is_ip_literal(url.host) else url.host
+        sni = url.host  # an IP: verified against IP SANs, no SNI sent
         await handshake_with_evidence(
             ctx, reader, writer, ip=ip, port=url.port, server_name=sni, opts=resolver.tls, alpn=("http/1.1",)
         )

@@ -19,7 +19,7 @@ from pydantic import Field, field_validator
 from reachwatch.config.types import TargetBase
 from reachwatch.failures import Failure, Stage, Technique
 from reachwatch.model import ProbeResult
-from reachwatch.net.dial import connect_tcp, is_ip_literal, pin_address
+from reachwatch.net.dial import connect_tcp, pin_address
 from reachwatch.net.http import HttpExchange, Url
 from reachwatch.net.tls import discard
 from reachwatch.probes.base import ProbeContext, ProbeSpec
@@ -122,7 +122,7 @@ async def probe(target: HttpTarget | HttpsTarget, ctx: ProbeContext) -> ProbeRes
     try:
         if isinstance(target, HttpsTarget):
             with ctx.stage(Stage.TLS_HANDSHAKE):
-                sni = target.server_name or (None if is_ip_literal(url.host) else url.host)
+                sni = target.server_name or url.host  # an IP: verified against IP SANs, no SNI sent
                 await handshake_with_evidence(
                     ctx,
                     reader,

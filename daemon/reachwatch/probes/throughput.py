@@ -29,7 +29,7 @@ from pydantic import Field, field_validator
 from reachwatch.config.types import Duration, TargetBase
 from reachwatch.failures import Failure, Stage, Technique
 from reachwatch.model import ProbeResult
-from reachwatch.net.dial import connect_tcp, is_ip_literal, pin_address
+from reachwatch.net.dial import connect_tcp, pin_address
 from reachwatch.net.errors import NetFailure
 from reachwatch.net.http import HttpExchange, Url
 from reachwatch.net.tls import discard
@@ -108,7 +108,7 @@ async def _transfer(
             async with asyncio.timeout_at(deadline):
                 if url.scheme == "https":
                     with ctx.stage(Stage.TLS_HANDSHAKE):
-                        sni = None if is_ip_literal(url.host) else url.host
+                        sni = url.host  # an IP: verified against IP SANs, no SNI sent
                         await handshake_with_evidence(
                             ctx, reader, writer, ip=ip, port=url.port, server_name=sni, opts=opts
                         )

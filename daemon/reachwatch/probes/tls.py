@@ -27,7 +27,7 @@ from pydantic import Field
 from reachwatch.config.types import Duration, StrictModel, TargetBase
 from reachwatch.failures import Failure, Stage, Technique
 from reachwatch.model import ProbeResult
-from reachwatch.net.dial import connect_tcp, is_ip_literal, pin_address
+from reachwatch.net.dial import connect_tcp, pin_address
 from reachwatch.net.errors import NetFailure
 from reachwatch.net.tls import (
     PresentedChain,
@@ -73,7 +73,8 @@ class TlsOptions(StrictModel):
 class TlsTarget(TargetBase, TlsOptions):
     """A TLS server: ``host`` (name or IP) and ``port``.
 
-    - ``server_name``: SNI and the name verified; defaults to ``host`` (none when ``host`` is an IP).
+    - ``server_name``: SNI and the name verified; defaults to ``host`` (an IP host is verified against the
+      certificate's IP addresses and sends no SNI).
     - ``neutral_sni``: a harmless name for the SNI-blocking diagnostic (e.g. ``www.example.com``).
     - ``handshake_timeout``: bound on the handshake alone; defaults to half the remaining deadline when
       ``neutral_sni`` is set (the diagnostic needs the other half), else the probe deadline.
@@ -90,7 +91,8 @@ class TlsTarget(TargetBase, TlsOptions):
         return f"{self.host}:{self.port}"
 
     def sni(self) -> str | None:
-        return self.server_name or (None if is_ip_literal(self.host) else self.host)
+        # an IP literal is passed too: Python then verifies the IP SAN and sends no SNI (RFC 6066)
+        return self.server_name or self.host
 
     def sensitive_values(self) -> list[str]:
         values = [self.host, self.server_name, *self.spki_sha256, *self.cert_sha256]
