@@ -15,9 +15,10 @@ Config (inside the ``tor:`` section)::
 Sources are recognised by content: a JSON object with ``relays`` (Onionoo ``details``: ``fingerprint``,
 ``or_addresses``, ``flags``, ``running``), ``network-status-version 3 microdesc`` (tor's
 ``cached-microdesc-consensus``) or ``network-status-version 3`` (``cached-consensus``), both parsed with
-stem (format-validated; signatures are not checked: the file is the operator's choice, and the probe
-verifies each relay's identity on the wire anyway). A file that cannot be parsed is a one-line
-``ConfigError`` naming the file.
+stem. Not stem's strict mode, which rejects documents tor itself writes; instead every router entry
+must carry a valid fingerprint, IP address and ORPort. Signatures are not checked: the file is the
+operator's choice, and the probe verifies each relay's identity on the wire anyway. A file that cannot
+be parsed is a one-line ``ConfigError`` naming the file.
 
 Rate budget: the scheduler is unchanged. Each target starts at a uniformly random moment within its
 first interval, then repeats every interval +/- ``defaults.jitter`` (20 %), so 7,000 relays on a 6 h
@@ -29,6 +30,7 @@ address:port (rare) are spaced by it. The sample is seeded, so a reload keeps th
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import random
 from dataclasses import dataclass, replace
@@ -128,17 +130,28 @@ def _onionoo(data: Any) -> list[Relay]:
 
 
 def _consensus(raw: bytes) -> list[Relay]:
-    document = NetworkStatusDocumentV3(raw, validate=True)
-    return [
-        Relay(
-            fingerprint=entry.fingerprint.upper(),
-            nickname=entry.nickname or "",
-            address=entry.address,
-            or_port=entry.or_port,
-            flags=frozenset(entry.flags or ()),
+    # validate=False: stem 1.8's strict mode rejects documents tor itself writes (an empty
+    # "client-versions" line, fields newer than stem). We check what we use, per entry, instead.
+    document = NetworkStatusDocumentV3(raw, validate=False)
+    relays = []
+    for i, entry in enumerate(document.routers.values()):
+        try:
+            address = str(ipaddress.ip_address(entry.address or ""))
+            if not isinstance(entry.or_port, int) or not 0 < entry.or_port < 65536:
+                raise ValueError("bad ORPort")
+            fingerprint = normalize_fingerprint(entry.fingerprint or "")
+        except ValueError as exc:
+            raise ValueError(f"router entry {i} ({entry.nickname or '?'}): {_first_line(exc)}") from None
+        relays.append(
+            Relay(
+                fingerprint=fingerprint,
+                nickname=entry.nickname or "",
+                address=address,
+                or_port=entry.or_port,
+                flags=frozenset(entry.flags or ()),
+            )
         )
-        for entry in document.routers.values()
-    ]
+    return relays
 
 
 def load_relays(path: Path) -> list[Relay]:
