@@ -199,10 +199,15 @@ async def test_attempts_to_one_destination_are_spaced_and_others_are_not_held_up
         results = await sched.sweep()
         await sched.drain(1)
     assert all(r.success for r in results)
-    starts = sorted(t for t, port in peer.accepts if port == scarce)
-    assert len(starts) == 4
-    gaps = [b - a for a, b in itertools.pairwise(starts)]
-    assert min(gaps) >= spacing - 0.01, gaps
+    # the promise is about attempt starts (the scheduler's clock)...
+    started = sorted(r.started_at for r in results if r.target.startswith("s"))
+    gaps = [b - a for a, b in itertools.pairwise(started)]
+    assert min(gaps) >= spacing - 0.005, gaps
+    # ...and the server sees it too (looser: accept times carry the server loop's own latency)
+    accepts = sorted(t for t, port in peer.accepts if port == scarce)
+    assert len(accepts) == 4
+    gaps = [b - a for a, b in itertools.pairwise(accepts)]
+    assert min(gaps) >= spacing - 0.1, gaps
     (other_start,) = [t for t, port in peer.accepts if port == other]
     assert other_start - t0 < spacing  # a different destination does not wait in that line
 
@@ -506,9 +511,10 @@ async def test_reload_keeps_destination_spacing(tmp_path: Path) -> None:
                 config(tmp_path, scheduler=sched_cfg, targets=[tcp("a", port), tcp("b", port)])
             )
             await hook.until(lambda: bool(hook.of("b")))
-    starts = sorted(t for t, _ in peer.accepts)
-    assert len(starts) == 2
-    assert starts[1] - starts[0] >= spacing - 0.01
+    assert len(peer.accepts) == 2  # both really connected
+    (a,) = (r.started_at for _, r, _ in hook.of("a"))
+    (b,) = (r.started_at for _, r, _ in hook.of("b"))
+    assert b - a >= spacing - 0.005
 
 
 async def test_vantage_changes_reach_the_hook_from_results_and_reloads(tmp_path: Path) -> None:
