@@ -31,8 +31,11 @@ from reachwatch.failures import VantageState
 from reachwatch.journal import Journal, JournalRow
 from reachwatch.metrics import DaemonStatus, build_registry
 from reachwatch.model import ProbeResult
+from reachwatch.probes.base import Services
 from reachwatch.scheduler import Scheduler
 from reachwatch.state import StateStore, TargetState
+from reachwatch.tor.relaysets import with_tor_targets
+from reachwatch.tor.service import TorService
 from reachwatch.vantage import VantageReading
 from reachwatch.web import WebServer, status_document
 from reachwatch.webconfig import WebSecurity, load_web_security
@@ -53,6 +56,13 @@ class RunOptions:
     log_level: str | None = None
     log_format: str | None = None
     drain_timeout: float = DEFAULT_DRAIN_TIMEOUT
+
+
+def load_full_config(path: Path | None) -> LoadedConfig:
+    """The config with what its sections generate (Tor authorities, relay sets), files checked."""
+    loaded = with_tor_targets(load_config(path))
+    check_files(loaded)
+    return loaded
 
 
 def check_files(loaded: LoadedConfig) -> None:
@@ -98,6 +108,7 @@ class Daemon:
         self.scheduler: Scheduler | None = None
         self.journal: Journal | None = None
         self.web: WebServer | None = None
+        self.services: Services | None = None
         self._ready = False
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
@@ -113,8 +124,7 @@ class Daemon:
 
     # --- lifecycle ----------------------------------------------------------------------------------
     def _load(self) -> tuple[LoadedConfig, WebSecurity]:
-        loaded = load_config(self.options.config_path)
-        check_files(loaded)
+        loaded = load_full_config(self.options.config_path)
         web_file = self.options.web_config_file
         if web_file is None and loaded.config.web.config_file:
             web_file = str(resolve_path(loaded.config.web.config_file, loaded.base_dir))
@@ -140,7 +150,10 @@ class Daemon:
             self.journal = Journal(self.options.state_dir, loaded.config.journal.retention)
             journal = self.journal
             self.daemon_status.journal_write_errors = lambda: journal.write_errors
-        self.scheduler = Scheduler(loaded, self.store, on_result=self._on_result, on_vantage=self._on_vantage)
+        self.services = Services(tor=TorService.from_config(loaded.config.tor))
+        self.scheduler = Scheduler(
+            loaded, self.store, services=self.services, on_result=self._on_result, on_vantage=self._on_vantage
+        )
         scheduler = self.scheduler
         self.daemon_status.in_flight = lambda: scheduler.in_flight
         listen = self.options.listen_address or loaded.config.web.listen_address
@@ -181,6 +194,8 @@ class Daemon:
             finished = await self.scheduler.drain(self.options.drain_timeout)
             if not quiet:
                 log.info("probes_drained", all_finished=finished)
+        if self.services is not None and self.services.tor is not None:
+            await self.services.tor.close()
         if self.journal is not None:
             await asyncio.to_thread(self.journal.close)
             if not quiet:
@@ -212,8 +227,12 @@ class Daemon:
         async with self._reload_lock:
             try:
                 loaded, security = self._load()
-                assert self.scheduler is not None and self.web is not None
-                await self.scheduler.reload(loaded)
+                assert self.scheduler is not None and self.web is not None and self.services is not None
+                await self.scheduler.reload(loaded)  # raises before changing anything
+                if self.loaded is None or loaded.config.tor != self.loaded.config.tor:
+                    old_tor, self.services.tor = self.services.tor, TorService.from_config(loaded.config.tor)
+                    if old_tor is not None:
+                        await old_tor.close()
             except ReachwatchError as exc:
                 self.daemon_status.reload_successful = False
                 log.error(

@@ -19,14 +19,15 @@ from typing import Any, NoReturn, TextIO
 
 from reachwatch import __version__, journal
 from reachwatch import logging as rwlog
-from reachwatch.app import Daemon, RunOptions, check_files, run_async
-from reachwatch.config.load import load_config
+from reachwatch.app import Daemon, RunOptions, load_full_config, run_async
 from reachwatch.config.types import parse_duration
 from reachwatch.errors import ReachwatchError, UsageError
 from reachwatch.failures import Verdict
 from reachwatch.model import ProbeResult
+from reachwatch.probes.base import Services
 from reachwatch.scheduler import Scheduler
 from reachwatch.state import StateStore
+from reachwatch.tor.service import TorService
 from reachwatch.webconfig import load_web_security
 
 EXIT_OK, EXIT_NOT_REACHABLE, EXIT_BAD_INPUT = 0, 1, 2
@@ -126,8 +127,7 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
     path = args.file or args.config
     if args.file and args.config and args.file != args.config:
         raise UsageError("validate: give the config either as CONFIG or as --config, not both")
-    loaded = load_config(Path(path) if path else None)
-    check_files(loaded)
+    loaded = load_full_config(Path(path) if path else None)
     if loaded.config.web.config_file:
         from reachwatch.config.secrets import resolve_path  # noqa: PLC0415
 
@@ -147,8 +147,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         log_format=args.log_format,
     )
     if args.check:
-        loaded = load_config(options.config_path)
-        check_files(loaded)
+        loaded = load_full_config(options.config_path)
         if args.web_config_file:
             load_web_security(args.web_config_file)
         out.write(f"{loaded.source}: OK\n")
@@ -157,11 +156,11 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def _sweep(args: argparse.Namespace, err: TextIO) -> StateStore:
-    loaded = load_config(_config_path(args))
-    check_files(loaded)
+    loaded = load_full_config(_config_path(args))
     rwlog.REDACTOR.update(rwlog.sensitive_values(loaded))
     store = StateStore()
-    scheduler = Scheduler(loaded, store)
+    services = Services(tor=TorService.from_config(loaded.config.tor))
+    scheduler = Scheduler(loaded, store, services=services)
     targets = loaded.config.all_targets()
     if args.target:
         known = {t.name for t in targets}
@@ -190,6 +189,8 @@ async def _sweep(args: argparse.Namespace, err: TextIO) -> StateStore:
         await scheduler.sweep(targets, progress=progress)
     finally:
         await scheduler.drain(0)
+        if services.tor is not None:
+            await services.tor.close()
     for name in [n for n in store.targets if n not in {t.name for t in targets}]:
         del store.targets[name]
     return store

@@ -25,6 +25,7 @@ from reachwatch.config.schema import Config
 from reachwatch.failures import Failure, VantageState, Verdict
 from reachwatch.model import ProbeResult
 from reachwatch.state import StateStore, TargetState
+from reachwatch.tor.relaymetrics import RelaySetCollector
 
 TARGET_LABELS = ("target", "kind", "group", "role")
 # an issuer DN chosen by a censor is attacker-controlled text: cap it so one label cannot grow unbounded
@@ -216,6 +217,8 @@ class ReachwatchCollector(Collector):
         info_samples: list[tuple[dict[str, str], float]] = []
 
         for state in sorted(states, key=lambda s: s.name):
+            if not getattr(state.target, "per_target_metrics", True):
+                continue  # e.g. members of a large relay set: aggregated by tor/relaymetrics.py instead
             labels = _labels(state)
             t = state.target
             interval.add_metric(labels, t.interval or default_interval)
@@ -264,6 +267,7 @@ def build_registry(store: StateStore, status: DaemonStatus) -> CollectorRegistry
     """A fresh registry holding only the reachwatch collector (no process/platform defaults)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ReachwatchCollector(store, status))
+    registry.register(RelaySetCollector(store))
     # process_* (CPU seconds, RSS, open fds): the cheapest way to see a daemon that leaks or spins
     ProcessCollector(registry=registry)
     return registry

@@ -25,6 +25,9 @@ controls:
 targets:
   - {name: relay-a, kind: tcp, host: 192.0.2.55, port: 443, private: true, labels: {category: tor}}
   - {name: site-b, kind: tcp, host: 127.0.0.1, port: 2, interval: 5m}
+  - {name: guard-1, kind: tor_relay, host: 192.0.2.7, port: 9001,
+     fingerprint: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA,
+     relay_set: guards, relay_flags: [Guard], per_target_metrics: false}
 """
 
 
@@ -83,6 +86,10 @@ def _populated() -> tuple[StateStore, DaemonStatus]:
     _record(
         store,
         _result("site-b", ok=True, facts={"throughput_bps": 18000.0, "control_throughput_bps": 900000}),
+    )
+    _record(
+        store,
+        _result("guard-1", ok=False, failure=Failure.GENERIC_TIMEOUT_ERROR, stage=Stage.CONNECT),
     )
     relay = store.targets["relay-a"]
     relay.verdict, relay.technique = Verdict.BLOCKED, Technique.TLS_INTERCEPTION
@@ -187,6 +194,14 @@ def test_issuer_only_exported_when_certificate_rejected_and_is_capped() -> None:
     (row,) = _scrape(store, status)["reachwatch_tls_presented_issuer_info"]
     assert len(row[1]["issuer"]) == MAX_INFO_VALUE
     assert "\n" not in row[1]["issuer"] and "\x00" not in row[1]["issuer"]
+
+
+def test_relay_set_members_are_aggregated_not_per_target() -> None:
+    store, status = _populated()
+    samples = _scrape(store, status)
+    assert all(labels.get("target") != "guard-1" for rows in samples.values() for _, labels, _ in rows)
+    relays = {(s[1]["set"], s[1]["flag"]): s[2] for s in samples["reachwatch_tor_relayset_relays"]}
+    assert relays == {("guards", "all"): 1, ("guards", "Guard"): 1}
 
 
 def test_fact_table_names_are_documented() -> None:
