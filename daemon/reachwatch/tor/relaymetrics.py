@@ -12,8 +12,9 @@ Like ``metrics.ReachwatchCollector`` this renders the ``StateStore`` at scrape t
 ``all`` (every member) or one of the relay's consensus flags (a closed set, ``relaysets.KNOWN_FLAGS``),
 so cardinality is sets x 15 flags x failures: bounded whatever the set size.
 
-Per-relay series are the main collector's business; it skips targets whose ``per_target_metrics`` is
-False (relay-set members unless the set asks for ``per_relay_metrics``).
+Per-relay series come from the main collector (``metrics.py``): relay-set members carry
+``per_target_metrics=False`` unless their set asks for ``per_relay_metrics``, so that collector can skip
+them.
 """
 
 from __future__ import annotations
