@@ -49,6 +49,7 @@ async def test_plain_get_reports_status_size_and_stage_timings() -> None:
     assert result.facts["status"] == 200
     assert result.facts["body_bytes"] == len(b"hello, world")
     assert result.facts["truncated"] is False
+    assert 0 < float(result.facts["time_to_first_byte_s"]) <= result.stage_durations["http"]
     assert set(result.stage_durations) == {"resolve", "connect", "http"}
 
 

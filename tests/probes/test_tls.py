@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import ssl
 import time
 from pathlib import Path
@@ -169,3 +170,15 @@ async def test_ip_literal_host_is_verified_against_the_certificate_ip(ca: trustm
         other_ip = await run({"kind": "tls", "host": "127.0.0.1", "port": port, "ca_file": str(ca_file)})
     assert matching.success, matching
     assert (other_ip.failure, other_ip.stage) == (Failure.SSL_INVALID_HOSTNAME, Stage.TLS_HANDSHAKE)
+
+
+async def test_expired_certificate_is_invalid_certificate(ca: trustme.CA, ca_file: Path) -> None:
+    past = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=10)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("good.test", not_before=past, not_after=past + datetime.timedelta(days=1)).configure_cert(
+        ctx
+    )
+    async with tcp_server(hold_open, ssl_ctx=ctx) as port:
+        result = await run(tls_target(port, ca_file))
+    assert (result.failure, result.stage) == (Failure.SSL_INVALID_CERTIFICATE, Stage.TLS_HANDSHAKE)
+    assert result.evidence is None

@@ -1,7 +1,9 @@
 """``http`` and ``https``: one GET of a URL from a pinned address, and is the answer the real site?
 
 Stages: resolve -> connect -> (https: tls_handshake) -> http (request, time to first byte and the body up
-to ``max_bytes``). One attempt, no redirects followed: a censor's redirect to its block page is a result.
+to ``max_bytes``). Facts: ``status``, ``body_bytes``, ``truncated``, ``received_bytes`` (everything read
+off the socket), ``time_to_first_byte_s``. One attempt, no redirects followed: a censor's redirect to
+its block page is a result.
 
 Success: a well-formed response whose status is in ``expected_status`` (default: any 2xx/3xx) and whose
 body/``Location`` matches none of ``blockpage_patterns``. A match is ``http_blockpage`` with local evidence
@@ -12,6 +14,7 @@ the same issuer facts and interception evidence as the ``tls`` probe.
 from __future__ import annotations
 
 import re
+import time
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -134,8 +137,11 @@ async def probe(target: HttpTarget | HttpsTarget, ctx: ProbeContext) -> ProbeRes
                     alpn=("http/1.1",),
                 )
         with ctx.stage(Stage.HTTP):
+            sent_at = time.monotonic()
             await exchange.send_request("GET", url, headers=list(target.headers.items()))
             response = await exchange.fetch(target.max_bytes)
+        if exchange.first_byte_at is not None:
+            ctx.fact("time_to_first_byte_s", round(exchange.first_byte_at - sent_at, 6))
     finally:
         ctx.fact("received_bytes", exchange.received)
         discard(writer)
