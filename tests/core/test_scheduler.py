@@ -565,3 +565,28 @@ async def test_a_flapping_target_falls_back_to_the_interval_after_attempts_retri
             assert len(hook.seen) == 4
     times = [t for t, _, _ in hook.seen]
     assert all(residual - 0.01 <= b - a <= residual + 0.25 for a, b in itertools.pairwise(times))
+
+
+async def test_controls_run_on_their_own_interval_and_targets_use_their_timeout(tmp_path: Path) -> None:
+    peer = Peer(hold=0.0)
+    async with peer.listener() as port, tcp_server(blackhole) as silent:
+        loaded = config(
+            tmp_path,
+            defaults={"interval": "60s", "timeout": "30s"},
+            scheduler={"controls_interval": "200ms"},
+            controls={"international": [tcp("wiki", port)]},
+            targets=[
+                tcp("a", port),
+                # the TLS handshake never gets an answer: only the target's own timeout ends it
+                {"name": "silent", "kind": "tls", "host": "127.0.0.1", "port": silent, "timeout": "300ms"},
+            ],
+        )
+        hook = Results()
+        sched = Scheduler(loaded, StateStore(), on_result=hook, rng=LowRandom())
+        async with running(sched):
+            await hook.until(lambda: len(hook.of("wiki")) >= 4 and bool(hook.of("silent")))
+    assert len(hook.of("a")) == 1  # next one due in ~48 s
+    (silent_result,) = (r for _, r, _ in hook.of("silent"))
+    assert silent_result.failure is Failure.GENERIC_TIMEOUT_ERROR
+    assert silent_result.stage is Stage.TLS_HANDSHAKE
+    assert silent_result.duration_s < 2
