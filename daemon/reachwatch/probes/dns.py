@@ -21,7 +21,8 @@ evidence ``dns_tampering``, in this order:
 
 Without evidence, the first failing resolver (system first, then configuration order) decides the
 failure. Facts: ``resolver_<label>`` = ``ok`` or the failure, and ``answers_<label>`` (public targets
-only); the system resolver's label is ``system``.
+only); the system resolver's label is ``system``. A DoH resolver's TLS step is the ``tls`` probe's, so an
+intercepted DoH connection also records ``tls_issuer`` and ``tls_interception`` evidence.
 """
 
 from __future__ import annotations
