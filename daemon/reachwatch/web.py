@@ -29,7 +29,7 @@ from prometheus_client.registry import CollectorRegistry
 from reachwatch import __version__
 from reachwatch.errors import ConfigError
 from reachwatch.state import StateStore
-from reachwatch.webconfig import WebSecurity
+from reachwatch.webconfig import WebSecurity, load_cert_chain
 
 log = structlog.get_logger(__name__)
 
@@ -188,12 +188,16 @@ class WebServer:
             self._runner = None
 
     def update_security(self, security: WebSecurity) -> None:
-        """Apply a reloaded web config: users and headers at once; a changed certificate was already
-        loaded into the live SSL context. Turning TLS on or off needs a restart."""
-        if (security.ssl_context is None) != (self.security.ssl_context is None):
+        """Apply a reloaded web config: users and headers at once; a renewed certificate and key are
+        loaded into the live SSL context (new handshakes use them). Turning TLS on or off needs a restart.
+        """
+        live = self.security.ssl_context
+        if (security.ssl_context is None) != (live is None):
             log.warning("web_tls_change_needs_restart")
-        else:
-            security.ssl_context = self.security.ssl_context
+            security.ssl_context = live
+        elif live is not None and security.tls is not None and security.base_dir is not None:
+            load_cert_chain(live, security.tls, security.base_dir, security.source or "web config")
+            security.ssl_context = live
         self.security = security
         self.auth.set_users(security.users)
 

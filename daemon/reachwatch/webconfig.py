@@ -76,6 +76,8 @@ class WebSecurity:
     users: dict[str, bytes] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     source: str | None = None
+    tls: TLSServerConfig | None = None
+    base_dir: Path | None = None
 
 
 _VERSIONS = {"TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
@@ -112,6 +114,8 @@ def load_web_security(path: str | Path | None) -> WebSecurity:
         users={u: h.encode() for u, h in cfg.basic_auth_users.items()},
         headers=dict(cfg.http_server_config.headers),
         source=str(p),
+        tls=cfg.tls_server_config,
+        base_dir=base,
     )
     if cfg.tls_server_config is not None:
         sec.ssl_context = build_ssl_context(cfg.tls_server_config, base, str(p))

@@ -240,3 +240,38 @@ def test_group_readable_tls_key_is_refused(tls_files: tuple[trustme.CA, Path]) -
     (web_yml.parent / "server.key").chmod(0o640)
     with pytest.raises(ConfigError, match=r"readable by group or others \(mode 640\); chmod 600 it"):
         load_web_security(web_yml)
+
+
+async def test_reload_swaps_users_and_renewed_certificate_without_restart(
+    tls_files: tuple[trustme.CA, Path],
+) -> None:
+    old_ca, web_yml = tls_files
+    server = WebServer(Backend(), "127.0.0.1:0", load_web_security(web_yml))
+    await server.start()
+    url = f"https://127.0.0.1:{server.port}/-/healthy"
+    try:
+        # renew: a certificate from another CA, and a new password
+        new_ca = trustme.CA()
+        cert = new_ca.issue_cert("127.0.0.1")
+        cert.private_key_pem.write_to_path(str(web_yml.parent / "server.key"))
+        cert.cert_chain_pems[0].write_to_path(str(web_yml.parent / "server.crt"))
+        hashed = bcrypt.hashpw(b"new-password", bcrypt.gensalt(4)).decode()
+        web_yml.write_text(
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+            f"basic_auth_users:\n  prometheus: '{hashed}'\n"
+        )
+        server.update_security(load_web_security(web_yml))
+        ctx = ssl.create_default_context()
+        new_ca.configure_trust(ctx)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx)) as s:
+            async with s.get(url, headers=_basic("prometheus", PASSWORD)) as r:
+                assert r.status == 401
+            async with s.get(url, headers=_basic("prometheus", "new-password")) as r:
+                assert r.status == 200
+        old_ctx = ssl.create_default_context()
+        old_ca.configure_trust(old_ctx)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=old_ctx)) as s:
+            with pytest.raises(aiohttp.ClientConnectorCertificateError):
+                await s.get(url)
+    finally:
+        await server.stop()
