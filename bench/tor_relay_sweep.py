@@ -7,6 +7,8 @@
    through ``run_probe`` against a lone Debian tor relay on 127.0.0.1 (``tests/tor/lonerelay.py``),
    ``--concurrency`` at a time. CPU is this process's ``time.process_time`` per probe: the daemon's
    share, not tor's. Loopback has no latency, so probes/s is a CPU-bound upper bound.
+3. Sweep: the whole set (``--relays``) once through the real ``Scheduler.sweep`` and state store, then
+   one scrape of ``RelaySetCollector``.
 
     .venv/bin/python bench/tor_relay_sweep.py [--relays 7000] [--n 500] [--concurrency 16]
 """
@@ -20,7 +22,10 @@ import json
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
+
+from prometheus_client import CollectorRegistry, generate_latest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -28,10 +33,14 @@ from stem.descriptor.networkstatus import NetworkStatusDocumentV3
 from stem.descriptor.router_status_entry import RouterStatusEntryMicroV3
 from tests.tor.lonerelay import lone_relay
 
+from reachwatch.config.load import parse_config
 from reachwatch.probes import PROBES
 from reachwatch.probes.base import ProbeContext, run_probe
 from reachwatch.probes.tor_relay import TorRelayTarget
-from reachwatch.tor.relaysets import RelaySetConfig, relay_set_targets
+from reachwatch.scheduler import Scheduler
+from reachwatch.state import StateStore
+from reachwatch.tor.relaymetrics import RelaySetCollector
+from reachwatch.tor.relaysets import RelaySetConfig, relay_set_targets, with_tor_targets
 
 
 def _fingerprint(i: int) -> str:
@@ -115,6 +124,53 @@ async def bench_probes(n: int, concurrency: int) -> None:
         )
 
 
+async def bench_scheduler_sweep(relays: int, tmp: Path) -> None:
+    """The whole set through the real scheduler (limits, state store, verdicts), then one scrape of the
+    aggregate collector. All members share the lone relay's ORPort (each with its own fingerprint, so
+    every attempt is a full handshake ending in ``tor_identity_mismatch``); per-destination limits are
+    raised so the one destination does not serialize the sweep."""
+    with lone_relay() as relay:
+        details = tmp / "sweep.json"
+        details.write_text(
+            json.dumps(
+                {
+                    "relays": [
+                        {
+                            "fingerprint": _fingerprint(i),
+                            "or_addresses": [f"127.0.0.1:{relay.or_port}"],
+                            "flags": ["Guard"] if i % 3 == 0 else ["Fast"],
+                        }
+                        for i in range(relays)
+                    ]
+                }
+            )
+        )
+        text = (
+            "scheduler: {max_concurrency: 64, per_destination: 64, min_destination_spacing: 1ms}\n"
+            f"tor: {{relay_sets: [{{name: sweep, source: {details}}}]}}\n"
+        )
+        loaded = with_tor_targets(parse_config(text, "bench", tmp))
+        store = StateStore()
+        scheduler = Scheduler(loaded, store)
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        results = await scheduler.sweep()
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        failures = Counter(r.failure.value if r.failure else "ok" for r in results)
+        print(
+            f"scheduler sweep of {len(results)} relay targets (max_concurrency 64): {wall:.1f} s wall, "
+            f"{cpu:.1f} s client CPU ({1000 * cpu / len(results):.2f} ms/target); outcomes {dict(failures)}"
+        )
+        registry = CollectorRegistry()
+        registry.register(RelaySetCollector(store))
+        t0 = time.perf_counter()
+        body = generate_latest(registry)
+        print(
+            f"aggregate scrape over {len(results)} members: {1000 * (time.perf_counter() - t0):.1f} ms, "
+            f"{len(body)} bytes"
+        )
+        await scheduler.drain(1.0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--relays", type=int, default=7000)
@@ -124,6 +180,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="rw-bench-relays-") as tmp:
         bench_expansion(args.relays, Path(tmp))
     asyncio.run(bench_probes(args.n, args.concurrency))
+    with tempfile.TemporaryDirectory(prefix="rw-bench-sweep-") as tmp:
+        asyncio.run(bench_scheduler_sweep(args.relays, Path(tmp)))
 
 
 if __name__ == "__main__":

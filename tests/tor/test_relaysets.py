@@ -149,6 +149,17 @@ def test_onionoo_details_skips_stopped_relays_and_prefers_ipv4(tmp_path: Path) -
     assert (relays["CalyxInstitute14"].address, relays["CalyxInstitute14"].or_port) == ("162.247.74.201", 443)
 
 
+def test_a_relay_listed_twice_is_one_target(tmp_path: Path) -> None:
+    seele = {
+        "fingerprint": "000A10D43011EA4928A35F610405F92B4433B4DC",
+        "or_addresses": ["104.53.221.159:9001"],
+    }
+    path = tmp_path / "twice.json"
+    path.write_text(json.dumps({"relays": [seele, {**seele, "or_addresses": ["10.9.9.9:1"]}]}))
+    targets = relay_set_targets(RelaySetConfig(name="s", source=str(path)), tmp_path)
+    assert [(t.host, t.port) for t in targets] == [("104.53.221.159", 9001)]
+
+
 def test_sample_is_seeded_sized_and_stable(tmp_path: Path) -> None:
     relays = [
         {

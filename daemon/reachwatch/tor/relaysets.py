@@ -184,7 +184,8 @@ def load_relays(path: Path) -> list[Relay]:
 def select(relays: list[Relay], spec: RelaySetConfig) -> list[Relay]:
     """Relays carrying every flag of the set, then a seeded sample (stable across reloads)."""
     wanted = set(spec.flags)
-    chosen = sorted((r for r in relays if wanted <= r.flags), key=lambda r: r.fingerprint)
+    unique = {r.fingerprint: r for r in reversed(relays)}  # one target per relay: the first entry wins
+    chosen = sorted((r for r in unique.values() if wanted <= r.flags), key=lambda r: r.fingerprint)
     if spec.sample is not None and spec.sample < len(chosen):
         chosen = sorted(random.Random(spec.seed).sample(chosen, spec.sample), key=lambda r: r.fingerprint)
     return chosen
