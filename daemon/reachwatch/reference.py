@@ -116,8 +116,8 @@ class ReferenceClient:
             raise ReferenceFetchError(scrub(f"{type(exc).__name__}: {exc}")) from exc
         try:
             return parse_status(json.loads(body))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ReferenceFetchError(f"malformed status: {exc}") from exc
+        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
+            raise ReferenceFetchError(f"malformed status: {type(exc).__name__}") from exc
 
     async def refresh(self, now: float | None = None) -> bool:
         """Fetch now and replace the cache; on failure log and forget the cache. True on success."""

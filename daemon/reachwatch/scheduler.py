@@ -358,7 +358,10 @@ class Scheduler:
         reference: bool | None = None
         if not result.success and result.evidence is None and vantage is VantageState.ONLINE:
             # only asked when it can change the verdict: a local failure while the vantage is online
-            reference = await self.references.observe(target.name)
+            try:
+                reference = await self.references.observe(target.name)
+            except Exception as exc:  # a reference must never cost us the verdict of our own result
+                log.error("reference_lookup_failed", target=target.name, error=type(exc).__name__)
         changed = update_verdict(
             state,
             result,

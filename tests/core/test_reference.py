@@ -306,3 +306,15 @@ async def test_a_reference_that_stays_down_warns_once_not_every_fetch(tmp_path: 
         await client.close()
     levels = [(e["event"], e["log_level"]) for e in logs if e["event"] == "reference_unavailable"]
     assert levels == [("reference_unavailable", "warning")] + [("reference_unavailable", "debug")] * 2
+
+
+async def test_deeply_nested_json_is_a_failed_fetch_not_a_crash(tmp_path: Path) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=b"[" * 200_000 + b"]" * 200_000, content_type="application/json")
+
+    async with reference_server(handler) as (port, _):
+        client = ReferenceClient(ref(port), tmp_path)
+        try:
+            assert not await client.refresh()
+        finally:
+            await client.close()
