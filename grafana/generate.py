@@ -281,15 +281,41 @@ TOR = 'category=~"tor_.*"'
 def tor() -> list[Panel]:
     return [
         timeseries(
-            "Reachable Tor relays (fraction)",
-            "Fraction of configured relays and directory authorities whose ORPort answered with the right "
-            "identity. Kazakhstan 2022: this fell by about 40% while bridge use rose.",
+            "Reachable Tor targets by category (fraction)",
+            "Fraction of individually configured relays, bridges and other Tor targets (with per-target "
+            "series) that are reachable. Kazakhstan 2022: relay reachability fell by about 40% while "
+            "bridge use rose.",
             [Query(f"reachwatch:category_reachable:ratio{{{V}, {TOR}}}", "{{vantage}} {{category}}")],
             "percentunit",
             GOOD_HIGH,
             min=0,
             max=1,
             width=24,
+        ),
+        timeseries(
+            "Reachable relays per set and flag",
+            "Relay sets (a consensus or Onionoo sample, the directory authorities): the fraction of relays "
+            "whose last attempt reached the ORPort and verified the identity, per set and consensus flag "
+            "(`all` = every member). Aggregated in the daemon, so 7,000 relays are a handful of series.",
+            [
+                Query(
+                    f"reachwatch:tor_relayset_reachable:ratio{{{V}}}",
+                    "{{vantage}} {{set}} {{flag}}",
+                    needs=("tor_relay",),
+                )
+            ],
+            "percentunit",
+            GOOD_HIGH,
+            min=0,
+            max=1,
+        ),
+        table(
+            "Relay-set failures by stage",
+            "How the relays of each set fail now: identity mismatch, link handshake, reset, timeout.",
+            instant_table(f"reachwatch_tor_relayset_failed{{{V}}} > 0", needs=("tor_relay",)),
+            "none",
+            ANY_BAD,
+            transformations=[hide_columns("Time", "__name__", "job", "instance")],
         ),
         status_history(
             "Tor targets",

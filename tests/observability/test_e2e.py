@@ -90,6 +90,8 @@ def daemon_config(
             ],
         },
         "targets": targets,
+        # explicit: the lab must never probe the real directory authorities
+        "tor": {"directory_authorities": False},
         **extra,
     }
 
@@ -257,6 +259,9 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
                 "port": g_port,
                 "fingerprint": "A" * 40,
                 "timeout": 2,
+                # a one-relay "relay set": the per-set aggregates (tor/relaymetrics.py) count it
+                "relay_set": "lab-set",
+                "relay_flags": ["Guard"],
             },
         ]
         await start_daemon(
