@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +28,9 @@ from reachwatch import logging as rwlog
 from reachwatch.config.load import LoadedConfig, load_config
 from reachwatch.config.secrets import read_secret_file, resolve_path
 from reachwatch.errors import ConfigError, ReachwatchError
-from reachwatch.failures import VantageState
+from reachwatch.failures import Technique, VantageState, Verdict
 from reachwatch.journal import Journal, JournalRow
+from reachwatch.journal import latest as journal_latest
 from reachwatch.metrics import DaemonStatus, build_registry
 from reachwatch.model import ProbeResult
 from reachwatch.probes.base import Services
@@ -43,6 +45,8 @@ from reachwatch.webconfig import WebSecurity, load_web_security
 log = structlog.get_logger(__name__)
 
 DEFAULT_DRAIN_TIMEOUT = 20.0
+# results older than this are not resumed after a restart (they would be shown as current)
+RESUME_MAX_AGE = 3600.0
 
 
 @dataclass
@@ -150,6 +154,7 @@ class Daemon:
             self.journal = Journal(self.options.state_dir, loaded.config.journal.retention)
             journal = self.journal
             self.daemon_status.journal_write_errors = lambda: journal.write_errors
+            self._resume(loaded)
         self.services = Services(tor=TorService.from_config(loaded.config.tor))
         self.scheduler = Scheduler(
             loaded, self.store, services=self.services, on_result=self._on_result, on_vantage=self._on_vantage
@@ -170,6 +175,34 @@ class Daemon:
             state_dir=str(self.options.state_dir),
             journal=self.journal is not None,
         )
+
+    def _resume(self, loaded: LoadedConfig) -> None:
+        """Start from the journal's latest results (after a restart or kill -9), not from "unknown".
+
+        Only recent rows count: an old verdict shown as current would mislead more than "unknown".
+        """
+        try:
+            rows = journal_latest(self.options.state_dir, time.time() - RESUME_MAX_AGE)
+        except (FileNotFoundError, sqlite3.Error) as exc:
+            log.warning("journal_resume_skipped", error=str(exc))
+            return
+        resumed = 0
+        for target in loaded.config.all_targets():
+            found = rows.get(target.name)
+            if found is None or found[0].result.kind != target.kind:
+                continue
+            row, since = found
+            if row.verdict is None:
+                continue
+            state = self.store.ensure(target, loaded.config.control_role(target.name))
+            state.last = row.result
+            state.recent.append(row.result)
+            state.verdict = Verdict(row.verdict)
+            state.technique = Technique(row.technique) if row.technique else None
+            state.verdict_since = since
+            resumed += 1
+        if resumed:
+            log.info("resumed_from_journal", targets=resumed)
 
     async def run(self) -> int:
         """Start, serve until SIGTERM/SIGINT, shut down cleanly. Returns the exit code."""

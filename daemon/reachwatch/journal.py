@@ -268,6 +268,32 @@ def history(state_dir: Path, target: str, since: float = 0.0) -> list[JournalRow
         conn.close()
 
 
+def latest(state_dir: Path, since: float) -> dict[str, tuple[JournalRow, float]]:
+    """Per target, its newest row since ``since`` and when its verdict took that value (for resuming).
+
+    The verdict's start is the first row after the last one with a different verdict or technique.
+    """
+    conn = open_reader(state_dir)
+    try:
+        cur = conn.execute(
+            f"SELECT id, {_COLUMNS} FROM results WHERE id IN"  # noqa: S608
+            " (SELECT MAX(id) FROM results WHERE started_at >= ? GROUP BY target)",
+            (since,),
+        )
+        out: dict[str, tuple[JournalRow, float]] = {}
+        for rec in cur.fetchall():
+            row = _from_db(rec[1:])
+            (start,) = conn.execute(
+                "SELECT MIN(started_at) FROM results WHERE target = ?1 AND id > (SELECT COALESCE(MAX(id), 0)"
+                " FROM results WHERE target = ?1 AND (verdict IS NOT ?2 OR technique IS NOT ?3))",
+                (row.result.target, row.verdict, row.technique),
+            ).fetchone()
+            out[row.result.target] = (row, float(start if start is not None else row.result.started_at))
+        return out
+    finally:
+        conn.close()
+
+
 def rows_between(state_dir: Path, since: float, until: float) -> Iterator[JournalRow]:
     conn = open_reader(state_dir)
     try:

@@ -105,6 +105,8 @@ def _journal_rows(state: Path, target: str) -> int:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
     try:
         return int(conn.execute("SELECT COUNT(*) FROM results WHERE target = ?", (target,)).fetchone()[0])
+    except sqlite3.OperationalError:  # created a moment ago, schema not yet written
+        return 0
     finally:
         conn.close()
 
@@ -204,6 +206,61 @@ def test_reload_keeps_last_good_config_and_sigterm_drains_and_flushes(
     ).fetchone()
     conn.close()
     assert (failure, stage) == ("generic_timeout_error", "tls_handshake")
+
+
+@pytest.mark.slow
+def test_after_kill_9_the_daemon_resumes_from_the_journal(tmp_path: Path, blackhole: Blackhole) -> None:
+    cfg = tmp_path / "c.yaml"
+    state = tmp_path / "state"
+    site = f"  - {{name: site, kind: tcp, host: 127.0.0.1, port: {blackhole.port}}}\n"
+    _write_config(cfg, blackhole.port, site)
+
+    def start(log: Path) -> subprocess.Popen[bytes]:
+        with log.open("wb") as logf:
+            return subprocess.Popen(
+                [
+                    *REACHWATCH,
+                    "run",
+                    "--config",
+                    str(cfg),
+                    "--state-dir",
+                    str(state),
+                    "--web.listen-address",
+                    "127.0.0.1:0",
+                    "--log.format",
+                    "json",
+                ],
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+            )
+
+    first = start(tmp_path / "1.log")
+    try:
+        _wait(lambda: _journal_rows(state, "site") >= 2, 20, "journaled results")
+    finally:
+        first.kill()  # SIGKILL: no drain, no flush
+        first.wait()
+    # restart with an interval long enough that nothing is probed again during the test
+    cfg.write_text(
+        cfg.read_text()
+        .replace("interval: 1s", "interval: 1h")
+        .replace("controls_interval: 1s", "controls_interval: 1h")
+    )
+    second = start(tmp_path / "2.log")
+    try:
+        base = _wait(lambda: _address(tmp_path / "2.log"), 30, "listening")
+        doc = json.loads(_get(f"{base}/api/v1/status")[1])
+        site_state = next(t for t in doc["targets"] if t["name"] == "site")
+        assert site_state["last"] is not None and site_state["last"]["success"] is True
+        assert site_state["verdict"] == "reachable"
+        assert doc["vantage"]["state"] == "online"  # from the resumed control result
+        assert any(e.get("event") == "resumed_from_journal" for e in _log_events(tmp_path / "2.log"))
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=30) == 0
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.wait()
 
 
 @pytest.mark.root

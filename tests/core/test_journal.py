@@ -180,3 +180,20 @@ def test_openmetrics_export_is_accepted_by_promtool_backfill(tmp_path: Path) -> 
         ln for ln in dump.stdout.splitlines() if ln.startswith('{__name__="reachwatch_target_blocked"')
     ]
     assert len(blocked) == 15
+
+
+def test_latest_gives_each_targets_newest_row_and_when_its_verdict_began(tmp_path: Path) -> None:
+    j = Journal(tmp_path, retention=1e9)
+    verdicts = ["reachable", "blocked", "blocked", "reachable", "reachable"]
+    for i, v in enumerate(verdicts):
+        row = _row("a", i)
+        j.append(JournalRow(result=row.result, group="web", role="target", verdict=v, technique=None))
+    j.append(_row("b", 0, ok=False))
+    j.close()
+    got = journal.latest(tmp_path, since=0)
+    row_a, since_a = got["a"]
+    assert row_a.result.facts["seq"] == 4 and row_a.verdict == "reachable"
+    assert since_a == T0 + 3 * 60  # reachable again from the 4th row on
+    row_b, since_b = got["b"]
+    assert (row_b.verdict, row_b.technique, since_b) == ("blocked", "tls_interception", T0)
+    assert journal.latest(tmp_path, since=T0 + 3600) == {}
