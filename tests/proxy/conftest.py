@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -25,8 +26,7 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 5.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}: {out[-2000:]}")
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
         with socket.socket() as s:
             if s.connect_ex((LOOPBACK, port)) == 0:
                 return
@@ -39,15 +39,26 @@ def daemon(argv: list[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
     """Run one server process until the block ends; kill it by pid."""
     if shutil.which(argv[0]) is None:
         pytest.skip(f"{argv[0]} not installed")
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # output goes to a file, never a pipe: nobody reads a pipe during the test, and a verbose server
+    # (ss-server -v logs every connection) blocks for good once 64 KiB are buffered
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below, after the process
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_listening(port, proc)
+        try:
+            wait_listening(port, proc)
+        except RuntimeError as exc:
+            log.seek(0)
+            raise RuntimeError(f"{exc}: {log.read()[-2000:].decode(errors='replace')}") from None
         yield proc
     finally:
-        proc.kill()
-        proc.wait(5)
-        if proc.stdout:
-            proc.stdout.close()
+        # SIGTERM first: ocserv forks a sec-mod that outlives a SIGKILLed parent
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        log.close()
 
 
 @contextmanager

@@ -25,9 +25,11 @@ def ca() -> trustme.CA:
     return trustme.CA()
 
 
-@pytest.fixture
-def server(ca: trustme.CA, tmp_path: Path) -> Iterator[tuple[int, Path, str]]:
-    """(port, CA file, SPKI pin of the server certificate)."""
+@pytest.fixture(scope="module")
+def server(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path, str]]:
+    """(port, CA file, SPKI pin of the server certificate); one ocserv for the module (it takes ~1 s to
+    shut down cleanly)."""
+    tmp_path = tmp_path_factory.mktemp("ocserv")
     cert = ca.issue_cert("vpn.example.test", LOOPBACK)
     cert_pem, key_pem, ca_pem = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
     cert_pem.write_bytes(b"".join(b.bytes() for b in cert.cert_chain_pems))
