@@ -217,7 +217,12 @@ class WebServer:
 
     async def _metrics(self, request: web.Request) -> web.Response:
         encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-        body = encoder(self.backend.registry)
+        # rendered in a thread: ~10k targets take seconds of formatting, which must not stall the probes
+        # (the collector only reads the store; a dict resized mid-copy is retried once)
+        try:
+            body = await asyncio.to_thread(encoder, self.backend.registry)
+        except RuntimeError:
+            body = await asyncio.to_thread(encoder, self.backend.registry)
         response = web.Response(body=body)
         response.headers["Content-Type"] = content_type
         return response
