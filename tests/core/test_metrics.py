@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -28,6 +30,8 @@ targets:
   - {name: guard-1, kind: tor_relay, host: 192.0.2.7, port: 9001,
      fingerprint: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA,
      relay_set: guards, relay_flags: [Guard], per_target_metrics: false}
+  - {name: boot-vanilla, kind: tor_bootstrap,
+     bridges: ["192.0.2.9:443 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"]}
 """
 
 
@@ -91,6 +95,9 @@ def _populated() -> tuple[StateStore, DaemonStatus]:
         store,
         _result("guard-1", ok=False, failure=Failure.GENERIC_TIMEOUT_ERROR, stage=Stage.CONNECT),
     )
+    boot = {"transport": "vanilla", "bootstrap_progress": 5, "bootstrap_seconds": 12.5}
+    boot["bootstrap_tag"] = "conn"
+    _record(store, _result("boot-vanilla", ok=False, failure=Failure.TOR_BOOTSTRAP_STALLED, facts=boot))
     relay = store.targets["relay-a"]
     relay.verdict, relay.technique = Verdict.BLOCKED, Technique.TLS_INTERCEPTION
     store.set_vantage(VantageState.ONLINE)
@@ -139,11 +146,16 @@ def test_control_roles_user_labels_interval_and_throughput() -> None:
     store, status = _populated()
     samples = _scrape(store, status)
     roles = {s[1]["target"]: s[1]["role"] for s in samples["probe_success"]}
-    assert roles == {"egov": "domestic_control", "relay-a": "target", "site-b": "target"}
+    assert roles == {
+        "egov": "domestic_control",
+        "relay-a": "target",
+        "site-b": "target",
+        "boot-vanilla": "target",
+    }
     infos = {s[1]["target"]: s[1] for s in samples["reachwatch_target_info"]}
     assert infos["relay-a"]["category"] == "tor"
     intervals = {s[1]["target"]: s[2] for s in samples["reachwatch_target_interval_seconds"]}
-    assert intervals == {"egov": 600.0, "relay-a": 600.0, "site-b": 300.0}
+    assert intervals == {"egov": 600.0, "relay-a": 600.0, "site-b": 300.0, "boot-vanilla": 600.0}
     (bps,) = samples["reachwatch_throughput_bytes_per_second"]
     assert bps[1]["target"] == "site-b" and bps[2] == 18000.0
     assert samples["reachwatch_throughput_control_bytes_per_second"][0][2] == 900000.0
@@ -217,3 +229,15 @@ def test_reload_gauge_and_disabled_per_target_metrics() -> None:
         update={"web": status.config.web.model_copy(update={"per_target_metrics": False})}
     )
     assert "probe_success" not in _scrape(store, status)
+
+
+def test_promtool_lints_the_exposition_clean() -> None:
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool (Debian prometheus) is required"
+    store, status = _populated()
+    text = generate_latest(build_registry(store, status)).decode()
+    proc = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.strip() == ""
