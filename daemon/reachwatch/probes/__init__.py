@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reachwatch.probes import ikev2, openvpn, tcp, wireguard
+from reachwatch.probes import ikev2, openvpn, openvpn_tunnel, tcp, wireguard
 from reachwatch.probes import http_proxy, openconnect, shadowsocks, socks5
 from reachwatch.probes import dns as dns_probe
 from reachwatch.probes import http as http_probe
@@ -27,6 +27,7 @@ PROBES: dict[str, ProbeSpec[Any]] = {
     "openvpn": openvpn.SPEC,
     "wireguard": wireguard.SPEC,
     "ikev2": ikev2.SPEC,
+    "openvpn_tunnel": openvpn_tunnel.SPEC,
     "tls": tls_probe.SPEC,
     "http": http_probe.SPEC,
     "https": http_probe.HTTPS_SPEC,
