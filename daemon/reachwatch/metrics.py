@@ -79,6 +79,26 @@ FACT_METRICS: dict[str, FactMetric] = {
         label="issuer",
         when=_cert_rejected,
     ),
+    # Tor bridges and bootstraps (probes/tor_bridge.py, probes/tor_bootstrap.py): the transport name is a
+    # bounded value (vanilla, obfs4, snowflake, webtunnel, meek_lite, direct), never an address
+    "transport": FactMetric(
+        "reachwatch_tor_transport_info",
+        "1; the pluggable transport of a Tor bridge or bootstrap target.",
+        info=True,
+        label="transport",
+    ),
+    "bootstrap_progress": FactMetric(
+        "reachwatch_tor_bootstrap_progress_percent", "How far the last tor bootstrap got (0-100)."
+    ),
+    "bootstrap_seconds": FactMetric(
+        "reachwatch_tor_bootstrap_seconds", "Time of the last tor bootstrap (to 100%, or until it stalled)."
+    ),
+    "bootstrap_tag": FactMetric(
+        "reachwatch_tor_bootstrap_phase_info",
+        "1; the bootstrap phase tag the last tor bootstrap reached (done, or where it stalled).",
+        info=True,
+        label="phase",
+    ),
 }
 
 
