@@ -7,6 +7,7 @@ teardown. The canary is an asyncio echo server: it stands in for the operator's 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import socket
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from reachwatch.model import ProbeResult
+from tests.netlab import SERVER_IP, Lab
 from tests.servers import LOOPBACK, free_port, tcp_server
 
 
@@ -204,3 +207,102 @@ ipv4-network = 192.168.99.0/24
     )
     with daemon(["ocserv", "-f", "-d", "1", "-c", str(conf)], port):
         yield port
+
+
+# -- a censored network (tests.netlab): microsocks and an echo canary "abroad", probes run "inside" -------
+
+TCP_ECHO = """
+import socket, sys, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(16)
+def serve(c):
+    while data := c.recv(65536):
+        c.sendall(data)
+    c.close()
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"""
+
+# a probe worker in the client namespace: one JSON request per stdin line, one result per stdout line; the
+# same process for every probe, so per-process memory ("answered before") carries over as in the daemon.
+# Logs go to stderr so stdout carries only results.
+PROBE_WORKER = """
+import asyncio, json, sys
+import structlog
+structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+from reachwatch.probes import PROBES
+from reachwatch.probes.base import ProbeContext, run_probe
+for line in sys.stdin:
+    req = json.loads(line)
+    spec = PROBES[req["kind"]]
+    target = spec.target_model.model_validate(req["target"])
+    ctx = ProbeContext(target=target.name, kind=spec.kind, timeout=req["timeout"])
+    print(json.dumps(asyncio.run(run_probe(spec, target, ctx)).to_dict()), flush=True)
+"""
+REPO = Path(__file__).resolve().parents[2]
+SOCKS_PORT = 1080
+CANARY_PORT = 7007
+
+
+def wait_tcp_listen(lab: Lab, port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if lab.server.run(["ss", "-Htln", f"sport = :{port}"], check=False).stdout.strip():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on tcp port {port} in the server namespace")
+
+
+@pytest.fixture
+def proxy_lab() -> Iterator[Lab]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    with Lab("cnry") as lab:
+        lab.server.popen(["microsocks", "-i", SERVER_IP, "-p", str(SOCKS_PORT)])
+        lab.server.popen(["python3", "-c", TCP_ECHO, SERVER_IP, str(CANARY_PORT)])
+        wait_tcp_listen(lab, SOCKS_PORT)
+        wait_tcp_listen(lab, CANARY_PORT)
+        # conntrack byte counters are off by default; `ct bytes` needs them (per namespace)
+        lab.router.run("sysctl -qw net.netfilter.nf_conntrack_acct=1")
+        yield lab
+
+
+class ClientProber:
+    """``PROBE_WORKER`` running in the lab's client namespace ("inside the country")."""
+
+    def __init__(self, lab: Lab) -> None:
+        python = str(REPO / ".venv" / "bin" / "python")
+        self.proc = lab.client.popen(
+            [python, "-c", PROBE_WORKER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=str(REPO),
+        )
+
+    def probe(self, kind: str, target: dict[str, object], timeout: float) -> ProbeResult:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        req = {"kind": kind, "target": {"kind": kind, **target}, "timeout": timeout}
+        self.proc.stdin.write((json.dumps(req) + "\n").encode())
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        assert line, "probe worker died"
+        return ProbeResult.from_dict(json.loads(line))
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.close()  # the worker's loop ends at EOF
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
+
+
+@pytest.fixture
+def prober(proxy_lab: Lab) -> Iterator[ClientProber]:
+    worker = ClientProber(proxy_lab)
+    yield worker
+    worker.close()

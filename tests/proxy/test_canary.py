@@ -7,52 +7,18 @@ microsocks and an echo canary) and run the real socks5 probe in the client names
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from reachwatch.failures import Failure, Stage
-from reachwatch.model import ProbeResult
 from reachwatch.net.dial import connect_tcp
 from reachwatch.net.errors import NetFailure
 from reachwatch.probes.base import ProbeContext
 from reachwatch.vpn.canary import CanaryConfig, PlainStream, push_canary, verify_canary
 from tests.netlab import SERVER_IP, Lab
-from tests.proxy.conftest import cut_after, echo_canary
+from tests.proxy.conftest import CANARY_PORT, SOCKS_PORT, ClientProber, cut_after, echo_canary
 from tests.servers import LOOPBACK, tcp_server
-
-TCP_ECHO = """
-import socket, sys, threading
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(16)
-def serve(c):
-    while data := c.recv(65536):
-        c.sendall(data)
-    c.close()
-while True:
-    c, _ = s.accept()
-    threading.Thread(target=serve, args=(c,), daemon=True).start()
-"""
-# one probe attempt in the client namespace; logs go to stderr so stdout carries only the result
-RUN_PROBE = """
-import asyncio, json, logging, sys
-import structlog
-structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
-from reachwatch.probes import PROBES
-from reachwatch.probes.base import ProbeContext, run_probe
-req = json.loads(sys.argv[1])
-spec = PROBES[req["kind"]]
-target = spec.target_model.model_validate(req["target"])
-ctx = ProbeContext(target=target.name, kind=spec.kind, timeout=req["timeout"])
-print(json.dumps(asyncio.run(run_probe(spec, target, ctx)).to_dict()))
-"""
-REPO = Path(__file__).resolve().parents[2]
-SOCKS_PORT = 1080
-CANARY_PORT = 7007
 
 
 def ctx() -> ProbeContext:
@@ -122,36 +88,6 @@ async def test_corrupted_echo_is_canary_mismatch_not_a_cut() -> None:
 # -- the censor in a network namespace ------------------------------------------------------------------
 
 
-def wait_tcp_listen(lab: Lab, port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if lab.server.run(["ss", "-Htln", f"sport = :{port}"], check=False).stdout.strip():
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on tcp port {port} in the server namespace")
-
-
-@pytest.fixture
-def proxy_lab() -> Iterator[Lab]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    with Lab("cnry") as lab:
-        lab.server.popen(["microsocks", "-i", SERVER_IP, "-p", str(SOCKS_PORT)])
-        lab.server.popen(["python3", "-c", TCP_ECHO, SERVER_IP, str(CANARY_PORT)])
-        wait_tcp_listen(lab, SOCKS_PORT)
-        wait_tcp_listen(lab, CANARY_PORT)
-        # conntrack byte counters are off by default; `ct bytes` needs them (per namespace)
-        lab.router.run("sysctl -qw net.netfilter.nf_conntrack_acct=1")
-        yield lab
-
-
-def probe_in_client(lab: Lab, kind: str, target: dict[str, object], timeout: float) -> ProbeResult:
-    req = json.dumps({"kind": kind, "target": {"kind": kind, **target}, "timeout": timeout})
-    python = str(REPO / ".venv" / "bin" / "python")
-    out = lab.client.run([python, "-c", RUN_PROBE, req]).stdout
-    return ProbeResult.from_dict(json.loads(out))
-
-
 SOCKS_TARGET = {
     "name": "socks-abroad",
     "host": SERVER_IP,
@@ -163,13 +99,13 @@ SOCKS_TARGET = {
 @pytest.mark.root
 @pytest.mark.slow
 def test_censor_cutting_flows_after_20kb_is_seen_at_transfer_while_handshake_works(
-    proxy_lab: Lab,
+    proxy_lab: Lab, prober: ClientProber
 ) -> None:
     lab = proxy_lab
-    control = probe_in_client(lab, "socks5", SOCKS_TARGET, 8)
+    control = prober.probe("socks5", SOCKS_TARGET, 8)
     assert control.success, control  # same path, no rule: the full push gets through
     lab.censor(f"ip daddr {SERVER_IP} tcp dport {SOCKS_PORT} ct bytes > 20000 drop")
-    result = probe_in_client(lab, "socks5", SOCKS_TARGET, 8)
+    result = prober.probe("socks5", SOCKS_TARGET, 8)
     assert (result.failure, result.stage) == (Failure.TRANSFER_INCOMPLETE, Stage.TRANSFER)
     assert "protocol_handshake" in result.stage_durations and "tunnel" in result.stage_durations
     got = result.facts["transfer_bytes"]
@@ -178,11 +114,11 @@ def test_censor_cutting_flows_after_20kb_is_seen_at_transfer_while_handshake_wor
 
 @pytest.mark.root
 @pytest.mark.slow
-def test_throttled_path_gives_lower_throughput_than_unthrottled(proxy_lab: Lab) -> None:
+def test_throttled_path_gives_lower_throughput_than_unthrottled(proxy_lab: Lab, prober: ClientProber) -> None:
     lab = proxy_lab
-    fast = probe_in_client(lab, "socks5", SOCKS_TARGET, 8)
+    fast = prober.probe("socks5", SOCKS_TARGET, 8)
     lab.throttle(rate="2mbit", burst="16kb", latency="400ms")
-    slow = probe_in_client(lab, "socks5", SOCKS_TARGET, 8)
+    slow = prober.probe("socks5", SOCKS_TARGET, 8)
     assert fast.success and slow.success, (fast, slow)
     slow_bps = slow.facts["throughput_bps"]
     assert isinstance(slow_bps, float)

@@ -1,7 +1,8 @@
 """``http_proxy``: is this HTTP proxy alive, will it CONNECT us to the canary, and does the tunnel carry data?
 
 Stages: ``connect`` (TCP to the proxy), ``protocol_handshake`` (the CONNECT request and a parseable
-answer; ``407`` is ``proxy_auth_failed``), ``tunnel`` (a 2xx and the canary's echo; ``502``-``504`` are
+answer; ``407`` is ``proxy_auth_failed``; silence runs the other-payload control of ``probes.socks5``),
+``tunnel`` (a 2xx and the canary's echo; ``500`` from tinyproxy and ``502``-``504`` are
 ``proxy_upstream_failed``, the proxy's own upstream, never blocking), ``transfer`` (``vpn.canary``).
 Without a ``canary`` the probe asks for ``CONNECT 127.0.0.1:0`` (a port nothing can listen on, on the
 proxy's own loopback): any well-formed HTTP answer other than ``407`` (usually a refusal) proves a live
@@ -12,13 +13,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from reachwatch.failures import Stage
+from reachwatch.failures import Failure, Stage
 from reachwatch.model import ProbeResult
 from reachwatch.net.dial import connect_tcp, pin_address
 from reachwatch.net.errors import NetFailure
 from reachwatch.net.http_connect import http_connect
 from reachwatch.probes.base import ProbeContext, ProbeSpec
-from reachwatch.probes.socks5 import ProxyTargetBase
+from reachwatch.probes.socks5 import ProxyTargetBase, handshake_or_control
 from reachwatch.vpn.canary import PlainStream, push_canary, verify_canary
 
 _NOWHERE = "127.0.0.1"
@@ -49,9 +50,21 @@ async def probe(target: HttpProxyTarget, ctx: ProbeContext) -> ProbeResult:
                     ctx.fact("http_status_class", "refused")  # a live proxy that said no: liveness proven
             return ctx.succeed()
         with ctx.stage(Stage.PROTOCOL_HANDSHAKE):
-            head = await http_connect(
-                reader, writer, target.canary.host, target.canary.port, username=username, password=password
+            head = await handshake_or_control(
+                ctx,
+                ip,
+                target.port,
+                http_connect(
+                    reader,
+                    writer,
+                    target.canary.host,
+                    target.canary.port,
+                    username=username,
+                    password=password,
+                ),
             )
+        if head is None:
+            return ctx.fail(Failure.GENERIC_TIMEOUT_ERROR, Stage.PROTOCOL_HANDSHAKE)
         ctx.fact("http_status", head.status)
         with ctx.stage(Stage.TUNNEL):
             await verify_canary(stream)

@@ -1,7 +1,8 @@
 """``socks5``: is this SOCKS5 proxy alive, does it let us through, and does its tunnel carry data?
 
 Stages: ``connect`` (TCP to the proxy), ``protocol_handshake`` (method negotiation and username/password
-auth), ``tunnel`` (CONNECT to the canary and the canary's echo), ``transfer`` (the usability push, see
+auth; silence there runs the other-payload control, see ``handshake_or_control``), ``tunnel`` (CONNECT
+to the canary and the canary's echo), ``transfer`` (the usability push, see
 ``vpn.canary``). Without a ``canary`` the probe stops after the handshake: that proves a live SOCKS5
 server, not a usable one.
 
@@ -11,18 +12,22 @@ country did not cause them, so they are never read as blocking.
 
 from __future__ import annotations
 
-from typing import Literal
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field
 
 from reachwatch.config.types import TargetBase
-from reachwatch.failures import Stage
+from reachwatch.failures import Failure, Stage, Technique
 from reachwatch.importers.proxyurl import proxy_credentials
 from reachwatch.model import ProbeResult
 from reachwatch.net.dial import connect_tcp, pin_address
 from reachwatch.net.socks import socks5_connect, socks5_handshake
+from reachwatch.net.tcp_control import other_payload_gets_reaction
 from reachwatch.probes.base import ProbeContext, ProbeSpec
 from reachwatch.vpn.canary import CanaryConfig, PlainStream, push_canary, verify_canary
+from reachwatch.vpn.path_control import answered_before, note_answered
 
 
 class ProxyTargetBase(TargetBase):
@@ -53,6 +58,32 @@ class ProxyTargetBase(TargetBase):
         )
 
 
+T = TypeVar("T")
+
+
+async def handshake_or_control(
+    ctx: ProbeContext, ip: str, port: int, handshake: Coroutine[Any, Any, T]
+) -> T | None:
+    """Run the proxy handshake with half the time left; ``None`` when it met silence.
+
+    On silence the other-payload control runs (``net.tcp_control``) and ``protocol_blocking`` evidence is
+    marked only when both hold: this target completed the handshake before in this process (address and
+    protocol are right, as in ``vpn.path_control``) and the same port reacted to a non-proxy payload now.
+    The caller then fails with ``protocol_handshake``/``generic_timeout_error``.
+    """
+    try:
+        async with asyncio.timeout(ctx.remaining() / 2):
+            value = await handshake
+    except TimeoutError:
+        reacted = await other_payload_gets_reaction(ip, port, max(0.1, ctx.remaining() - 0.2))
+        ctx.fact("other_payload_reaction", reacted)
+        if reacted and answered_before(ctx.target):
+            ctx.mark_evidence(Technique.PROTOCOL_BLOCKING)
+        return None
+    note_answered(ctx.target)
+    return value
+
+
 class Socks5Target(ProxyTargetBase):
     """A SOCKS5 proxy (RFC 1928), optionally with username/password auth (RFC 1929)."""
 
@@ -69,7 +100,11 @@ async def probe(target: Socks5Target, ctx: ProbeContext) -> ProbeResult:
     stream = PlainStream(reader, writer)
     try:
         with ctx.stage(Stage.PROTOCOL_HANDSHAKE):
-            method = await socks5_handshake(reader, writer, username=username, password=password)
+            method = await handshake_or_control(
+                ctx, ip, target.port, socks5_handshake(reader, writer, username=username, password=password)
+            )
+        if method is None:
+            return ctx.fail(Failure.GENERIC_TIMEOUT_ERROR, Stage.PROTOCOL_HANDSHAKE)
         ctx.fact("socks_auth", "userpass" if method == 2 else "none")
         if target.canary is None:
             return ctx.succeed()
