@@ -88,8 +88,10 @@ class Limits:
         self.spacing = sched.min_destination_spacing
         self._destinations: dict[str, _Destination] = {}
         if previous is not None:
+            current = {destination_of(t) for t in config.all_targets()}
             for key, old in previous._destinations.items():
-                self._destination(key).last_start = old.last_start
+                if key in current:  # endpoints no longer configured are forgotten
+                    self._destination(key).last_start = old.last_start
 
     def _destination(self, key: str) -> _Destination:
         gate = self._destinations.get(key)
