@@ -30,7 +30,7 @@ from reachwatch.tor.bridges import ORCONN_REASONS
 from reachwatch.tor.supervisor import TorUnavailable
 
 # closing tor and building the result must fit inside the probe's own deadline
-_CLOSE_MARGIN = 3.0
+_CLOSE_MARGIN = 5.0
 
 
 class TorBootstrapTarget(TargetBase):

@@ -58,6 +58,8 @@ class TorBinaries:
 
     tor: str = "tor"
     transports: Mapping[str, str] = field(default_factory=dict)
+    # command prefix for tor, e.g. ("ip", "netns", "exec", "vpn0") to measure from another namespace
+    wrapper: Sequence[str] = ()
 
     def tor_path(self) -> str:
         path = shutil.which(self.tor)
@@ -139,7 +141,7 @@ class TorProcess:
         torrc = directory / "torrc"
         torrc.write_text(torrc_text(full))
         proc = await asyncio.create_subprocess_exec(
-            tor, "-f", str(torrc), "--ignore-missing-torrc",
+            *binaries.wrapper, tor, "-f", str(torrc), "--ignore-missing-torrc",
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
@@ -195,9 +197,10 @@ class TorProcess:
                 self.controller.remove_event_listener(listener)
 
     async def close(self) -> None:
+        # tor first: a client exits at once on SIGTERM, and stem's close is quicker with the socket gone
+        await _terminate(self.proc)
         with contextlib.suppress(Exception):
             await asyncio.to_thread(self.controller.close)
-        await _terminate(self.proc)
         if self._drain is not None:
             self._drain.cancel()
             with contextlib.suppress(asyncio.CancelledError):
