@@ -24,10 +24,16 @@ TOR = shutil.which("tor") or "/usr/sbin/tor"
 _UNREACHABLE_AUTHORITY = "nowhere orport=9 no-v2 v3ident=" + "0" * 40 + " 127.0.0.1:9 " + "0" * 39 + "1"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _free_ports(n: int) -> list[int]:
+    """``n`` distinct loopback ports that were free a moment ago (held together, so never the same)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 @dataclass(frozen=True)
@@ -59,9 +65,12 @@ def _wait_descriptor(port: int, proc: subprocess.Popen[bytes], log_path: Path, d
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"tor exited ({proc.returncode}): {log_path.read_text()[-2000:]}")
-        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
-            sock.sendall(b"GET /tor/server/authority HTTP/1.0\r\n\r\n")
-            head = sock.recv(32)
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+                sock.sendall(b"GET /tor/server/authority HTTP/1.0\r\n\r\n")
+                head = sock.recv(32)
+        except OSError:
+            head = b""
         if head.startswith(b"HTTP/1.0 200"):
             return
         time.sleep(0.1)
@@ -70,11 +79,31 @@ def _wait_descriptor(port: int, proc: subprocess.Popen[bytes], log_path: Path, d
 
 @contextlib.contextmanager
 def lone_relay() -> Iterator[TorRelayProcess]:
-    """Start a lone relay; stop it and remove its DataDirectory on exit."""
+    """Start a lone relay; stop it and remove its DataDirectory on exit.
+
+    Retried with fresh ports when tor exits at start: on a busy machine another process may take a
+    port between our check and tor's bind.
+    """
+    for attempt in range(3):
+        try:
+            with _lone_relay_once() as relay:
+                yield relay
+                return
+        except _StartFailed:
+            if attempt == 2:
+                raise
+
+
+class _StartFailed(RuntimeError):
+    pass
+
+
+@contextlib.contextmanager
+def _lone_relay_once() -> Iterator[TorRelayProcess]:
     root = Path(tempfile.mkdtemp(prefix="rw-tor-relay-"))
     data = root / "data"
     data.mkdir(mode=0o700)
-    or_port, dir_port = _free_port(), _free_port()
+    or_port, dir_port = _free_ports(2)
     log_path = root / "tor.log"
     torrc = root / "torrc"
     torrc.write_text(
@@ -104,9 +133,12 @@ def lone_relay() -> Iterator[TorRelayProcess]:
     )
     try:
         deadline = time.monotonic() + 30
-        _wait_listening(or_port, proc, log_path, deadline)
-        _wait_listening(dir_port, proc, log_path, deadline)
-        _wait_descriptor(dir_port, proc, log_path, deadline)
+        try:
+            _wait_listening(or_port, proc, log_path, deadline)
+            _wait_listening(dir_port, proc, log_path, deadline)
+            _wait_descriptor(dir_port, proc, log_path, deadline)
+        except RuntimeError as exc:
+            raise _StartFailed(str(exc)) from exc
         fingerprint = (data / "fingerprint").read_text().split()[1]
         ed_file = data / "fingerprint-ed25519"
         ed = ed_file.read_text().split()[1] if ed_file.exists() else None

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 import pytest
 import trustme
 
-from reachwatch.failures import Failure, Stage
+from reachwatch.failures import Failure, Stage, Technique
 from reachwatch.net.torlink import link_tls_context
 from reachwatch.probes.tor_relay import TorRelayTarget
 from tests.probes.util import run
@@ -60,6 +60,7 @@ async def test_fingerprint_accepts_dollar_lowercase_and_spaced_forms(
 async def test_wrong_rsa_fingerprint_is_identity_mismatch(tor_relay_process: TorRelayProcess) -> None:
     result = await run(relay_target(tor_relay_process, fingerprint="A" * 40))
     assert (result.failure, result.stage) == (Failure.TOR_IDENTITY_MISMATCH, Stage.PROTOCOL_HANDSHAKE)
+    assert result.evidence is None  # another relay, or a re-keyed one: no evidence of interception
 
 
 async def test_wrong_ed25519_identity_is_identity_mismatch(tor_relay_process: TorRelayProcess) -> None:
@@ -116,6 +117,7 @@ async def test_tls_terminating_proxy_in_front_of_the_real_relay_is_identity_mism
             writer.transport.abort()  # the relay may still be talking: no graceful TLS close needed
     assert (result.failure, result.stage) == (Failure.TOR_IDENTITY_MISMATCH, Stage.PROTOCOL_HANDSHAKE)
     assert result.facts["tor_link_version"] == 5  # the link handshake itself went through the proxy
+    assert result.evidence == Technique.TLS_INTERCEPTION
 
 
 async def test_tls_server_that_does_not_speak_tor_is_link_handshake_failed(ca: trustme.CA) -> None:

@@ -19,6 +19,7 @@ from reachwatch.net.torlink import link_tls_context, versions_cell
 from reachwatch.tor.certs import (
     CertsMalformed,
     CertsMismatch,
+    CertsNotBoundToTls,
     decode_ed25519_identity,
     normalize_fingerprint,
     parse_certs_payload,
@@ -91,9 +92,9 @@ def test_ed25519_binding_alone_detects_another_tls_certificate(captured: Capture
     other_pem = trustme.CA().issue_cert("x.example").cert_chain_pems[0].bytes()
     other_der = x509.load_pem_x509_certificate(other_pem).public_bytes(Encoding.DER)
     without_type1 = {t: v for t, v in certs.items() if t != 1}
-    with pytest.raises(CertsMismatch, match="type-5"):
+    with pytest.raises(CertsNotBoundToTls, match="type-5"):
         verify_responder_certs(without_type1, other_der)
-    with pytest.raises(CertsMismatch, match="type-1"):
+    with pytest.raises(CertsNotBoundToTls, match="type-1"):
         verify_responder_certs(certs, other_der)
 
 
@@ -105,8 +106,9 @@ def _flip_last_byte(blob: bytes) -> bytes:
 def test_a_forged_signature_is_identity_mismatch(captured: Captured, cert_type: int) -> None:
     tls_der, certs = captured
     forged = {**certs, cert_type: [_flip_last_byte(certs[cert_type][0])]}
-    with pytest.raises(CertsMismatch):
+    with pytest.raises(CertsMismatch) as info:
         verify_responder_certs(forged, tls_der)
+    assert not isinstance(info.value, CertsNotBoundToTls)  # a forgery is not a TLS-binding problem
 
 
 def test_missing_identity_certificate_is_malformed(captured: Captured) -> None:

@@ -27,6 +27,7 @@ from reachwatch.net.errors import NetFailure, classified
 from reachwatch.tor.certs import (
     CertsMalformed,
     CertsMismatch,
+    CertsNotBoundToTls,
     LinkIdentity,
     parse_certs_payload,
     verify_responder_certs,
@@ -175,6 +176,11 @@ async def link_handshake(
     return LinkHandshake(version, certs, tls_cert_der, auth_methods, skew)
 
 
+class TlsNotBound(NetFailure):
+    """``tor_identity_mismatch`` where the relay's genuine certificates certify another TLS certificate:
+    someone terminated TLS between us and the relay (see ``tor.certs.CertsNotBoundToTls``)."""
+
+
 def verify_identity(link: LinkHandshake) -> LinkIdentity:
     """What the CERTS cell proves on this TLS connection (``tor.certs``), classified: malformed
     certificates are ``tor_link_handshake_failed``, anything that is not proof is ``tor_identity_mismatch``.
@@ -186,5 +192,7 @@ def verify_identity(link: LinkHandshake) -> LinkIdentity:
         return verify_responder_certs(link.certs, link.tls_cert_der)
     except CertsMalformed as exc:
         raise _broken(str(exc)) from exc
+    except CertsNotBoundToTls as exc:
+        raise TlsNotBound(Failure.TOR_IDENTITY_MISMATCH, _STAGE, str(exc)) from exc
     except CertsMismatch as exc:
         raise NetFailure(Failure.TOR_IDENTITY_MISMATCH, _STAGE, str(exc)) from exc

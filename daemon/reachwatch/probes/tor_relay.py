@@ -8,6 +8,8 @@ identity when configured) *on this TLS connection*; see ``reachwatch.tor.certs``
 Why the identity check: a bare TLS handshake (what OONI's ``or_port`` test does) succeeds against a
 TLS-terminating middlebox or an impostor, which would count an intercepted relay as reachable. Here that
 is ``tor_identity_mismatch``; a peer that does not speak the link protocol is ``tor_link_handshake_failed``.
+When the relay's genuine certificates arrive bound to another TLS certificate (a TLS-terminating
+middlebox relaying them), the mismatch also carries local evidence ``tls_interception``.
 
 Relay-set membership (``relay_set``, ``relay_flags``) is carried on the target so the aggregate collector
 (``reachwatch.tor.relaymetrics``) can count per set and flag without per-relay series.
@@ -20,11 +22,17 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from reachwatch.config.types import NAME_PATTERN, TargetBase
-from reachwatch.failures import Failure, Stage
+from reachwatch.failures import Failure, Stage, Technique
 from reachwatch.model import ProbeResult
 from reachwatch.net.dial import connect_tcp, pin_address
 from reachwatch.net.tls import discard, tls_handshake
-from reachwatch.net.torlink import link_handshake, link_tls_context, random_sni, verify_identity
+from reachwatch.net.torlink import (
+    TlsNotBound,
+    link_handshake,
+    link_tls_context,
+    random_sni,
+    verify_identity,
+)
 from reachwatch.probes.base import ProbeContext, ProbeSpec
 from reachwatch.tor.certs import decode_ed25519_identity, normalize_fingerprint
 
@@ -85,7 +93,13 @@ async def probe(target: TorRelayTarget, ctx: ProbeContext) -> ProbeResult:
     if link.clock_skew_s is not None:
         ctx.fact("tor_clock_skew_seconds", link.clock_skew_s)
     with ctx.stage(Stage.PROTOCOL_HANDSHAKE):
-        identity = verify_identity(link)
+        try:
+            identity = verify_identity(link)
+        except TlsNotBound:
+            # the relay's own certificates arrived through a TLS connection that is not the relay's:
+            # local evidence of interception (a wrong fingerprint alone is not: relays re-key and move)
+            ctx.mark_evidence(Technique.TLS_INTERCEPTION)
+            raise
     ctx.fact("tor_ed25519_identity_present", identity.ed25519_identity is not None)
     if identity.rsa_fingerprint != target.fingerprint:
         return ctx.fail(Failure.TOR_IDENTITY_MISMATCH, Stage.PROTOCOL_HANDSHAKE)

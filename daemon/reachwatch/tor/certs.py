@@ -14,7 +14,8 @@ presents its own TLS certificate, so the type-1/type-5 binding fails even though
 genuine. That is ``tor_identity_mismatch``, never "reachable".
 
 Outcomes: ``CertsMalformed`` (not a well-formed CERTS cell: the peer does not speak Tor's link protocol
-correctly) and ``CertsMismatch`` (well-formed, but not proof of the relay we asked for).
+correctly) and ``CertsMismatch`` (well-formed, but not proof of the relay we asked for), with its
+subclass ``CertsNotBoundToTls`` for validly signed certificates bound to another TLS certificate.
 """
 
 from __future__ import annotations
@@ -54,6 +55,14 @@ class CertsMalformed(Exception):
 
 class CertsMismatch(Exception):
     """Well-formed certificates that do not prove the expected identity on this TLS connection."""
+
+
+class CertsNotBoundToTls(CertsMismatch):
+    """Genuinely signed certificates that certify *another* TLS certificate than the one presented.
+
+    What a TLS-terminating middlebox that relays the real relay's CERTS cell looks like: the signatures
+    check out, only the binding to our TLS connection does not.
+    """
 
 
 @dataclass(frozen=True)
@@ -212,7 +221,7 @@ def _verify_ed25519(
     if not _ed_verify(signing.certified_key, link.signature, link.signed_part):
         raise CertsMismatch("type-5 certificate not signed by the Ed25519 signing key")
     if link.certified_key != hashlib.sha256(tls_cert_der).digest():
-        raise CertsMismatch("type-5 certificate does not certify the TLS certificate presented")
+        raise CertsNotBoundToTls("type-5 certificate does not certify the TLS certificate presented")
     # type 7: ED25519_KEY(32) EXPIRATION(4, hours) SIGLEN(1) SIG; RSA PKCS#1 over a bare SHA-256 digest
     if len(body7) < 37 or len(body7) != 37 + body7[36]:
         raise CertsMalformed("malformed type-7 cross-certificate")
@@ -259,6 +268,6 @@ def verify_responder_certs(
             raise CertsMismatch("type-1 link certificate not signed by the RSA identity")
         link_spki = link_cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
         if link_spki != tls_spki:
-            raise CertsMismatch("type-1 link certificate does not certify the TLS key presented")
+            raise CertsNotBoundToTls("type-1 link certificate does not certify the TLS key presented")
     ed_identity = _verify_ed25519(certs, identity, tls_cert_der, now) if has_ed else None
     return LinkIdentity(rsa_fingerprint=rsa_fingerprint(identity), ed25519_identity=ed_identity)
