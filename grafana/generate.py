@@ -333,6 +333,53 @@ def tor() -> list[Panel]:
             width=24,
             height=10,
         ),
+        bargauge(
+            "Bridges by transport",
+            "Bridges per pluggable transport (vanilla, obfs4, snowflake, webtunnel, meek) by verdict: when "
+            "every bridge of one transport fails, users of that transport are cut off.",
+            [
+                Query(
+                    "count by (vantage, transport, verdict) ("
+                    f'(reachwatch_target_verdict{{{V}, kind="tor_bridge", verdict!="unknown"}} == 1) '
+                    "* on (job, instance, target) group_left (transport) reachwatch_tor_transport_info)",
+                    "{{vantage}} {{transport}} {{verdict}}",
+                    needs=("tor_bridge",),
+                )
+            ],
+            "none",
+            NEUTRAL,
+            min=0,
+        ),
+        timeseries(
+            "Bootstrap time",
+            "Time a fresh tor took to bootstrap (to 100%, or until it stalled), per bootstrap target and "
+            "transport.",
+            [
+                Query(
+                    f"reachwatch_tor_bootstrap_seconds{{{T}}} "
+                    "* on (job, instance, target) group_left (transport) reachwatch_tor_transport_info",
+                    "{{target}} ({{transport}})",
+                    needs=("tor_bootstrap",),
+                )
+            ],
+            "s",
+            steps((None, GREEN), (30, ORANGE), (90, RED)),
+            min=0,
+        ),
+        table(
+            "Bootstrap progress and stall phase",
+            "How far the last bootstrap got (percent) and the phase it reached: `done`, or where it "
+            "stalled (conn = the first hop never answered, handshake = TLS/link blocked, requesting_status "
+            "/ loading_descriptors = directory fetches blocked, circuit phases = relays blocked).",
+            instant_table(
+                f"reachwatch_tor_bootstrap_progress_percent{{{T}}} "
+                "* on (job, instance, target) group_left (phase) reachwatch_tor_bootstrap_phase_info",
+                needs=("tor_bootstrap",),
+            ),
+            "percent",
+            steps((None, RED), (100, GREEN)),
+            transformations=[hide_columns("Time", "__name__", "job", "instance")],
+        ),
         timeseries(
             "Tor handshake stages",
             "Time to connect, finish TLS and complete the Tor link handshake per relay (last attempt).",

@@ -6,7 +6,8 @@ The lab (all on 127.0.0.1): two controls (TCP listeners), a genuine TLS server, 
 a certificate from a rogue "national" CA (TLS interception), a refused port that a reference vantage
 reaches (TCP reset attributed by the reference), dnsmasq answering a bogon (DNS tampering), a paced HTTP
 server (throttling against a control download), microsocks with an echo canary (proxy throughput), an
-OpenVPN port nobody serves and a Tor relay that is not one (failures of those kinds). A second reachwatch
+OpenVPN port nobody serves, a Tor relay that is not one (in a one-relay relay set), and a vanilla
+bridge and a bootstrap through it on a refused port, tested by the daemon's real tor. A second reachwatch
 is the reference vantage outside the country. Tests run in order: alerts, inhibition (stops the
 controls), then every expression over the whole run.
 """
@@ -60,6 +61,7 @@ EXPECTED_ALERTS = {
     "ReachwatchTLSInterception",
     "ReachwatchTargetThrottled",
     "ReachwatchVantageOffline",
+    "ReachwatchBridgeTransportFailing",
 }
 
 
@@ -91,7 +93,7 @@ def daemon_config(
         },
         "targets": targets,
         # explicit: the lab must never probe the real directory authorities
-        "tor": {"directory_authorities": False},
+        "tor": {"directory_authorities": False, "batch_timeout": 8, "bootstrap_timeout": 8},
         **extra,
     }
 
@@ -263,6 +265,24 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
                 "relay_set": "lab-set",
                 "relay_flags": ["Guard"],
             },
+            # a real tor (the daemon's, DisableNetwork until a batch, UseBridges with only these lines)
+            # meets a refused loopback port: a failed bridge and a bootstrap stalled at its first phase
+            {
+                "name": "bridge-vanilla-dead",
+                "kind": "tor_bridge",
+                "group": "bridges",
+                "bridge": f"127.0.0.1:{refused} {'B' * 40}",
+                "interval": 6,
+                "timeout": 10,
+            },
+            {
+                "name": "boot-vanilla-dead",
+                "kind": "tor_bootstrap",
+                "group": "bridges",
+                "bridges": [f"127.0.0.1:{refused} {'C' * 40}"],
+                "interval": 6,
+                "timeout": 10,
+            },
         ]
         await start_daemon(
             st,
@@ -278,6 +298,14 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
                 ],
             ),
         )
+
+        async def tor_results_scraped() -> bool:
+            bridge = await st.prom.query('reachwatch_tor_transport_info{kind="tor_bridge"}')
+            boot = await st.prom.query("reachwatch_tor_bootstrap_seconds")
+            return bool(bridge and boot)
+
+        # tor probes start at a random moment of their first interval and take seconds each
+        await lab.wait_until(tor_results_scraped, 45, f"tor results\n{procs.log('reachwatch-in')}")
         yield st
 
 
@@ -301,6 +329,7 @@ async def test_blocked_targets_reach_the_webhook_with_technique_issuer_and_route
             and _alerts_for(stack, "ReachwatchTargetBlocked", target="relay-reset")
             and _alerts_for(stack, "ReachwatchTargetBlocked", target="dns-poisoned")
             and _alerts_for(stack, "ReachwatchTargetThrottled", target="cdn-throttled")
+            and _alerts_for(stack, "ReachwatchBridgeTransportFailing", transport="vanilla")
         )
 
     await lab.wait_until(notified, 60, f"alert notifications; got {stack.webhook.received!r}")
@@ -320,6 +349,10 @@ async def test_blocked_targets_reach_the_webhook_with_technique_issuer_and_route
     assert reset["labels"]["category"] == "web" and reset["labels"]["isp"] == "LabNet"
     (_, dns), *_ = _alerts_for(stack, "ReachwatchTargetBlocked", target="dns-poisoned")
     assert dns["labels"]["technique"] == "dns_tampering"
+
+    # the lab's only vanilla bridge fails: every bridge of that transport is down
+    bridges = _alerts_for(stack, "ReachwatchBridgeTransportFailing", transport="vanilla", vantage="lab-in")
+    assert {receiver for receiver, _ in bridges} == {"oncall-email", "team-webhook"}
 
     # what works is not reported, and the reference vantage (where everything works) stays quiet
     everything = [a for _, p in stack.webhook.received for a in p["alerts"]]
