@@ -15,6 +15,7 @@ certificate checks in ``reachwatch.tor.certs``, ``tor_identity_mismatch``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import ssl
 import string
@@ -53,9 +54,11 @@ def _broken(detail: str) -> NetFailure:
     return NetFailure(Failure.TOR_LINK_HANDSHAKE_FAILED, _STAGE, detail)
 
 
+@functools.cache
 def link_tls_context() -> ssl.SSLContext:
     """No certificate validation (relay certificates are self-signed by design; identity is checked
-    in-protocol). Security level 1 so that an old relay's TLS key does not fail before we can look."""
+    in-protocol). Security level 1 so that an old relay's TLS key does not fail before we can look.
+    One shared context: it holds no per-connection state, and building one per probe costs CPU."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
