@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import time
 from pathlib import Path
 
@@ -89,3 +91,25 @@ async def test_cut_after_40k_through_ss_is_transfer_incomplete(tmp_path: Path) -
             result = await run(target(port, cut, "aes-128-gcm", password_file=str(key)))
     assert (result.failure, result.stage) == (Failure.TRANSFER_INCOMPLETE, Stage.TRANSFER)
     assert result.facts["transfer_bytes"] == 40_000 - 2 * 42
+
+
+async def test_echo_service_reflecting_our_bytes_is_not_taken_for_a_server(
+    canary: int, tmp_path: Path
+) -> None:
+    key = secret_file(tmp_path, "key", "k")
+    # the canary is an echo service: it returns our salt and chunks, which decrypt with our own key
+    result = await run(target(canary, canary, "aes-128-gcm", password_file=str(key)))
+    assert (result.failure, result.stage) == (Failure.PROTOCOL_ERROR, Stage.PROTOCOL_HANDSHAKE)
+
+
+async def test_garbage_answer_fails_authentication_as_protocol_error(canary: int, tmp_path: Path) -> None:
+    async def noise(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(4096)
+        writer.write(os.urandom(4096))
+        await writer.drain()
+        await reader.read(4096)
+
+    key = secret_file(tmp_path, "key", "k")
+    async with tcp_server(noise) as port:
+        result = await run(target(port, canary, "aes-128-gcm", password_file=str(key)))
+    assert (result.failure, result.stage) == (Failure.PROTOCOL_ERROR, Stage.PROTOCOL_HANDSHAKE)

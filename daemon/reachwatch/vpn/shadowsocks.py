@@ -122,6 +122,7 @@ class ShadowsocksStream:
         self._writer = writer
         self._header: bytes | None = encode_address(host, port)
         self._enc: _Aead | None = None
+        self._sent_salt = b""
         self._dec: _Aead | None = None
         self._plain = b""
         self._eof = False
@@ -130,6 +131,7 @@ class ShadowsocksStream:
         out = bytearray()
         if self._enc is None:
             salt = os.urandom(self._method.salt_len)
+            self._sent_salt = salt
             self._enc = _Aead(self._method, self._master, salt)
             out += salt
         if self._header is not None:
@@ -150,6 +152,10 @@ class ShadowsocksStream:
                 return b""
             if len(salt) < self._method.salt_len:
                 salt += await self._reader.readexactly(self._method.salt_len - len(salt))
+            if salt == self._sent_salt:
+                # an echo service (or a replaying middlebox) sends our own bytes back; they decrypt
+                # fine with our own key, so without this check a reflector would pass for a server
+                raise StreamCorrupt("the server's salt is our own: a reflection, not a Shadowsocks server")
             self._dec = _Aead(self._method, self._master, salt)
         head = await self._reader.read(2 + TAG)
         if not head:
