@@ -15,7 +15,7 @@ from reachwatch.probes import http as http_probe
 from reachwatch.probes import throughput as throughput_probe
 from reachwatch.probes import tls as tls_probe
 from reachwatch.probes import tor_dirport, tor_relay
-from reachwatch.probes import tor_bootstrap, tor_bridge
+from reachwatch.probes import stun, tor_bootstrap, tor_bridge
 from reachwatch.probes.base import ProbeSpec
 
 PROBES: dict[str, ProbeSpec[Any]] = {
@@ -37,6 +37,7 @@ PROBES: dict[str, ProbeSpec[Any]] = {
     "tor_dirport": tor_dirport.SPEC,
     "tor_bridge": tor_bridge.SPEC,
     "tor_bootstrap": tor_bootstrap.SPEC,
+    "stun": stun.SPEC,
 }
 
 __all__ = ["PROBES"]
