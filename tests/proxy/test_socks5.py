@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from reachwatch.failures import Failure, Stage
+from reachwatch.probes.shadowsocks import ShadowsocksTarget
+from reachwatch.probes.socks5 import Socks5Target
 from tests.probes.util import run
 from tests.proxy.conftest import cut_after, danted, liar, microsocks, secret_file
 from tests.servers import LOOPBACK, free_port, tcp_server
@@ -108,3 +110,15 @@ async def test_http_server_in_place_of_socks_is_protocol_error() -> None:
     async with tcp_server(liar) as port:
         result = await run(target(port, None))
     assert (result.failure, result.stage) == (Failure.PROTOCOL_ERROR, Stage.PROTOCOL_HANDSHAKE)
+
+
+def test_private_proxy_redacts_proxy_and_canary_hosts() -> None:
+    canary = {"host": "canary.example.org", "port": 7}
+    socks = Socks5Target.model_validate(
+        {"name": "p", "kind": "socks5", "host": "px.example.net", "port": 1080, "canary": canary}
+    )
+    assert socks.sensitive_values() == ["px.example.net", "canary.example.org"]
+    ss = ShadowsocksTarget.model_validate(
+        {"name": "s", "kind": "shadowsocks", "host": "ss.example.net", "port": 8388, "canary": canary}
+    )
+    assert ss.sensitive_values() == ["ss.example.net", "canary.example.org"]

@@ -55,6 +55,9 @@ class ShadowsocksTarget(TargetBase):
     def destination(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
+    def sensitive_values(self) -> list[str]:
+        return [*super().sensitive_values(), self.canary.host]  # the operator's canary identifies too
+
     def key(self, ctx: ProbeContext) -> tuple[str, str]:
         if self.uri_file:
             return key_from_uri_file(self.uri_file, self.uri_line, ctx.base_dir)

@@ -47,6 +47,10 @@ class ProxyTargetBase(TargetBase):
     def destination(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
+    def sensitive_values(self) -> list[str]:
+        # the canary is the operator's own server abroad: as identifying as the proxy itself
+        return [*super().sensitive_values(), *([self.canary.host] if self.canary else [])]
+
     def credentials(self, ctx: ProbeContext) -> tuple[str | None, str | None]:
         return proxy_credentials(
             username=self.username,
