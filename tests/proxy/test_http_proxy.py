@@ -104,3 +104,32 @@ async def test_endless_headers_are_bounded_as_response_too_large(canary: int) ->
     async with tcp_server(endless) as port:
         result = await run(target(port, canary))
     assert (result.failure, result.stage) == (Failure.RESPONSE_TOO_LARGE, Stage.PROTOCOL_HANDSHAKE)
+
+
+@pytest.mark.parametrize(
+    ("status", "failure", "stage"),
+    [
+        (b"407 Proxy Authentication Required", Failure.PROXY_AUTH_FAILED, Stage.PROTOCOL_HANDSHAKE),
+        (b"502 Bad Gateway", Failure.PROXY_UPSTREAM_FAILED, Stage.TUNNEL),
+        (b"503 Service Unavailable", Failure.PROXY_UPSTREAM_FAILED, Stage.TUNNEL),
+        (b"504 Gateway Timeout", Failure.PROXY_UPSTREAM_FAILED, Stage.TUNNEL),
+        (b"403 Forbidden", Failure.PROXY_CONNECT_REFUSED, Stage.TUNNEL),
+        (b"418 I'm a teapot", Failure.HTTP_UNEXPECTED_STATUS_CODE, Stage.TUNNEL),
+    ],
+)
+async def test_squid_style_status_codes_map_to_where_it_failed(
+    canary: int, status: bytes, failure: Failure, stage: Stage
+) -> None:
+    # byte-scripted answers in the form squid sends them (squid is not packaged here)
+    async def scripted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 " + status + b"\r\nServer: squid/5.7\r\n"
+            b'Proxy-Authenticate: Basic realm="proxy"\r\nContent-Length: 0\r\n\r\n'
+        )
+        await writer.drain()
+        await reader.read(1)
+
+    async with tcp_server(scripted) as port:
+        result = await run(target(port, canary))
+    assert (result.failure, result.stage) == (failure, stage)
