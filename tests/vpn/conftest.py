@@ -49,12 +49,8 @@ class Pki:
         return self.dir / name.replace("_", ".", 1)
 
 
-@pytest.fixture(scope="session")
-def ovpn_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    """CA, server and client certs (ECDSA P-256), a static key, tls-crypt-v2 server and client keys."""
-    if shutil.which("openvpn") is None:
-        pytest.skip("openvpn not installed")
-    d = tmp_path_factory.mktemp("ovpn-pki")
+def make_pki(d: Path) -> Pki:
+    """CA, server and client certs (ECDSA P-256), static keys, tls-crypt-v2 server and client keys."""
     ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
     run("openssl", "req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
         "-subj", "/CN=rw-test-ca", cwd=d)  # fmt: skip
@@ -73,6 +69,13 @@ def ovpn_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     for f in d.iterdir():
         f.chmod(0o600)
     return Pki(d)
+
+
+@pytest.fixture(scope="session")
+def ovpn_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    if shutil.which("openvpn") is None:
+        pytest.skip("openvpn not installed")
+    return make_pki(tmp_path_factory.mktemp("ovpn-pki"))
 
 
 @dataclass
@@ -94,13 +97,20 @@ class OvpnServer:
 
 def start_openvpn_server(
     pki: Pki, workdir: Path, proto: str, extra: list[str], *, netns: str | None = None,
-    local: str = "127.0.0.1", port: int | None = None,
+    local: str = "127.0.0.1", port: int | None = None, multi: bool = False,
 ) -> OvpnServer:  # fmt: skip
     """A real openvpn TLS server (p2p, ``--dev null``); returns once it listens."""
     port = port or free_port(socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
     log = workdir / f"openvpn-{proto}-{port}.log"
+    # p2p "--dev null --tls-server" serves one peer at a time; "--server" (needs a tun device, so only
+    # inside a namespace) is the multi-client mode with OpenVPN 2.6's stateless reset handling
+    mode = (
+        ["--dev", "tun", "--server", "10.231.0.0", "255.255.255.0"]
+        if multi
+        else ["--dev", "null", "--tls-server"]
+    )
     cmd = [
-        "openvpn", "--dev", "null", "--tls-server", "--local", local, "--port", str(port),
+        "openvpn", *mode, "--local", local, "--port", str(port),
         "--proto", "tcp-server" if proto == "tcp" else "udp",
         "--ca", str(pki.ca_crt), "--cert", str(pki.server_crt), "--key", str(pki.server_key),
         "--dh", "none", "--verb", "3", "--ping", "1", "--ping-restart", "30", "--log", str(log),
@@ -110,7 +120,9 @@ def start_openvpn_server(
         cmd = ["ip", "netns", "exec", netns, *cmd]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     server = OvpnServer(proc, port, proto, log)
-    ready = "Listening for incoming TCP connection" if proto == "tcp" else "link local (bound)"
+    ready = "Initialization Sequence Completed" if multi else "link local (bound)"
+    if proto == "tcp" and not multi:
+        ready = "Listening for incoming TCP connection"
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if log.exists() and ready in log.read_text(errors="replace"):
@@ -276,6 +288,7 @@ def start_wireguard(lab: Lab, workdir: Path, *, psk: bool = False, port: int = 5
 
 STRONGSWAN_CONF = """charon-systemd {{
   cookie_threshold = {cookie_threshold}
+  block_threshold = {block_threshold}
   install_routes = no
   filelog {{
     test {{
@@ -316,7 +329,12 @@ secrets {{
 
 
 def start_charon(
-    lab: Lab, workdir: Path, *, proposals: str = "aes256-sha256-modp2048", cookie_threshold: int = 0
+    lab: Lab,
+    workdir: Path,
+    *,
+    proposals: str = "aes256-sha256-modp2048",
+    cookie_threshold: int = 0,
+    block_threshold: int = 5,  # strongSwan's default: half-open IKE_SAs allowed per peer address
 ) -> Path:
     """strongSwan's charon (charon-systemd) in the server ns, ports 500/4500, one PSK connection.
 
@@ -327,7 +345,9 @@ def start_charon(
         pytest.skip("charon-systemd not installed")
     d = workdir / f"charon-{lab.suffix}"
     d.mkdir()
-    (d / "strongswan.conf").write_text(STRONGSWAN_CONF.format(dir=d, cookie_threshold=cookie_threshold))
+    (d / "strongswan.conf").write_text(
+        STRONGSWAN_CONF.format(dir=d, cookie_threshold=cookie_threshold, block_threshold=block_threshold)
+    )
     (d / "swanctl.conf").write_text(SWANCTL_CONF.format(proposals=proposals))
     env = {**os.environ, "STRONGSWAN_CONF": str(d / "strongswan.conf")}
     lab.server.popen(["charon-systemd"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -117,3 +117,11 @@ def test_forged_response_does_not_authenticate(ephemeral: str) -> None:
 def test_model_rejects_a_bad_public_key() -> None:
     with pytest.raises(ValueError, match="public_key"):
         WireGuardTarget(kind="wireguard", name="w", host="h", public_key="abc", private_key_file="k")
+
+
+def test_hchacha20_matches_the_xchacha_draft_vector() -> None:
+    """draft-irtf-cfrg-xchacha-03 §2.2.1: the subkey behind cookie-reply decryption."""
+    key = bytes(range(32))
+    nonce = bytes.fromhex("000000090000004a0000000031415927")
+    expected = "82413b4227b27bfed30e42508a877d73a0f9e4d58a74a853c12ec41326d3ecdc"
+    assert noise._hchacha20(key, nonce).hex() == expected
