@@ -15,7 +15,7 @@ from reachwatch.probes import http as http_probe
 from reachwatch.probes import throughput as throughput_probe
 from reachwatch.probes import tls as tls_probe
 from reachwatch.probes import tor_dirport, tor_relay
-from reachwatch.probes import stun, tor_bootstrap, tor_bridge
+from reachwatch.probes import fronting, stun, tor_bootstrap, tor_bridge
 from reachwatch.probes.base import ProbeSpec
 
 PROBES: dict[str, ProbeSpec[Any]] = {
@@ -38,6 +38,7 @@ PROBES: dict[str, ProbeSpec[Any]] = {
     "tor_bridge": tor_bridge.SPEC,
     "tor_bootstrap": tor_bootstrap.SPEC,
     "stun": stun.SPEC,
+    "fronting": fronting.SPEC,
 }
 
 __all__ = ["PROBES"]

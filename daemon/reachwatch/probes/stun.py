@@ -61,7 +61,7 @@ def is_response_to(transaction_id: bytes, data: bytes) -> bool:
     if len(data) < _HEADER.size:
         return False
     msg_type, length, cookie, tid = _HEADER.unpack_from(data)
-    return (
+    return bool(
         msg_type & 0xC000 == 0
         and cookie == MAGIC_COOKIE
         and tid == transaction_id
