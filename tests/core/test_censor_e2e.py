@@ -1,0 +1,139 @@
+"""End to end: a real censor on a router namespace, the real daemon inside the country, a real reference
+vantage abroad, and the verdict + technique the in-country daemon publishes for each technique.
+
+One lab per module (``tests/core/censorlab.py``): both daemons start once; each test switches the censor
+to the phase it needs (``open``, ``censored``, ``offline``) and polls the in-country API. Proves: with no
+censor every live target is reachable; the ISP resolver's bogon vs DoH abroad is ``dns_tampering``; a
+transparent interception box with a KZ-root certificate is ``tls_interception`` with the root named in
+the API and /metrics; silence after a ClientHello naming the site is ``tls_interference`` (from the
+neutral-SNI diagnostic, or from the reference vantage); a shaped link is ``throttled``; a silent drop
+is ``tcp_blackhole`` because the real reference reached the target, while a dead server (the reference
+fails too) stays ``unreachable``; with every control cut the same censor yields ``unknown``, never
+``blocked``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.core.censorlab import KZ_ROOT, POISON_IP, TARGET_NAMES, TRUE_IP, CensorLab, target
+from tests.netlab import Lab
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+CONTROLS = {"egov": ("reachable", None), "wiki": ("reachable", None)}
+
+
+@pytest.fixture(scope="module")
+def censorlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CensorLab]:
+    with Lab("e2e") as lab:
+        cl = CensorLab(lab, tmp_path_factory.mktemp("censorlab"))
+        try:
+            cl.start()
+            yield cl
+        finally:
+            lab.close()  # stop the daemons before their resolv.conf goes
+            cl.close()
+
+
+def test_without_a_censor_live_targets_are_reachable_and_a_dead_server_unreachable(
+    censorlab: CensorLab,
+) -> None:
+    censorlab.set_phase("open")
+    expected = {name: ("reachable", None) for name in TARGET_NAMES}
+    expected["dead"] = ("unreachable", None)
+    status = censorlab.wait_for({**CONTROLS, **expected})
+    assert target(status, "dns-poisoned")["last"]["facts"]["answers_system"] == [TRUE_IP]
+
+
+def test_isp_resolver_answering_a_bogon_while_doh_abroad_tells_the_truth_is_dns_tampering(
+    censorlab: CensorLab,
+) -> None:
+    censorlab.set_phase("censored")
+    status = censorlab.wait_for({**CONTROLS, "dns-poisoned": ("blocked", "dns_tampering")})
+    facts = target(status, "dns-poisoned")["last"]["facts"]
+    assert facts["answers_system"] == [POISON_IP]
+    assert facts["answers_doh_abroad"] == [TRUE_IP]
+
+
+def test_transparent_interception_with_a_kz_root_is_tls_interception_and_names_the_root(
+    censorlab: CensorLab,
+) -> None:
+    censorlab.set_phase("censored")
+    status = censorlab.wait_for({**CONTROLS, "tls-intercepted": ("blocked", "tls_interception")})
+    last = target(status, "tls-intercepted")["last"]
+    assert (last["failure"], last["stage"]) == ("ssl_unknown_authority", "tls_handshake")
+    country, org, cn = KZ_ROOT
+    assert last["facts"]["tls_issuer"] == f"CN={cn},O={org},C={country}"
+    issuer_lines = [
+        line
+        for line in censorlab.metrics().splitlines()
+        if line.startswith("reachwatch_tls_presented_issuer_info{") and 'target="tls-intercepted"' in line
+    ]
+    assert len(issuer_lines) == 1, issuer_lines
+    assert f'issuer="CN={cn},O={org},C={country}"' in issuer_lines[0]
+    assert issuer_lines[0].endswith(" 1.0")
+
+
+def test_silence_after_a_client_hello_naming_the_site_is_tls_interference(censorlab: CensorLab) -> None:
+    censorlab.set_phase("censored")
+    status = censorlab.wait_for(
+        {
+            **CONTROLS,
+            "tls-sni": ("blocked", "tls_interference"),  # local evidence: the neutral SNI got through
+            "tls-sni-ref": ("blocked", "tls_interference"),  # no neutral SNI: the reference reached it
+        }
+    )
+    sni = target(status, "tls-sni")["last"]
+    assert (sni["stage"], sni["evidence"]) == ("tls_handshake", "tls_interference")
+    assert sni["facts"]["neutral_sni_handshake"] is True
+    ref = target(status, "tls-sni-ref")["last"]
+    assert (ref["stage"], ref["evidence"]) == ("tls_handshake", None)
+    reference = censorlab.reference_status()
+    assert reference is not None
+    assert target(reference, "tls-sni-ref")["last"]["success"] is True
+
+
+def test_a_shaped_link_abroad_with_a_fast_domestic_control_is_throttled(censorlab: CensorLab) -> None:
+    censorlab.set_phase("censored")
+    status = censorlab.wait_for({**CONTROLS, "throughput": ("blocked", "throttled")})
+    facts = target(status, "throughput")["last"]["facts"]
+    assert facts["throughput_ratio"] < 0.1
+    assert facts["throughput_bps"] < 100_000  # the tbf caps it at 200 kbit/s plus a burst
+
+
+def test_silent_drop_is_tcp_blackhole_by_the_real_reference_and_a_dead_server_stays_unreachable(
+    censorlab: CensorLab,
+) -> None:
+    censorlab.set_phase("censored")
+    status = censorlab.wait_for(
+        {**CONTROLS, "dropped": ("blocked", "tcp_blackhole"), "dead": ("unreachable", None)}
+    )
+    dropped = target(status, "dropped")["last"]
+    assert (dropped["failure"], dropped["stage"], dropped["evidence"]) == (
+        "generic_timeout_error",
+        "connect",
+        None,
+    )
+    assert target(status, "dead")["last"]["failure"] == "connection_refused"
+    # what the in-country daemon relied on: the reference abroad reached one and not the other
+    reference = censorlab.reference_status()
+    assert reference is not None
+    assert target(reference, "dropped")["last"]["success"] is True
+    assert target(reference, "dead")["last"]["success"] is False
+
+
+def test_with_every_control_cut_the_same_censor_is_unknown_never_blocked(censorlab: CensorLab) -> None:
+    censorlab.set_phase("offline")
+    expected = {name: ("unknown", None) for name in (*TARGET_NAMES, "egov", "wiki")}
+    status = censorlab.wait_for(expected, vantage="offline")
+    # the censor is still at work: the probes keep seeing its evidence, the verdict ignores it
+    assert target(status, "tls-intercepted")["last"]["evidence"] == "tls_interception"
+    blocked = [
+        line
+        for line in censorlab.metrics().splitlines()
+        if line.startswith("reachwatch_target_blocked{") and not line.endswith(" 0.0")
+    ]
+    assert blocked == []
