@@ -124,7 +124,10 @@ class Daemon:
 
     def status(self) -> dict[str, Any]:
         name = self.loaded.config.vantage.name if self.loaded else "default"
-        return status_document(self.store, name)
+        # defense in depth: facts of private targets carry no addresses by construction; the same
+        # redaction as the logs guarantees it even if a probe gets that wrong
+        doc: dict[str, Any] = rwlog.REDACTOR.redact(status_document(self.store, name))
+        return doc
 
     # --- lifecycle ----------------------------------------------------------------------------------
     def _load(self) -> tuple[LoadedConfig, WebSecurity]:

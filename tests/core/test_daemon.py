@@ -19,6 +19,11 @@ from typing import Any
 
 import pytest
 
+from reachwatch import logging as rwlog
+from reachwatch.app import Daemon, RunOptions
+from reachwatch.config.load import parse_config
+from reachwatch.model import ProbeResult
+
 REACHWATCH = [sys.executable, "-m", "reachwatch"]
 
 
@@ -341,3 +346,29 @@ def test_embedded_default_with_no_network_says_offline_and_blocks_nothing(tmp_pa
     assert blocked and all(ln.endswith(" 0.0") for ln in blocked)
     assert "reachwatch_target_blocked{" not in metrics
     assert 'reachwatch_vantage_state{state="offline"} 1.0' in metrics
+
+
+def test_status_api_redacts_private_values_even_if_a_probe_leaked_one(tmp_path: Path) -> None:
+    loaded = parse_config(
+        "targets: [{name: hidden, kind: tcp, host: 192.0.2.44, port: 443, private: true}]\n",
+        "c.yaml",
+        tmp_path,
+    )
+    daemon = Daemon(RunOptions(state_dir=tmp_path))
+    rwlog.update_redaction(loaded)
+    try:
+        state = daemon.store.ensure(loaded.config.targets[0], None)
+        state.record(
+            ProbeResult(
+                target="hidden",
+                kind="tcp",
+                started_at=1.0,
+                duration_s=0.1,
+                success=True,
+                facts={"oops": "connected to 192.0.2.44:443"},
+            )
+        )
+        doc = json.dumps(daemon.status())
+    finally:
+        rwlog.REDACTOR.update([])
+    assert "192.0.2.44" not in doc and "[redacted]:443" in doc
