@@ -243,6 +243,15 @@ def wait_udp_listen(ns: Any, port: int, timeout: float = 10.0) -> None:
     raise RuntimeError(f"nothing listens on udp port {port}")
 
 
+def wait_tcp_listen(ns: Any, port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ns.run(["ss", "-Htln", f"sport = :{port}"], check=False).stdout.strip():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on tcp port {port}")
+
+
 @dataclass
 class WgServer:
     port: int

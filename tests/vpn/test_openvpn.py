@@ -19,6 +19,7 @@ from tests.vpn.conftest import (
     make_ctx,
     start_openvpn_server,
     start_udp_echo,
+    wait_tcp_listen,
 )
 
 pytestmark = pytest.mark.slow
@@ -155,5 +156,35 @@ async def test_censor_dropping_0x38_is_protocol_blocking_while_control_works(
         never = prober.probe("openvpn", stranger, timeout=2.0)
         assert never.failure == Failure.GENERIC_TIMEOUT_ERROR
         assert never.evidence is None
+    finally:
+        server.stop()
+
+
+@pytest.mark.root
+async def test_tcp_censor_dropping_the_reset_segment_is_protocol_blocking(
+    lab: Lab, prober: NsProber, ovpn_pki: Pki, tmp_path: Path
+) -> None:
+    """Over TCP the connect itself is the same-path control: it works, the reset goes unanswered."""
+    server = start_openvpn_server(
+        ovpn_pki, tmp_path, "tcp", ["--tls-auth", str(ovpn_pki.ta_key), "0"],
+        netns=lab.server.name, local=SERVER_IP, port=1194,
+    )  # fmt: skip
+    try:
+        t = {
+            "name": "ovpn-tcp", "host": SERVER_IP, "port": 1194, "proto": "tcp",
+            "tls_auth_file": str(ovpn_pki.ta_key), "key_direction": 1,
+        }  # fmt: skip
+        before = prober.probe("openvpn", t)
+        assert before.success, before
+        wait_tcp_listen(lab.server, 1194)  # the p2p server re-listens after our connection closed
+        # byte 2 of the TCP payload (after the 2-byte length) is the opcode
+        lab.censor("tcp dport 1194 @ih,16,8 0x38 drop")
+        blocked = prober.probe("openvpn", t, timeout=2.0)
+        assert (blocked.failure, blocked.stage) == (
+            Failure.GENERIC_TIMEOUT_ERROR,
+            Stage.PROTOCOL_HANDSHAKE,
+        ), blocked
+        assert blocked.facts["tcp_connected"] is True
+        assert blocked.evidence == Technique.PROTOCOL_BLOCKING
     finally:
         server.stop()
