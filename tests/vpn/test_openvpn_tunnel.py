@@ -84,11 +84,13 @@ def test_user_config_is_filtered_of_remote_scripts_and_connection_blocks() -> No
     text = (
         "client\nremote a.example 1194\nup /bin/evil\nscript-security 3\n<connection>\nremote b 1\n"
         "</connection>\n<ca>\nremote-looking line inside a cert block\n</ca>\nverb 9\ncipher AES-256-GCM\n"
+        "remote-cert-tls server\nmanagement-hold\n"
     )
     out = openvpn_tunnel.filtered_config(text)
     assert "a.example" not in out and "/bin/evil" not in out and "remote b" not in out
     assert "remote-looking line inside a cert block" in out  # inline blocks are copied verbatim
-    assert "cipher AES-256-GCM" in out and "verb 9" not in out
+    assert "cipher AES-256-GCM" in out and "verb 9" not in out and "management-hold" not in out
+    assert "remote-cert-tls server" in out  # a server-certificate check must survive the filter
 
 
 @pytest.mark.root

@@ -46,11 +46,12 @@ MAX_LINE = 4096
 EXIT_GRACE = 1.0  # seconds the client gets to send its exit notification before SIGKILL
 MAX_LINES = 5000  # a chatty or looping client must not cost unbounded CPU; we stop reading after this
 READY = "Initialization Sequence Completed"
-# directives of the user's file that we replace or must not run
+# directives of the user's file that we replace or must not run; matched as whole words so that e.g.
+# remote-cert-tls (server certificate checks) is kept while remote is dropped
 _DROP = re.compile(
     r"^\s*(remote|remote-random|proto|port|rport|dev|dev-type|dev-node|management\S*|status|log|log-append"
     r"|daemon|up|down|route-up|ipchange|tls-verify|auth-user-pass-verify|script-security|user|group"
-    r"|auth-user-pass|connect-retry-max|ping|ping-restart|keepalive|verb)\b",
+    r"|auth-user-pass|connect-retry-max|ping|ping-restart|keepalive|verb)(?=\s|$)",
     re.IGNORECASE,
 )
 # (pattern, failure, stage before the tunnel is up); after it is up every failure is at stage tunnel
