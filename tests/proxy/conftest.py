@@ -181,7 +181,8 @@ def ss_server(method: str, password: str) -> Iterator[int]:
 @contextmanager
 def ocserv(tmp: Path, cert_pem: Path, key_pem: Path) -> Iterator[int]:
     """ocserv in the foreground on 127.0.0.1 with plain password auth; no tun device is needed until a
-    client authenticates, which these tests never do. Bans are off so repeated probes stay welcome."""
+    client authenticates, which these tests never do, but ocserv insists on running as root. Bans are
+    off so repeated probes stay welcome."""
     port = free_port()
     passwd = tmp / "ocpasswd"
     subprocess.run(

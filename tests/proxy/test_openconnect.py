@@ -17,7 +17,8 @@ from tests.probes.util import run
 from tests.proxy.conftest import ocserv, secret_file
 from tests.servers import LOOPBACK, http_app
 
-pytestmark = pytest.mark.slow
+# ocserv refuses to start without root ("This server requires root access to operate")
+pytestmark = [pytest.mark.slow, pytest.mark.root]
 
 
 @pytest.fixture(scope="module")
