@@ -69,6 +69,7 @@ with urllib.request.urlopen(sys.argv[1], timeout=5) as r:
 TARGET_NAMES = (
     "dns-poisoned",
     "tls-intercepted",
+    "https-intercepted",
     "tls-sni",
     "tls-sni-ref",
     "throughput",
@@ -106,6 +107,13 @@ def lab_config(ca_file: Path, *, vantage: str, reference: bool) -> dict[str, Any
                 ],
             },
             {**tls, "name": "tls-intercepted", "host": MITM_IP, "server_name": BANK},
+            {
+                "name": "https-intercepted",
+                "kind": "https",
+                "url": f"https://{BANK}/",
+                "address": MITM_IP,
+                "ca_file": str(ca_file),
+            },
             {
                 **tls,
                 "name": "tls-sni",
@@ -233,7 +241,7 @@ class CensorLab:
             for ip in (INTL_IP, DROP_IP, BULK_IP)
         ]
         abroad += [
-            {"type": "tls", "host": MITM_IP, "port": 443, "cert": pem(self.ca, "bank", BANK)},
+            {"type": "http", "host": MITM_IP, "port": 443, "cert": pem(self.ca, "bank", BANK)},
             *(
                 {"type": "tls", "host": ip, "port": 443, "cert": pem(self.ca, "forbidden", FORBIDDEN)}
                 for ip in (SNI_IP, SNI_REF_IP)

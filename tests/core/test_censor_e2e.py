@@ -4,12 +4,12 @@ vantage abroad, and the verdict + technique the in-country daemon publishes for 
 One lab per module (``tests/core/censorlab.py``): both daemons start once; each test switches the censor
 to the phase it needs (``open``, ``censored``, ``offline``) and polls the in-country API. Proves: with no
 censor every live target is reachable; the ISP resolver's bogon vs DoH abroad is ``dns_tampering``; a
-transparent interception box with a KZ-root certificate is ``tls_interception`` with the root named in
-the API and /metrics; silence after a ClientHello naming the site is ``tls_interference`` (from the
-neutral-SNI diagnostic, or from the reference vantage); a shaped link is ``throttled``; a silent drop
-is ``tcp_blackhole`` because the real reference reached the target, while a dead server (the reference
-fails too) stays ``unreachable``; with every control cut the same censor yields ``unknown``, never
-``blocked``.
+transparent interception box with a KZ-root certificate is ``tls_interception`` (tls and https targets)
+with the root named in the API and /metrics; silence after a ClientHello naming the site is
+``tls_interference`` (from the neutral-SNI diagnostic, or from the reference vantage); a shaped link is
+``throttled``; a silent drop is ``tcp_blackhole`` because the real reference reached the target, while a
+dead server (the reference fails too) stays ``unreachable``; with every control cut the same censor
+yields ``unknown``, never ``blocked``.
 """
 
 from __future__ import annotations
@@ -62,11 +62,15 @@ def test_transparent_interception_with_a_kz_root_is_tls_interception_and_names_t
     censorlab: CensorLab,
 ) -> None:
     censorlab.set_phase("censored")
-    status = censorlab.wait_for({**CONTROLS, "tls-intercepted": ("blocked", "tls_interception")})
-    last = target(status, "tls-intercepted")["last"]
-    assert (last["failure"], last["stage"]) == ("ssl_unknown_authority", "tls_handshake")
+    intercepted = ("blocked", "tls_interception")
+    status = censorlab.wait_for(
+        {**CONTROLS, "tls-intercepted": intercepted, "https-intercepted": intercepted}
+    )
     country, org, cn = KZ_ROOT
-    assert last["facts"]["tls_issuer"] == f"CN={cn},O={org},C={country}"
+    for name in ("tls-intercepted", "https-intercepted"):
+        last = target(status, name)["last"]
+        assert (last["failure"], last["stage"]) == ("ssl_unknown_authority", "tls_handshake"), name
+        assert last["facts"]["tls_issuer"] == f"CN={cn},O={org},C={country}", name
     issuer_lines = [
         line
         for line in censorlab.metrics().splitlines()
