@@ -88,3 +88,19 @@ async def test_ordinary_https_site_is_not_an_openconnect_server(ca: trustme.CA) 
         result = await run(target(port, verify=False))
     assert (result.failure, result.stage) == (Failure.PROTOCOL_ERROR, Stage.PROTOCOL_HANDSHAKE)
     assert result.facts["http_status"] == 200
+
+
+async def test_login_with_probe_account_completes(server: tuple[int, Path, str], tmp_path: Path) -> None:
+    port, ca_pem, _ = server
+    pw = secret_file(tmp_path, "oc.pass", "pw\n")  # the ocpasswd account made by the fixture
+    result = await run(target(port, ca_file=str(ca_pem), username="probe", password_file=str(pw)))
+    assert result.success, result
+    assert result.facts["login"] == "ok"
+
+
+async def test_refused_password_is_auth_failed(server: tuple[int, Path, str], tmp_path: Path) -> None:
+    port, ca_pem, _ = server
+    pw = secret_file(tmp_path, "oc.pass", "not-the-password")
+    result = await run(target(port, ca_file=str(ca_pem), username="probe", password_file=str(pw)))
+    assert (result.failure, result.stage) == (Failure.AUTH_FAILED, Stage.PROTOCOL_HANDSHAKE)
+    assert "login" not in result.facts

@@ -46,6 +46,8 @@ class HttpHead:
     status: int
     reason: str
     headers: dict[str, str] = field(default_factory=dict)
+    # Set-Cookie may repeat and must not be folded into one value (RFC 6265 section 3)
+    set_cookies: tuple[str, ...] = ()
 
     def content_length(self) -> int | None:
         value = self.headers.get("content-length")
@@ -80,13 +82,17 @@ async def read_http_head(reader: asyncio.StreamReader, stage: Stage) -> HttpHead
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
         raise NetFailure(Failure.HTTP_INVALID_RESPONSE, stage, "not an HTTP/1.x status line")
     headers: dict[str, str] = {}
+    cookies: list[str] = []
     for raw in lines[1:]:
         name, sep, value = raw.partition(b":")
         if not sep:
             raise NetFailure(Failure.HTTP_INVALID_RESPONSE, stage, "malformed header line")
-        headers[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
+        key = name.strip().lower().decode("latin-1")
+        headers[key] = value.strip().decode("latin-1")
+        if key == "set-cookie":
+            cookies.append(headers[key])
     reason = parts[2].decode("latin-1") if len(parts) == 3 else ""
-    return HttpHead(status=int(parts[1]), reason=reason, headers=headers)
+    return HttpHead(status=int(parts[1]), reason=reason, headers=headers, set_cookies=tuple(cookies))
 
 
 async def read_http_body(reader: asyncio.StreamReader, head: HttpHead, stage: Stage, limit: int) -> bytes:

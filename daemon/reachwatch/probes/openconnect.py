@@ -4,7 +4,10 @@ Stages: ``connect``, ``tls_handshake`` (verified as in the ``tls`` probe: CA fil
 named when a chain is refused), ``protocol_handshake``: ``POST`` the XML ``config-auth`` of type
 ``init``, as the AnyConnect client's first request, and expect ``config-auth`` of type ``auth-request``
 holding a ``<form>``. That form proves a live VPN server without any credentials; its input names
-(``username``, ``password``, ``group_list``...) are recorded as ``auth_form_fields``.
+(``username``, ``password``, ``group_list``...) are recorded as ``auth_form_fields``. With ``username``
+and ``password_file`` (a dedicated probe account) the probe also logs in (``auth-reply`` rounds until
+``complete``; a refused password is ``auth_failed``) and records ``login: ok``. It opens no tunnel: the
+session cookie simply expires on the server (ocserv ``cookie-timeout``).
 
 Camouflage (ocserv >= 1.2): such a server looks like an ordinary web server unless the URL carries its
 secret (``https://host/?SECRET``); ``camouflage_secret_file`` holds it, so it never enters the YAML.
@@ -16,19 +19,22 @@ ocserv bans addresses that accumulate failed attempts: keep the interval long (t
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Literal
 from urllib.parse import quote
+from xml.sax.saxutils import escape as xml_escape
 
 from pydantic import Field
 
 from reachwatch.config.secrets import read_secret
 from reachwatch.config.types import Duration, TargetBase
+from reachwatch.errors import ConfigError
 from reachwatch.failures import Failure, Stage
 from reachwatch.model import ProbeResult
 from reachwatch.net.dial import connect_tcp, is_ip_literal, pin_address
 from reachwatch.net.errors import NetFailure
-from reachwatch.net.http_connect import http_exchange
+from reachwatch.net.http_connect import HttpHead, http_exchange
 from reachwatch.net.tls import discard
 from reachwatch.probes.base import ProbeContext, ProbeSpec
 from reachwatch.probes.tls import TlsOptions, handshake_with_evidence
@@ -37,7 +43,16 @@ MAX_BODY = 64 * 1024
 USER_AGENT = "AnyConnect Linux_64 4.10.07061"  # ocserv and ASA both serve this client family
 _AUTH_REQUEST = re.compile(rb"<config-auth\b[^>]*\btype=\"auth-request\"")
 _FORM = re.compile(rb"<form\b")
+_COMPLETE = re.compile(rb"<config-auth\b[^>]*\btype=\"complete\"")
+_ACTION = re.compile(rb"<form\b[^>]*\baction=\"(/[A-Za-z0-9_./-]{0,128})\"")
+MAX_AUTH_ROUNDS = 4
 _INPUT_NAME = re.compile(rb"<(?:input|select)\b[^>]*\bname=\"([A-Za-z0-9_.-]{1,64})\"")
+
+
+def _form_action(body: bytes) -> str:
+    """Where the form posts to: a same-server path only (``/auth`` for ocserv)."""
+    match = _ACTION.search(body)
+    return match.group(1).decode() if match else "/auth"
 
 
 class OpenConnectTarget(TargetBase, TlsOptions):
@@ -51,6 +66,10 @@ class OpenConnectTarget(TargetBase, TlsOptions):
     camouflage_secret_file: str | None = None
     camouflage_secret_env: str | None = None
     handshake_timeout: Duration | None = None
+    # optional login (a dedicated probe account): proves the credentials, not only the server
+    username: str | None = None
+    password_file: str | None = None
+    password_env: str | None = None
 
     def destination(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
@@ -63,14 +82,7 @@ class OpenConnectTarget(TargetBase, TlsOptions):
         return [v for v in values if v]
 
 
-def init_request(host_header: str, path: str) -> bytes:
-    """The AnyConnect client's first request: ``config-auth`` of type ``init``."""
-    body = (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        '<config-auth client="vpn" type="init" aggregate-auth-version="2">'
-        '<version who="vpn">v9.12</version><device-id>linux-64</device-id>'
-        f"<group-access>https://{host_header}{path.split('?', 1)[0]}</group-access></config-auth>"
-    ).encode()
+def _post(host_header: str, path: str, body: bytes, cookie: str = "") -> bytes:
     head = (
         f"POST {path} HTTP/1.1\r\n"
         f"Host: {host_header}\r\n"
@@ -81,10 +93,85 @@ def init_request(host_header: str, path: str) -> bytes:
         "X-Aggregate-Auth: 1\r\n"
         "X-Support-HTTP-Auth: true\r\n"
         "Content-Type: application/x-www-form-urlencoded\r\n"
-        f"Content-Length: {len(body)}\r\n"
+        + (f"Cookie: {cookie}\r\n" if cookie else "")
+        + f"Content-Length: {len(body)}\r\n"
         "\r\n"
     ).encode()
     return head + body
+
+
+def init_request(host_header: str, path: str) -> bytes:
+    """The AnyConnect client's first request: ``config-auth`` of type ``init``."""
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<config-auth client="vpn" type="init" aggregate-auth-version="2">'
+        '<version who="vpn">v9.12</version><device-id>linux-64</device-id>'
+        f"<group-access>https://{host_header}{path.split('?', 1)[0]}</group-access></config-auth>"
+    ).encode()
+    return _post(host_header, path, body)
+
+
+def auth_reply(host_header: str, path: str, cookie: str, answers: dict[str, str]) -> bytes:
+    """``config-auth`` of type ``auth-reply`` carrying the form fields we can answer."""
+    fields = "".join(f"<{k}>{xml_escape(v)}</{k}>" for k, v in answers.items())
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<config-auth client="vpn" type="auth-reply" aggregate-auth-version="2">'
+        '<version who="vpn">v9.12</version><device-id>linux-64</device-id>'
+        f"<auth>{fields}</auth></config-auth>"
+    ).encode()
+    return _post(host_header, path, body, cookie)
+
+
+def _update_cookies(jar: dict[str, str], head: HttpHead) -> None:
+    for line in head.set_cookies:
+        name, _, value = line.split(";", 1)[0].partition("=")
+        if value.strip():
+            jar[name.strip()] = value.strip()
+        else:
+            jar.pop(name.strip(), None)  # an empty value is the server clearing it
+
+
+async def login(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    *,
+    host_header: str,
+    action: str,
+    head: HttpHead,
+    body: bytes,
+    username: str,
+    password: str,
+) -> None:
+    """Answer the auth-request forms (username, then password, as ocserv asks) until ``complete``.
+
+    A form that asks for the password again means the password was refused (``auth_failed``); so does
+    a non-200 answer. More than ``MAX_AUTH_ROUNDS`` forms is ``protocol_error``.
+    """
+    jar: dict[str, str] = {}
+    sent_password = False
+    stage = Stage.PROTOCOL_HANDSHAKE
+    for _ in range(MAX_AUTH_ROUNDS):
+        _update_cookies(jar, head)
+        if head.status != 200:
+            raise NetFailure(Failure.AUTH_FAILED, stage, f"HTTP {head.status} during login")
+        if _COMPLETE.search(body):
+            return
+        fields = {m.decode() for m in _INPUT_NAME.findall(body)}
+        answers: dict[str, str] = {}
+        if "username" in fields:
+            answers["username"] = username
+        if "password" in fields:
+            if sent_password:
+                raise NetFailure(Failure.AUTH_FAILED, stage, "password asked for again: refused")
+            answers["password"] = password
+            sent_password = True
+        if not answers:
+            raise NetFailure(Failure.AUTH_FAILED, stage, "the login form asks for fields we cannot fill")
+        cookie = "; ".join(f"{k}={v}" for k, v in jar.items())
+        request = auth_reply(host_header, action, cookie, answers)
+        head, body = await http_exchange(reader, writer, request, stage, body_limit=MAX_BODY)
+    raise NetFailure(Failure.PROTOCOL_ERROR, stage, "login did not complete")
 
 
 async def probe(target: OpenConnectTarget, ctx: ProbeContext) -> ProbeResult:
@@ -92,6 +179,9 @@ async def probe(target: OpenConnectTarget, ctx: ProbeContext) -> ProbeResult:
         target.camouflage_secret_file, target.camouflage_secret_env, ctx.base_dir, "camouflage_secret_file"
     )
     path = target.path + (f"?{quote(secret, safe='')}" if secret else "")
+    password = read_secret(target.password_file, target.password_env, ctx.base_dir, "password_file")
+    if target.username is not None and password is None:
+        raise ConfigError(target.name, "username is set but neither password_file nor password_env")
     with ctx.stage(Stage.RESOLVE):
         ip = await pin_address(target.host)
     ctx.public_fact("ip", ip)
@@ -129,6 +219,19 @@ async def probe(target: OpenConnectTarget, ctx: ProbeContext) -> ProbeResult:
                 )
             fields = sorted({m.decode() for m in _INPUT_NAME.findall(body)})
             ctx.fact("auth_form_fields", fields)
+            if target.username is not None:
+                action = _form_action(body) + (path[len(target.path) :] if secret else "")
+                await login(
+                    reader,
+                    writer,
+                    host_header=host_header,
+                    action=action,
+                    head=head,
+                    body=body,
+                    username=target.username,
+                    password=password or "",
+                )
+                ctx.fact("login", "ok")
     finally:
         discard(writer)
     return ctx.succeed()
