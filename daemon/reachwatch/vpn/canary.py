@@ -163,9 +163,10 @@ async def push_canary(stream: Stream, config: CanaryConfig, ctx: ProbeContext) -
         finally:
             if not send_task.done():
                 send_task.cancel()
-                # its error, if any, is the one already being reported
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await send_task
+            # its error, if any, is the one already being reported; retrieving it keeps asyncio from
+            # logging "exception was never retrieved"
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await send_task
     elapsed = max(time.monotonic() - start, 1e-6)
     ctx.fact("transfer_bytes", received)
     ctx.fact("throughput_bps", round(received / elapsed, 1))
