@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ from reachwatch.failures import Failure, Stage, Technique
 from reachwatch.probes.wireguard import WireGuardTarget
 from reachwatch.vpn import noise
 from tests.netlab import SERVER_IP, Lab
-from tests.vpn.conftest import NsProber, WgServer, start_udp_echo, start_wireguard
+from tests.vpn.conftest import PYTHON, REPO, NsProber, WgServer, start_udp_echo, start_wireguard
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -125,3 +127,37 @@ def test_hchacha20_matches_the_xchacha_draft_vector() -> None:
     nonce = bytes.fromhex("000000090000004a0000000031415927")
     expected = "82413b4227b27bfed30e42508a877d73a0f9e4d58a74a853c12ec41326d3ecdc"
     assert noise._hchacha20(key, nonce).hex() == expected
+
+
+FLOOD = """
+import os, socket, sys, time
+from reachwatch.vpn import noise
+server = bytes.fromhex(sys.argv[3])
+key = noise.hash_(noise.LABEL_MAC1, server)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.connect((sys.argv[1], int(sys.argv[2])))
+end = time.monotonic() + float(sys.argv[4])
+while time.monotonic() < end:
+    body = b"\\x01\\x00\\x00\\x00" + os.urandom(112)
+    try:
+        s.send(body + noise.mac(key, body) + bytes(16))  # valid MAC1: queued for the costly checks
+    except OSError:
+        pass
+"""
+
+
+async def test_cookie_reply_under_load_is_answered_with_mac2(
+    lab: Lab, tmp_path: Path, prober: NsProber
+) -> None:
+    """Flood the responder with MAC1-valid initiations until wireguard-go is "under load"; it then answers
+    our initiation with a cookie reply, and the probe completes the handshake with MAC2 set."""
+    server = start_wireguard(lab, tmp_path)
+    server_hex = base64.b64decode(server.public_key).hex()
+    flood = [str(PYTHON), "-c", FLOOD, SERVER_IP, str(server.port), server_hex, "6"]
+    flooders = [lab.client.popen(flood, env={**os.environ, "PYTHONPATH": str(REPO)}) for _ in range(2)]
+    time.sleep(1.0)
+    result = prober.probe("wireguard", wg_target(server, retransmit="300ms"), timeout=4.0)
+    for proc in flooders:
+        proc.wait(timeout=15)
+    assert result.success, result
+    assert result.facts.get("cookie_reply") is True, result
