@@ -3,12 +3,18 @@ and malformed lines fail with one clear line."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
+from reachwatch.config.load import load_config
 from reachwatch.config.schema import Config
+from reachwatch.probes.tor_bootstrap import TorBootstrapTarget
+from reachwatch.probes.tor_bridge import TorBridgeTarget
 from reachwatch.tor.bridgeline import BridgeLineError, parse_bridge_line
 
+REPO = Path(__file__).resolve().parents[2]
 FP = "2B280B23E1107BB62ABFC40DDCC8824814F80A72"
 CERT = "ssH+9rP8dG2NLDN2XuFw63hIO/9MNNinLmxQDpVa+7kTOa9/m+tGWT1SmSYpQ9uTBGa6Hw"
 
@@ -90,3 +96,19 @@ def test_config_rejects_a_truncated_bridge_line_on_the_target() -> None:
         Config.model_validate(
             {"targets": [{"name": "b1", "kind": "tor_bridge", "bridge": f"obfs4 192.0.2.1:443 {FP}"}]}
         )
+
+
+def test_default_config_carries_tor_browser_builtin_bridges_as_public_targets() -> None:
+    config = load_config(None).config
+    bridges = [t for t in config.targets if isinstance(t, TorBridgeTarget)]
+    assert len(bridges) >= 10 and not any(t.private for t in bridges)
+    boots = [t for t in config.targets if isinstance(t, TorBootstrapTarget)]
+    assert {t.lines()[0].transport for t in boots} == {"obfs4", "snowflake", "meek_lite"}
+
+
+def test_private_bridges_example_validates_and_every_bridge_is_private() -> None:
+    config = load_config(REPO / "config" / "examples" / "private-bridges.yaml").config
+    tor_targets = [t for t in config.targets if isinstance(t, TorBridgeTarget | TorBootstrapTarget)]
+    assert len(tor_targets) == 4 and all(t.private for t in tor_targets)
+    transports = {t.line().transport_name for t in tor_targets if isinstance(t, TorBridgeTarget)}
+    assert transports == {"obfs4", "vanilla", "webtunnel"}

@@ -137,6 +137,9 @@ class TorConfig(StrictModel):
     batch_size: int = Field(default=50, ge=1, le=100)  # bridgestrap caps a SETCONF batch at 100
     batch_timeout: Duration = 60.0
     bootstrap_timeout: Duration = 120.0
+    # extra torrc options for every tor reachwatch starts (Socks5Proxy, ClientUseIPv6, a test network's
+    # DirAuthority ...); a list value becomes repeated lines
+    torrc: dict[str, str | list[str]] = Field(default_factory=dict)
     # relays without a tor process (reachwatch.tor.relaysets / dirauths): built-in authorities, relay sets
     directory_authorities: bool = False
     relay_sets: list[RelaySetConfig] = Field(default_factory=list)

@@ -32,7 +32,7 @@ class TorService:
         cls, config: TorConfig, client_options: Mapping[str, str | Sequence[str]] | None = None
     ) -> TorService:
         binaries = TorBinaries(tor=config.binary, transports=dict(config.transports))
-        options = dict(client_options or {})
+        options: dict[str, str | Sequence[str]] = {**config.torrc, **(client_options or {})}
         supervisor = TorSupervisor(
             binaries, options, data_dir=Path(config.data_dir) if config.data_dir else None
         )
