@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint bench dashboards clean
+.PHONY: run test lint bench dashboards clean docs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+## regenerate docs/CONFIGURATION.md from the config schema (a test fails when it is stale)
+docs: $(STAMP)
+	$(BIN)/python scripts/gen_config_docs.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/sweep.py --endpoints 1000
