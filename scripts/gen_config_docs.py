@@ -93,7 +93,9 @@ def md(text: str) -> str:
 
 def cell(text: str) -> str:
     """Text fit for one Markdown table cell."""
-    return " ".join(text.split()).replace("|", "\\|")
+    parts = " ".join(text.split()).replace("|", "\\|").split("`")
+    # outside code spans "<x>" would be read as an HTML tag and vanish
+    return "`".join(p if i % 2 else re.sub(r"<(?=[A-Za-z/!])", "&lt;", p) for i, p in enumerate(parts))
 
 
 def _split_top(text: str, seps: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -139,6 +141,7 @@ def bullet_docs(doc: str) -> dict[str, str]:
     docs: dict[str, str] = {}
     for bullet in filter(None, bullets):
         names: list[str] = []
+        prev_sep = ""
         for piece, sep in _split_top(bullet, ("; ", ". ")):
             head = _HEAD.match(piece)
             if head:
@@ -156,18 +159,31 @@ def bullet_docs(doc: str) -> dict[str, str]:
             elif names:  # a clause without field names continues the previous one
                 for name in names:
                     if name in docs:
-                        docs[name] = docs[name].rstrip(";.") + sep.strip() + " " + piece.strip()
+                        docs[name] = docs[name].rstrip(";.") + prev_sep.rstrip() + " " + piece.strip()
+            prev_sep = sep
     return {k: v.strip().rstrip(";") for k, v in docs.items()}
 
 
+_MENTION = re.compile(r"``([A-Za-z_][A-Za-z0-9_]*)(?::[^`]*)?``")  # ``field`` or ``field: value``
+
+
 def mention_docs(doc: str, names: set[str]) -> dict[str, str]:
-    """The first non-bullet sentence of a docstring that names a field (``field``)."""
-    prose = " ".join(line.strip() for line in doc.splitlines() if line.strip() and not _BULLET.match(line))
+    """A docstring sentence (not a bullet) that names fields -> {each field it names: that sentence}.
+
+    A sentence that opens with a field (``private: true`` means ...) is about that field only; the others
+    it names in passing (... know it by ``name``) are not documented by it.
+    """
+    lines = doc.splitlines()
+    prose = " ".join(
+        line.strip() for line in lines if line.strip() and not line[0].isspace() and not _BULLET.match(line)
+    )
     docs: dict[str, str] = {}
     for sentence, sep in _split_top(prose, (". ",)):
-        for name in _NAME.findall(sentence):
-            if name in names and name not in docs:
-                docs[name] = sentence.strip() + ("." if sep else "")
+        found = [m for m in _MENTION.finditer(sentence) if m[1] in names]
+        if found and len(sentence[: found[0].start()].split()) <= 1:
+            found = found[:1]
+        for m in found:
+            docs.setdefault(m[1], sentence.strip() + ("." if sep else ""))
     return docs
 
 
@@ -240,17 +256,26 @@ _ITEM_LISTS = {"targets", "domestic", "international"}
 
 @cache
 def example_comments() -> dict[tuple[str, ...], str]:
-    """Trailing comments of config/example.yaml, keyed ("kind", kind, field) or ("field", parent, field).
+    """Trailing comments of config/example.yaml and of the YAML blocks (``::``) in module docstrings."""
+    path = ROOT / "config" / "example.yaml"
+    out = yaml_comments(path.read_text(encoding="utf-8")) if path.exists() else {}
+    for module in sorted({m.__module__ for m in referring_fields()}):
+        doc = sys.modules[module].__doc__ or ""
+        for block in re.findall(r"::\n\n((?:(?:    .*)?\n)+)", doc):
+            for key, comment in yaml_comments(textwrap.dedent(block)).items():
+                out.setdefault(key, comment)
+    return out
+
+
+def yaml_comments(text: str) -> dict[tuple[str, ...], str]:
+    """Trailing comments of YAML lines, keyed ("kind", kind, field) or ("field", parent, field).
 
     Commented-out options (``# key: value  # comment``) count too; commented prose does not.
     """
-    path = ROOT / "config" / "example.yaml"
-    if not path.exists():
-        return {}
     out: dict[tuple[str, ...], str] = {}
     stack: list[tuple[int, str]] = []  # (indent, key) of the mappings we are inside
     items: list[tuple[int, str, list[str]]] = []  # (key indent, list key, [kind]) of open list items
-    for raw in path.read_text(encoding="utf-8").splitlines():
+    for raw in text.splitlines():
         body = raw.lstrip()
         commented = body.startswith("#")
         line = raw[: len(raw) - len(body)] + body[1:].removeprefix(" ") if commented else raw
