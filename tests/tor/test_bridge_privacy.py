@@ -102,6 +102,12 @@ def test_private_bridges_never_appear_in_metrics_api_or_logs(torlab: TorLab, tmp
     assert status["priv-dead"]["last"]["failure"] == "connection_refused"
     assert status["priv-boot"]["last"]["success"], status["priv-boot"]
     assert 'target="priv-obfs4"' in metrics  # known by name
+    # the bootstrap is exported as metrics (metrics.FACT_METRICS), still by name only
+    progress = [
+        ln for ln in metrics.splitlines()
+        if ln.startswith("reachwatch_tor_bootstrap_progress_percent{") and 'target="priv-boot"' in ln
+    ]  # fmt: skip
+    assert len(progress) == 1 and float(progress[0].rsplit(" ", 1)[1]) == 100.0, progress
     published = {"metrics": metrics, "api": api, "log": log.read_text(errors="replace")}
     for line in bridges.values():
         parsed = parse_bridge_line(line)
