@@ -243,9 +243,9 @@ def class_source(cls: type) -> ClassSource:
     return info
 
 
-def model_classes(model: type[BaseModel]) -> list[type]:
+def model_classes(model: type[BaseModel]) -> list[type[BaseModel]]:
     """The model and the models it inherits from (mixins included), ours only."""
-    return [c for c in model.__mro__ if issubclass(c, BaseModel) and c.__module__.startswith("reachwatch")]
+    return [c for c in model.__mro__ if issubclass(c, BaseModel) and not c.__module__.startswith("pydantic")]
 
 
 _KEY_LINE = re.compile(
@@ -357,6 +357,14 @@ def field_doc(model: type[BaseModel], name: str) -> str:
     if issubclass(model, TargetBase) and own == [name] and not class_source(model).bullets:
         return class_intro(model)  # a one-field target: its class docstring is that field's
     return md(_example_doc(model, name))
+
+
+def field_order(model: type[BaseModel]) -> list[str]:
+    """A target's own fields first, then those of option mixins (``TlsOptions``), each in source order."""
+    own = [n for n in model.model_fields if n not in TargetBase.model_fields]
+    mixins = [c for c in model_classes(model) if not issubclass(c, TargetBase)]
+    from_mixin = {n for c in mixins for n in class_source(c).own}
+    return [n for n in own if n not in from_mixin] + [n for n in own if n in from_mixin]
 
 
 def class_intro(cls: type) -> str:
@@ -729,7 +737,7 @@ def render() -> tuple[str, list[str]]:
         intro = class_intro(model)
         if intro:
             out.append(f"**Target.** {intro}\n")
-        own = [n for n in model.model_fields if n not in TargetBase.model_fields]
+        own = field_order(model)
         if own:
             out.append(fields_table(model, own, nested, missing) + "\n")
         else:

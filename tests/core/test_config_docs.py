@@ -8,10 +8,13 @@ import re
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Literal
 
 import pytest
+from pydantic import Field
 
 from reachwatch.config.load import parse_config
+from reachwatch.config.types import Duration, StrictModel, TargetBase
 from reachwatch.errors import ConfigError
 from reachwatch.probes import PROBES
 
@@ -74,3 +77,88 @@ def test_secret_fields_are_marked_and_the_mode_rule_stated(committed: str) -> No
     assert "| `private_key_file` **secret** |" in committed
     assert "| `password_env` **secret** |" in committed
     assert "| `ca_file` |" in committed  # a CA bundle is public: no 0600 demanded
+
+
+# --- the generator's reading of the sources, on models and text made for the purpose -----------------
+
+
+class _Options(StrictModel):
+    """Mixin options.
+
+    - ``alpha`` / ``beta``: shared text (``beta`` is the second); more about both.
+    - ``gamma`` (own words), ``delta`` (other words); ``epsilon``: last one.
+    """
+
+    alpha: int = 1
+    beta: int = 2
+    gamma: bool = False
+    delta: bool = True
+    epsilon: str = ""
+
+
+class _DemoTarget(TargetBase, _Options):
+    """A demo target. ``token_file`` holds the key."""
+
+    kind: Literal["demo"]
+    host: str = Field(min_length=1)
+    port: int = Field(default=443, ge=1, le=65535)
+    every: Duration = 300.0  # how often
+    mode: Literal["a", "b"] = Field(default="a", description="from Field(description)")
+    token_file: str | None = None
+    token_env: str | None = None
+    ca_file: str | None = None
+    """An attribute docstring."""
+    undocumented: list[str] = Field(default_factory=list, max_length=3)
+
+
+def test_field_descriptions_come_from_field_docstrings_bullets_and_comments() -> None:
+    gen = _generator()
+    missing: list[str] = []
+    table = gen.fields_table(_DemoTarget, gen.field_order(_DemoTarget), {}, missing)
+    rows = {line.split(" | ")[0].strip("| `").split("`")[0]: line for line in table.splitlines()[2:]}
+    assert list(rows)[:2] == ["host", "port"], "a target's own fields come before mixin fields"
+    assert "| integer, 1 to 65535 | `443` |" in rows["port"]
+    assert "| duration | `5m` | how often |" in rows["every"]
+    assert "| one of `a`, `b` | `a` | from Field(description) |" in rows["mode"]
+    assert "An attribute docstring." in rows["ca_file"]
+    assert "| `token_file` holds the key. |" in rows["token_file"]
+    assert "**secret**" in rows["token_file"] and "**secret**" in rows["token_env"]
+    assert "**secret**" not in rows["ca_file"]
+    assert "shared text (`beta` is the second); more about both" in rows["alpha"]
+    assert "see `alpha`" in rows["beta"]
+    assert "own words" in rows["gamma"] and "other words" in rows["delta"]
+    assert "last one" in rows["epsilon"]
+    assert "list of string (at most 3 items)" in rows["undocumented"]
+    assert missing == [f"{__name__}._DemoTarget.token_env", f"{__name__}._DemoTarget.undocumented"]
+
+
+def test_comments_of_yaml_examples_document_fields_by_kind_and_by_parent() -> None:
+    text = (
+        "web:\n"
+        "  listen_address: 127.0.0.1:1   # where to listen\n"
+        "targets:\n"
+        "  # tls: prose that is not a key\n"
+        "  - name: a\n"
+        "    kind: tls\n"
+        "    # neutral_sni: x.example   # a harmless name\n"
+        "    canary:\n"
+        "      host: c.example          # the echo service\n"
+        "  - name: b\n"
+        "    kind: dns\n"
+        "    system: true               # ask getaddrinfo too\n"
+        "    proto: udp                 # or tcp\n"
+    )
+    comments = _generator().yaml_comments(text)
+    assert comments == {
+        ("field", "web", "listen_address"): "where to listen",
+        ("kind", "tls", "neutral_sni"): "a harmless name",
+        ("field", "canary", "host"): "the echo service",
+        ("kind", "dns", "system"): "ask getaddrinfo too",
+    }
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(600.0, "10m"), (15.0, "15s"), (0.25, "250ms"), (2592000.0, "30d")]
+)
+def test_durations_are_written_as_an_operator_would(seconds: float, text: str) -> None:
+    assert _generator().duration_text(seconds) == text
