@@ -18,12 +18,13 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import yaml
@@ -34,12 +35,16 @@ RULES_DIR = REPO / "deploy" / "prometheus" / "rules"
 RULE_FILES = sorted(RULES_DIR.glob("*.yml"))
 ALERTMANAGER_YML = REPO / "deploy" / "alertmanager" / "alertmanager.yml"
 REACHWATCH = REPO / ".venv" / "bin" / "reachwatch"
+T = TypeVar("T")
 FOR = "2s"
 KEEP = "90s"
 
 
 def load_generator() -> ModuleType:
-    """grafana/generate.py is a script, not a package module: load it by path."""
+    """grafana/generate.py is a script, not a package module: load it by path (its ``dashgen`` package
+    sits next to it, as it does when run as ``python grafana/generate.py``)."""
+    if str(REPO / "grafana") not in sys.path:
+        sys.path.insert(0, str(REPO / "grafana"))
     spec = importlib.util.spec_from_file_location(
         "reachwatch_grafana_generate", REPO / "grafana" / "generate.py"
     )
@@ -145,6 +150,27 @@ async def wait_until(
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
+class LoopThread:
+    """An event loop in a daemon thread: a module-long lab whose lifetime pytest's fixture scope owns."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="observability-lab", daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+    @staticmethod
+    def unset(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("the lab's loop is not running")
+
+
 # ------------------------------------------------------------------------------------------ HTTP APIs
 
 
@@ -239,7 +265,7 @@ def substitute(expr: str) -> str:
 
 def rules() -> list[tuple[str, dict[str, Any]]]:
     """(file name, rule) for every rule in the shipped rule files."""
-    out = []
+    out: list[tuple[str, dict[str, Any]]] = []
     for path in RULE_FILES:
         for group in yaml.safe_load(path.read_text())["groups"]:
             out.extend((path.name, rule) for rule in group["rules"])

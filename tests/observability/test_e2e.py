@@ -8,8 +8,9 @@ reaches (TCP reset attributed by the reference), dnsmasq answering a bogon (DNS 
 server (throttling against a control download), microsocks with an echo canary (proxy throughput), an
 OpenVPN port nobody serves, a Tor relay that is not one (in a one-relay relay set), and a vanilla
 bridge and a bootstrap through it on a refused port, tested by the daemon's real tor. A second reachwatch
-is the reference vantage outside the country. Tests run in order: alerts, inhibition (stops the
-controls), then every expression over the whole run.
+is the reference vantage outside the country. Tests run in order: alerts; inhibition during an
+international shutdown (the international control stops) and then offline (the domestic one stops too);
+then every expression over the whole run.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from contextlib import AsyncExitStack, ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-import pytest_asyncio
 import trustme
 import yaml
 from cryptography import x509
@@ -36,7 +36,7 @@ from tests.observability import lab
 from tests.proxy.conftest import echo_canary, microsocks
 from tests.servers import dnsmasq, free_port, hold_open, http_app, paced_app, rogue_ca, tcp_server
 
-pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = pytest.mark.slow
 
 ROGUE_ORG = "Qaznet Trust Network (lab)"
 IN = {
@@ -61,6 +61,7 @@ EXPECTED_ALERTS = {
     "ReachwatchTLSInterception",
     "ReachwatchTargetThrottled",
     "ReachwatchVantageOffline",
+    "ReachwatchInternationalShutdown",
     "ReachwatchBridgeTransportFailing",
 }
 
@@ -72,8 +73,10 @@ class Stack:
     session: aiohttp.ClientSession
     webhook: lab.Webhook
     procs: lab.Processes
-    controls: AsyncExitStack
+    domestic: AsyncExitStack
+    international: AsyncExitStack
     started: float
+    run: Callable[..., Any] = lab.LoopThread.unset
 
 
 def daemon_config(
@@ -118,9 +121,26 @@ async def status_of(st: Stack, port: int) -> dict[str, bool]:
     return {t["name"]: bool(t["last"] and t["last"]["success"]) for t in doc["targets"]}
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    tmp = tmp_path_factory.mktemp("observability")
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The lab runs in its own event loop thread for the whole module; tests submit coroutines to it
+    (``Stack.run``), so the stack's lifetime is plain pytest fixture scope."""
+    loop = lab.LoopThread()
+    lab_gen = _lab(tmp_path_factory.mktemp("observability"))
+    try:
+        st = loop.run(_first(lab_gen), timeout=180)
+        st.run = loop.run
+        yield st
+    finally:
+        loop.run(lab_gen.aclose(), timeout=120)
+        loop.stop()
+
+
+async def _first(gen: AsyncGenerator[Stack, None]) -> Stack:
+    return await anext(gen)
+
+
+async def _lab(tmp: Path) -> AsyncGenerator[Stack, None]:
     real_ca = trustme.CA()
     real_ca.cert_pem.write_to_path(str(tmp / "real-ca.pem"))
     genuine = real_ca.issue_cert("news.example")
@@ -139,11 +159,12 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
         webhook = lab.Webhook()
         hook = await webhook.start()
         servers.push_async_callback(webhook.stop)
-        controls = AsyncExitStack()
-        servers.push_async_callback(controls.aclose)
+        domestic, international = AsyncExitStack(), AsyncExitStack()
+        servers.push_async_callback(domestic.aclose)
+        servers.push_async_callback(international.aclose)
         ctl = (
-            await controls.enter_async_context(tcp_server(hold_open)),
-            await controls.enter_async_context(tcp_server(hold_open)),
+            await domestic.enter_async_context(tcp_server(hold_open)),
+            await international.enter_async_context(tcp_server(hold_open)),
         )
         g_port = await servers.enter_async_context(tcp_server(hold_open, ssl_ctx=genuine_ctx))
         r_port = await servers.enter_async_context(tcp_server(hold_open, ssl_ctx=rogue_ctx))
@@ -192,7 +213,8 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
             session,
             webhook,
             procs,
-            controls,
+            domestic,
+            international,
             time.time(),
         )
         for name, base in (("prometheus", st.prom.base), ("alertmanager", st.am)):
@@ -322,7 +344,11 @@ def _alerts_for(st: Stack, alertname: str, **labels: str) -> list[tuple[str, dic
     ]
 
 
-async def test_blocked_targets_reach_the_webhook_with_technique_issuer_and_route(stack: Stack) -> None:
+def test_blocked_targets_reach_the_webhook_with_technique_issuer_and_route(stack: Stack) -> None:
+    stack.run(_blocked_targets_reach_the_webhook_with_technique_issuer_and_route(stack), timeout=150)
+
+
+async def _blocked_targets_reach_the_webhook_with_technique_issuer_and_route(stack: Stack) -> None:
     async def notified() -> bool:
         return bool(
             _alerts_for(stack, "ReachwatchTLSInterception", target="news-intercepted")
@@ -360,8 +386,54 @@ async def test_blocked_targets_reach_the_webhook_with_technique_issuer_and_route
     assert not [a for a in everything if a["labels"].get("vantage") == "lab-ref"]
 
 
-async def test_vantage_offline_inhibits_that_vantages_target_alerts(stack: Stack) -> None:
-    await stack.controls.aclose()  # every control refuses from now on: both vantages go offline
+async def _target_alerts_muted_by(stack: Stack, source: str) -> list[dict[str, Any]]:
+    """Wait until every per-target alert of lab-in is suppressed by ``source`` of lab-in; return them."""
+
+    async def muted() -> list[dict[str, Any]] | None:
+        async with stack.session.get(stack.am + "/api/v2/alerts") as resp:
+            alerts = await resp.json()
+        by_fp = {a["fingerprint"]: a for a in alerts}
+        mine = [a for a in alerts if a["labels"].get("vantage") == "lab-in"]
+        per_target = [a for a in mine if a["labels"].get("scope") == "target"]
+        for alert in per_target:
+            inhibitors = [by_fp.get(fp) for fp in alert["status"]["inhibitedBy"]]
+            if alert["status"]["state"] != "suppressed" or not any(
+                i and i["labels"]["alertname"] == source and i["labels"]["vantage"] == "lab-in"
+                for i in inhibitors
+            ):
+                return None
+        return per_target
+
+    per_target: list[dict[str, Any]] = await lab.wait_until(muted, 30, f"per-target alerts muted by {source}")
+    # still firing (keep_firing_for) but muted by the vantage alert of the SAME vantage
+    assert {"ReachwatchTargetBlocked", "ReachwatchTLSInterception"} <= {
+        a["labels"]["alertname"] for a in per_target
+    }
+    return per_target
+
+
+def test_international_shutdown_inhibits_that_vantages_target_alerts(stack: Stack) -> None:
+    stack.run(_international_shutdown_inhibits_that_vantages_target_alerts(stack), timeout=150)
+
+
+async def _international_shutdown_inhibits_that_vantages_target_alerts(stack: Stack) -> None:
+    await stack.international.aclose()  # domestic control answers, international refuses
+
+    async def shutdown_notified() -> bool:
+        return bool(_alerts_for(stack, "ReachwatchInternationalShutdown", vantage="lab-in"))
+
+    await lab.wait_until(shutdown_notified, 60, "ReachwatchInternationalShutdown notification")
+    receivers = {r for r, _ in _alerts_for(stack, "ReachwatchInternationalShutdown", vantage="lab-in")}
+    assert receivers == {"oncall-email", "team-webhook"}
+    await _target_alerts_muted_by(stack, "ReachwatchInternationalShutdown")
+
+
+def test_vantage_offline_inhibits_that_vantages_target_alerts(stack: Stack) -> None:
+    stack.run(_vantage_offline_inhibits_that_vantages_target_alerts(stack), timeout=150)
+
+
+async def _vantage_offline_inhibits_that_vantages_target_alerts(stack: Stack) -> None:
+    await stack.domestic.aclose()  # every control refuses from now on: both vantages go offline
 
     async def offline_notified() -> bool:
         return bool(_alerts_for(stack, "ReachwatchVantageOffline", vantage="lab-in"))
@@ -369,27 +441,16 @@ async def test_vantage_offline_inhibits_that_vantages_target_alerts(stack: Stack
     await lab.wait_until(offline_notified, 60, "ReachwatchVantageOffline notification")
     receivers = {r for r, _ in _alerts_for(stack, "ReachwatchVantageOffline", vantage="lab-in")}
     assert receivers == {"oncall-email", "team-webhook"}
-
-    async def target_alerts_suppressed() -> list[dict[str, Any]] | None:
-        async with stack.session.get(
-            stack.am + "/api/v2/alerts", params={"filter": 'vantage="lab-in"'}
-        ) as resp:
-            alerts = await resp.json()
-        per_target = [a for a in alerts if a["labels"].get("scope") == "target"]
-        done = per_target and all(a["status"]["state"] == "suppressed" for a in per_target)
-        return per_target if done else None
-
-    per_target = await lab.wait_until(target_alerts_suppressed, 30, "per-target alerts suppressed")
-    names = {a["labels"]["alertname"] for a in per_target}
-    # still firing (keep_firing_for) but muted by the vantage alert of the SAME vantage
-    assert {"ReachwatchTargetBlocked", "ReachwatchTLSInterception"} <= names
-    for alert in per_target:
-        assert alert["status"]["inhibitedBy"], alert
+    await _target_alerts_muted_by(stack, "ReachwatchVantageOffline")
 
 
-async def test_every_dashboard_query_and_variable_returns_data(stack: Stack) -> None:
+def test_every_dashboard_query_and_variable_returns_data(stack: Stack) -> None:
+    stack.run(_every_dashboard_query_and_variable_returns_data(stack), timeout=150)
+
+
+async def _every_dashboard_query_and_variable_returns_data(stack: Stack) -> None:
     gen = lab.load_generator()
-    end = time.time()
+    end = time.time() + 2  # past the last evaluation: a range query only sees whole steps
     missing, skipped = [], []
     for dashboard, title, query in gen.queries():
         if not all(kind in PROBES for kind in query.needs):
@@ -411,8 +472,12 @@ async def test_every_dashboard_query_and_variable_returns_data(stack: Stack) -> 
     assert not skipped, skipped
 
 
-async def test_every_rule_runs_and_only_the_expected_alerts_fired(stack: Stack) -> None:
-    end = time.time()
+def test_every_rule_runs_and_only_the_expected_alerts_fired(stack: Stack) -> None:
+    stack.run(_every_rule_runs_and_only_the_expected_alerts_fired(stack), timeout=150)
+
+
+async def _every_rule_runs_and_only_the_expected_alerts_fired(stack: Stack) -> None:
+    end = time.time() + 2  # past the last evaluation: a range query only sees whole steps
     now = time.gmtime(end)
     problems = []
     for file, rule in lab.rules():
@@ -433,4 +498,4 @@ async def test_every_rule_runs_and_only_the_expected_alerts_fired(stack: Stack) 
     fired = await stack.prom.query_range('ALERTS{alertstate="firing"}', stack.started, end)
     fired_names = {s["metric"]["alertname"] for s in fired}
     assert not problems, "\n".join(problems)
-    assert fired_names == EXPECTED_ALERTS
+    assert fired_names == EXPECTED_ALERTS, [s["metric"] for s in fired]

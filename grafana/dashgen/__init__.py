@@ -1,0 +1,1 @@
+"""Our small Grafana dashboard generator (see grafana/generate.py)."""
