@@ -188,3 +188,23 @@ async def test_tcp_censor_dropping_the_reset_segment_is_protocol_blocking(
         assert blocked.evidence == Technique.PROTOCOL_BLOCKING
     finally:
         server.stop()
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("proto", ["udp", "tcp"])
+async def test_multi_client_server_mode_answers_every_wrapping(
+    lab: Lab, prober: NsProber, ovpn_pki: Pki, tmp_path: Path, proto: str
+) -> None:
+    """``--server`` mode on a tun device (what providers run; OpenVPN 2.6 answers resets statelessly)."""
+    for n, mode in enumerate(MODES):
+        server_args, fields = _fill(mode, ovpn_pki.dir)
+        server = start_openvpn_server(
+            ovpn_pki, tmp_path, proto, server_args, netns=lab.server.name, local=SERVER_IP,
+            port=2000 + n, multi=True,
+        )  # fmt: skip
+        try:
+            t = {"name": f"m-{mode}", "host": SERVER_IP, "port": server.port, "proto": proto, **fields}
+            result = prober.probe("openvpn", t)
+            assert result.success, (mode, result)
+        finally:
+            server.stop()
