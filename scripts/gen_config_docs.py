@@ -599,15 +599,18 @@ def example_target(kind: str) -> dict[str, Any]:
     return target
 
 
-def checked_yaml(data: dict[str, Any], what: str) -> str:
+def checked_yaml(data: dict[str, Any], what: str, problems: list[str]) -> str:
+    """A fenced YAML example, or a visible gap (and a problem) when it would not validate."""
     text = to_yaml(data)
     try:
         parse_config(text, what, ROOT)
     except Exception as exc:
-        raise SystemExit(
-            f"gen_config_docs: the generated example for {what} does not validate ({exc}); "
+        # the rest of the reference is still written; the kind's section test names the gap
+        problems.append(
+            f"the generated example for {what} does not validate ({exc}); "
             "add placeholder values for it to PLACEHOLDERS/KIND_VALUES in scripts/gen_config_docs.py"
-        ) from None
+        )
+        return f"(no example: the generated one does not validate: {exc})"
     return f"```yaml\n{text}```"
 
 
@@ -689,14 +692,17 @@ certificates, the web config) are not secret and need only be readable.
 """
 
 
-def render() -> tuple[str, list[str]]:
-    """The whole document, and the fields that have no description anywhere."""
+def render() -> tuple[str, list[str], list[str]]:
+    """The whole document, the fields that have no description anywhere, and examples that failed."""
     missing: list[str] = []
+    problems: list[str] = []
     nested: dict[type, None] = {}
     out = [INTRO]
 
     minimal = {"vantage": {"name": "my-vantage", "country": "KZ"}, "targets": [example_target("tcp")]}
-    out.append("## A minimal configuration\n\n" + checked_yaml(minimal, "the minimal configuration") + "\n")
+    out.append(
+        "## A minimal configuration\n\n" + checked_yaml(minimal, "the minimal configuration", problems) + "\n"
+    )
 
     out.append("## Top level\n")
     top_fields = list(Config.model_fields)
@@ -763,7 +769,9 @@ def render() -> tuple[str, list[str]]:
                 + "\n\n</details>\n"
             )
         out.append(
-            "Minimal example:\n\n" + checked_yaml({"targets": [example_target(kind)]}, f"kind {kind}") + "\n"
+            "Minimal example:\n\n"
+            + checked_yaml({"targets": [example_target(kind)]}, f"kind {kind}", problems)
+            + "\n"
         )
 
     out.append("## Nested settings\n")
@@ -776,7 +784,7 @@ def render() -> tuple[str, list[str]]:
             if intro:
                 out.append(intro + "\n")
             out.append(fields_table(model, list(model.model_fields), nested, missing) + "\n")
-    return "\n".join(out).rstrip() + "\n", sorted(set(missing))
+    return "\n".join(out).rstrip() + "\n", sorted(set(missing)), problems
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -784,7 +792,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 if docs/CONFIGURATION.md is stale")
     parser.add_argument("--undocumented", action="store_true", help="list fields without any description")
     args = parser.parse_args(argv)
-    text, missing = render()
+    text, missing, problems = render()
+    for problem in problems:
+        print(f"gen_config_docs: {problem}", file=sys.stderr)
     if args.undocumented:
         print("\n".join(missing))
         return 0
@@ -796,7 +806,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     OUTPUT.write_text(text, encoding="utf-8")
     print(f"wrote {OUTPUT.relative_to(ROOT)} ({len(PROBES)} kinds, {len(missing)} undocumented fields)")
-    return 0
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ def committed() -> str:
 
 
 def test_committed_reference_equals_what_the_generator_produces_now(committed: str) -> None:
-    text, _ = _generator().render()
+    text, _, _ = _generator().render()
     assert committed == text, (
         "docs/CONFIGURATION.md is stale (the schema or a probe docstring changed): "
         "run `make docs` (or `.venv/bin/python scripts/gen_config_docs.py`) and commit the result"
@@ -49,7 +49,9 @@ def test_committed_reference_equals_what_the_generator_produces_now(committed: s
 def test_every_registered_kind_has_a_section(committed: str, kind: str) -> None:
     assert f"\n### `{kind}`\n" in committed, f"no section for kind {kind!r}: run `make docs`"
     section = committed.split(f"\n### `{kind}`\n", 1)[1].split("\n### ", 1)[0]
-    assert f"kind: {kind}\n" in section, f"the {kind} section has no example"
+    assert f"kind: {kind}\n" in section, (
+        f"the {kind} section has no valid example: add placeholder values to scripts/gen_config_docs.py"
+    )
 
 
 def _examples() -> list[str]:
@@ -162,3 +164,15 @@ def test_comments_of_yaml_examples_document_fields_by_kind_and_by_parent() -> No
 )
 def test_durations_are_written_as_an_operator_would(seconds: float, text: str) -> None:
     assert _generator().duration_text(seconds) == text
+
+
+def test_a_kind_whose_example_cannot_validate_leaves_a_visible_gap_not_a_broken_example(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gen = _generator()
+    monkeypatch.setitem(gen.PLACEHOLDERS, "fingerprint", "not-a-fingerprint")
+    text, _, problems = gen.render()
+    assert any("kind tor_relay" in p and "PLACEHOLDERS" in p for p in problems)
+    section = text.split("\n### `tor_relay`\n", 1)[1].split("\n### ", 1)[0]
+    assert "kind: tor_relay\n" not in section
+    assert "(no example: the generated one does not validate" in section
