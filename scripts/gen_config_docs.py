@@ -3,10 +3,14 @@
 Everything in the document is read from the code: the pydantic models (``config.schema.Config`` and every
 registered kind's target model in ``probes.PROBES``) give names, types, bounds, defaults and whether a
 field is required; descriptions come from ``Field(description=...)`` where present, else from the
-source: an attribute docstring, a ``- ``field``: text`` bullet of the class docstring (of the class or
-of a mixin it inherits), a comment on or just above the field, or a sentence of the class docstring
-that names the field. Each kind's section opens with its probe module's docstring. Every YAML example is
-validated with ``reachwatch.config.load.parse_config`` before it is written.
+source, in this order: an attribute docstring, a ``- ``field``: text`` bullet of the class docstring (of
+the class or of a mixin it inherits), a comment on or just above the field, a sentence of the class
+docstring that names the field, and last the trailing comment of the field's line in config/example.yaml,
+config/examples/*.yaml or a YAML block of a module docstring. Each kind's section opens with its probe
+module's docstring; its stages, failures and evidence are those the module names (docstring or code).
+Every YAML example is validated with ``reachwatch.config.load.parse_config`` before it is written.
+Secret fields are decided as ``app.check_files`` does (``*_env``; ``*_file`` except
+``logging.PUBLIC_FILE_FIELDS``), plus any field a module passes by name to the secret-file readers.
 
     .venv/bin/python scripts/gen_config_docs.py            # (re)write docs/CONFIGURATION.md
     .venv/bin/python scripts/gen_config_docs.py --check    # exit 1 if the committed file is stale
@@ -45,6 +49,14 @@ from reachwatch.logging import PUBLIC_FILE_FIELDS
 from reachwatch.probes import PROBES
 
 ROOT = Path(__file__).resolve().parent.parent
+TRANSPORT_FAILURES = [
+    Failure.CONNECTION_REFUSED,
+    Failure.CONNECTION_RESET,
+    Failure.GENERIC_TIMEOUT_ERROR,
+    Failure.HOST_UNREACHABLE,
+    Failure.NETWORK_UNREACHABLE,
+    Failure.EOF_ERROR,
+]
 OUTPUT = ROOT / "docs" / "CONFIGURATION.md"
 COMMAND = ".venv/bin/python scripts/gen_config_docs.py"  # what `make docs` runs
 
@@ -256,9 +268,13 @@ _ITEM_LISTS = {"targets", "domestic", "international"}
 
 @cache
 def example_comments() -> dict[tuple[str, ...], str]:
-    """Trailing comments of config/example.yaml and of the YAML blocks (``::``) in module docstrings."""
-    path = ROOT / "config" / "example.yaml"
-    out = yaml_comments(path.read_text(encoding="utf-8")) if path.exists() else {}
+    """Trailing comments of config/example.yaml, config/examples/*.yaml and the YAML blocks (``::``) in
+    the docstrings of the modules that define config models."""
+    out: dict[tuple[str, ...], str] = {}
+    for path in [ROOT / "config" / "example.yaml", *sorted((ROOT / "config" / "examples").glob("*.yaml"))]:
+        if path.exists():
+            for key, comment in yaml_comments(path.read_text(encoding="utf-8")).items():
+                out.setdefault(key, comment)
     for module in sorted({m.__module__ for m in referring_fields()}):
         doc = sys.modules[module].__doc__ or ""
         for block in re.findall(r"::\n\n((?:(?:    .*)?\n)+)", doc):
@@ -628,15 +644,30 @@ def probe_doc(kind: str) -> tuple[str, str, str]:
     return md(purpose[:1].upper() + purpose[1:]), md("\n\n".join(paragraphs[1:])), path
 
 
-def named_values(doc: str) -> tuple[list[str], list[str], list[str]]:
-    """Stages, failures and evidence a module docstring names as ``literals`` (in enum order)."""
+def _code_values(module: str) -> set[str]:
+    """Enum members a module's code names (``Stage.CONNECT`` -> "connect")."""
+    enums: dict[str, Any] = {"Stage": Stage, "Failure": Failure, "Technique": Technique}
+    tree = ast.parse(inspect.getsource(sys.modules[module]))
+    return {
+        enums[node.value.id][node.attr].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id in enums
+        and node.attr in enums[node.value.id].__members__
+    }
+
+
+def named_values(doc: str, module: str) -> tuple[list[str], list[str], list[str]]:
+    """Stages, failures and evidence the probe module names, in its docstring or its code (enum order)."""
     literals = set(_NAME.findall(doc)) | set(re.findall(r"``([a-z_]+)``", doc))
     stages_line = " ".join(re.findall(r"Stages?:([^\n]*(?:\n[^\n]+)*)", doc))
-    words = literals | set(re.findall(r"\b[a-z_]+\b", stages_line))
+    in_code = _code_values(module)
+    words = literals | set(re.findall(r"\b[a-z_]+\b", stages_line)) | in_code
     return (
         [s.value for s in Stage if s.value in words],
-        [f.value for f in Failure if f.value in literals],
-        [t.value for t in Technique if t.value in literals],
+        [f.value for f in Failure if f.value in literals | in_code],
+        [t.value for t in Technique if t.value in literals | in_code],
     )
 
 
@@ -725,6 +756,14 @@ def render() -> tuple[str, list[str], list[str]]:
         "Targets (and controls) are a list of mappings; `kind` selects the probe and with it the fields "
         "below. Names are unique across targets and controls.\n"
     )
+    out.append(
+        '<a id="failures"></a>A failed attempt reports a failure and the stage it happened at, from closed '
+        "vocabularies (`daemon/reachwatch/failures.py`). Network errors are classified once, in "
+        "`reachwatch.net`, so every kind can report the transport failures "
+        + ", ".join(f"`{f.value}`" for f in TRANSPORT_FAILURES)
+        + " at the stage where they happen; each kind's section lists the stages it walks and the failures "
+        "and local evidence its module names.\n"
+    )
     out.append("### Fields every target has\n")
     base_intro = class_intro(TargetBase)
     out.append(base_intro + "\n")
@@ -750,14 +789,17 @@ def render() -> tuple[str, list[str], list[str]]:
             out.append("No fields beyond those every target has.\n")
         module_doc = inspect.cleandoc(sys.modules[spec.probe.__module__].__doc__ or "")
         success = success_text(module_doc)
-        stages, failures, evidence = named_values(module_doc)
+        stages, failures, evidence = named_values(module_doc, spec.probe.__module__)
         facts = []
         if success:
             facts.append(f"- **What success means:** {success}")
         if stages:
-            facts.append("- **Stages it reports:** " + ", ".join(f"`{s}`" for s in stages))
-        if failures:
-            facts.append("- **Failures it names:** " + ", ".join(f"`{f}`" for f in failures))
+            facts.append("- **Stages:** " + ", ".join(f"`{s}`" for s in stages))
+        own_failures = [f for f in failures if f not in TRANSPORT_FAILURES]
+        facts.append(
+            "- **Failures:** the [transport failures](#failures)"
+            + (", and " + ", ".join(f"`{f}`" for f in own_failures) if own_failures else "")
+        )
         if evidence:
             facts.append("- **Local evidence it can mark:** " + ", ".join(f"`{t}`" for t in evidence))
         if facts:
