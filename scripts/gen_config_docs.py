@@ -769,6 +769,19 @@ def render() -> tuple[str, list[str], list[str]]:
     out.append(base_intro + "\n")
     base_fields = list(TargetBase.model_fields)
     out.append(fields_table(TargetBase, base_fields, nested, missing) + "\n")
+    common = {
+        **example_target("tcp"),
+        "group": "web",
+        "labels": {"category": "news"},
+        "interval": "15m",
+        "timeout": "10s",
+        "private": True,
+    }
+    out.append(
+        "With every common field set:\n\n"
+        + checked_yaml({"targets": [common]}, "common fields", problems)
+        + "\n"
+    )
     out.append("### Kinds\n\n| kind | what it tests | module |\n|---|---|---|")
     for kind, spec in PROBES.items():
         purpose, _, path = probe_doc(kind)

@@ -58,8 +58,8 @@ def _examples() -> list[str]:
     return FENCE.findall(DOC.read_text(encoding="utf-8"))
 
 
-def test_reference_has_one_example_per_kind_plus_the_minimal_config() -> None:
-    assert len(_examples()) == len(PROBES) + 1
+def test_reference_has_one_example_per_kind_plus_the_minimal_config_and_the_common_fields() -> None:
+    assert len(_examples()) == len(PROBES) + 2
 
 
 @pytest.mark.parametrize("example", _examples(), ids=lambda text: text.split("kind: ")[-1].split("\n")[0])
