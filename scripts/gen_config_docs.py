@@ -640,7 +640,7 @@ def probe_doc(kind: str) -> tuple[str, str, str]:
     paragraphs = doc.split("\n\n")
     purpose = " ".join(paragraphs[0].split())
     purpose = re.sub(r"^(``[a-z0-9_]+``(?: and ``[a-z0-9_]+``)?):\s*", "", purpose)
-    path = Path(inspect.getfile(module)).resolve().relative_to(ROOT).as_posix()
+    path = "daemon/" + module.__name__.replace(".", "/") + ".py"  # the same wherever the package is installed
     return md(purpose[:1].upper() + purpose[1:]), md("\n\n".join(paragraphs[1:])), path
 
 

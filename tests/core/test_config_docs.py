@@ -176,3 +176,9 @@ def test_a_kind_whose_example_cannot_validate_leaves_a_visible_gap_not_a_broken_
     section = text.split("\n### `tor_relay`\n", 1)[1].split("\n### ", 1)[0]
     assert "kind: tor_relay\n" not in section
     assert "(no example: the generated one does not validate" in section
+
+
+def test_every_module_the_reference_links_exists(committed: str) -> None:
+    linked = set(re.findall(r"\]\(\.\./(daemon/[^)]+\.py)\)", committed))
+    assert len(linked) >= len({spec.probe.__module__ for spec in PROBES.values()})
+    assert [path for path in sorted(linked) if not (ROOT / path).is_file()] == []
