@@ -71,17 +71,21 @@ class TorNode:
 class TorLab:
     """Build, start and stop the private network under ``base``."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, extra_bridges: int = 0) -> None:
+        """``extra_bridges``: more vanilla bridges (bench/tor_bridges.py measures batches with them)."""
         self.base = base
         self.auth = TorNode("auth0", base / "auth0", free_port(), dir_port=free_port())
         self.relays = [TorNode(f"relay{i}", base / f"relay{i}", free_port()) for i in (1, 2, 3)]
         self.bridge = TorNode("bridgevan", base / "bridgevan", free_port())
         self.obfs4_bridge = TorNode("bridgeobfs4", base / "bridgeobfs4", free_port(), obfs4_port=free_port())
+        self.extra_bridges = [
+            TorNode(f"bridgex{i}", base / f"bridgex{i}", free_port()) for i in range(extra_bridges)
+        ]
         self.v3ident = ""
 
     @property
     def nodes(self) -> list[TorNode]:
-        return [self.auth, *self.relays, self.bridge, self.obfs4_bridge]
+        return [self.auth, *self.relays, self.bridge, self.obfs4_bridge, *self.extra_bridges]
 
     # -- configuration -------------------------------------------------------------------------------
 
@@ -103,6 +107,9 @@ class TorLab:
 
     def vanilla_bridge_line(self) -> str:
         return f"127.0.0.1:{self.bridge.or_port} {self.bridge.fingerprint}"
+
+    def extra_bridge_lines(self) -> list[str]:
+        return [f"127.0.0.1:{node.or_port} {node.fingerprint}" for node in self.extra_bridges]
 
     def obfs4_bridge_line(self) -> str:
         """The line obfs4proxy wrote in pt_state/obfs4_bridgeline.txt, with the lab's address filled in."""
@@ -148,7 +155,7 @@ class TorLab:
                 "TestingMinExitFlagThreshold 0",
                 *(f"{k} {v}" for k, v in _VOTING.items()),
             ]
-        if node in (self.bridge, self.obfs4_bridge):
+        if node in (self.bridge, self.obfs4_bridge, *self.extra_bridges):
             lines += ["BridgeRelay 1", "PublishServerDescriptor 0", "BridgeDistribution none"]
         if node is self.obfs4_bridge:
             lines += [
