@@ -210,3 +210,17 @@ def test_names_stay_unique_across_files(tmp_path: Path) -> None:
     names = [e["name"] for e in entries(text)]
     assert len(names) == len(set(names)) == 4
     load(text, tmp_path)
+
+
+def test_generated_names_never_carry_the_endpoint_address(tmp_path: Path) -> None:
+    """A target name is published everywhere (metric labels, API, journal) even for ``private: true``
+    targets, so a name derived from the host would leak the very address ``private`` hides."""
+    links, ovpn = private_copy(tmp_path, "links.txt", "provider-inline-tls-auth.ovpn")
+    got = entries(import_files([str(links), str(ovpn)], canary=CANARY))
+    hosts = {str(e["host"]) for e in got}
+    assert len(got) == 8
+    for e in got:
+        for host in hosts:
+            for piece in {host, host.replace(":", "-"), host.replace(".", "-")}:
+                assert piece not in e["name"], (e["name"], host)
+    assert len({e["name"] for e in got}) == len(got)

@@ -21,7 +21,11 @@ _NAME_BAD = re.compile(r"[^A-Za-z0-9_.:-]+")
 
 
 def entry_name(raw: str) -> str:
-    """A target name (``NAME_PATTERN``) derived from a tag, host or file name."""
+    """A target name (``NAME_PATTERN``) derived from a tag or a file name and position.
+
+    Never from the endpoint's address: names reach metric labels, the API and the journal even for
+    ``private: true`` targets, so a host in the name would publish what ``private`` hides.
+    """
     name = _NAME_BAD.sub("-", raw.strip()).strip("-._:")
     if not name or not name[0].isalnum():
         name = "imported-" + name

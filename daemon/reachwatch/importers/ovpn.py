@@ -166,10 +166,10 @@ def entries_from_ovpn(
             key_path = Path(cfg.key_file).expanduser()
             key_ref = str(key_path if key_path.is_absolute() else (path.resolve().parent / key_path))
     entries: list[dict[str, Any]] = []
-    for host, remote_port, remote_proto, _line in cfg.remotes:
+    for number, (host, remote_port, remote_proto, _line) in enumerate(cfg.remotes, 1):
         proto = remote_proto or cfg.proto
         port = remote_port or cfg.port
-        base = stem if len(cfg.remotes) == 1 else f"{stem}-{host}-{proto}{port}"
+        base = stem if len(cfg.remotes) == 1 else f"{stem}-{number}-{proto}{port}"
         entry: dict[str, Any] = {
             "name": out.unique_name(entry_name(base)),
             "kind": "openvpn",

@@ -90,7 +90,7 @@ def import_proxy_url(path: Path, line_no: int, text: str, out: Output) -> dict[s
         url = parse_proxy_url(text)
     except ValueError as exc:
         raise ConfigError(f"{path}:{line_no}", str(exc)) from None
-    name = out.unique_name(entry_name(url.fragment or f"{url.kind}-{url.host}-{url.port}"))
+    name = out.unique_name(entry_name(url.fragment or f"{url.kind}-{path.stem}-{line_no}"))
     entry: dict[str, Any] = {"name": name, "kind": url.kind, "host": url.host, "port": url.port}
     if url.password is not None:
         if out.output_dir is not None:

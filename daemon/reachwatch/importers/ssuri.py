@@ -103,7 +103,7 @@ def import_ss_uri(path: Path, line_no: int, text: str, out: Output) -> dict[str,
     canary = out.canary()
     if canary is None:
         raise ConfigError(where, "a shadowsocks entry needs a canary (an echo service abroad): give one")
-    name = out.unique_name(entry_name(uri.tag or f"ss-{uri.host}-{uri.port}"))
+    name = out.unique_name(entry_name(uri.tag or f"ss-{path.stem}-{line_no}"))
     entry: dict[str, Any] = {
         "name": name,
         "kind": "shadowsocks",

@@ -82,8 +82,8 @@ def import_wgquick(path: Path, text: str, out: Output) -> list[dict[str, Any]]:
     stem = entry_name(path.stem)
     key_file = str(out.write_secret(f"{stem}.wg-private.key", (private[0] + "\n").encode()))
     entries: list[dict[str, Any]] = []
-    for host, port, public, psk in checked:
-        name = out.unique_name(entry_name(stem if len(checked) == 1 else f"{stem}-{host}-{port}"))
+    for number, (host, port, public, psk) in enumerate(checked, 1):
+        name = out.unique_name(entry_name(stem if len(checked) == 1 else f"{stem}-peer{number}"))
         entry: dict[str, Any] = {
             "name": name,
             "kind": "wireguard",
