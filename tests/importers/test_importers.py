@@ -224,3 +224,24 @@ def test_generated_names_never_carry_the_endpoint_address(tmp_path: Path) -> Non
             for piece in {host, host.replace(":", "-"), host.replace(".", "-")}:
                 assert piece not in e["name"], (e["name"], host)
     assert len({e["name"] for e in got}) == len(got)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "socks5://user:hunter2/x@proxy.example.net:1080",
+        "http://user:hunter2?x@proxy.example.net:3128",
+        "ss://aes-128-gcm:hunter2/x@ss.example.net:8388",
+    ],
+)
+def test_unparsable_link_error_does_not_quote_the_password(tmp_path: Path, line: str) -> None:
+    """An unencoded ``/`` or ``?`` in a password makes the URL parser read it as the port; the error
+    (shown by the CLI, and logged by the daemon when a probe reads the link at run time) must not
+    repeat it."""
+    links = tmp_path / "links.txt"
+    links.write_text(line + "\n")
+    links.chmod(0o600)
+    with pytest.raises(ConfigError) as info:
+        import_files([str(links)], canary=CANARY)
+    assert "links.txt:1" in str(info.value)
+    assert "hunter2" not in str(info.value)

@@ -18,6 +18,7 @@ from reachwatch.importers.common import Output, entry_name
 
 SCHEMES = {"socks5": "socks5", "socks5h": "socks5", "http": "http_proxy"}
 DEFAULT_PORTS = {"socks5": 1080, "socks5h": 1080, "http": 8080}
+PORT_HINT = "the port is not a number from 1 to 65535 (percent-encode / ? # @ in a password)"
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,10 @@ def parse_proxy_url(url: str) -> ProxyUrl:
     try:
         parts = urlsplit(url.strip())
         port = parts.port
-    except ValueError as exc:
-        raise ValueError(f"invalid proxy URL ({exc})") from None
+    except ValueError:
+        # urlsplit's message quotes the "port", which is part of the password when the password holds
+        # an unencoded / ? or #: say what is wrong without repeating any of it
+        raise ValueError(PORT_HINT) from None
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
         raise ValueError(f"unsupported proxy scheme {scheme!r} (use socks5://, socks5h:// or http://)")

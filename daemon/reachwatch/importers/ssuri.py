@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from reachwatch.errors import ConfigError
 from reachwatch.importers.common import Output, entry_name
-from reachwatch.importers.proxyurl import url_from_file
+from reachwatch.importers.proxyurl import PORT_HINT, url_from_file
 from reachwatch.vpn.shadowsocks import METHODS
 
 
@@ -64,8 +64,8 @@ def parse_ss_uri(uri: str) -> SsUri:
         raise ValueError("userinfo must be method:password")
     try:
         port = parts.port
-    except ValueError as exc:
-        raise ValueError(f"invalid port ({exc})") from None
+    except ValueError:
+        raise ValueError(PORT_HINT) from None  # urlsplit's own message may quote part of the password
     if not parts.hostname or port is None:
         raise ValueError("ss:// URI needs host:port")
     plugin = parse_qs(parts.query).get("plugin", [None])[0]
