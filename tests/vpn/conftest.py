@@ -8,6 +8,7 @@ ephemeral; every process is killed at teardown.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import select
@@ -15,7 +16,8 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -370,3 +372,28 @@ def start_charon(
     )
     wait_udp_listen(lab.server, 500)
     return d
+
+
+class _Hostile(asyncio.DatagramProtocol):
+    def __init__(self, reply: Callable[[bytes], list[bytes]]) -> None:
+        self.reply = reply
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        assert self.transport is not None
+        for out in self.reply(data):
+            self.transport.sendto(out, addr)
+
+
+@asynccontextmanager
+async def hostile_udp(reply: Callable[[bytes], list[bytes]]) -> AsyncIterator[int]:
+    """A UDP peer on 127.0.0.1 answering each datagram with ``reply(datagram)``: forged or garbage replies."""
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(lambda: _Hostile(reply), local_addr=("127.0.0.1", 0))
+    try:
+        yield int(transport.get_extra_info("sockname")[1])
+    finally:
+        transport.close()

@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 
 from reachwatch.failures import Failure, Stage, Technique
+from reachwatch.probes.base import run_probe
+from reachwatch.probes.ikev2 import SPEC, Ikev2Target
 from reachwatch.vpn import ike_packets as ike
 from tests.netlab import SERVER_IP, Lab
-from tests.vpn.conftest import NsProber, start_charon, start_udp_echo
+from tests.vpn.conftest import NsProber, hostile_udp, make_ctx, start_charon, start_udp_echo
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -92,3 +94,12 @@ def test_garbage_and_foreign_spi_are_not_responses() -> None:
     assert ike.parse_sa_init_response(request, spi) is None  # our own request is not a response
     assert ike.parse_sa_init_response(b"\x00" * 40, spi) is None
     assert ike.parse_sa_init_response(request[:27], spi) is None
+
+
+@pytest.mark.parametrize("port", [500, 4500])
+async def test_a_reflector_echoing_our_request_is_not_a_responder(port: int, tmp_path: Path) -> None:
+    """An echo (or a middlebox reflecting packets) returns our own IKE_SA_INIT: never a live server."""
+    async with hostile_udp(lambda data: [data]) as udp_port:
+        t = Ikev2Target(kind="ikev2", name="r", host="127.0.0.1", port=udp_port, nat_t=port == 4500)
+        result = await run_probe(SPEC, t, make_ctx(timeout=1.5))
+    assert (result.failure, result.stage) == (Failure.PROTOCOL_ERROR, Stage.PROTOCOL_HANDSHAKE)

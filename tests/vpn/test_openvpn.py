@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +11,22 @@ import pytest
 from reachwatch.failures import Failure, Stage, Technique
 from reachwatch.probes import openvpn
 from reachwatch.probes.base import run_probe
-from reachwatch.vpn.openvpn_packets import KeyFormatError, parse_static_key
+from reachwatch.vpn.openvpn_packets import (
+    P_CONTROL_HARD_RESET_SERVER_V2,
+    KeyFormatError,
+    PlainWrapper,
+    TlsAuthWrapper,
+    TlsCryptWrapper,
+    control_body,
+    opcode_byte,
+    parse_static_key,
+)
 from tests.netlab import SERVER_IP, Lab
 from tests.vpn.conftest import (
     NsProber,
     Pki,
     free_port,
+    hostile_udp,
     make_ctx,
     start_openvpn_server,
     start_udp_echo,
@@ -208,3 +219,45 @@ async def test_multi_client_server_mode_answers_every_wrapping(
             assert result.success, (mode, result)
         finally:
             server.stop()
+
+
+def _forged_reset(wrapper: Any) -> Any:
+    """A peer that answers every client reset with a well-formed server reset ACKing it, under ``wrapper``."""
+
+    def reply(data: bytes) -> list[bytes]:
+        sid = data[1:9]
+        body = control_body([0], sid, 0)
+        return [wrapper.wrap(opcode_byte(P_CONTROL_HARD_RESET_SERVER_V2), os.urandom(8), body, 1, 0)]
+
+    return reply
+
+
+async def test_plain_mode_accepts_a_well_formed_reset_reply() -> None:
+    """The other side of the forgery tests: the same bytes are what a plain server sends."""
+    async with hostile_udp(_forged_reset(PlainWrapper())) as port:
+        result = await probe(target(port), timeout=1.5)
+    assert result.success
+
+
+@pytest.mark.parametrize("mode", ["tls-auth", "tls-crypt"])
+async def test_reply_forged_without_the_key_never_counts(ovpn_pki: Pki, mode: str) -> None:
+    """A peer (or a censor's decoy) answering with a reset signed by another key, or unsigned."""
+    other = parse_static_key(ovpn_pki.other_key.read_text())
+    forger = TlsAuthWrapper(other, 0) if mode == "tls-auth" else TlsCryptWrapper(other)
+    fields: dict[str, Any] = (
+        {"tls_auth_file": str(ovpn_pki.ta_key), "key_direction": 1}
+        if mode == "tls-auth"
+        else {"tls_crypt_file": str(ovpn_pki.ta_key)}
+    )
+    for reply in (_forged_reset(forger), _forged_reset(PlainWrapper())):
+        async with hostile_udp(reply) as port:
+            result = await probe(target(port, **fields), timeout=1.5)
+        assert not result.success
+        assert (result.failure, result.stage) == (Failure.PROTOCOL_ERROR, Stage.PROTOCOL_HANDSHAKE)
+        assert result.facts["rejected_replies"] >= 1
+
+
+async def test_garbage_flood_is_a_bounded_protocol_error() -> None:
+    async with hostile_udp(lambda data: [os.urandom(200) for _ in range(100)]) as port:
+        result = await probe(target(port), timeout=2.0)
+    assert (result.failure, result.stage) == (Failure.PROTOCOL_ERROR, Stage.PROTOCOL_HANDSHAKE)

@@ -12,10 +12,20 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from reachwatch.failures import Failure, Stage, Technique
-from reachwatch.probes.wireguard import WireGuardTarget
+from reachwatch.probes.base import run_probe
+from reachwatch.probes.wireguard import SPEC, WireGuardTarget
 from reachwatch.vpn import noise
 from tests.netlab import SERVER_IP, Lab
-from tests.vpn.conftest import PYTHON, REPO, NsProber, WgServer, start_udp_echo, start_wireguard
+from tests.vpn.conftest import (
+    PYTHON,
+    REPO,
+    NsProber,
+    WgServer,
+    hostile_udp,
+    make_ctx,
+    start_udp_echo,
+    start_wireguard,
+)
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -161,3 +171,21 @@ async def test_cookie_reply_under_load_is_answered_with_mac2(
         proc.wait(timeout=15)
     assert result.success, result
     assert result.facts.get("cookie_reply") is True, result
+
+
+async def test_junk_responses_are_a_protocol_error_not_a_handshake(tmp_path: Path) -> None:
+    key = tmp_path / "probe.key"
+    key.write_text(base64.b64encode(noise.raw_private(X25519PrivateKey.generate())).decode())
+    key.chmod(0o600)
+    server_pub = base64.b64encode(noise.raw_public(X25519PrivateKey.generate())).decode()
+
+    def junk(data: bytes) -> list[bytes]:  # right type and size, our index, random contents
+        return [b"\x02\x00\x00\x00" + os.urandom(4) + data[4:8] + os.urandom(80)]
+
+    async with hostile_udp(junk) as port:
+        t = WireGuardTarget(
+            kind="wireguard", name="j", host="127.0.0.1", port=port, public_key=server_pub,
+            private_key_file=str(key),
+        )  # fmt: skip
+        result = await run_probe(SPEC, t, make_ctx(timeout=1.5))
+    assert (result.failure, result.stage) == (Failure.PROTOCOL_ERROR, Stage.PROTOCOL_HANDSHAKE)

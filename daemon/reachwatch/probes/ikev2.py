@@ -28,7 +28,13 @@ from reachwatch.net.dial import pin_address
 from reachwatch.net.udp import UdpSocket, open_udp
 from reachwatch.probes.base import ProbeContext, ProbeSpec
 from reachwatch.vpn import ike_packets as ike
-from reachwatch.vpn.path_control import UdpControl, answered_before, control_answers, note_answered
+from reachwatch.vpn.path_control import (
+    ReplyTally,
+    UdpControl,
+    answered_before,
+    control_answers,
+    note_answered,
+)
 
 _RESPONSE_NAMES = {ike.NO_PROPOSAL_CHOSEN: "no_proposal_chosen", ike.INVALID_KE_PAYLOAD: "invalid_ke_payload"}
 
@@ -52,15 +58,14 @@ class Ikev2Target(TargetBase):
 
 
 async def _exchange(
-    sock: UdpSocket, ip: str, target: Ikev2Target, ctx: ProbeContext
-) -> tuple[ike.SaInitResponse | None, int]:
+    sock: UdpSocket, ip: str, target: Ikev2Target, ctx: ProbeContext, tally: ReplyTally
+) -> ike.SaInitResponse:
     """IKE_SA_INIT with at most one INVALID_KE and one COOKIE follow-up; returns the final answer."""
     nat_t = target.uses_nat_t()
     spi_i = os.urandom(8)
     group: int = target.dh_group
     cookie: bytes | None = None
     followed: set[str] = set()
-    rejected = 0
     while True:
         request = ike.build_sa_init(
             spi_i, group, local=sock.local_address(), remote=(ip, target.port), cookie=cookie, nat_t=nat_t
@@ -72,7 +77,8 @@ async def _exchange(
                 async with asyncio.timeout(target.retransmit):
                     while response is None:
                         response = ike.parse_sa_init_response(await sock.recv(), spi_i, nat_t=nat_t)
-                        rejected += response is None
+                        if response is None:
+                            tally.reject()
             except TimeoutError:
                 continue
         if ike.COOKIE in response.notifies and "cookie" not in followed:
@@ -88,7 +94,7 @@ async def _exchange(
                 followed.add("ke")
                 group = requested
                 continue
-        return response, rejected
+        return response
 
 
 async def probe(target: Ikev2Target, ctx: ProbeContext) -> ProbeResult:
@@ -99,13 +105,13 @@ async def probe(target: Ikev2Target, ctx: ProbeContext) -> ProbeResult:
     wait = max(0.1, ctx.remaining() - min(0.5, ctx.timeout * 0.1))
     control_task = asyncio.create_task(control_answers(target.control)) if target.control else None
     response: ike.SaInitResponse | None = None
-    rejected, path_ok = 0, False
+    path_ok, tally = False, ReplyTally()
     try:
         with ctx.stage(Stage.PROTOCOL_HANDSHAKE):
             sock = await open_udp(ip, target.port)
             try:
                 async with asyncio.timeout(wait):
-                    response, rejected = await _exchange(sock, ip, target, ctx)
+                    response = await _exchange(sock, ip, target, ctx, tally)
             except TimeoutError:
                 pass
             finally:
@@ -118,8 +124,8 @@ async def probe(target: Ikev2Target, ctx: ProbeContext) -> ProbeResult:
             except TimeoutError:
                 path_ok = False
             ctx.fact("control_answered", path_ok)
-    if rejected:
-        ctx.fact("rejected_replies", rejected)
+    if tally.rejected:
+        ctx.fact("rejected_replies", tally.rejected)
     if response is not None:
         note_answered(ctx.target)
         error = response.error
@@ -131,7 +137,7 @@ async def probe(target: Ikev2Target, ctx: ProbeContext) -> ProbeResult:
         if response.dh_group is not None:
             ctx.fact("dh_group", response.dh_group)
         return ctx.succeed()
-    if rejected:
+    if tally.rejected:
         return ctx.fail(Failure.PROTOCOL_ERROR, Stage.PROTOCOL_HANDSHAKE)
     evidence = Technique.PROTOCOL_BLOCKING if path_ok and answered_before(ctx.target) else None
     return ctx.fail(Failure.GENERIC_TIMEOUT_ERROR, Stage.PROTOCOL_HANDSHAKE, evidence=evidence)

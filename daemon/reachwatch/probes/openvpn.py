@@ -55,7 +55,13 @@ from reachwatch.vpn.openvpn_packets import (
     parse_static_key,
     parse_tls_crypt_v2_client_key,
 )
-from reachwatch.vpn.path_control import UdpControl, answered_before, control_answers, note_answered
+from reachwatch.vpn.path_control import (
+    ReplyTally,
+    UdpControl,
+    answered_before,
+    control_answers,
+    note_answered,
+)
 
 MAX_TCP_PACKETS = 8  # packets read on TCP before giving up on finding the reset reply
 
@@ -114,10 +120,9 @@ def build_wrapper(target: OpenVpnTarget, ctx: ProbeContext) -> Wrapper:
 
 
 async def _udp_handshake(
-    sock: UdpSocket, wrapper: Wrapper, sid: bytes, v3: bool, retransmit: float
-) -> tuple[ServerReset | None, int]:
+    sock: UdpSocket, wrapper: Wrapper, sid: bytes, *, v3: bool, retransmit: float, tally: ReplyTally
+) -> ServerReset:
     """Send the reset, resending every ``retransmit`` s with a new replay id; stop at a verified reply."""
-    rejected = 0
     replay_id = 1
     while True:
         sock.send(client_reset(wrapper, sid, replay_id=replay_id, now=int(time.time()), v3=v3))
@@ -128,19 +133,18 @@ async def _udp_handshake(
                     data = await sock.recv()
                     reply = parse_server_reset(wrapper, data, sid)
                     if reply is not None:
-                        return reply, rejected
-                    rejected += 1
+                        return reply
+                    tally.reject()
         except TimeoutError:
             continue
 
 
 async def _tcp_handshake(
-    ip: str, port: int, wrapper: Wrapper, sid: bytes, *, v3: bool, ctx: ProbeContext
-) -> tuple[ServerReset | None, int]:
+    ip: str, port: int, wrapper: Wrapper, sid: bytes, *, v3: bool, ctx: ProbeContext, tally: ReplyTally
+) -> ServerReset | None:
     with ctx.stage(Stage.CONNECT):
         reader, writer = await connect_tcp(ip, port)
     ctx.fact("tcp_connected", True)
-    rejected = 0
     try:
         with ctx.stage(Stage.PROTOCOL_HANDSHAKE), classified(Stage.PROTOCOL_HANDSHAKE):
             packet = client_reset(wrapper, sid, replay_id=1, now=int(time.time()), v3=v3)
@@ -152,9 +156,9 @@ async def _tcp_handshake(
                     raise NetFailure(Failure.PROTOCOL_ERROR, Stage.PROTOCOL_HANDSHAKE, "oversized packet")
                 reply = parse_server_reset(wrapper, await reader.readexactly(length), sid)
                 if reply is not None:
-                    return reply, rejected
-                rejected += 1
-            return None, rejected
+                    return reply
+                tally.reject()
+            return None
     finally:
         await close_quietly(writer)
 
@@ -174,13 +178,13 @@ async def probe(target: OpenVpnTarget, ctx: ProbeContext) -> ProbeResult:
         asyncio.create_task(control_answers(target.control)) if target.control is not None else None
     )
     reply: ServerReset | None = None
-    rejected = 0
+    tally = ReplyTally()
     path_ok = False
     try:
         if target.proto == "tcp":
             async with asyncio.timeout(wait):
                 try:
-                    reply, rejected = await _tcp_handshake(ip, target.port, wrapper, sid, v3=v3, ctx=ctx)
+                    reply = await _tcp_handshake(ip, target.port, wrapper, sid, v3=v3, ctx=ctx, tally=tally)
                 finally:
                     path_ok = bool(ctx.facts.get("tcp_connected"))
         else:
@@ -188,7 +192,9 @@ async def probe(target: OpenVpnTarget, ctx: ProbeContext) -> ProbeResult:
                 sock = await open_udp(ip, target.port)
                 try:
                     async with asyncio.timeout(wait):
-                        reply, rejected = await _udp_handshake(sock, wrapper, sid, v3, target.retransmit)
+                        reply = await _udp_handshake(
+                            sock, wrapper, sid, v3=v3, retransmit=target.retransmit, tally=tally
+                        )
                 finally:
                     sock.close()
     except TimeoutError:
@@ -202,13 +208,13 @@ async def probe(target: OpenVpnTarget, ctx: ProbeContext) -> ProbeResult:
                 control_ok = False
             ctx.fact("control_answered", control_ok)
             path_ok = path_ok or control_ok
-    if rejected:
-        ctx.fact("rejected_replies", rejected)
+    if tally.rejected:
+        ctx.fact("rejected_replies", tally.rejected)
     if reply is not None:
         note_answered(ctx.target)
         ctx.fact("server_reset", True)
         return ctx.succeed()
-    if rejected:
+    if tally.rejected:
         return ctx.fail(Failure.PROTOCOL_ERROR, Stage.PROTOCOL_HANDSHAKE)
     if target.proto == "tcp" and not ctx.facts.get("tcp_connected"):
         return ctx.fail(Failure.GENERIC_TIMEOUT_ERROR, Stage.CONNECT)  # SYN unanswered

@@ -39,7 +39,13 @@ from reachwatch.net.dial import pin_address
 from reachwatch.net.udp import UdpSocket, open_udp
 from reachwatch.probes.base import ProbeContext, ProbeSpec
 from reachwatch.vpn import noise
-from reachwatch.vpn.path_control import UdpControl, answered_before, control_answers, note_answered
+from reachwatch.vpn.path_control import (
+    ReplyTally,
+    UdpControl,
+    answered_before,
+    control_answers,
+    note_answered,
+)
 
 # (our public key, server public key) -> last TAI64N timestamp sent
 _LAST_TIMESTAMP: dict[tuple[bytes, bytes], bytes] = {}
@@ -107,10 +113,10 @@ async def _handshake(
     psk: bytes | None,
     retransmit: float,
     ctx: ProbeContext,
-) -> tuple[bool, int]:
+    tally: ReplyTally,
+) -> bool:
     """Initiate (again every ``retransmit`` s, fresh timestamp); True on an authentic response."""
     ours = noise.static_public(static)
-    rejected = 0
     cookie: bytes | None = None
     while True:
         init = noise.build_initiation(static, server, next_timestamp(ours, server), cookie=cookie)
@@ -120,13 +126,13 @@ async def _handshake(
                 while True:
                     data = await sock.recv()
                     if noise.consume_response(init, static, server, data, psk) is not None:
-                        return True, rejected
+                        return True
                     got_cookie = noise.open_cookie_reply(init, server, data)
                     if got_cookie is not None and cookie is None:
                         ctx.fact("cookie_reply", True)
                         cookie = got_cookie
                         break  # resend at once, now with MAC2
-                    rejected += 1
+                    tally.reject()
         except TimeoutError:
             continue
 
@@ -142,14 +148,14 @@ async def probe(target: WireGuardTarget, ctx: ProbeContext) -> ProbeResult:
     ctx.public_fact("ip", ip)
     wait = max(0.1, ctx.remaining() - min(0.5, ctx.timeout * 0.1))
     control_task = asyncio.create_task(control_answers(target.control)) if target.control else None
-    ok, rejected, path_ok = False, 0, False
+    ok, path_ok, tally = False, False, ReplyTally()
     try:
         with ctx.stage(Stage.PROTOCOL_HANDSHAKE):
             sock = await open_udp(ip, target.port)
             try:
                 async with asyncio.timeout(wait):
-                    ok, rejected = await _handshake(
-                        sock, static, server, psk=psk, retransmit=target.retransmit, ctx=ctx
+                    ok = await _handshake(
+                        sock, static, server, psk=psk, retransmit=target.retransmit, ctx=ctx, tally=tally
                     )
             except TimeoutError:
                 pass
@@ -163,13 +169,13 @@ async def probe(target: WireGuardTarget, ctx: ProbeContext) -> ProbeResult:
             except TimeoutError:
                 path_ok = False
             ctx.fact("control_answered", path_ok)
-    if rejected:
-        ctx.fact("rejected_replies", rejected)
+    if tally.rejected:
+        ctx.fact("rejected_replies", tally.rejected)
     if ok:
         note_answered(ctx.target)
         ctx.fact("handshake", True)
         return ctx.succeed()
-    if rejected:
+    if tally.rejected:
         return ctx.fail(Failure.PROTOCOL_ERROR, Stage.PROTOCOL_HANDSHAKE)
     evidence = Technique.PROTOCOL_BLOCKING if path_ok and answered_before(ctx.target) else None
     return ctx.fail(Failure.GENERIC_TIMEOUT_ERROR, Stage.PROTOCOL_HANDSHAKE, evidence=evidence)

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 
 from pydantic import Field
 
 from reachwatch.config.types import StrictModel
+from reachwatch.failures import Failure, Stage
 from reachwatch.net.dial import pin_address
 from reachwatch.net.errors import NetFailure
 from reachwatch.net.udp import open_udp
@@ -55,3 +57,20 @@ async def control_answers(control: UdpControl) -> bool:
         return False
     finally:
         sock.close()
+
+
+@dataclass
+class ReplyTally:
+    """Replies that came back but were not an authentic answer (forged, garbage, another session's).
+
+    Lives outside the handshake coroutine so the count survives the deadline cancelling it: "only
+    unauthentic replies" is ``protocol_error``, "nothing at all" is silence.
+    """
+
+    rejected: int = 0
+    limit: int = 64  # a flood of junk ends the attempt early instead of costing CPU until the deadline
+
+    def reject(self) -> None:
+        self.rejected += 1
+        if self.rejected >= self.limit:
+            raise NetFailure(Failure.PROTOCOL_ERROR, Stage.PROTOCOL_HANDSHAKE, "too many unauthentic replies")
