@@ -113,3 +113,18 @@ def test_sensitive_values_cover_url_host_and_address() -> None:
     )
     assert {"dl.secret.test", "192.0.2.5"} <= set(model.sensitive_values())
     assert model.destination() == "192.0.2.5:443"
+
+
+def test_sensitive_values_cover_both_kinds_of_pin() -> None:
+    """A certificate fingerprint identifies a server as well as its key does (as for tls/https)."""
+    fp = "ab" * 32
+    model = ThroughputTarget.model_validate(
+        {
+            "name": "x",
+            "kind": "throughput",
+            "url": "https://dl.secret.test/f",
+            "control_url": "https://c.test/f",
+            "tls": {"verify": False, "spki_sha256": ["c3BraQ=="], "cert_sha256": [fp]},
+        }
+    )
+    assert {"c3BraQ==", fp} <= set(model.sensitive_values())

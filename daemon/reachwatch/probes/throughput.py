@@ -73,7 +73,13 @@ class ThroughputTarget(TargetBase):
         return f"[{host}]:{url.port}" if ":" in host else f"{host}:{url.port}"
 
     def sensitive_values(self) -> list[str]:
-        values = [self.url, Url.parse(self.url).host, self.address, *self.tls.spki_sha256]
+        values = [
+            self.url,
+            Url.parse(self.url).host,
+            self.address,
+            *self.tls.spki_sha256,
+            *self.tls.cert_sha256,
+        ]
         return [v for v in values if v]
 
 
