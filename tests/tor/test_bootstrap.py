@@ -3,7 +3,8 @@
 Proves: a client bootstraps to 100% through the obfs4 bridge (and the vanilla one); with the bridge
 blackholed (an nftables drop rule in a network namespace where the client tor runs) the stall is
 reported at the phase where it stopped — the pluggable transport's phase for obfs4, ``conn`` for a
-vanilla bridge — as a ``connect`` failure, with no bridge address in the facts.
+vanilla bridge — as a ``connect`` timeout that the verdict engine calls ``unreachable`` on its own and
+``blocked``/``tcp_blackhole`` with a reference vantage, with no bridge address in the facts.
 
 The client namespace reaches the lab (on the host's loopback) through a small TCP forwarder whose
 listening socket lives inside the namespace: the namespace's own 127.0.0.1:P stands for the bridge, and
@@ -27,12 +28,13 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from reachwatch.config.schema import TorConfig
-from reachwatch.failures import Failure, Stage
+from reachwatch.failures import Failure, Stage, Technique, VantageState, Verdict
 from reachwatch.model import ProbeResult
 from reachwatch.probes.base import ProbeContext, Services, run_probe
 from reachwatch.probes.tor_bootstrap import SPEC, TorBootstrapTarget
 from reachwatch.tor.bridgeline import parse_bridge_line
 from reachwatch.tor.service import TorService
+from reachwatch.verdict import judge
 from tests.tor.torlab import TorLab
 
 pytestmark = pytest.mark.slow
@@ -178,7 +180,14 @@ async def test_blackholed_bridge_stall_is_reported_at_the_phase_it_stopped(torla
     # vanilla: the TCP handshake to the bridge never completed
     assert (vanilla.facts["bootstrap_tag"], vanilla.facts["bootstrap_progress"]) == ("conn", 5), vanilla.facts
     assert vanilla.stage == Stage.CONNECT
-    assert vanilla.failure in (Failure.GENERIC_TIMEOUT_ERROR, Failure.TOR_BOOTSTRAP_STALLED)
+    for result in (obfs4, vanilla):
+        # silence, no error from tor: a blackhole. With the controls online it is "unreachable" alone,
+        # and "blocked" by tcp_blackhole once a reference vantage outside reached the same bridge.
+        assert result.failure == Failure.GENERIC_TIMEOUT_ERROR, result
+        alone = judge(result, role=None, vantage=VantageState.ONLINE, reference_success=None)
+        assert alone.verdict == Verdict.UNREACHABLE
+        referenced = judge(result, role=None, vantage=VantageState.ONLINE, reference_success=True)
+        assert (referenced.verdict, referenced.technique) == (Verdict.BLOCKED, Technique.TCP_BLACKHOLE)
     published = json.dumps([obfs4.to_dict(), vanilla.to_dict(), control.to_dict()])
     for line in (obfs4_line, vanilla_line):
         for secret in parse_bridge_line(line).sensitive_values():

@@ -7,9 +7,11 @@ and ``bootstrap_tag`` say how far and how fast it got.
 A stall is reported at the phase where it stopped: the stage comes from the phase (``conn`` -> ``connect``,
 ``conn_done`` -> ``tls_handshake``, ``handshake`` -> ``protocol_handshake``, directory phases ->
 ``transfer``, circuit phases -> ``tunnel``). While the first hop was still being reached (below
-``handshake_done``) and tor named an ORCONN reason, the failure is that reason in our vocabulary
-(``TIMEOUT`` -> ``generic_timeout_error`` at ``connect``: what a blackholed bridge looks like), so the
-verdict engine reads it like any other connect failure; otherwise it is ``tor_bootstrap_stalled``.
+``handshake_done``), the failure is tor's ORCONN reason in our vocabulary (``CONNECTREFUSED`` ->
+``connection_refused``), or ``generic_timeout_error`` when tor saw only silence (a blackholed bridge: no
+SYN-ACK, no error), so the verdict engine reads it like any other connect/TLS/handshake failure
+(``tcp_blackhole`` once a reference vantage reached the bridge); later stalls are
+``tor_bootstrap_stalled``.
 tor's own warning text is kept as ``bootstrap_warning`` with bridge addresses removed.
 """
 
@@ -88,9 +90,12 @@ async def probe(target: TorBootstrapTarget, ctx: ProbeContext) -> ProbeResult:
         ctx.fact("bootstrap_warning", report.warning)
     if report.done:
         return ctx.succeed()
-    if report.reason and report.progress < 15:
-        failure, _ = ORCONN_REASONS.get(report.reason.upper(), (Failure.TOR_BOOTSTRAP_STALLED, stage))
-        return ctx.fail(failure, stage)
+    if report.progress < 15:  # the first hop was never fully up
+        if report.reason:
+            failure, _ = ORCONN_REASONS.get(report.reason.upper(), (Failure.TOR_BOOTSTRAP_STALLED, stage))
+            return ctx.fail(failure, stage)
+        # no error from tor at all, only silence until our deadline: what a blackhole looks like
+        return ctx.fail(Failure.GENERIC_TIMEOUT_ERROR, stage)
     return ctx.fail(Failure.TOR_BOOTSTRAP_STALLED, stage)
 
 
