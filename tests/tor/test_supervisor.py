@@ -1,0 +1,58 @@
+"""The supervised tor process: clear Tor-only errors when binaries are missing or tor will not start,
+backoff between failed starts, and the torrc it writes."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from reachwatch.failures import Failure
+from reachwatch.tor.supervisor import TorBinaries, TorProcess, TorSupervisor, TorUnavailable, torrc_text
+
+
+async def test_tor_that_exits_at_start_is_tor_unavailable_and_restarts_back_off() -> None:
+    supervisor = TorSupervisor(TorBinaries(tor="false"))  # /bin/false: starts, exits at once
+    with pytest.raises(TorUnavailable) as first:
+        await supervisor.get()
+    assert first.value.failure == Failure.TOR_UNAVAILABLE and "exited at start" in str(first.value)
+    with pytest.raises(TorUnavailable, match="retrying in") as second:
+        await supervisor.get()  # within the backoff: no new process
+    assert second.value.failure == Failure.TOR_UNAVAILABLE
+    await supervisor.close()
+
+
+def test_missing_binaries_name_the_failure() -> None:
+    with pytest.raises(TorUnavailable) as tor:
+        TorBinaries(tor="/nonexistent/tor").tor_path()
+    assert tor.value.failure == Failure.TOR_UNAVAILABLE
+    with pytest.raises(TorUnavailable) as pt:
+        TorBinaries(transports={"snowflake": "/nonexistent/snowflake-client"}).plugin_lines(["snowflake"])
+    assert pt.value.failure == Failure.TOR_PT_MISSING
+    with pytest.raises(TorUnavailable) as unconfigured:
+        TorBinaries(transports={}).plugin_lines(["webtunnel"])
+    assert unconfigured.value.failure == Failure.TOR_PT_MISSING
+
+
+def test_one_plugin_line_per_binary_serves_all_its_transports() -> None:
+    binaries = TorBinaries(transports={"obfs4": "obfs4proxy", "meek_lite": "obfs4proxy"})
+    path = shutil.which("obfs4proxy")
+    assert binaries.plugin_lines(["obfs4", "meek_lite"]) == [f"meek_lite,obfs4 exec {path}"]
+
+
+def test_torrc_repeats_list_values_and_refuses_newlines() -> None:
+    text = torrc_text({"UseBridges": "1", "Bridge": ["192.0.2.1:443", "192.0.2.2:443"]})
+    assert text == "UseBridges 1\nBridge 192.0.2.1:443\nBridge 192.0.2.2:443\n"
+    with pytest.raises(ValueError, match="newline"):
+        torrc_text({"Bridge": ["192.0.2.1:443\nControlPort 9051"]})
+
+
+async def test_launched_tor_answers_its_controller_and_is_removed_on_close() -> None:
+    tor = await TorProcess.launch(TorBinaries(), {"DisableNetwork": "1"})
+    try:
+        assert tor.alive
+        version = await tor.call(tor.controller.get_version)
+        assert str(version).startswith("0.4")
+    finally:
+        await tor.close()
+    assert not tor.alive and not tor.data_dir.exists()
