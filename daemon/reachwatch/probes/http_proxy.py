@@ -19,7 +19,7 @@ from reachwatch.net.dial import connect_tcp, pin_address
 from reachwatch.net.errors import NetFailure
 from reachwatch.net.http_connect import http_connect
 from reachwatch.probes.base import ProbeContext, ProbeSpec
-from reachwatch.probes.socks5 import ProxyTargetBase, handshake_or_control
+from reachwatch.probes.socks5 import ProxyTargetBase, handshake_or_control, load_credentials
 from reachwatch.vpn.canary import PlainStream, push_canary, verify_canary
 
 _NOWHERE = "127.0.0.1"
@@ -32,7 +32,7 @@ class HttpProxyTarget(ProxyTargetBase):
 
 
 async def probe(target: HttpProxyTarget, ctx: ProbeContext) -> ProbeResult:
-    username, password = target.credentials(ctx)
+    username, password = await load_credentials(target, ctx)
     with ctx.stage(Stage.RESOLVE):
         ip = await pin_address(target.host)
     ctx.public_fact("ip", ip)

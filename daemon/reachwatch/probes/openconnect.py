@@ -174,12 +174,19 @@ async def login(
     raise NetFailure(Failure.PROTOCOL_ERROR, stage, "login did not complete")
 
 
-async def probe(target: OpenConnectTarget, ctx: ProbeContext) -> ProbeResult:
+def _secrets(target: OpenConnectTarget, ctx: ProbeContext) -> tuple[str | None, str | None]:
+    """(camouflage secret, login password); blocking file I/O, run in a worker thread."""
     secret = read_secret(
         target.camouflage_secret_file, target.camouflage_secret_env, ctx.base_dir, "camouflage_secret_file"
     )
-    path = target.path + (f"?{quote(secret, safe='')}" if secret else "")
     password = read_secret(target.password_file, target.password_env, ctx.base_dir, "password_file")
+    return secret, password
+
+
+async def probe(target: OpenConnectTarget, ctx: ProbeContext) -> ProbeResult:
+    # read on every attempt (rotation without reload), so off the event loop
+    secret, password = await asyncio.to_thread(_secrets, target, ctx)
+    path = target.path + (f"?{quote(secret, safe='')}" if secret else "")
     if target.username is not None and password is None:
         raise ConfigError(target.name, "username is set but neither password_file nor password_env")
     with ctx.stage(Stage.RESOLVE):

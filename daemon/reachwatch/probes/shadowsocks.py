@@ -59,6 +59,7 @@ class ShadowsocksTarget(TargetBase):
         return [*super().sensitive_values(), self.canary.host]  # the operator's canary identifies too
 
     def key(self, ctx: ProbeContext) -> tuple[str, str]:
+        """(method, password) from the ``ss://`` file or the password secret; blocking file I/O."""
         if self.uri_file:
             return key_from_uri_file(self.uri_file, self.uri_line, ctx.base_dir)
         password = read_secret(self.password_file, self.password_env, ctx.base_dir, "password_file")
@@ -68,7 +69,8 @@ class ShadowsocksTarget(TargetBase):
 
 
 async def probe(target: ShadowsocksTarget, ctx: ProbeContext) -> ProbeResult:
-    method, password = target.key(ctx)
+    # read on every attempt (rotation without reload), so off the event loop
+    method, password = await asyncio.to_thread(target.key, ctx)
     if method not in METHODS:
         raise ConfigError(target.name, f"unsupported cipher {method!r}")
     with ctx.stage(Stage.RESOLVE):

@@ -52,6 +52,7 @@ class ProxyTargetBase(TargetBase):
         return [*super().sensitive_values(), *([self.canary.host] if self.canary else [])]
 
     def credentials(self, ctx: ProbeContext) -> tuple[str | None, str | None]:
+        """(username, password) from the secret file or env; blocking file I/O (see ``load_credentials``)."""
         return proxy_credentials(
             username=self.username,
             password_file=self.password_file,
@@ -63,6 +64,15 @@ class ProxyTargetBase(TargetBase):
 
 
 T = TypeVar("T")
+
+
+async def load_credentials(target: ProxyTargetBase, ctx: ProbeContext) -> tuple[str | None, str | None]:
+    """The target's credentials, read in a worker thread.
+
+    Read on every attempt (a rotated password is picked up without a reload), so the file reads and
+    permission checks must not stall every other probe on the event loop.
+    """
+    return await asyncio.to_thread(target.credentials, ctx)
 
 
 async def handshake_or_control(
@@ -95,7 +105,7 @@ class Socks5Target(ProxyTargetBase):
 
 
 async def probe(target: Socks5Target, ctx: ProbeContext) -> ProbeResult:
-    username, password = target.credentials(ctx)
+    username, password = await load_credentials(target, ctx)
     with ctx.stage(Stage.RESOLVE):
         ip = await pin_address(target.host)
     ctx.public_fact("ip", ip)
