@@ -299,6 +299,7 @@ def start_wireguard(lab: Lab, workdir: Path, *, psk: bool = False, port: int = 5
 
 STRONGSWAN_CONF = """charon-systemd {{
   cookie_threshold = {cookie_threshold}
+  cookie_threshold_ip = {cookie_threshold_ip}
   block_threshold = {block_threshold}
   install_routes = no
   filelog {{
@@ -345,6 +346,7 @@ def start_charon(
     *,
     proposals: str = "aes256-sha256-modp2048",
     cookie_threshold: int = 0,
+    cookie_threshold_ip: int = 3,  # strongSwan's default: half-open SAs from one address before cookies
     block_threshold: int = 5,  # strongSwan's default: half-open IKE_SAs allowed per peer address
 ) -> Path:
     """strongSwan's charon (charon-systemd) in the server ns, ports 500/4500, one PSK connection.
@@ -357,7 +359,12 @@ def start_charon(
     d = workdir / f"charon-{lab.suffix}"
     d.mkdir()
     (d / "strongswan.conf").write_text(
-        STRONGSWAN_CONF.format(dir=d, cookie_threshold=cookie_threshold, block_threshold=block_threshold)
+        STRONGSWAN_CONF.format(
+            dir=d,
+            cookie_threshold=cookie_threshold,
+            cookie_threshold_ip=cookie_threshold_ip,
+            block_threshold=block_threshold,
+        )
     )
     (d / "swanctl.conf").write_text(SWANCTL_CONF.format(proposals=proposals))
     env = {**os.environ, "STRONGSWAN_CONF": str(d / "strongswan.conf")}
