@@ -60,16 +60,21 @@ class HttpHead:
         return length if length >= 0 else None
 
 
+async def _read_line(reader: asyncio.StreamReader, stage: Stage) -> bytes:
+    """One line; a line longer than the stream's buffer limit (64 KiB) is ``response_too_large``."""
+    try:
+        return await reader.readuntil(b"\n")
+    except asyncio.LimitOverrunError as exc:
+        raise NetFailure(Failure.RESPONSE_TOO_LARGE, stage, "line too long") from exc
+
+
 async def read_http_head(reader: asyncio.StreamReader, stage: Stage) -> HttpHead:
     """Read a response head up to the blank line; never more than ``MAX_HEAD_BYTES``."""
     lines: list[bytes] = []
     total = 0
     with classified(stage):
         while True:
-            try:
-                line = await reader.readuntil(b"\n")
-            except asyncio.LimitOverrunError as exc:
-                raise NetFailure(Failure.RESPONSE_TOO_LARGE, stage, "header line too long") from exc
+            line = await _read_line(reader, stage)
             total += len(line)
             if total > MAX_HEAD_BYTES or len(lines) >= MAX_HEAD_LINES:
                 raise NetFailure(Failure.RESPONSE_TOO_LARGE, stage, "response head too large")
@@ -121,14 +126,20 @@ async def _read_chunked(reader: asyncio.StreamReader, stage: Stage, limit: int) 
     chunks: list[bytes] = []
     size = 0
     while True:
-        line = await reader.readuntil(b"\n")
+        line = await _read_line(reader, stage)
         try:
             chunk_len = int(line.split(b";", 1)[0].strip(), 16)
         except ValueError:
-            raise NetFailure(Failure.HTTP_INVALID_RESPONSE, stage, "bad chunk size") from None
+            chunk_len = -1
+        if chunk_len < 0:  # int() takes "-5": readexactly(-5) would be a ValueError, i.e. a crash
+            raise NetFailure(Failure.HTTP_INVALID_RESPONSE, stage, "bad chunk size")
         if chunk_len == 0:
-            await reader.readuntil(b"\n")  # trailer end (we send no TE: trailers, so none expected)
-            return b"".join(chunks)
+            # trailer fields up to the blank line: consumed (bounded) so that a next response on this
+            # connection (OpenConnect's login rounds) starts at its status line
+            for _ in range(MAX_HEAD_LINES):
+                if (await _read_line(reader, stage)).strip() == b"":
+                    return b"".join(chunks)
+            raise NetFailure(Failure.RESPONSE_TOO_LARGE, stage, "too many trailer lines")
         size += chunk_len
         if size > limit:
             raise NetFailure(Failure.RESPONSE_TOO_LARGE, stage, "chunked body over limit")
