@@ -1,10 +1,17 @@
-"""net.http: URL parts for one request line and Host header."""
+"""net.http: URL parts for one request line and Host header; what a failure's detail may say."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from reachwatch.net.http import Url
+from reachwatch.failures import Failure
+from reachwatch.net.dial import close_quietly, connect_tcp
+from reachwatch.net.errors import NetFailure
+from reachwatch.net.http import Url, request
+from reachwatch.net.tordir import dir_get
+from tests.servers import tcp_server
 
 
 @pytest.mark.parametrize(
@@ -25,3 +32,46 @@ def test_url_parts(url: str, host: str, port: int, target: str, host_header: str
 def test_non_http_urls_are_refused(url: str) -> None:
     with pytest.raises(ValueError, match="http"):
         Url.parse(url)
+
+
+PEER_SECRET = b"vpn-7.internal.corp.example"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\n" + PEER_SECRET + b" not a header\r\n\r\n",
+        b"HTTP/1.1 2xx " + PEER_SECRET + b"\r\n\r\n",
+    ],
+    ids=["bad-header-line", "bad-status-line"],
+)
+async def test_invalid_response_detail_does_not_quote_the_peer(answer: bytes) -> None:
+    """h11 quotes the offending bytes in its message; a private server's garbage may name the server
+    itself (a name the redactor does not know), so the detail keeps h11's reason only."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(4096)
+        writer.write(answer)
+        await writer.drain()
+        await reader.read(1)
+
+    async with tcp_server(handler) as port:
+        for fetch in (_fetch_http, _fetch_dirport):
+            reader, writer = await connect_tcp("127.0.0.1", port)
+            try:
+                with pytest.raises(NetFailure) as info:
+                    async with asyncio.timeout(5):
+                        await fetch(reader, writer)
+            finally:
+                await close_quietly(writer)
+            assert info.value.failure is Failure.HTTP_INVALID_RESPONSE
+            assert "line" in info.value.detail  # h11's reason is kept
+            assert PEER_SECRET.decode() not in info.value.detail
+
+
+async def _fetch_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await request(reader, writer, "GET", Url.parse("http://a.test/"), max_bytes=1024)
+
+
+async def _fetch_dirport(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await dir_get(reader, writer, "a.test", "/tor/server/authority", max_bytes=1024)

@@ -17,6 +17,7 @@ and ``body_received`` stay readable after a timeout so the caller can report par
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +34,16 @@ READ_CHUNK = 16 * 1024
 MAX_INFORMATIONAL = 8
 USER_AGENT = "reachwatch/0.1"
 _STATUS_PREFIX = b"HTTP/"
+
+
+# where h11's message stops being its reason and starts quoting the offending bytes
+# ("illegal header line: bytearray(b'...')", "Illegal header value b'...'")
+_H11_QUOTE = re.compile(r":\s|\s(?:b['\"]|bytearray\()")
+
+
+def h11_reason(exc: h11.ProtocolError) -> str:
+    """h11's reason without the bytes it quotes: a peer's garbage may name a private server."""
+    return f"{type(exc).__name__}: {_H11_QUOTE.split(str(exc), maxsplit=1)[0]}"
 
 
 @dataclass(frozen=True)
@@ -131,7 +142,7 @@ class HttpExchange:
                 # bytes that are not an HTTP response
                 cut = self._eof and (self.received == 0 or self._conn.their_state is h11.SEND_BODY)
                 failure = Failure.EOF_ERROR if cut else Failure.HTTP_INVALID_RESPONSE
-                raise NetFailure(failure, self.stage, f"RemoteProtocolError: {exc}") from exc
+                raise NetFailure(failure, self.stage, h11_reason(exc)) from exc
             if event is not h11.NEED_DATA:
                 return event
             if self._eof:

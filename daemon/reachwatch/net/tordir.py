@@ -14,6 +14,7 @@ import h11
 
 from reachwatch.failures import Failure, Stage
 from reachwatch.net.errors import NetFailure, classified
+from reachwatch.net.http import h11_reason
 
 _READ_CHUNK = 16 * 1024
 
@@ -38,7 +39,7 @@ async def dir_get(
             try:
                 event = conn.next_event()
             except h11.RemoteProtocolError as exc:
-                raise NetFailure(Failure.HTTP_INVALID_RESPONSE, Stage.HTTP, str(exc)) from exc
+                raise NetFailure(Failure.HTTP_INVALID_RESPONSE, Stage.HTTP, h11_reason(exc)) from exc
             if event is h11.NEED_DATA:
                 data = await reader.read(_READ_CHUNK)
                 conn.receive_data(data)  # b"" marks EOF, which ends an HTTP/1.0 body
