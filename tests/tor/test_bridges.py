@@ -87,6 +87,14 @@ async def test_repeated_batch_fetches_the_descriptor_again(torlab: TorLab, tor_s
     assert tor_service.supervisor.restarts == 0  # a fresh tor was started on purpose, not after a crash
 
 
+async def test_bridge_line_without_fingerprint_works_when_its_descriptor_arrives(
+    torlab: TorLab, tor_service: TorService
+) -> None:
+    address = torlab.vanilla_bridge_line().split()[0]
+    result = await probe_bridge(tor_service, "no-fp", address)
+    assert result.success, result
+
+
 async def test_supervisor_restarts_tor_after_it_dies(torlab: TorLab, tor_service: TorService) -> None:
     tor = await tor_service.supervisor.get()
     tor.proc.kill()

@@ -124,8 +124,17 @@ def _apply(event: object, by_fp: dict[str, _Pending], by_addr: dict[str, _Pendin
     p = by_fp.get(fp) if fp else None
     if p is None and event.endpoint_address:
         p = by_addr.get(_addr(event.endpoint_address, event.endpoint_port))
+    # tor names a connection by address when it launches it and by identity once the handshake is done;
+    # the connection ID ties the two together (needed for lines without a fingerprint)
+    conn_id = f"id:{event.id}" if event.id else None
+    if p is None and conn_id:
+        p = by_addr.get(conn_id)
+    elif p is not None and conn_id:
+        by_addr.setdefault(conn_id, p)
     if p is None or p.outcome is not None:
         return
+    if fp and p.bridge.fingerprint is None:
+        by_fp.setdefault(fp, p)  # a line without fingerprint: learn it from the link, match NEWDESC by it
     if event.status == "CONNECTED":
         p.connected = True
     elif event.status == "FAILED" or (event.status == "CLOSED" and not p.connected):
