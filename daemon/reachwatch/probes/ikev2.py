@@ -47,7 +47,7 @@ class Ikev2Target(TargetBase):
     port: int = Field(default=500, ge=1, le=65535)
     nat_t: bool | None = None  # None: the non-ESP marker exactly when port == 4500
     dh_group: Literal[14, 19, 31] = 19  # the KE sent first; the SA offers all three
-    retransmit: Duration = 2.0
+    retransmit: Duration = 2.0  # resend IKE_SA_INIT this often while waiting
     control: UdpControl | None = None
 
     def destination(self) -> str:

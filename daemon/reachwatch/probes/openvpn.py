@@ -72,12 +72,12 @@ class OpenVpnTarget(TargetBase):
     kind: Literal["openvpn"]
     host: str = Field(min_length=1)
     port: int = Field(default=1194, ge=1, le=65535)
-    proto: Literal["udp", "tcp"] = "udp"
-    tls_auth_file: str | None = None
+    proto: Literal["udp", "tcp"] = "udp"  # over TCP every packet carries a 2-byte length prefix
+    tls_auth_file: str | None = None  # the .ovpn's tls-auth static key (HMAC firewall)
     key_direction: Literal[0, 1] | None = None  # as in .ovpn; unset = bidirectional
     auth: str = "SHA1"
-    tls_crypt_file: str | None = None
-    tls_crypt_v2_file: str | None = None
+    tls_crypt_file: str | None = None  # the tls-crypt static key (HMAC-SHA256 + AES-256-CTR)
+    tls_crypt_v2_file: str | None = None  # this client's tls-crypt-v2 key (client key + wrapped key)
     retransmit: Duration = 2.0  # UDP resend interval, like the client's first retransmit
     control: UdpControl | None = None
 

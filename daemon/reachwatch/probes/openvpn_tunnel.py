@@ -84,13 +84,13 @@ class OpenVpnTunnelTarget(TargetBase):
     kind: Literal["openvpn_tunnel"]
     host: str = Field(min_length=1)
     port: int = Field(default=1194, ge=1, le=65535)
-    proto: Literal["udp", "tcp"] = "udp"
+    proto: Literal["udp", "tcp"] = "udp"  # replaces the file's proto
     config_file: str = Field(min_length=1)
     auth_user_pass_file: str | None = None
-    hold: Duration = 10.0
-    ping: int = Field(default=1, ge=1, le=60)
-    ping_restart: int = Field(default=5, ge=2, le=300)
-    openvpn_binary: str = "openvpn"
+    hold: Duration = 10.0  # how long the tunnel must stay up after Initialization Sequence Completed
+    ping: int = Field(default=1, ge=1, le=60)  # keepalive interval in seconds (--ping)
+    ping_restart: int = Field(default=5, ge=2, le=300)  # seconds of silence that count as a cut
+    openvpn_binary: str = "openvpn"  # the client to run (path or name on PATH)
 
     def destination(self) -> str:
         return f"{self.host}:{self.port}"

@@ -67,10 +67,10 @@ class WireGuardTarget(TargetBase):
     kind: Literal["wireguard"]
     host: str = Field(min_length=1)
     port: int = Field(default=51820, ge=1, le=65535)
-    public_key: str
+    public_key: str  # the server's public key, base64 (as in wg-quick's [Peer] PublicKey)
     private_key_file: str = Field(min_length=1)
-    preshared_key_file: str | None = None
-    retransmit: Duration = 2.0
+    preshared_key_file: str | None = None  # the peer's PresharedKey, base64, if the server sets one
+    retransmit: Duration = 2.0  # resend a fresh initiation this often while waiting
     control: UdpControl | None = None
 
     @field_validator("public_key")
