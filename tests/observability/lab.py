@@ -99,6 +99,30 @@ def prometheus_config(dst: Path, rules: list[Path], am_port: int, vantages: list
     return dst
 
 
+def backfill_last_week(storage: Path, series: list[tuple[str, dict[str, str], float]]) -> None:
+    """Write a week-old history (+/- 30 min around now - 1w) into Prometheus' storage before it starts,
+    with ``promtool tsdb create-blocks-from openmetrics``: the baseline the week-over-week alerts compare
+    against (``offset 1w``), which a two-minute lab cannot produce by waiting."""
+    center = time.time() - 7 * 86400
+    lines: list[str] = []
+    for name, labels, value in series:
+        rendered = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        lines.append(f"# TYPE {name} gauge")
+        lines.extend(f"{name}{{{rendered}}} {value} {center + t:.3f}" for t in range(-1800, 1801, 15))
+    text = "\n".join([*lines, "# EOF", ""])
+    source = storage.parent / "last-week.om"
+    source.write_text(text)
+    storage.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        ["promtool", "tsdb", "create-blocks-from", "openmetrics", str(source), str(storage)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 # ------------------------------------------------------------------------------------------ processes
 
 
@@ -134,7 +158,7 @@ class Processes:
 
 
 async def wait_until(
-    check: Callable[[], Awaitable[Any]], timeout: float, what: str, interval: float = 0.5
+    check: Callable[[], Awaitable[Any]], timeout: float, what: str | Callable[[], str], interval: float = 0.5
 ) -> Any:
     """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -147,7 +171,8 @@ async def wait_until(
         if last:
             return last
         await asyncio.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+    text = what() if callable(what) else what
+    raise AssertionError(f"timed out after {timeout}s waiting for {text}; last: {last!r}")
 
 
 class LoopThread:
@@ -232,6 +257,11 @@ class Webhook:
 
     async def stop(self) -> None:
         await self.runner.cleanup()
+
+    def summary(self) -> str:
+        """Alert names and receivers notified so far (for failure messages)."""
+        seen = sorted({(r, a["labels"].get("alertname", "")) for r, p in self.received for a in p["alerts"]})
+        return ", ".join(f"{name}->{receiver}" for receiver, name in seen) or "nothing"
 
     def alerts(self, alertname: str, status: str = "firing") -> list[tuple[str, dict[str, Any]]]:
         """(receiver, alert) for every notified alert of that name and status."""

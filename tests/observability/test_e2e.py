@@ -63,6 +63,8 @@ EXPECTED_ALERTS = {
     "ReachwatchVantageOffline",
     "ReachwatchInternationalShutdown",
     "ReachwatchBridgeTransportFailing",
+    "ReachwatchCategoryDrop",
+    "ReachwatchTorRelaySetDrop",
 }
 
 
@@ -196,6 +198,22 @@ async def _lab(tmp: Path) -> AsyncGenerator[Stack, None]:
             rules,
             am_port,
             [{"address": f"127.0.0.1:{in_port}", **IN}, {"address": f"127.0.0.1:{ref_port}", **REF}],
+        )
+        # last week every Tor relay of the lab was reachable: today's failures are a drop against it
+        vantage = {k: IN[k] for k in ("vantage", "vantage_role", "country", "asn", "isp", "city")}
+        relayset = {
+            **IN,
+            "job": "reachwatch",
+            "instance": f"127.0.0.1:{in_port}",
+            "set": "lab-set",
+            "flag": "all",
+        }
+        lab.backfill_last_week(
+            tmp / "prom",
+            [
+                ("reachwatch:category_reachable:ratio_avg1h", {**vantage, "category": "tor_relays"}, 1.0),
+                ("reachwatch:tor_relayset_reachable:ratio_avg1h", relayset, 1.0),
+            ],
         )
         procs.start(
             "prometheus",
@@ -356,9 +374,11 @@ async def _blocked_targets_reach_the_webhook_with_technique_issuer_and_route(sta
             and _alerts_for(stack, "ReachwatchTargetBlocked", target="dns-poisoned")
             and _alerts_for(stack, "ReachwatchTargetThrottled", target="cdn-throttled")
             and _alerts_for(stack, "ReachwatchBridgeTransportFailing", transport="vanilla")
+            and _alerts_for(stack, "ReachwatchCategoryDrop", category="tor_relays")
+            and _alerts_for(stack, "ReachwatchTorRelaySetDrop", set="lab-set")
         )
 
-    await lab.wait_until(notified, 60, f"alert notifications; got {stack.webhook.received!r}")
+    await lab.wait_until(notified, 60, lambda: f"alert notifications; got {stack.webhook.summary()}")
 
     interception = _alerts_for(stack, "ReachwatchTLSInterception", target="news-intercepted")
     # critical per-target alerts go to mail and the team webhook (the `continue: true` route)
@@ -375,6 +395,13 @@ async def _blocked_targets_reach_the_webhook_with_technique_issuer_and_route(sta
     assert reset["labels"]["category"] == "web" and reset["labels"]["isp"] == "LabNet"
     (_, dns), *_ = _alerts_for(stack, "ReachwatchTargetBlocked", target="dns-poisoned")
     assert dns["labels"]["technique"] == "dns_tampering"
+
+    # against last week's backfilled baseline (all reachable), today's failing relay is a drop: the
+    # offset 1w expressions ran on real data
+    (receiver, drop), *_ = _alerts_for(stack, "ReachwatchCategoryDrop", category="tor_relays")
+    assert receiver == "team-webhook" and drop["labels"]["vantage"] == "lab-in"
+    (_, setdrop), *_ = _alerts_for(stack, "ReachwatchTorRelaySetDrop", set="lab-set")
+    assert setdrop["labels"]["flag"] == "all" and "lab-set" in setdrop["annotations"]["summary"]
 
     # the lab's only vanilla bridge fails: every bridge of that transport is down
     bridges = _alerts_for(stack, "ReachwatchBridgeTransportFailing", transport="vanilla", vantage="lab-in")
