@@ -22,6 +22,7 @@ import structlog
 from reachwatch.config.types import TargetBase
 from reachwatch.failures import Failure, Stage, Technique
 from reachwatch.model import FactValue, ProbeResult
+from reachwatch.net.dial import connect_tcp, pin_address
 from reachwatch.net.errors import NetFailure, scrub
 
 log = structlog.get_logger(__name__)
@@ -119,6 +120,23 @@ class ProbeContext:
             stage_durations=dict(self.stage_durations),
             facts=dict(self.facts),
         )
+
+
+async def open_tcp(
+    ctx: ProbeContext, host: str, port: int, *, address: str | None = None
+) -> tuple[str, asyncio.StreamReader, asyncio.StreamWriter]:
+    """The opening every TCP probe shares: ``(ip, reader, writer)``.
+
+    Pins one address (stage ``resolve``; a configured ``address`` skips the lookup), records it as the
+    ``ip`` fact through ``public_fact`` (so a private target's address never becomes a fact), then makes
+    one connection (stage ``connect``).
+    """
+    with ctx.stage(Stage.RESOLVE):
+        ip = address or await pin_address(host)
+    ctx.public_fact("ip", ip)
+    with ctx.stage(Stage.CONNECT):
+        reader, writer = await connect_tcp(ip, port)
+    return ip, reader, writer
 
 
 ProbeFn = Callable[[Any, ProbeContext], Awaitable[ProbeResult]]

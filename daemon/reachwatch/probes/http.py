@@ -22,10 +22,9 @@ from pydantic import Field, field_validator
 from reachwatch.config.types import TargetBase
 from reachwatch.failures import Failure, Stage, Technique
 from reachwatch.model import ProbeResult
-from reachwatch.net.dial import connect_tcp, pin_address
 from reachwatch.net.http import HttpExchange, Url
 from reachwatch.net.tls import discard
-from reachwatch.probes.base import ProbeContext, ProbeSpec
+from reachwatch.probes.base import ProbeContext, ProbeSpec, open_tcp
 from reachwatch.probes.tls import TlsOptions, handshake_with_evidence
 
 DEFAULT_MAX_BYTES = 64 * 1024
@@ -116,11 +115,7 @@ def find_blockpage(patterns: list[str], body: bytes, location: str | None) -> bo
 
 async def probe(target: HttpTarget | HttpsTarget, ctx: ProbeContext) -> ProbeResult:
     url = target.parsed()
-    with ctx.stage(Stage.RESOLVE):
-        ip = target.address or await pin_address(url.host)
-    ctx.public_fact("ip", ip)
-    with ctx.stage(Stage.CONNECT):
-        reader, writer = await connect_tcp(ip, url.port)
+    ip, reader, writer = await open_tcp(ctx, url.host, url.port, address=target.address)
     exchange = HttpExchange(reader, writer)
     try:
         if isinstance(target, HttpsTarget):

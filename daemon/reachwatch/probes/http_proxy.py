@@ -15,10 +15,9 @@ from typing import Literal
 
 from reachwatch.failures import Failure, Stage
 from reachwatch.model import ProbeResult
-from reachwatch.net.dial import connect_tcp, pin_address
 from reachwatch.net.errors import NetFailure
 from reachwatch.net.http_connect import http_connect
-from reachwatch.probes.base import ProbeContext, ProbeSpec
+from reachwatch.probes.base import ProbeContext, ProbeSpec, open_tcp
 from reachwatch.probes.socks5 import ProxyTargetBase, handshake_or_control, load_credentials
 from reachwatch.vpn.canary import PlainStream, push_canary, verify_canary
 
@@ -33,11 +32,7 @@ class HttpProxyTarget(ProxyTargetBase):
 
 async def probe(target: HttpProxyTarget, ctx: ProbeContext) -> ProbeResult:
     username, password = await load_credentials(target, ctx)
-    with ctx.stage(Stage.RESOLVE):
-        ip = await pin_address(target.host)
-    ctx.public_fact("ip", ip)
-    with ctx.stage(Stage.CONNECT):
-        reader, writer = await connect_tcp(ip, target.port)
+    ip, reader, writer = await open_tcp(ctx, target.host, target.port)
     stream = PlainStream(reader, writer)
     try:
         if target.canary is None:

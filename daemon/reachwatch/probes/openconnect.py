@@ -32,11 +32,11 @@ from reachwatch.config.types import Duration, TargetBase
 from reachwatch.errors import ConfigError
 from reachwatch.failures import Failure, Stage
 from reachwatch.model import ProbeResult
-from reachwatch.net.dial import connect_tcp, is_ip_literal, pin_address
+from reachwatch.net.dial import is_ip_literal
 from reachwatch.net.errors import NetFailure
 from reachwatch.net.http_connect import HttpHead, http_exchange
 from reachwatch.net.tls import discard
-from reachwatch.probes.base import ProbeContext, ProbeSpec
+from reachwatch.probes.base import ProbeContext, ProbeSpec, open_tcp
 from reachwatch.probes.tls import TlsOptions, handshake_with_evidence
 
 MAX_BODY = 64 * 1024
@@ -189,11 +189,7 @@ async def probe(target: OpenConnectTarget, ctx: ProbeContext) -> ProbeResult:
     path = target.path + (f"?{quote(secret, safe='')}" if secret else "")
     if target.username is not None and password is None:
         raise ConfigError(target.name, "username is set but neither password_file nor password_env")
-    with ctx.stage(Stage.RESOLVE):
-        ip = await pin_address(target.host)
-    ctx.public_fact("ip", ip)
-    with ctx.stage(Stage.CONNECT):
-        reader, writer = await connect_tcp(ip, target.port)
+    ip, reader, writer = await open_tcp(ctx, target.host, target.port)
     try:
         with ctx.stage(Stage.TLS_HANDSHAKE):
             await handshake_with_evidence(

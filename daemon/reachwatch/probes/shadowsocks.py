@@ -23,9 +23,8 @@ from reachwatch.errors import ConfigError
 from reachwatch.failures import Failure, Stage
 from reachwatch.importers.ssuri import key_from_uri_file
 from reachwatch.model import ProbeResult
-from reachwatch.net.dial import connect_tcp, pin_address
 from reachwatch.net.errors import NetFailure
-from reachwatch.probes.base import ProbeContext, ProbeSpec
+from reachwatch.probes.base import ProbeContext, ProbeSpec, open_tcp
 from reachwatch.vpn.canary import CanaryConfig, canary_line, push_canary, recv_exactly, verify_canary
 from reachwatch.vpn.shadowsocks import METHODS, ShadowsocksStream
 
@@ -73,11 +72,7 @@ async def probe(target: ShadowsocksTarget, ctx: ProbeContext) -> ProbeResult:
     method, password = await asyncio.to_thread(target.key, ctx)
     if method not in METHODS:
         raise ConfigError(target.name, f"unsupported cipher {method!r}")
-    with ctx.stage(Stage.RESOLVE):
-        ip = await pin_address(target.host)
-    ctx.public_fact("ip", ip)
-    with ctx.stage(Stage.CONNECT):
-        reader, writer = await connect_tcp(ip, target.port)
+    _, reader, writer = await open_tcp(ctx, target.host, target.port)
     stream = ShadowsocksStream(
         reader,
         writer,

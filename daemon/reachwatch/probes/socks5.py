@@ -22,10 +22,9 @@ from reachwatch.config.types import TargetBase
 from reachwatch.failures import Failure, Stage, Technique
 from reachwatch.importers.proxyurl import proxy_credentials
 from reachwatch.model import ProbeResult
-from reachwatch.net.dial import connect_tcp, pin_address
 from reachwatch.net.socks import socks5_connect, socks5_handshake
 from reachwatch.net.tcp_control import other_payload_gets_reaction
-from reachwatch.probes.base import ProbeContext, ProbeSpec
+from reachwatch.probes.base import ProbeContext, ProbeSpec, open_tcp
 from reachwatch.vpn.canary import CanaryConfig, PlainStream, push_canary, verify_canary
 from reachwatch.vpn.path_control import answered_before, note_answered
 
@@ -106,11 +105,7 @@ class Socks5Target(ProxyTargetBase):
 
 async def probe(target: Socks5Target, ctx: ProbeContext) -> ProbeResult:
     username, password = await load_credentials(target, ctx)
-    with ctx.stage(Stage.RESOLVE):
-        ip = await pin_address(target.host)
-    ctx.public_fact("ip", ip)
-    with ctx.stage(Stage.CONNECT):
-        reader, writer = await connect_tcp(ip, target.port)
+    ip, reader, writer = await open_tcp(ctx, target.host, target.port)
     stream = PlainStream(reader, writer)
     try:
         with ctx.stage(Stage.PROTOCOL_HANDSHAKE):

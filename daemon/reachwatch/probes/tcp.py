@@ -12,10 +12,9 @@ from typing import Literal
 from pydantic import Field
 
 from reachwatch.config.types import TargetBase
-from reachwatch.failures import Stage
 from reachwatch.model import ProbeResult
-from reachwatch.net.dial import close_quietly, connect_tcp, pin_address
-from reachwatch.probes.base import ProbeContext, ProbeSpec
+from reachwatch.net.dial import close_quietly
+from reachwatch.probes.base import ProbeContext, ProbeSpec, open_tcp
 
 
 class TcpTarget(TargetBase):
@@ -30,11 +29,7 @@ class TcpTarget(TargetBase):
 
 
 async def probe(target: TcpTarget, ctx: ProbeContext) -> ProbeResult:
-    with ctx.stage(Stage.RESOLVE):
-        ip = await pin_address(target.host)
-    ctx.public_fact("ip", ip)
-    with ctx.stage(Stage.CONNECT):
-        _, writer = await connect_tcp(ip, target.port)
+    _, _, writer = await open_tcp(ctx, target.host, target.port)
     await close_quietly(writer)
     return ctx.succeed()
 

@@ -27,7 +27,7 @@ from pydantic import Field
 from reachwatch.config.types import Duration, StrictModel, TargetBase
 from reachwatch.failures import Failure, Stage, Technique
 from reachwatch.model import ProbeResult
-from reachwatch.net.dial import connect_tcp, pin_address
+from reachwatch.net.dial import connect_tcp
 from reachwatch.net.errors import NetFailure
 from reachwatch.net.tls import (
     PresentedChain,
@@ -38,7 +38,7 @@ from reachwatch.net.tls import (
     read_presented_chain,
     tls_handshake,
 )
-from reachwatch.probes.base import ProbeContext, ProbeSpec
+from reachwatch.probes.base import ProbeContext, ProbeSpec, open_tcp
 
 _VERIFY_FAILURES = {
     Failure.SSL_UNKNOWN_AUTHORITY,
@@ -190,11 +190,7 @@ async def _neutral_handshake_completes(ctx: ProbeContext, ip: str, port: int, ne
 
 
 async def probe(target: TlsTarget, ctx: ProbeContext) -> ProbeResult:
-    with ctx.stage(Stage.RESOLVE):
-        ip = await pin_address(target.host)
-    ctx.public_fact("ip", ip)
-    with ctx.stage(Stage.CONNECT):
-        reader, writer = await connect_tcp(ip, target.port)
+    ip, reader, writer = await open_tcp(ctx, target.host, target.port)
     timeout = target.handshake_timeout
     if timeout is None and target.neutral_sni:
         timeout = ctx.remaining() / 2

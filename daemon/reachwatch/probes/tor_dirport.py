@@ -20,10 +20,9 @@ from stem.descriptor.server_descriptor import RelayDescriptor
 from reachwatch.config.types import TargetBase
 from reachwatch.failures import Failure, Stage
 from reachwatch.model import ProbeResult
-from reachwatch.net.dial import connect_tcp, pin_address
 from reachwatch.net.tls import discard
 from reachwatch.net.tordir import dir_get
-from reachwatch.probes.base import ProbeContext, ProbeSpec
+from reachwatch.probes.base import ProbeContext, ProbeSpec, open_tcp
 from reachwatch.tor.certs import normalize_fingerprint
 
 DOCUMENT = "/tor/server/authority"
@@ -53,11 +52,7 @@ class TorDirPortTarget(TargetBase):
 
 
 async def probe(target: TorDirPortTarget, ctx: ProbeContext) -> ProbeResult:
-    with ctx.stage(Stage.RESOLVE):
-        ip = await pin_address(target.host)
-    ctx.public_fact("ip", ip)
-    with ctx.stage(Stage.CONNECT):
-        reader, writer = await connect_tcp(ip, target.port)
+    _, reader, writer = await open_tcp(ctx, target.host, target.port)
     try:
         with ctx.stage(Stage.HTTP):
             status, body = await dir_get(

@@ -24,7 +24,6 @@ from pydantic import Field, field_validator
 from reachwatch.config.types import NAME_PATTERN, TargetBase
 from reachwatch.failures import Failure, Stage, Technique
 from reachwatch.model import ProbeResult
-from reachwatch.net.dial import connect_tcp, pin_address
 from reachwatch.net.tls import discard, tls_handshake
 from reachwatch.net.torlink import (
     TlsNotBound,
@@ -33,7 +32,7 @@ from reachwatch.net.torlink import (
     random_sni,
     verify_identity,
 )
-from reachwatch.probes.base import ProbeContext, ProbeSpec
+from reachwatch.probes.base import ProbeContext, ProbeSpec, open_tcp
 from reachwatch.tor.certs import decode_ed25519_identity, normalize_fingerprint
 
 
@@ -75,11 +74,7 @@ class TorRelayTarget(TargetBase):
 
 
 async def probe(target: TorRelayTarget, ctx: ProbeContext) -> ProbeResult:
-    with ctx.stage(Stage.RESOLVE):
-        ip = await pin_address(target.host)
-    ctx.public_fact("ip", ip)
-    with ctx.stage(Stage.CONNECT):
-        reader, writer = await connect_tcp(ip, target.port)
+    _, reader, writer = await open_tcp(ctx, target.host, target.port)
     try:
         with ctx.stage(Stage.TLS_HANDSHAKE):
             session = await tls_handshake(reader, writer, random_sni(), link_tls_context())
