@@ -42,6 +42,7 @@ class Output:
     used: set[str] = field(default_factory=set)
 
     def unique_name(self, base: str) -> str:
+        """``base``, or ``base-2``, ``base-3``... when an earlier entry of this run took it."""
         name = base
         n = 2
         while name in self.used:

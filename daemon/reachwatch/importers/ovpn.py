@@ -189,4 +189,5 @@ def entries_from_ovpn(
 
 
 def import_ovpn(path: Path, text: str, out: Output) -> list[dict[str, Any]]:
+    """One ``openvpn`` entry per ``remote`` of an OpenVPN client config."""
     return entries_from_ovpn(parse_ovpn(text, str(path)), path, path.stem, out)

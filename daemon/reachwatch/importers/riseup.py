@@ -22,6 +22,7 @@ from reachwatch.importers.common import Output, entry_name
 
 
 def looks_like_riseup(text: str) -> bool:
+    """Whether ``text`` is a JSON document with a ``gateways`` list (RiseupVPN's eip-service.json)."""
     return text.lstrip().startswith("{") and '"gateways"' in text
 
 
@@ -36,6 +37,7 @@ def _openvpn_transports(caps: dict[str, Any]) -> list[tuple[list[str], list[str]
 
 
 def import_riseup(path: Path, text: str, out: Output) -> list[dict[str, Any]]:
+    """One ``openvpn`` entry per gateway, protocol and port that RiseupVPN publishes for OpenVPN."""
     source = str(path)
     try:
         data = json.loads(text)

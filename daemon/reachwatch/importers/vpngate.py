@@ -24,11 +24,13 @@ CONFIG_COLUMN = "OpenVPN_ConfigData_Base64"
 
 
 def looks_like_vpngate(text: str) -> bool:
+    """Whether ``text`` starts like the VPN Gate CSV list (``*vpn_servers`` or its ``#HostName`` header)."""
     head = text.lstrip()[:200]
     return head.startswith("*vpn_servers") or head.startswith("#HostName,")
 
 
 def import_vpngate(path: Path, text: str, out: Output) -> list[dict[str, Any]]:
+    """``openvpn`` entries from each row's embedded .ovpn, labelled with the row's country."""
     source = str(path)
     header: list[str] | None = None
     entries: list[dict[str, Any]] = []

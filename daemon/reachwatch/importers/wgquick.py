@@ -35,6 +35,7 @@ def _endpoint(value: str, where: str) -> tuple[str, int]:
 
 
 def import_wgquick(path: Path, text: str, out: Output) -> list[dict[str, Any]]:
+    """One ``wireguard`` entry per ``[Peer]`` with an Endpoint; keys go to 0600 files in the output dir."""
     source = str(path)
     section: str | None = None
     private: tuple[str, str] | None = None  # key, where

@@ -72,6 +72,7 @@ def is_bogon(address: str) -> bool:
 
 
 def make_query(name: str, rdtype: str, *, doh: bool = False) -> dns.message.Message:
+    """A recursive query for ``name``/``rdtype`` (random ID over UDP, ID 0 for DoH)."""
     query = dns.message.make_query(name, dns.rdatatype.from_text(rdtype))
     query.flags |= dns.flags.RD
     if doh:

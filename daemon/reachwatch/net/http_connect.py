@@ -148,6 +148,7 @@ async def _read_chunked(reader: asyncio.StreamReader, stage: Stage, limit: int) 
 
 
 def basic_auth(username: str, password: str) -> str:
+    """The ``Basic`` credentials value of an (Proxy-)Authorization header (RFC 7617)."""
     token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
     return f"Basic {token}"
 

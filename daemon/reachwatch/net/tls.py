@@ -99,6 +99,7 @@ class PresentedChain:
 
 
 def spki_sha256(cert: x509.Certificate) -> str:
+    """Base64 SHA-256 of the certificate's SubjectPublicKeyInfo (the ``sha256/...`` pin format)."""
     spki = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     return base64.b64encode(hashlib.sha256(spki).digest()).decode("ascii")
 
@@ -113,6 +114,7 @@ def normalize_pin(pin: str) -> str:
 
 
 def normalize_fingerprint(fp: str) -> str:
+    """A certificate fingerprint as lower-case hex without colons (what ``leaf_sha256`` returns)."""
     return fp.strip().replace(":", "").lower()
 
 

@@ -8,37 +8,54 @@ from __future__ import annotations
 
 from typing import Any
 
-from reachwatch.probes import ikev2, openvpn, openvpn_tunnel, tcp, wireguard
-from reachwatch.probes import http_proxy, openconnect, shadowsocks, socks5
-from reachwatch.probes import dns as dns_probe
-from reachwatch.probes import http as http_probe
-from reachwatch.probes import throughput as throughput_probe
-from reachwatch.probes import tls as tls_probe
-from reachwatch.probes import tor_dirport, tor_relay
-from reachwatch.probes import fronting, stun, tor_bootstrap, tor_bridge
+from reachwatch.probes import (
+    dns,
+    fronting,
+    http,
+    http_proxy,
+    ikev2,
+    openconnect,
+    openvpn,
+    openvpn_tunnel,
+    shadowsocks,
+    socks5,
+    stun,
+    tcp,
+    throughput,
+    tls,
+    tor_bootstrap,
+    tor_bridge,
+    tor_dirport,
+    tor_relay,
+    wireguard,
+)
 from reachwatch.probes.base import ProbeSpec
 
 PROBES: dict[str, ProbeSpec[Any]] = {
+    # the web and the network underneath it
     "tcp": tcp.SPEC,
-    "socks5": socks5.SPEC,
-    "shadowsocks": shadowsocks.SPEC,
-    "openconnect": openconnect.SPEC,
-    "http_proxy": http_proxy.SPEC,
-    "openvpn": openvpn.SPEC,
-    "wireguard": wireguard.SPEC,
-    "ikev2": ikev2.SPEC,
-    "openvpn_tunnel": openvpn_tunnel.SPEC,
-    "tls": tls_probe.SPEC,
-    "http": http_probe.SPEC,
-    "https": http_probe.HTTPS_SPEC,
-    "dns": dns_probe.SPEC,
-    "throughput": throughput_probe.SPEC,
+    "tls": tls.SPEC,
+    "http": http.SPEC,
+    "https": http.HTTPS_SPEC,
+    "dns": dns.SPEC,
+    "throughput": throughput.SPEC,
+    # Tor
     "tor_relay": tor_relay.SPEC,
     "tor_dirport": tor_dirport.SPEC,
     "tor_bridge": tor_bridge.SPEC,
     "tor_bootstrap": tor_bootstrap.SPEC,
     "stun": stun.SPEC,
     "fronting": fronting.SPEC,
+    # VPNs
+    "openvpn": openvpn.SPEC,
+    "openvpn_tunnel": openvpn_tunnel.SPEC,
+    "wireguard": wireguard.SPEC,
+    "ikev2": ikev2.SPEC,
+    "openconnect": openconnect.SPEC,
+    # proxies
+    "shadowsocks": shadowsocks.SPEC,
+    "socks5": socks5.SPEC,
+    "http_proxy": http_proxy.SPEC,
 }
 
 __all__ = ["PROBES"]

@@ -96,11 +96,14 @@ class ProbeContext:
         self.evidence = technique
 
     def succeed(self) -> ProbeResult:
+        """The successful result of this attempt, with the facts and stage timings gathered so far."""
         return self._result(success=True)
 
     def fail(
         self, failure: Failure, stage: Stage | None = None, evidence: Technique | None = None
     ) -> ProbeResult:
+        """A failed result: ``failure`` at ``stage`` (default: the stage in progress), with ``evidence``
+        when the probe itself saw a blocking technique."""
         if evidence is not None:
             self.evidence = evidence
         return self._result(success=False, failure=failure, stage=stage or self.current_stage)
@@ -158,7 +161,8 @@ async def run_probe(spec: ProbeSpec[Any], target: TargetBase, ctx: ProbeContext)
     - ``NetFailure`` -> its failure and stage;
     - the deadline -> ``generic_timeout_error`` at the stage in progress (a SYN never answered is
       ``connect``; silence after a ClientHello is ``tls_handshake``);
-    - anything else is a bug in the probe: ``internal_error``, logged, and the daemon goes on.
+    - anything else is ``internal_error``, logged at error level, and the daemon goes on: a bug in the
+      probe, or a ``ConfigError`` from a secret that became unreadable since the config was loaded.
     """
     try:
         async with asyncio.timeout(ctx.timeout):

@@ -142,6 +142,8 @@ class DnsTarget(TargetBase):
 
 @dataclass
 class Outcome:
+    """What one resolver said: its failure (``None`` for an answer) and the addresses it returned."""
+
     label: str
     trusted: bool
     failure: Failure | None = None

@@ -105,10 +105,12 @@ class HttpsTarget(_HttpFields, TlsOptions):
 
 
 def status_ok(status: int, expected: list[int]) -> bool:
+    """Whether ``status`` is acceptable: one of ``expected``, or any 2xx/3xx when none are listed."""
     return status in expected if expected else 200 <= status < 400
 
 
 def find_blockpage(patterns: list[str], body: bytes, location: str | None) -> bool:
+    """Whether any pattern matches the body or the redirect target (block pages are often a redirect)."""
     text = body.decode("latin-1")
     return any(re.search(p, text) or (location and re.search(p, location)) for p in patterns)
 

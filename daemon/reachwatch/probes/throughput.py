@@ -85,6 +85,8 @@ class ThroughputTarget(TargetBase):
 
 @dataclass
 class Transfer:
+    """One timed download: body bytes counted, seconds from request to last byte, budget ran out."""
+
     received: int
     seconds: float
     timed_out: bool

@@ -12,8 +12,8 @@ Local evidence:
   IP with ``neutral_sni`` completed: the block keys on the name in the ClientHello (Kazakhstan's usual
   method), not on the address.
 
-``handshake_with_evidence`` is shared with the https, DoH and throughput probes so every TLS step in
-reachwatch reports interception the same way.
+``handshake_with_evidence`` is shared with the https, DoH, throughput and openconnect probes so every
+TLS step in reachwatch reports interception the same way.
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ class TlsOptions(StrictModel):
     cert_sha256: list[str] = Field(default_factory=list)
 
     def pinned(self) -> bool:
+        """Whether any SPKI or certificate pin is configured."""
         return bool(self.spki_sha256 or self.cert_sha256)
 
 

@@ -108,6 +108,7 @@ async def recv_exactly(stream: Stream, n: int, stage: Stage) -> bytes:
 
 
 def canary_line() -> bytes:
+    """A fresh nonce line: an echo of an old line (a replaying middlebox) cannot pass for the canary."""
     return NONCE_PREFIX + secrets.token_hex(16).encode() + b"\n"
 
 

@@ -67,6 +67,7 @@ def evp_bytes_to_key(password: bytes, key_len: int) -> bytes:
 
 
 def session_subkey(master: bytes, salt: bytes) -> bytes:
+    """The per-direction AEAD key: HKDF-SHA1 of the master key with that direction's salt."""
     # SHA-1 is what the AEAD spec fixes for the subkey; not our choice
     return HKDF(
         algorithm=SHA1(),  # noqa: S303
