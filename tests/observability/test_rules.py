@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from reachwatch.probes import PROBES
 from tests.observability import lab
 
 PROM = lab.REPO / "deploy" / "prometheus"
@@ -124,4 +125,42 @@ def test_amtool_routes(case: dict[str, object]) -> None:
         f"--verify.receivers={receivers}",
         *labels,
     )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_registered_probe_kind_has_a_category(tmp_path: Path) -> None:
+    """A new probe kind must land in a real category (tor_*, vpn, proxy, web), not "other": checked by
+    promtool evaluating the shipped recording rule on one series per registered kind."""
+    series = [
+        {
+            "series": f'reachwatch_target_interval_seconds{{target="{k}", kind="{k}", role="target"}}',
+            "values": "60x5",
+        }
+        for k in sorted(PROBES)
+    ]
+    doc = {
+        "rule_files": [str(p) for p in lab.RULE_FILES],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "promql_expr_test": [
+                    {
+                        "expr": 'reachwatch:target_category:info{category="other"}',
+                        "eval_time": "2m",
+                        "exp_samples": [],
+                    },
+                    {
+                        "expr": "count(reachwatch:target_category:info)",
+                        "eval_time": "2m",
+                        "exp_samples": [{"labels": "{}", "value": len(PROBES)}],
+                    },
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "kinds.test.yml"
+    path.write_text(yaml.safe_dump(doc))
+    result = run("promtool", "test", "rules", path.name, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
