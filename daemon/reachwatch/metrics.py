@@ -99,6 +99,13 @@ FACT_METRICS: dict[str, FactMetric] = {
         info=True,
         label="phase",
     ),
+    # tor's ORCONN reason of the last bootstrap problem (connectrefused, timeout, identity ...): bounded
+    "bootstrap_reason": FactMetric(
+        "reachwatch_tor_bootstrap_reason_info",
+        "1; the reason tor gave for the last bootstrap problem (control-spec ORCONN reason).",
+        info=True,
+        label="reason",
+    ),
 }
 
 

@@ -97,6 +97,7 @@ def _populated() -> tuple[StateStore, DaemonStatus]:
     )
     boot = {"transport": "vanilla", "bootstrap_progress": 5, "bootstrap_seconds": 12.5}
     boot["bootstrap_tag"] = "conn"
+    boot["bootstrap_reason"] = "timeout"
     _record(store, _result("boot-vanilla", ok=False, failure=Failure.TOR_BOOTSTRAP_STALLED, facts=boot))
     relay = store.targets["relay-a"]
     relay.verdict, relay.technique = Verdict.BLOCKED, Technique.TLS_INTERCEPTION

@@ -35,7 +35,7 @@ from reachwatch.probes.tor_bootstrap import SPEC, TorBootstrapTarget
 from reachwatch.tor.bridgeline import parse_bridge_line
 from reachwatch.tor.service import TorService
 from reachwatch.verdict import judge
-from tests.tor.torlab import TorLab
+from tests.tor.torlab import TorLab, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -61,6 +61,14 @@ async def test_client_bootstraps_to_100_percent_through_the_obfs4_bridge(torlab:
     assert result.facts["bootstrap_progress"] == 100 and result.facts["bootstrap_tag"] == "done"
     assert 0 < float(result.facts["bootstrap_seconds"]) < 40  # type: ignore[arg-type]
     assert result.facts["transport"] == "obfs4"
+
+
+async def test_refused_bridge_stall_carries_tors_reason(torlab: TorLab) -> None:
+    service = lab_service(torlab)
+    result = await bootstrap(service, "refused", f"127.0.0.1:{free_port()} {'D' * 40}", timeout=12.0)
+    assert (result.failure, result.stage) == (Failure.CONNECTION_REFUSED, Stage.CONNECT), result
+    assert result.facts["bootstrap_reason"] == "connectrefused"
+    assert (result.facts["bootstrap_tag"], result.facts["bootstrap_progress"]) == ("conn", 5)
 
 
 async def test_missing_transport_plugin_is_tor_pt_missing(torlab: TorLab) -> None:
