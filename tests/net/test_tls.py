@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import subprocess
+from pathlib import Path
 
 import pytest
 import trustme
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from reachwatch.failures import Failure
 from reachwatch.net.errors import NetFailure
 from reachwatch.net.tls import PresentedChain, check_pins, normalize_pin, spki_sha256
 from tests.servers import rogue_ca
+
+
+def sm2_certificate_der(directory: Path) -> bytes:
+    """A self-signed SM2 certificate (made by openssl): a key type cryptography cannot load."""
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "sm2", "-nodes", "-subj", "/CN=sm2.test", "-days", "2",
+         "-keyout", str(directory / "k.pem"), "-out", str(directory / "c.der"), "-outform", "DER"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return (directory / "c.der").read_bytes()
 
 
 def chain_of(ca: trustme.CA, name: str = "a.test") -> PresentedChain:
@@ -58,3 +70,20 @@ def test_garbage_der_keeps_what_parsed() -> None:
     chain = PresentedChain((good.der[0], b"\x30\x03garbage"))
     assert len(chain.certs) == 1
     assert chain.leaf_subject
+
+
+def test_spki_pin_of_a_key_type_cryptography_cannot_load(tmp_path: Path) -> None:
+    """The SPKI hash is taken from the certificate's own bytes, so an SM2 (Chinese national) chain is
+    pinnable and never crashes the pin check."""
+    chain = PresentedChain((sm2_certificate_der(tmp_path),))
+    (pin,) = chain.spki_sha256()
+    check_pins(chain, [pin], [])
+    with pytest.raises(NetFailure) as err:
+        check_pins(chain, ["AAAA" * 11], [])
+    assert err.value.failure is Failure.SSL_PIN_MISMATCH
+
+
+def test_spki_pin_equals_the_hash_of_the_encoded_public_key() -> None:
+    chain = chain_of(trustme.CA())
+    key = chain.certs[0].public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    assert chain.spki_sha256()[0] == base64.b64encode(hashlib.sha256(key).digest()).decode()

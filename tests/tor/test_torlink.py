@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import struct
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import trustme
@@ -25,6 +26,7 @@ from reachwatch.tor.certs import (
     parse_certs_payload,
     verify_responder_certs,
 )
+from tests.net.test_tls import sm2_certificate_der
 from tests.tor.lonerelay import TorRelayProcess
 
 pytestmark = pytest.mark.slow
@@ -170,3 +172,16 @@ def test_fingerprint_forms_normalize_to_upper_hex(form: str) -> None:
 def test_fingerprint_rejects_non_fingerprints(bad: str) -> None:
     with pytest.raises(ValueError, match="40 hex"):
         normalize_fingerprint(bad)
+
+
+def test_certificate_with_a_key_type_we_cannot_load_is_malformed_not_a_crash(
+    captured: Captured, tmp_path: Path
+) -> None:
+    """cryptography raises UnsupportedAlgorithm (not ValueError) for keys such as SM2: a hostile peer
+    putting one in the CERTS cell must give tor_link_handshake_failed / identity mismatch, not a bug."""
+    tls_der, certs = captured
+    sm2_cert_der = sm2_certificate_der(tmp_path)
+    with pytest.raises(CertsMalformed):
+        verify_responder_certs({**certs, 2: [sm2_cert_der]}, tls_der)
+    with pytest.raises(CertsMismatch):
+        verify_responder_certs(certs, sm2_cert_der)

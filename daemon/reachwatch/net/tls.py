@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from reachwatch.failures import Failure, Stage
 from reachwatch.net.dial import connect_tcp
@@ -99,9 +98,42 @@ class PresentedChain:
 
 
 def spki_sha256(cert: x509.Certificate) -> str:
-    """Base64 SHA-256 of the certificate's SubjectPublicKeyInfo (the ``sha256/...`` pin format)."""
-    spki = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    return base64.b64encode(hashlib.sha256(spki).digest()).decode("ascii")
+    """Base64 SHA-256 of the certificate's SubjectPublicKeyInfo (the ``sha256/...`` pin format).
+
+    Hashed as the certificate carries it, not re-encoded from a parsed key: ``public_key()`` raises for
+    key types cryptography does not load (SM2, GOST: national certificates a server or a censor may
+    present) and could re-encode others differently from ``openssl pkey -pubout``.
+    """
+    return base64.b64encode(hashlib.sha256(_spki_der(cert.tbs_certificate_bytes)).digest()).decode("ascii")
+
+
+def _der_element(data: bytes, offset: int) -> tuple[int, int, int]:
+    """(tag, start of the value, end of the element) of the DER element at ``offset``."""
+    if offset + 2 > len(data):
+        raise ValueError("truncated DER element")
+    tag, first = data[offset], data[offset + 1]
+    if first < 0x80:
+        start, length = offset + 2, first
+    else:
+        size = first & 0x7F
+        start, length = offset + 2 + size, int.from_bytes(data[offset + 2 : offset + 2 + size], "big")
+    if start + length > len(data):
+        raise ValueError("truncated DER element")
+    return tag, start, start + length
+
+
+def _spki_der(tbs: bytes) -> bytes:
+    """The SubjectPublicKeyInfo element of a TBSCertificate (RFC 5280 section 4.1): after the optional
+    ``[0]`` version come serial, signature algorithm, issuer, validity and subject."""
+    _, offset, end = _der_element(tbs, 0)
+    tag, _, after = _der_element(tbs, offset)
+    if tag == 0xA0:  # explicit version
+        offset = after
+    for _ in range(5):
+        offset = _der_element(tbs, offset)[2]
+    if offset >= end:
+        raise ValueError("no SubjectPublicKeyInfo in the certificate")
+    return tbs[offset : _der_element(tbs, offset)[2]]
 
 
 def normalize_pin(pin: str) -> str:

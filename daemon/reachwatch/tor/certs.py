@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 CERT_LINK = 1
@@ -134,6 +135,13 @@ def _x509(der: bytes, what: str) -> x509.Certificate:
         return x509.load_der_x509_certificate(der)
     except ValueError:
         raise CertsMalformed(f"{what} is not an X.509 certificate") from None
+
+
+def _public_key(cert: x509.Certificate, what: str) -> CertificatePublicKeyTypes:
+    try:
+        return cert.public_key()
+    except (ValueError, UnsupportedAlgorithm):  # SM2, GOST...: a peer's choice, not our bug
+        raise CertsMalformed(f"{what} has a key type that cannot be loaded") from None
 
 
 def _check_lifetime(not_before: datetime, not_after: datetime, now: datetime, what: str) -> None:
@@ -245,7 +253,7 @@ def verify_responder_certs(
     body2 = _one(certs, CERT_RSA_IDENTITY, required=True)
     assert body2 is not None
     identity_cert = _x509(body2, "type-2 identity certificate")
-    identity = identity_cert.public_key()
+    identity = _public_key(identity_cert, "type-2 identity certificate")
     if not isinstance(identity, rsa.RSAPublicKey) or identity.key_size != 1024:
         raise CertsMalformed("type-2 identity key is not RSA1024")
     _check_lifetime(
@@ -255,7 +263,7 @@ def verify_responder_certs(
         raise CertsMismatch("type-2 identity certificate is not self-signed")
     try:
         tls_key = x509.load_der_x509_certificate(tls_cert_der).public_key()
-    except ValueError:
+    except (ValueError, UnsupportedAlgorithm):
         raise CertsMismatch("the TLS certificate presented is not parseable") from None
     tls_spki = tls_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
@@ -266,7 +274,8 @@ def verify_responder_certs(
         _check_lifetime(link_cert.not_valid_before_utc, link_cert.not_valid_after_utc, now, "link cert")
         if not _rsa_verify_x509(link_cert, identity):
             raise CertsMismatch("type-1 link certificate not signed by the RSA identity")
-        link_spki = link_cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        link_key = _public_key(link_cert, "type-1 link certificate")
+        link_spki = link_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
         if link_spki != tls_spki:
             raise CertsNotBoundToTls("type-1 link certificate does not certify the TLS key presented")
     ed_identity = _verify_ed25519(certs, identity, tls_cert_der, now) if has_ed else None
