@@ -152,9 +152,15 @@ def configure(level: str = "info", fmt: str = "console", stream: TextIO | None =
             foreign_pre_chain=[structlog.stdlib.add_log_level, *shared[2:]],
         )
     )
+    # Library debug chatter is not ours to show. The level goes on the handler too: a library logger
+    # with its own level (stem sets "stem" to TRACE) propagates records past the root's level, and
+    # stem's DEBUG lines quote SETCONF commands with whole bridge lines.
+    library_level = max(LEVELS[level], logging.INFO)
+    handler.setLevel(library_level)
     root = logging.getLogger()
     root.handlers = [handler]
-    root.setLevel(max(LEVELS[level], logging.INFO))  # library debug chatter is not ours to show
+    root.setLevel(library_level)
+    logging.getLogger("stem").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.access").disabled = True  # scraper addresses are not worth a line each
 
 

@@ -101,3 +101,18 @@ def test_info_level_hides_per_probe_debug_lines(stream: io.StringIO) -> None:
     log.info("verdict_changed", target="x", verdict="blocked")
     out = stream.getvalue()
     assert "verdict_changed" in out and "probe_result" not in out
+
+
+def test_a_library_logger_with_its_own_low_level_cannot_leak_debug_lines(stream: io.StringIO) -> None:
+    """stem sets its logger to TRACE and logs SETCONF commands (whole bridge lines) at DEBUG."""
+    rwlog.configure("info", "json", stream)
+    stem_log = logging.getLogger("stem")
+    stem_log.setLevel(5)  # what stem does on import
+    rwlog.configure("info", "json", stream)  # the daemon configures after stem was imported
+    stem_log.debug('Sending: SETCONF Bridge="obfs4 192.0.2.7:443 4C2F..."')
+    logging.getLogger("other.lib").setLevel(logging.DEBUG)
+    logging.getLogger("other.lib").debug("other library chatter")
+    stem_log.warning("tor process exited")
+    out = stream.getvalue()
+    assert "192.0.2.7" not in out and "chatter" not in out
+    assert "tor process exited" in out
