@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
+from reachwatch.config.types import host_port
 from reachwatch.failures import Failure, Stage
+from reachwatch.probes.socks5 import Socks5Target
+from reachwatch.probes.tcp import TcpTarget
+from reachwatch.probes.tls import TlsTarget
+from reachwatch.probes.tor_relay import TorRelayTarget
 from tests.probes.util import run
 from tests.servers import free_port, hold_open, syn_blackhole, tcp_server
 
@@ -36,3 +43,17 @@ async def test_private_target_keeps_its_address_out_of_facts() -> None:
         result = await run({"kind": "tcp", "host": "127.0.0.1", "port": port, "private": True})
     assert result.success
     assert "ip" not in result.facts
+
+
+@pytest.mark.parametrize("host", ["2001:db8::1", "[2001:db8::1]"])
+def test_every_kind_spells_one_ipv6_endpoint_the_same_way(host: str) -> None:
+    """Per-destination limits key on ``destination()``: tcp, tls and a proxy at one address must meet."""
+    common = {"name": "x", "host": host, "port": 443}
+    spellings = {
+        TcpTarget.model_validate({**common, "kind": "tcp"}).destination(),
+        TlsTarget.model_validate({**common, "kind": "tls"}).destination(),
+        Socks5Target.model_validate({**common, "kind": "socks5"}).destination(),
+        TorRelayTarget.model_validate({**common, "kind": "tor_relay", "fingerprint": "A" * 40}).destination(),
+    }
+    assert spellings == {"[2001:db8::1]:443"}
+    assert host_port("a.test", 80) == "a.test:80"

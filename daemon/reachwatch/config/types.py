@@ -52,6 +52,13 @@ RESERVED_LABELS = frozenset(
 )
 
 
+def host_port(host: str, port: int) -> str:
+    """``host:port``, with an IPv6 address in brackets: one spelling per endpoint, so per-destination
+    limits see the same endpoint as one whichever kind probes it."""
+    host = host.strip("[]")  # hosts may be configured bracketed: "[2001:db8::1]"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class StrictModel(BaseModel):
     """Unknown keys are errors: a typo in a config must never be silently ignored."""
 
@@ -84,7 +91,7 @@ class TargetBase(StrictModel):
         return labels
 
     def destination(self) -> str:
-        """The endpoint this target loads (``host:port``), for per-destination limits and redaction."""
+        """The endpoint this target loads (``host_port``), for per-destination limits and redaction."""
         raise NotImplementedError
 
     def sensitive_values(self) -> list[str]:

@@ -22,6 +22,7 @@ import asyncio
 import base64
 from dataclasses import dataclass, field
 
+from reachwatch.config.types import host_port
 from reachwatch.failures import Failure, Stage
 from reachwatch.net.errors import NetFailure, classified
 
@@ -153,10 +154,6 @@ def basic_auth(username: str, password: str) -> str:
     return f"Basic {token}"
 
 
-def _authority(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 async def http_connect(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
@@ -167,7 +164,7 @@ async def http_connect(
     password: str | None = None,
 ) -> HttpHead:
     """Open a tunnel to ``host:port`` through the HTTP proxy on this connection; returns the 2xx head."""
-    authority = _authority(host, port)
+    authority = host_port(host, port)
     lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}", "User-Agent: reachwatch"]
     if username is not None:
         lines.append(f"Proxy-Authorization: {basic_auth(username, password or '')}")

@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from reachwatch.config.types import TargetBase
+from reachwatch.config.types import TargetBase, host_port
 from reachwatch.failures import Failure, Stage, Technique
 from reachwatch.model import ProbeResult
 from reachwatch.net.http import HttpExchange, Url
@@ -66,7 +66,7 @@ class _HttpFields(TargetBase):
     def destination(self) -> str:
         url = self.parsed()
         host = self.address or url.host
-        return f"[{host}]:{url.port}" if ":" in host else f"{host}:{url.port}"
+        return host_port(host, url.port)
 
     def sensitive_values(self) -> list[str]:
         values = [self.url, self.parsed().host, self.address]

@@ -28,7 +28,7 @@ from xml.sax.saxutils import escape as xml_escape
 from pydantic import Field
 
 from reachwatch.config.secrets import read_secret
-from reachwatch.config.types import Duration, TargetBase
+from reachwatch.config.types import Duration, TargetBase, host_port
 from reachwatch.errors import ConfigError
 from reachwatch.failures import Failure, Stage
 from reachwatch.model import ProbeResult
@@ -72,7 +72,7 @@ class OpenConnectTarget(TargetBase, TlsOptions):
     password_env: str | None = None
 
     def destination(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return host_port(self.host, self.port)
 
     def sni(self) -> str | None:
         return self.server_name or (None if is_ip_literal(self.host) else self.host)

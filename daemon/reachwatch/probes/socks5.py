@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import Field
 
-from reachwatch.config.types import TargetBase
+from reachwatch.config.types import TargetBase, host_port
 from reachwatch.failures import Failure, Stage, Technique
 from reachwatch.importers.proxyurl import proxy_credentials
 from reachwatch.model import ProbeResult
@@ -44,7 +44,7 @@ class ProxyTargetBase(TargetBase):
     canary: CanaryConfig | None = None
 
     def destination(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return host_port(self.host, self.port)
 
     def sensitive_values(self) -> list[str]:
         # the canary is the operator's own server abroad: as identifying as the proxy itself

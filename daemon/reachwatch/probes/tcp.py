@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from reachwatch.config.types import TargetBase
+from reachwatch.config.types import TargetBase, host_port
 from reachwatch.model import ProbeResult
 from reachwatch.net.dial import close_quietly
 from reachwatch.probes.base import ProbeContext, ProbeSpec, open_tcp
@@ -25,7 +25,7 @@ class TcpTarget(TargetBase):
     port: int = Field(ge=1, le=65535)
 
     def destination(self) -> str:
-        return f"{self.host}:{self.port}"
+        return host_port(self.host, self.port)
 
 
 async def probe(target: TcpTarget, ctx: ProbeContext) -> ProbeResult:

@@ -26,7 +26,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from reachwatch.config.types import Duration, TargetBase
+from reachwatch.config.types import Duration, TargetBase, host_port
 from reachwatch.failures import Failure, Stage, Technique
 from reachwatch.model import ProbeResult
 from reachwatch.net.dial import connect_tcp, pin_address
@@ -70,7 +70,7 @@ class ThroughputTarget(TargetBase):
     def destination(self) -> str:
         url = Url.parse(self.url)
         host = self.address or url.host
-        return f"[{host}]:{url.port}" if ":" in host else f"{host}:{url.port}"
+        return host_port(host, url.port)
 
     def sensitive_values(self) -> list[str]:
         values = [

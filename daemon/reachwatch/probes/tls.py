@@ -24,7 +24,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from reachwatch.config.types import Duration, StrictModel, TargetBase
+from reachwatch.config.types import Duration, StrictModel, TargetBase, host_port
 from reachwatch.failures import Failure, Stage, Technique
 from reachwatch.model import ProbeResult
 from reachwatch.net.dial import connect_tcp
@@ -89,7 +89,7 @@ class TlsTarget(TargetBase, TlsOptions):
     handshake_timeout: Duration | None = None
 
     def destination(self) -> str:
-        return f"{self.host}:{self.port}"
+        return host_port(self.host, self.port)
 
     def sni(self) -> str | None:
         # an IP literal is passed too: Python then verifies the IP SAN and sends no SNI (RFC 6066)

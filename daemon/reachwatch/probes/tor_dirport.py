@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from stem.descriptor.server_descriptor import RelayDescriptor
 
-from reachwatch.config.types import TargetBase
+from reachwatch.config.types import TargetBase, host_port
 from reachwatch.failures import Failure, Stage
 from reachwatch.model import ProbeResult
 from reachwatch.net.tls import discard
@@ -43,8 +43,7 @@ class TorDirPortTarget(TargetBase):
         return normalize_fingerprint(value) if value is not None else None
 
     def destination(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return host_port(self.host, self.port)
 
     def sensitive_values(self) -> list[str]:
         values = super().sensitive_values()

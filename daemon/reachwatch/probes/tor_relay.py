@@ -21,7 +21,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from reachwatch.config.types import NAME_PATTERN, TargetBase
+from reachwatch.config.types import NAME_PATTERN, TargetBase, host_port
 from reachwatch.failures import Failure, Stage, Technique
 from reachwatch.model import ProbeResult
 from reachwatch.net.tls import discard, tls_handshake
@@ -63,8 +63,7 @@ class TorRelayTarget(TargetBase):
         return value
 
     def destination(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return host_port(self.host, self.port)
 
     def sensitive_values(self) -> list[str]:
         values = [*super().sensitive_values(), self.fingerprint]
