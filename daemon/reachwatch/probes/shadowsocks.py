@@ -1,9 +1,5 @@
 """``shadowsocks``: with the key, relay a nonce through the server to the canary and get it back.
 
-Both editions: AEAD 2017 (``vpn/shadowsocks.py``, password) and 2022 / SIP022 (``vpn/ss2022.py``,
-``2022-blake3-aes-{128,256}-gcm``, a base64 PSK of 16/32 bytes in ``password_file``/``password_env`` or
-the ``ss://`` URI).
-
 Stages: ``connect`` (TCP to the server), ``protocol_handshake`` (our request - salt, target address and
 the canary line in one write - until the server's first chunk decrypts: proof that it holds our key),
 ``tunnel`` (the decrypted answer is the canary's echo of our nonce), ``transfer`` (``vpn.canary`` push).
@@ -12,25 +8,11 @@ A Shadowsocks server answers nothing without the key, and also closes without a 
 reach the target; so no answer within ``response_timeout`` is ``protocol_no_response`` and a close is
 ``eof_error``, both at ``protocol_handshake``. Neither is blocking by itself: only a control (the same
 server reached from abroad, or a TCP/protocol control on the same path) can make it so.
-
-Clock skew (2022 edition only): SIP022 servers treat a request whose timestamp is more than 30 s from
-their clock as a replay and answer it with silence, exactly what a censor dropping the session looks
-like. So a wrong clock on the prober (or the server) must not be read as blocking:
-
-- every 2022 answer is timestamped: ``clock_skew_s`` (server minus us, whole seconds) is a fact
-  whenever it is 5 s or more, so drift is visible before it breaks anything;
-- an answer more than 30 s off is refused as SIP022 asks: ``protocol_no_response`` at
-  ``protocol_handshake`` with ``clock_skew_s`` and ``clock_skew_rejected=True``;
-- silence from a server that answered less than 10 minutes ago with 10 s or more of skew is
-  ``protocol_no_response`` with that last ``clock_skew_s`` and ``clock_skew_suspected=True``.
-
-None of these carries blocking evidence; fix the clock (NTP) first.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -43,29 +25,13 @@ from reachwatch.importers.ssuri import key_from_uri_file
 from reachwatch.model import ProbeResult
 from reachwatch.net.errors import NetFailure
 from reachwatch.probes.base import ProbeContext, ProbeSpec, open_tcp
-from reachwatch.vpn.canary import (
-    CanaryConfig,
-    Stream,
-    canary_line,
-    push_canary,
-    recv_exactly,
-    verify_canary,
-)
+from reachwatch.vpn.canary import CanaryConfig, canary_line, push_canary, recv_exactly, verify_canary
 from reachwatch.vpn.shadowsocks import METHODS, ShadowsocksStream
-from reachwatch.vpn.ss2022 import METHODS_2022, ClockSkew, Shadowsocks2022Stream, decode_psk
-
-SUPPORTED = (*METHODS, *METHODS_2022)
-SKEW_NOTE_S = 5  # below this a skew is timestamp granularity and network delay, not worth a fact
-SKEW_SUSPECT_S = 10  # a skew this large seen recently makes a later silence a likely clock problem
-SKEW_MEMORY_S = 600.0
-# (host, port) -> (skew seconds, monotonic time seen); process memory only, never published
-_skew_seen: dict[tuple[str, int], tuple[float, float]] = {}
 
 
 class ShadowsocksTarget(TargetBase):
-    """A Shadowsocks server, AEAD 2017 or 2022 edition. The key (a password, or for ``2022-*`` methods
-    the base64 PSK) comes from ``password_file``/``password_env`` or from the user's ``ss://`` URI file
-    (``uri_file``/``uri_line``), never from the YAML."""
+    """A Shadowsocks AEAD server. The key comes from ``password_file``/``password_env`` or from the
+    user's ``ss://`` URI file (``uri_file``/``uri_line``), never from the YAML."""
 
     kind: Literal["shadowsocks"]
     host: str = Field(min_length=1)
@@ -81,8 +47,8 @@ class ShadowsocksTarget(TargetBase):
     @field_validator("method")
     @classmethod
     def _known_method(cls, method: str) -> str:
-        if method not in SUPPORTED:
-            raise ValueError(f"unsupported cipher {method!r}; supported: {', '.join(SUPPORTED)}")
+        if method not in METHODS:
+            raise ValueError(f"unsupported cipher {method!r}; supported: {', '.join(METHODS)}")
         return method
 
     def destination(self) -> str:
@@ -101,51 +67,20 @@ class ShadowsocksTarget(TargetBase):
         return self.method, password
 
 
-def _open_stream(
-    target: ShadowsocksTarget,
-    method: str,
-    password: str,
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
-) -> Stream:
-    host, port = target.canary.host, target.canary.port
-    if method in METHODS_2022:
-        psk = decode_psk(method, password)
-        return Shadowsocks2022Stream(reader, writer, method=method, psk=psk, host=host, port=port)
-    return ShadowsocksStream(reader, writer, method=method, password=password, host=host, port=port)
-
-
-def _note_skew(target: ShadowsocksTarget, stream: Stream, ctx: ProbeContext) -> None:
-    skew = getattr(stream, "skew_s", None)
-    if skew is None:
-        return
-    _skew_seen[(target.host, target.port)] = (skew, time.monotonic())
-    if abs(skew) >= SKEW_NOTE_S:
-        ctx.fact("clock_skew_s", round(skew))
-
-
-def _silence(target: ShadowsocksTarget, ctx: ProbeContext) -> NetFailure:
-    seen = _skew_seen.get((target.host, target.port))
-    if seen is not None and abs(seen[0]) >= SKEW_SUSPECT_S and time.monotonic() - seen[1] < SKEW_MEMORY_S:
-        # this server answered recently with a large skew: a SIP022 server now ignoring us is more
-        # likely our clock crossing its 30 s window than a censor
-        ctx.fact("clock_skew_s", round(seen[0]))
-        ctx.fact("clock_skew_suspected", True)
-    return NetFailure(Failure.PROTOCOL_NO_RESPONSE, Stage.PROTOCOL_HANDSHAKE, "no answer from server")
-
-
 async def probe(target: ShadowsocksTarget, ctx: ProbeContext) -> ProbeResult:
     # read on every attempt (rotation without reload), so off the event loop
     method, password = await asyncio.to_thread(target.key, ctx)
-    if method not in SUPPORTED:
+    if method not in METHODS:
         raise ConfigError(target.name, f"unsupported cipher {method!r}")
-    if method in METHODS_2022:
-        try:
-            decode_psk(method, password)  # before connecting: a bad key is config, not the network
-        except ValueError as exc:
-            raise ConfigError(target.name, str(exc)) from None
     _, reader, writer = await open_tcp(ctx, target.host, target.port)
-    stream = _open_stream(target, method, password, reader, writer)
+    stream = ShadowsocksStream(
+        reader,
+        writer,
+        method=method,
+        password=password,
+        host=target.canary.host,
+        port=target.canary.port,
+    )
     try:
         line = canary_line()
         with ctx.stage(Stage.PROTOCOL_HANDSHAKE):
@@ -154,13 +89,9 @@ async def probe(target: ShadowsocksTarget, ctx: ProbeContext) -> ProbeResult:
                 async with asyncio.timeout(min(target.response_timeout, ctx.remaining())):
                     first = await recv_exactly(stream, 1, Stage.PROTOCOL_HANDSHAKE)
             except TimeoutError:
-                raise _silence(target, ctx) from None
-            except ClockSkew as exc:
-                # SIP022: treat as a replay. Not blocking: the clocks disagree (see the module docstring)
-                ctx.fact("clock_skew_s", round(exc.skew_s))
-                ctx.fact("clock_skew_rejected", True)
-                raise NetFailure(Failure.PROTOCOL_NO_RESPONSE, Stage.PROTOCOL_HANDSHAKE, str(exc)) from None
-            _note_skew(target, stream, ctx)
+                raise NetFailure(
+                    Failure.PROTOCOL_NO_RESPONSE, Stage.PROTOCOL_HANDSHAKE, "no answer from server"
+                ) from None
         with ctx.stage(Stage.TUNNEL):
             rest = await recv_exactly(stream, len(line) - 1, Stage.TUNNEL)
             if first + rest != line:
@@ -176,5 +107,5 @@ SPEC = ProbeSpec(
     kind="shadowsocks",
     target_model=ShadowsocksTarget,
     probe=probe,
-    description="Shadowsocks AEAD/2022: relay a nonce to the canary with the key, usability push",
+    description="Shadowsocks AEAD: relay a nonce to the canary with the key, usability push",
 )
