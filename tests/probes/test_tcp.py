@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from reachwatch.config.types import host_port
+from reachwatch.config.types import host_port, split_host_port
 from reachwatch.failures import Failure, Stage
 from reachwatch.probes.socks5 import Socks5Target
 from reachwatch.probes.tcp import TcpTarget
@@ -57,3 +57,14 @@ def test_every_kind_spells_one_ipv6_endpoint_the_same_way(host: str) -> None:
     }
     assert spellings == {"[2001:db8::1]:443"}
     assert host_port("a.test", 80) == "a.test:80"
+
+
+@pytest.mark.parametrize("value", ["a.test:80", "[2001:db8::1]:443", "192.0.2.1:65535"])
+def test_split_host_port_inverts_host_port(value: str) -> None:
+    assert host_port(*split_host_port(value)) == value
+
+
+@pytest.mark.parametrize("value", ["a.test", ":80", "[]:80", "a.test:0", "a.test:65536", "a.test:http"])
+def test_split_host_port_refuses_what_is_not_an_endpoint(value: str) -> None:
+    with pytest.raises(ValueError, match="not host:port"):
+        split_host_port(value)

@@ -59,6 +59,17 @@ def host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def split_host_port(value: str) -> tuple[str, int]:
+    """The inverse of ``host_port``: ``host:port`` or ``[v6]:port`` -> (host without brackets, port).
+
+    Raises ``ValueError`` (without quoting ``value``: callers name the field and decide what to show).
+    """
+    host, sep, port = value.strip().rpartition(":")
+    if not sep or not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("not host:port")
+    return host.strip("[]"), int(port)
+
+
 class StrictModel(BaseModel):
     """Unknown keys are errors: a typo in a config must never be silently ignored."""
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from reachwatch.config.types import split_host_port
 from reachwatch.errors import ConfigError
 from reachwatch.importers.common import Output
 from reachwatch.importers.ovpn import import_ovpn
@@ -32,10 +33,10 @@ MAX_FILE_BYTES = 8 * 1024 * 1024  # the VPN Gate list is ~1-2 MB
 def _parse_canary(canary: str | None) -> tuple[str | None, int | None]:
     if canary is None:
         return None, None
-    host, sep, port = canary.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ConfigError("canary", f"{canary!r} is not host:port")
-    return host.strip("[]"), int(port)
+    try:
+        return split_host_port(canary)
+    except ValueError:
+        raise ConfigError("canary", f"{canary!r} is not host:port") from None
 
 
 def _links(path: Path, text: str, out: Output) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ import binascii
 from pathlib import Path
 from typing import Any
 
+from reachwatch.config.types import split_host_port
 from reachwatch.errors import ConfigError
 from reachwatch.importers.common import Output, entry_name
 
@@ -28,10 +29,10 @@ def _key(value: str, where: str, field: str) -> str:
 
 
 def _endpoint(value: str, where: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535 or not host:
-        raise ConfigError(where, f"Endpoint {value!r} is not host:port")
-    return host.strip("[]"), int(port)
+    try:
+        return split_host_port(value)
+    except ValueError:
+        raise ConfigError(where, f"Endpoint {value!r} is not host:port") from None
 
 
 def import_wgquick(path: Path, text: str, out: Output) -> list[dict[str, Any]]:

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, field_validator
 from stem.descriptor.networkstatus import NetworkStatusDocumentV3
 
-from reachwatch.config.types import Duration, StrictModel, TargetBase
+from reachwatch.config.types import Duration, StrictModel, TargetBase, split_host_port
 from reachwatch.errors import ConfigError
 from reachwatch.probes.tor_relay import TorRelayTarget
 from reachwatch.tor.certs import normalize_fingerprint
@@ -97,10 +97,10 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _split_addr(value: str) -> tuple[str, int]:
-    host, _, port = value.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"bad OR address {value!r}")
-    return host.strip("[]"), int(port)
+    try:
+        return split_host_port(value)
+    except ValueError:
+        raise ValueError(f"bad OR address {value!r}") from None
 
 
 def _onionoo(data: Any) -> list[Relay]:
