@@ -140,6 +140,9 @@ def test_targets_name_every_identifying_value() -> None:
         ({"kind": "http", "url": "https://x.test/"}, "kind https"),
         ({"kind": "https", "url": "http://x.test/"}, "https://"),
         ({"kind": "http", "url": "http://x.test/", "blockpage_patterns": ["("]}, "invalid regular"),
+        # found at load, not as a crash logged with the value at every attempt
+        ({"kind": "http", "url": "http://x.test/", "headers": {"X-Token": "a\nb"}}, "header X-Token"),
+        ({"kind": "http", "url": "http://x.test/", "headers": {"Bad Name": "v"}}, "header name"),
     ],
 )
 def test_invalid_targets_are_refused_with_a_reason(data: dict[str, object], message: str) -> None:

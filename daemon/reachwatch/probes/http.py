@@ -28,6 +28,7 @@ from reachwatch.probes.base import ProbeContext, ProbeSpec, open_tcp
 from reachwatch.probes.tls import TlsOptions, handshake_with_evidence
 
 DEFAULT_MAX_BYTES = 64 * 1024
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 field-name
 
 
 class _HttpFields(TargetBase):
@@ -59,6 +60,18 @@ class _HttpFields(TargetBase):
             except re.error as exc:
                 raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
         return patterns
+
+    @field_validator("headers")
+    @classmethod
+    def _sendable(cls, headers: dict[str, str]) -> dict[str, str]:
+        # what h11 would refuse when sending; refused here so it is a config error at load, not a
+        # crash at every attempt whose log line quotes the value (often a token)
+        for name, value in headers.items():
+            if not _TOKEN.fullmatch(name):
+                raise ValueError(f"header name {name!r} is not an HTTP token")
+            if any(c in value for c in "\r\n\0"):
+                raise ValueError(f"header {name} has a line break or NUL in its value")
+        return headers
 
     def parsed(self) -> Url:
         return Url.parse(self.url)
