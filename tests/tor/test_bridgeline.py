@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from reachwatch.config.load import load_config
+from reachwatch.config.load import load_config, parse_config
 from reachwatch.config.schema import Config
 from reachwatch.probes.tor_bootstrap import TorBootstrapTarget
 from reachwatch.probes.tor_bridge import TorBridgeTarget
@@ -112,3 +112,17 @@ def test_private_bridges_example_validates_and_every_bridge_is_private() -> None
     assert len(tor_targets) == 4 and all(t.private for t in tor_targets)
     transports = {t.line().transport_name for t in tor_targets if isinstance(t, TorBridgeTarget)}
     assert transports == {"obfs4", "vanilla", "webtunnel"}
+
+
+def test_bridge_targets_are_private_unless_marked_public() -> None:
+    """Issue 3: a bridge's address never leaves reachwatch unless the operator marks it public."""
+    line = "obfs4 192.0.2.44:8443 0123456789ABCDEF0123456789ABCDEF01234567 cert=AAAA iat-mode=0"
+    text = (
+        "targets:\n"
+        f"  - {{name: b1, kind: tor_bridge, bridge: '{line}'}}\n"
+        f"  - {{name: b2, kind: tor_bridge, bridge: '{line}', private: false}}\n"
+        f"  - {{name: boot, kind: tor_bootstrap, bridges: ['{line}']}}\n"
+    )
+    targets = {t.name: t for t in parse_config(text, "c.yaml", Path(".")).config.targets}
+    assert targets["b1"].private and targets["boot"].private
+    assert not targets["b2"].private

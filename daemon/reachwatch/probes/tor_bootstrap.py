@@ -40,6 +40,8 @@ class TorBootstrapTarget(TargetBase):
 
     kind: Literal["tor_bootstrap"]
     bridges: list[str] = Field(default_factory=list, max_length=16)
+    # bridges are private unless the operator says otherwise (see tor_bridge)
+    private: bool = True
 
     @field_validator("bridges")
     @classmethod

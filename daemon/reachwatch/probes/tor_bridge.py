@@ -8,7 +8,8 @@ right identity and a one-hop directory request to work. A failure carries the re
 nothing before the batch deadline -> ``generic_timeout_error``.
 
 Privacy: a bridge is known by its target name and ``bridge_id`` (SHA-256 of its fingerprint, truncated);
-its address and fingerprint are facts only for bridges that are not ``private``. Set the target's
+its address and fingerprint are facts only for bridges marked ``private: false`` (bridges are private by
+default, unlike other targets). Set the target's
 ``timeout`` above ``tor.batch_timeout`` (a bridge waits for its batch).
 """
 
@@ -31,6 +32,8 @@ class TorBridgeTarget(TargetBase):
 
     kind: Literal["tor_bridge"]
     bridge: str = Field(min_length=1, max_length=4096)
+    # a bridge is private unless the operator says otherwise: publishing one hands it to the censor
+    private: bool = True
 
     @field_validator("bridge")
     @classmethod
