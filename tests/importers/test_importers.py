@@ -231,7 +231,8 @@ def test_generated_names_never_carry_the_endpoint_address(tmp_path: Path) -> Non
     [
         "socks5://user:hunter2/x@proxy.example.net:1080",
         "http://user:hunter2?x@proxy.example.net:3128",
-        "ss://aes-128-gcm:hunter2/x@ss.example.net:8388",
+        # (an unencoded "/" in an ss:// key is parsed right: everything up to the last "@" is userinfo)
+        "ss://aes-128-gcm:hunter2?x@ss.example.net:8388",
     ],
 )
 def test_unparsable_link_error_does_not_quote_the_password(tmp_path: Path, line: str) -> None:

@@ -4,6 +4,7 @@ Forms accepted::
 
     ss://BASE64URL(method:password)@host:port/?plugin=...#tag      SIP002
     ss://method:percent-encoded-password@host:port#tag            SIP002 plain userinfo (used by 2022 keys)
+    ss://2022-blake3-aes-256-gcm:BASE64PSK@host:port#tag         the same, 2022 key not percent-encoded
     ss://BASE64(method:password@host:port)#tag                     legacy
 
 Parsing only. Used by the importer and, at run time, by the ``shadowsocks`` probe when a target takes its
@@ -25,6 +26,9 @@ from reachwatch.errors import ConfigError
 from reachwatch.importers.common import Output, entry_name
 from reachwatch.importers.proxyurl import PORT_HINT, url_from_file
 from reachwatch.vpn.shadowsocks import METHODS
+from reachwatch.vpn.ss2022 import METHODS_2022, decode_psk
+
+SUPPORTED = (*METHODS, *METHODS_2022)
 
 
 @dataclass(frozen=True)
@@ -54,8 +58,10 @@ def parse_ss_uri(uri: str) -> SsUri:
     if "@" not in rest.split("/?")[0].split("?")[0]:
         # legacy: everything before the tag is base64(method:password@host:port)
         rest = _b64decode(rest.split("/?")[0].split("?")[0])
-    parts = urlsplit("ss://" + rest)
-    userinfo = rest.rsplit("@", 1)[0] if "@" in rest else ""
+    userinfo, _, hostpart = rest.rpartition("@")
+    # only what follows the last "@" is host, port and query: a 2022 base64 key pasted without
+    # percent-encoding may hold a "/", which would otherwise end the authority early
+    parts = urlsplit("ss://" + hostpart)
     userinfo = unquote(userinfo)
     if ":" not in userinfo:
         userinfo = _b64decode(userinfo)
@@ -98,8 +104,13 @@ def import_ss_uri(path: Path, line_no: int, text: str, out: Output) -> dict[str,
     if uri.plugin:
         plugin_name = uri.plugin.split(";", 1)[0]
         raise ConfigError(where, f"ss:// plugin {plugin_name!r} is not supported (only plain AEAD servers)")
-    if uri.method not in METHODS:
-        raise ConfigError(where, f"cipher {uri.method!r} is not supported; supported: {', '.join(METHODS)}")
+    if uri.method not in SUPPORTED:
+        raise ConfigError(where, f"cipher {uri.method!r} is not supported; supported: {', '.join(SUPPORTED)}")
+    if uri.method in METHODS_2022:
+        try:
+            decode_psk(uri.method, uri.password)
+        except ValueError as exc:
+            raise ConfigError(where, str(exc)) from None
     canary = out.canary()
     if canary is None:
         raise ConfigError(where, "a shadowsocks entry needs a canary (an echo service abroad): give one")

@@ -1,5 +1,9 @@
 """``shadowsocks``: with the key, relay a nonce through the server to the canary and get it back.
 
+Both editions: AEAD 2017 (``vpn/shadowsocks.py``, password) and 2022 / SIP022 (``vpn/ss2022.py``,
+``2022-blake3-aes-{128,256}-gcm``, a base64 PSK of 16/32 bytes in ``password_file``/``password_env`` or
+the ``ss://`` URI).
+
 Stages: ``connect`` (TCP to the server), ``protocol_handshake`` (our request - salt, target address and
 the canary line in one write - until the server's first chunk decrypts: proof that it holds our key),
 ``tunnel`` (the decrypted answer is the canary's echo of our nonce), ``transfer`` (``vpn.canary`` push).
@@ -8,11 +12,25 @@ A Shadowsocks server answers nothing without the key, and also closes without a 
 reach the target; so no answer within ``response_timeout`` is ``protocol_no_response`` and a close is
 ``eof_error``, both at ``protocol_handshake``. Neither is blocking by itself: only a control (the same
 server reached from abroad, or a TCP/protocol control on the same path) can make it so.
+
+Clock skew (2022 edition only): SIP022 servers treat a request whose timestamp is more than 30 s from
+their clock as a replay and answer it with silence, exactly what a censor dropping the session looks
+like. So a wrong clock on the prober (or the server) must not be read as blocking:
+
+- every 2022 answer is timestamped: ``clock_skew_s`` (server minus us, whole seconds) is a fact
+  whenever it is 5 s or more, so drift is visible before it breaks anything;
+- an answer more than 30 s off is refused as SIP022 asks: ``protocol_no_response`` at
+  ``protocol_handshake`` with ``clock_skew_s`` and ``clock_skew_rejected=True``;
+- silence from a server that answered less than 10 minutes ago with 10 s or more of skew is
+  ``protocol_no_response`` with that last ``clock_skew_s`` and ``clock_skew_suspected=True``.
+
+None of these carries blocking evidence; fix the clock (NTP) first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -25,30 +43,50 @@ from reachwatch.importers.ssuri import key_from_uri_file
 from reachwatch.model import ProbeResult
 from reachwatch.net.errors import NetFailure
 from reachwatch.probes.base import ProbeContext, ProbeSpec, open_tcp
-from reachwatch.vpn.canary import CanaryConfig, canary_line, push_canary, recv_exactly, verify_canary
+from reachwatch.vpn.canary import (
+    CanaryConfig,
+    Stream,
+    canary_line,
+    push_canary,
+    recv_exactly,
+    verify_canary,
+)
 from reachwatch.vpn.shadowsocks import METHODS, ShadowsocksStream
+from reachwatch.vpn.ss2022 import METHODS_2022, ClockSkew, Shadowsocks2022Stream, decode_psk
+
+SUPPORTED = (*METHODS, *METHODS_2022)
+SKEW_NOTE_S = 5  # below this a skew is timestamp granularity and network delay, not worth a fact
+SKEW_SUSPECT_S = 10  # a skew this large seen recently makes a later silence a likely clock problem
+SKEW_MEMORY_S = 600.0
+# (host, port) -> (skew seconds, monotonic time seen); process memory only, never published
+_skew_seen: dict[tuple[str, int], tuple[float, float]] = {}
 
 
 class ShadowsocksTarget(TargetBase):
-    """A Shadowsocks AEAD server. The key comes from ``password_file``/``password_env`` or from the
-    user's ``ss://`` URI file (``uri_file``/``uri_line``), never from the YAML."""
+    """A Shadowsocks server, AEAD 2017 or 2022 edition. The key (a password, or for ``2022-*`` methods
+    the base64 PSK) comes from ``password_file``/``password_env`` or from the user's ``ss://`` URI file
+    (``uri_file``/``uri_line``), never from the YAML."""
 
     kind: Literal["shadowsocks"]
     host: str = Field(min_length=1)
     port: int = Field(ge=1, le=65535)
+    # the cipher: AEAD 2017 (aes-128-gcm, aes-256-gcm, chacha20-ietf-poly1305; the key is a password) or
+    # 2022 edition (2022-blake3-aes-128-gcm, 2022-blake3-aes-256-gcm; the key is a base64 PSK of 16/32
+    # bytes); with uri_file, the URI's own method is used
     method: str = "chacha20-ietf-poly1305"
     password_file: str | None = None
     password_env: str | None = None
     uri_file: str | None = None
     uri_line: int = Field(default=1, ge=1)
     canary: CanaryConfig
+    # how long the server's first answer may take before the attempt is protocol_no_response
     response_timeout: Duration = 5.0
 
     @field_validator("method")
     @classmethod
     def _known_method(cls, method: str) -> str:
-        if method not in METHODS:
-            raise ValueError(f"unsupported cipher {method!r}; supported: {', '.join(METHODS)}")
+        if method not in SUPPORTED:
+            raise ValueError(f"unsupported cipher {method!r}; supported: {', '.join(SUPPORTED)}")
         return method
 
     def destination(self) -> str:
@@ -67,20 +105,48 @@ class ShadowsocksTarget(TargetBase):
         return self.method, password
 
 
+def _psk(target: ShadowsocksTarget, method: str, password: str) -> bytes | None:
+    """The raw 2022 PSK (``None`` for AEAD 2017), checked before connecting: a bad key is config."""
+    if method not in METHODS_2022:
+        return None
+    try:
+        return decode_psk(method, password)
+    except ValueError as exc:
+        raise ConfigError(target.name, str(exc)) from None
+
+
+def _note_skew(target: ShadowsocksTarget, stream: Stream, ctx: ProbeContext) -> None:
+    skew = stream.skew_s if isinstance(stream, Shadowsocks2022Stream) else None
+    if skew is None:
+        return
+    _skew_seen[(target.host, target.port)] = (skew, time.monotonic())
+    if abs(skew) >= SKEW_NOTE_S:
+        ctx.fact("clock_skew_s", round(skew))
+
+
+def _silence(target: ShadowsocksTarget, ctx: ProbeContext) -> NetFailure:
+    seen = _skew_seen.get((target.host, target.port))
+    if seen is not None and abs(seen[0]) >= SKEW_SUSPECT_S and time.monotonic() - seen[1] < SKEW_MEMORY_S:
+        # this server answered recently with a large skew: a SIP022 server now ignoring us is more
+        # likely our clock crossing its 30 s window than a censor
+        ctx.fact("clock_skew_s", round(seen[0]))
+        ctx.fact("clock_skew_suspected", True)
+    return NetFailure(Failure.PROTOCOL_NO_RESPONSE, Stage.PROTOCOL_HANDSHAKE, "no answer from server")
+
+
 async def probe(target: ShadowsocksTarget, ctx: ProbeContext) -> ProbeResult:
     # read on every attempt (rotation without reload), so off the event loop
     method, password = await asyncio.to_thread(target.key, ctx)
-    if method not in METHODS:
+    if method not in SUPPORTED:
         raise ConfigError(target.name, f"unsupported cipher {method!r}")
+    psk = _psk(target, method, password)
     _, reader, writer = await open_tcp(ctx, target.host, target.port)
-    stream = ShadowsocksStream(
-        reader,
-        writer,
-        method=method,
-        password=password,
-        host=target.canary.host,
-        port=target.canary.port,
-    )
+    host, port = target.canary.host, target.canary.port
+    stream: Stream
+    if psk is not None:
+        stream = Shadowsocks2022Stream(reader, writer, method=method, psk=psk, host=host, port=port)
+    else:
+        stream = ShadowsocksStream(reader, writer, method=method, password=password, host=host, port=port)
     try:
         line = canary_line()
         with ctx.stage(Stage.PROTOCOL_HANDSHAKE):
@@ -89,9 +155,13 @@ async def probe(target: ShadowsocksTarget, ctx: ProbeContext) -> ProbeResult:
                 async with asyncio.timeout(min(target.response_timeout, ctx.remaining())):
                     first = await recv_exactly(stream, 1, Stage.PROTOCOL_HANDSHAKE)
             except TimeoutError:
-                raise NetFailure(
-                    Failure.PROTOCOL_NO_RESPONSE, Stage.PROTOCOL_HANDSHAKE, "no answer from server"
-                ) from None
+                raise _silence(target, ctx) from None
+            except ClockSkew as exc:
+                # SIP022: treat as a replay. Not blocking: the clocks disagree (see the module docstring)
+                ctx.fact("clock_skew_s", round(exc.skew_s))
+                ctx.fact("clock_skew_rejected", True)
+                raise NetFailure(Failure.PROTOCOL_NO_RESPONSE, Stage.PROTOCOL_HANDSHAKE, str(exc)) from None
+            _note_skew(target, stream, ctx)
         with ctx.stage(Stage.TUNNEL):
             rest = await recv_exactly(stream, len(line) - 1, Stage.TUNNEL)
             if first + rest != line:
@@ -107,5 +177,5 @@ SPEC = ProbeSpec(
     kind="shadowsocks",
     target_model=ShadowsocksTarget,
     probe=probe,
-    description="Shadowsocks AEAD: relay a nonce to the canary with the key, usability push",
+    description="Shadowsocks AEAD/2022: relay a nonce to the canary with the key, usability push",
 )
