@@ -17,6 +17,10 @@ from reachwatch.failures import Failure, Stage, Technique
 # API and journal; probes must not put addresses of private targets in them (see ProbeContext.fact).
 FactValue = str | int | float | bool | list[str]
 
+LOCAL_CAUSE_FACT = "local_cause"
+"""Fact naming a cause on our side of a failure (e.g. ``clock_skew``): the verdict engine never turns such
+a failure into ``blocked``, whatever a reference vantage saw."""
+
 
 @dataclass(frozen=True, slots=True)
 class ProbeResult:

@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 from reachwatch.config.schema import ConfirmationConfig
 from reachwatch.failures import Failure, Stage, Technique, VantageState, Verdict
-from reachwatch.model import ProbeResult
+from reachwatch.model import LOCAL_CAUSE_FACT, ProbeResult
 from reachwatch.state import Outcome, TargetState
 
 # Failures that, at a given stage, a censor produces and a reference success makes attributable.
@@ -46,10 +46,11 @@ def technique_with_reference(result: ProbeResult) -> Technique | None:
     - reset right after the connection carried data -> ``tcp_reset``;
     - ``tls_handshake`` timeout/reset/EOF (typically an SNI-triggered drop) -> ``tls_interference``;
     - ``protocol_handshake`` silence on a path that connected -> ``protocol_blocking``.
-    Anything else -> ``None`` (no attribution).
+    Anything else -> ``None`` (no attribution), and so is a failure whose probe named a cause on our
+    side (``local_cause``, e.g. the prober's clock rejected by a Shadowsocks-2022 server).
     """
     failure, stage = result.failure, result.stage
-    if result.success or failure is None:
+    if result.success or failure is None or result.facts.get(LOCAL_CAUSE_FACT):
         return None
     if stage is Stage.CONNECT:
         if failure in (Failure.GENERIC_TIMEOUT_ERROR, Failure.HOST_UNREACHABLE):

@@ -184,6 +184,25 @@ R, B, U, K = (
 RST = Outcome(V.BLOCKED, T.TCP_RESET)
 
 
+def test_a_failure_with_a_local_cause_is_never_attributed_through_a_reference() -> None:
+    """A Shadowsocks-2022 server ignoring a prober whose clock is off looks like protocol blocking."""
+    skewed = ProbeResult(
+        target="t",
+        kind="shadowsocks",
+        started_at=time.time(),
+        duration_s=1.0,
+        success=False,
+        failure=F.PROTOCOL_NO_RESPONSE,
+        stage=S.PROTOCOL_HANDSHAKE,
+        facts={"local_cause": "clock_skew"},
+    )
+    plain = fail(F.PROTOCOL_NO_RESPONSE, S.PROTOCOL_HANDSHAKE)
+    assert technique_with_reference(plain) is T.PROTOCOL_BLOCKING
+    assert technique_with_reference(skewed) is None
+    outcome = judge(skewed, role=None, vantage=VS.ONLINE, reference_success=True)
+    assert outcome == Outcome(V.UNREACHABLE)
+
+
 @pytest.mark.parametrize(
     ("outcomes", "current", "attempts", "required", "expected"),
     [

@@ -21,7 +21,7 @@ import structlog
 
 from reachwatch.config.types import TargetBase
 from reachwatch.failures import Failure, Stage, Technique
-from reachwatch.model import FactValue, ProbeResult
+from reachwatch.model import LOCAL_CAUSE_FACT, FactValue, ProbeResult
 from reachwatch.net.dial import connect_tcp, pin_address
 from reachwatch.net.errors import NetFailure, scrub
 
@@ -90,6 +90,11 @@ class ProbeContext:
         """Record an identifying observation (an IP, a certificate subject) only for public targets."""
         if not self.private:
             self.facts[key] = value
+
+    def mark_local_cause(self, cause: str) -> None:
+        """Note that this failure has a cause on our side (the prober's clock, its own key); a reference
+        vantage's success must then not turn it into ``blocked``."""
+        self.facts[LOCAL_CAUSE_FACT] = cause
 
     def mark_evidence(self, technique: Technique) -> None:
         """Note local evidence of a blocking technique; the verdict engine weighs it."""

@@ -131,6 +131,7 @@ def _silence(target: ShadowsocksTarget, ctx: ProbeContext) -> NetFailure:
         # likely our clock crossing its 30 s window than a censor
         ctx.fact("clock_skew_s", round(seen[0]))
         ctx.fact("clock_skew_suspected", True)
+        ctx.mark_local_cause("clock_skew")
     return NetFailure(Failure.PROTOCOL_NO_RESPONSE, Stage.PROTOCOL_HANDSHAKE, "no answer from server")
 
 
@@ -160,6 +161,7 @@ async def probe(target: ShadowsocksTarget, ctx: ProbeContext) -> ProbeResult:
                 # SIP022: treat as a replay. Not blocking: the clocks disagree (see the module docstring)
                 ctx.fact("clock_skew_s", round(exc.skew_s))
                 ctx.fact("clock_skew_rejected", True)
+                ctx.mark_local_cause("clock_skew")
                 raise NetFailure(Failure.PROTOCOL_NO_RESPONSE, Stage.PROTOCOL_HANDSHAKE, str(exc)) from None
             _note_skew(target, stream, ctx)
         with ctx.stage(Stage.TUNNEL):
