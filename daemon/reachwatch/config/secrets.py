@@ -20,12 +20,19 @@ def resolve_path(path: str, base_dir: Path) -> Path:
     return p if p.is_absolute() else base_dir / p
 
 
+# keys, passwords, URL and bridge lists are a few KB; a bigger "secret" is a wrong path (a disk image)
+MAX_SECRET_BYTES = 1024 * 1024
+
+
 def check_private_file(path: Path, field: str) -> None:
-    """Refuse a secret file that group or others may read."""
+    """Refuse a secret file that group or others may read, or that is not a regular file (a FIFO would
+    block the reader forever)."""
     try:
         mode = path.stat().st_mode
     except OSError as exc:
         raise ConfigError(field, f"cannot read secret file {path}: {exc.strerror or exc}") from None
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # a directory fails at read, with its own message
+        raise ConfigError(field, f"secret file {path} is not a regular file")
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         perms = f"{stat.S_IMODE(mode):o}"
         raise ConfigError(
@@ -38,9 +45,13 @@ def read_secret_file(path: str, base_dir: Path, field: str, *, binary: bool = Fa
     full = resolve_path(path, base_dir)
     check_private_file(full, field)
     try:
-        return full.read_bytes()
+        with full.open("rb") as fh:
+            data = fh.read(MAX_SECRET_BYTES + 1)
     except OSError as exc:
         raise ConfigError(field, f"cannot read secret file {full}: {exc.strerror or exc}") from None
+    if len(data) > MAX_SECRET_BYTES:
+        raise ConfigError(field, f"secret file {full} is larger than {MAX_SECRET_BYTES // 1024} KiB")
+    return data
 
 
 def read_secret(file: str | None, env: str | None, base_dir: Path, field: str) -> str | None:
