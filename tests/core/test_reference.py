@@ -318,3 +318,26 @@ async def test_deeply_nested_json_is_a_failed_fetch_not_a_crash(tmp_path: Path) 
             assert not await client.refresh()
         finally:
             await client.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("http://ref.example.org:10491", False),
+        ("http://203.0.113.7", False),
+        ("https://ref.example.org", True),
+        ("http://127.0.0.1:10491", True),  # an SSH or stunnel tunnel ending on this host
+        ("http://[::1]:10491", True),
+        ("http://localhost:10491", True),
+    ],
+)
+def test_credentials_never_cross_the_network_in_plain_http(url: str, allowed: bool) -> None:
+    """Basic auth over plain HTTP would hand the password (and the reference's answers, which decide
+    verdicts) to the censor on the path; only a loopback tunnel may carry it unencrypted."""
+    fields: dict[str, Any] = {"name": "abroad", "url": url, "username": "rw", "password_env": "X"}
+    if allowed:
+        ReferenceVantage(**fields)
+    else:
+        with pytest.raises(ValueError, match="https"):
+            ReferenceVantage(**fields)
+    ReferenceVantage(name="abroad", url=url)  # without credentials plain HTTP stays allowed

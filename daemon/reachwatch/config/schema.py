@@ -7,7 +7,9 @@ lists the known ones. ``config/example.yaml`` documents every field below; keep 
 
 from __future__ import annotations
 
+import ipaddress
 from typing import TYPE_CHECKING, Annotated, Literal, Union
+from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 
@@ -96,6 +98,24 @@ class ReferenceVantage(StrictModel):
     password_file: str | None = None
     password_env: str | None = None
     ca_file: str | None = None
+
+    @model_validator(mode="after")
+    def _credentials_need_tls(self) -> ReferenceVantage:
+        # Basic auth in clear text would give the censor on the path the password, and a way to forge
+        # the answers that decide our verdicts; only a tunnel ending on this host may carry it
+        host = (urlsplit(self.url).hostname or "").lower()
+        if self.username is not None and self.url.startswith("http://") and not _is_loopback(host):
+            raise ValueError("username set on a plain http:// URL: use https:// (or a tunnel on loopback)")
+        return self
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class ControlsConfig(StrictModel):
