@@ -5,6 +5,9 @@ with ``with ctx.stage(Stage.X):``, records facts with ``ctx.fact``, and ends wit
 ``ctx.fail(...)``. Network failures raised by ``reachwatch.net`` (``NetFailure``) need no handling in the
 probe: ``run_probe`` turns them, the deadline and any bug into a ``ProbeResult``. So a probe reads as the
 happy path of its protocol, and no probe can hang or crash the daemon.
+
+TCP probes open their connection with ``open_tcp``: the resolve and connect stages, and the ``ip`` fact
+recorded through ``public_fact``, are then the same for every kind.
 """
 
 from __future__ import annotations
