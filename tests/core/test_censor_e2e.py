@@ -105,7 +105,9 @@ def test_a_shaped_link_abroad_with_a_fast_domestic_control_is_throttled(censorla
     status = censorlab.wait_for({**CONTROLS, "throughput": ("blocked", "throttled")})
     facts = target(status, "throughput")["last"]["facts"]
     assert facts["throughput_ratio"] < 0.1
-    assert facts["throughput_bps"] < 100_000  # the tbf caps it at 200 kbit/s plus a burst
+    # the tbf caps it at 200 kbit/s (25 kB/s); over a short transfer its burst lifts the average, and a loaded
+    # machine makes that worse, so the bound only separates "shaped" from loopback's megabytes per second
+    assert facts["throughput_bps"] < 250_000
 
 
 def test_silent_drop_is_tcp_blackhole_by_the_real_reference_and_a_dead_server_stays_unreachable(
