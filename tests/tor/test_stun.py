@@ -62,17 +62,54 @@ async def stun(port: int, *, private: bool = False, timeout: float = 3.0) -> Pro
     return await run_probe(SPEC, target, ProbeContext("stun1", "stun", timeout, private=private))
 
 
-async def test_binding_request_to_coturn_returns_our_mapped_address(coturn: int) -> None:
+async def test_binding_request_to_coturn_succeeds_without_nat_and_never_records_the_mapped_address(
+    coturn: int,
+) -> None:
     result = await stun(coturn)
     assert result.success, result
-    host, _, port = str(result.facts["mapped_address"]).rpartition(":")
-    assert host == "127.0.0.1" and 0 < int(port) < 65536
+    assert result.facts["nat"] is False  # loopback: coturn saw our socket's own address and port
+    # the mapped address is the vantage's own public address: no fact may carry it, public target or not
+    assert "mapped_address" not in result.facts
+    assert not any(isinstance(v, str) and v.startswith("127.0.0.1:") for v in result.facts.values())
 
 
-async def test_private_stun_target_keeps_the_mapped_address_out_of_facts(coturn: int) -> None:
+async def test_private_stun_target_keeps_the_server_address_out_of_facts(coturn: int) -> None:
     result = await stun(coturn, private=True)
     assert result.success
     assert "mapped_address" not in result.facts and "ip" not in result.facts
+    assert result.facts["nat"] is False
+
+
+def _success_mapping(address: bytes, port: int) -> object:
+    """A Binding success whose XOR-MAPPED-ADDRESS is ``address:port`` (IPv4), as a NAT would report."""
+
+    def reply(req: bytes) -> bytes:
+        xport = (port ^ (0x2112A442 >> 16)).to_bytes(2, "big")
+        xaddr = bytes(b ^ k for b, k in zip(address, (0x2112A442).to_bytes(4, "big"), strict=True))
+        attr = b"\x00\x20\x00\x08\x00\x01" + xport + xaddr
+        return b"\x01\x01" + len(attr).to_bytes(2, "big") + req[4:20] + attr
+
+    return reply
+
+
+async def test_mapped_address_other_than_our_socket_is_nat_and_is_not_recorded() -> None:
+    transport, _ = await scripted(_success_mapping(bytes([192, 0, 2, 1]), 32853))
+    try:
+        result = await stun(transport.get_extra_info("sockname")[1])
+    finally:
+        transport.close()
+    assert result.success, result
+    assert result.facts["nat"] is True
+    assert not any("192.0.2.1" in str(v) for v in result.facts.values())
+
+
+async def test_mapped_port_zero_is_protocol_error() -> None:
+    transport, _ = await scripted(_success_mapping(bytes([127, 0, 0, 1]), 0))
+    try:
+        result = await stun(transport.get_extra_info("sockname")[1])
+    finally:
+        transport.close()
+    assert (result.failure, result.stage) == (Failure.PROTOCOL_ERROR, Stage.PROTOCOL_HANDSHAKE)
 
 
 async def test_closed_udp_port_is_connection_refused() -> None:

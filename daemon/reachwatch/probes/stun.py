@@ -7,8 +7,10 @@ UDP, retransmitted like RFC 5389 section 7.2.1 asks (RTO 500 ms, doubling) while
 A reply counts only if it is a STUN message (top two bits zero, magic cookie, length consistent) with
 *our* transaction ID; anything else is ignored by ``reachwatch.net.udp``. A Binding error response is
 ``protocol_error``; a success response must carry XOR-MAPPED-ADDRESS (or, from RFC 3489 servers,
-MAPPED-ADDRESS). The mapped address is our own public address as the server saw it: a ``public_fact``
-only, since it identifies the vantage.
+MAPPED-ADDRESS). The mapped address is our own public address as the server saw it: it identifies the
+vantage (and so the operator), so it is never recorded, not even as a ``public_fact`` (facts reach the
+status API, the journal and ``check --json``). Only the bool fact ``nat`` is kept: whether the mapped
+address/port differ from our socket's own, i.e. whether a NAT sits between us and the server.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from reachwatch.config.types import TargetBase
+from reachwatch.config.types import TargetBase, split_host_port
 from reachwatch.failures import Failure, Stage
 from reachwatch.model import ProbeResult
 from reachwatch.net.dial import pin_address
@@ -111,6 +113,7 @@ async def probe(target: StunTarget, ctx: ProbeContext) -> ProbeResult:
     with ctx.stage(Stage.PROTOCOL_HANDSHAKE):
         sock = await open_udp(ip, target.port)
         try:
+            local = sock.local_address()
             reply = await _exchange(sock, transaction_id, ctx)
         finally:
             sock.close()
@@ -129,11 +132,21 @@ async def probe(target: StunTarget, ctx: ProbeContext) -> ProbeResult:
             mapped = decode_address(attrs[ATTR_MAPPED_ADDRESS], transaction_id, xor=False)
         else:
             return ctx.fail(Failure.PROTOCOL_ERROR, Stage.PROTOCOL_HANDSHAKE)
+        nat = _behind_nat(mapped, local)  # raises ValueError on a mapped port 0
     except ValueError:
         return ctx.fail(Failure.PROTOCOL_ERROR, Stage.PROTOCOL_HANDSHAKE)
-    # our own public address: it identifies the vantage, so never for a private target
-    ctx.public_fact("mapped_address", mapped)
+    # the mapped address is the vantage's own public address: never a fact, only whether it differs
+    ctx.fact("nat", nat)
     return ctx.succeed()
+
+
+def _behind_nat(mapped: str, local: tuple[str, int]) -> bool:
+    """Whether the server saw another address or port than our socket's own (``mapped`` is ``ip:port``
+    as ``decode_address`` spells it)."""
+    mapped_host, mapped_port = split_host_port(mapped)
+    local_host = local[0].partition("%")[0]  # an IPv6 link-local sockname may carry a scope
+    same_ip = ipaddress.ip_address(mapped_host) == ipaddress.ip_address(local_host)
+    return not (same_ip and mapped_port == local[1])
 
 
 async def _exchange(sock: UdpSocket, transaction_id: bytes, ctx: ProbeContext) -> bytes:
