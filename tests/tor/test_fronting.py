@@ -75,12 +75,14 @@ async def cdn(tmp_path: Path) -> AsyncIterator[Cdn]:
         await server.wait_closed()
 
 
-async def front(cdn: Cdn, *, sni: str = FRONT, url: str = f"https://{REAL}/", **extra: object) -> ProbeResult:
+async def front(
+    cdn: Cdn, *, sni: str = FRONT, url: str = f"https://{REAL}/", private: bool = False, **extra: object
+) -> ProbeResult:
     target = FrontingTarget.model_validate(
         {"name": "meek", "kind": "fronting", "url": url, "front": sni, "address": "127.0.0.1",
-         "port": cdn.port, "ca_file": str(cdn.ca_file), **extra}
+         "port": cdn.port, "ca_file": str(cdn.ca_file), "private": private, **extra}
     )  # fmt: skip
-    return await run_probe(SPEC, target, ProbeContext("meek", "fronting", 5.0))
+    return await run_probe(SPEC, target, ProbeContext("meek", "fronting", 5.0, private=private))
 
 
 async def test_fronted_request_sends_front_as_sni_and_real_service_as_host(cdn: Cdn) -> None:
@@ -106,3 +108,23 @@ async def test_front_certificate_is_verified_for_the_front_name(cdn: Cdn) -> Non
 async def test_body_without_expected_marker_fails(cdn: Cdn) -> None:
     result = await front(cdn, expect_body="not in the answer")
     assert (result.failure, result.stage) == (Failure.HTTP_INVALID_RESPONSE, Stage.HTTP)
+
+
+async def test_private_fronting_target_publishes_neither_front_nor_address(cdn: Cdn) -> None:
+    result = await front(cdn, private=True)
+    assert result.success, result
+    assert cdn.seen == [(FRONT, REAL)]
+    assert not any(FRONT in str(v) or "127.0.0.1" in str(v) for v in result.facts.values()), result.facts
+
+
+def test_private_fronting_target_redacts_front_and_real_host_even_with_a_pinned_address() -> None:
+    target = FrontingTarget.model_validate(
+        {
+            "name": "meek",
+            "kind": "fronting",
+            "url": f"https://{REAL}/x",
+            "front": FRONT,
+            "address": "192.0.2.7",
+        }
+    )
+    assert {"192.0.2.7", FRONT, REAL} <= set(target.sensitive_values())

@@ -53,10 +53,14 @@ class FrontingTarget(TargetBase):
         host = self.address or self.front
         return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
 
+    def sensitive_values(self) -> list[str]:
+        # the front and the real service identify a private target even when an edge ``address`` is set
+        return [*super().sensitive_values(), self.front, Url.parse(self.url).host]
+
 
 async def probe(target: FrontingTarget, ctx: ProbeContext) -> ProbeResult:
     url = Url.parse(target.url)
-    ctx.fact("front", target.front)
+    ctx.public_fact("front", target.front)  # names the private target's CDN: identifying
     with ctx.stage(Stage.RESOLVE):
         ip = await pin_address(target.address or target.front)
     ctx.public_fact("ip", ip)
