@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,22 @@ async def test_tls_auth_reply_signed_with_the_wrong_direction_is_rejected(
     result = await probe(target(server.port, tls_auth_file=str(ovpn_pki.ta_key)), timeout=1.5, name="dir")
     assert not result.success
     assert result.evidence is None
+
+
+async def test_key_file_is_read_off_the_event_loop(ovpn_pki: Pki, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Key files are read at every attempt; a slow disk must not stall every other probe's loop."""
+    readers: list[int] = []
+    real = openvpn.read_secret_file
+
+    def recording(*args: Any, **kwargs: Any) -> bytes:
+        readers.append(threading.get_ident())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(openvpn, "read_secret_file", recording)
+    t = target(free_port(), tls_auth_file=str(ovpn_pki.ta_key), key_direction=1)
+    result = await probe(t, timeout=1.5, name="offloop")
+    assert (result.failure, result.stage) == (Failure.CONNECTION_REFUSED, Stage.PROTOCOL_HANDSHAKE)
+    assert readers and threading.get_ident() not in readers
 
 
 def test_static_key_parse_rejects_garbage() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from reachwatch.failures import Failure, Stage, Technique
+from reachwatch.probes import wireguard
 from reachwatch.probes.base import run_probe
 from reachwatch.probes.wireguard import SPEC, WireGuardTarget
 from reachwatch.vpn import noise
@@ -21,6 +23,7 @@ from tests.vpn.conftest import (
     REPO,
     NsProber,
     WgServer,
+    free_port,
     hostile_udp,
     make_ctx,
     start_udp_echo,
@@ -189,3 +192,28 @@ async def test_junk_responses_are_a_protocol_error_not_a_handshake(tmp_path: Pat
         )  # fmt: skip
         result = await run_probe(SPEC, t, make_ctx(timeout=1.5))
     assert (result.failure, result.stage) == (Failure.PROTOCOL_ERROR, Stage.PROTOCOL_HANDSHAKE)
+
+
+async def test_key_files_are_read_off_the_event_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both key files are read at every attempt; a slow disk must not stall every other probe's loop."""
+    key, psk = tmp_path / "probe.key", tmp_path / "psk"
+    key.write_text(base64.b64encode(noise.raw_private(X25519PrivateKey.generate())).decode())
+    psk.write_text(base64.b64encode(os.urandom(32)).decode())
+    for path in (key, psk):
+        path.chmod(0o600)
+    readers: list[int] = []
+    real = wireguard.read_secret_file
+
+    def recording(*args: Any, **kwargs: Any) -> bytes:
+        readers.append(threading.get_ident())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(wireguard, "read_secret_file", recording)
+    server_pub = base64.b64encode(noise.raw_public(X25519PrivateKey.generate())).decode()
+    t = WireGuardTarget(
+        kind="wireguard", name="k", host="127.0.0.1", port=free_port(), public_key=server_pub,
+        private_key_file=str(key), preshared_key_file=str(psk),
+    )  # fmt: skip
+    result = await run_probe(SPEC, t, make_ctx(timeout=1.0))
+    assert not result.success
+    assert len(readers) == 2 and threading.get_ident() not in readers

@@ -164,7 +164,8 @@ async def _tcp_handshake(
 
 
 async def probe(target: OpenVpnTarget, ctx: ProbeContext) -> ProbeResult:
-    wrapper = build_wrapper(target, ctx)
+    # key files are read on every attempt (rotation without reload): off the event loop
+    wrapper = await asyncio.to_thread(build_wrapper, target, ctx)
     v3 = target.tls_crypt_v2_file is not None
     ctx.fact("mode", target.mode())
     ctx.fact("proto", target.proto)

@@ -94,6 +94,14 @@ def _read_key(path: str, ctx: ProbeContext, field: str) -> bytes:
         raise ConfigError(field, str(exc)) from None
 
 
+def _read_keys(target: WireGuardTarget, ctx: ProbeContext) -> tuple[bytes, bytes | None]:
+    """The probe peer's private key and the preshared key (if any), from their files."""
+    private = _read_key(target.private_key_file, ctx, "private_key_file")
+    if target.preshared_key_file is None:
+        return private, None
+    return private, _read_key(target.preshared_key_file, ctx, "preshared_key_file")
+
+
 def next_timestamp(ours: bytes, server: bytes) -> bytes:
     """A TAI64N label strictly later than the last one sent for this peer pair."""
     ts = noise.tai64n()
@@ -138,10 +146,9 @@ async def _handshake(
 
 
 async def probe(target: WireGuardTarget, ctx: ProbeContext) -> ProbeResult:
-    static = X25519PrivateKey.from_private_bytes(_read_key(target.private_key_file, ctx, "private_key_file"))
-    psk = (
-        _read_key(target.preshared_key_file, ctx, "preshared_key_file") if target.preshared_key_file else None
-    )
+    # key files are read on every attempt (rotation without reload): off the event loop
+    private, psk = await asyncio.to_thread(_read_keys, target, ctx)
+    static = X25519PrivateKey.from_private_bytes(private)
     server = _b64key(target.public_key, "public_key")
     with ctx.stage(Stage.RESOLVE):
         ip = await pin_address(target.host)
