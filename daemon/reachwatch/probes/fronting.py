@@ -21,7 +21,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from reachwatch.config.types import TargetBase
+from reachwatch.config.types import TargetBase, host_port
 from reachwatch.failures import Failure, Stage
 from reachwatch.model import ProbeResult
 from reachwatch.net.dial import connect_tcp, pin_address
@@ -50,8 +50,7 @@ class FrontingTarget(TargetBase):
         return value
 
     def destination(self) -> str:
-        host = self.address or self.front
-        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+        return host_port(self.address or self.front, self.port)
 
     def sensitive_values(self) -> list[str]:
         # the front and the real service identify a private target even when an edge ``address`` is set

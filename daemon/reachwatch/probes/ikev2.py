@@ -21,7 +21,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from reachwatch.config.types import Duration, TargetBase
+from reachwatch.config.types import Duration, TargetBase, host_port
 from reachwatch.failures import Failure, Stage, Technique
 from reachwatch.model import ProbeResult
 from reachwatch.net.dial import pin_address
@@ -51,7 +51,7 @@ class Ikev2Target(TargetBase):
     control: UdpControl | None = None
 
     def destination(self) -> str:
-        return f"{self.host}:{self.port}"
+        return host_port(self.host, self.port)
 
     def uses_nat_t(self) -> bool:
         return self.port == 4500 if self.nat_t is None else self.nat_t

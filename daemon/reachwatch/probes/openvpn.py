@@ -34,7 +34,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from reachwatch.config.secrets import read_secret_file
-from reachwatch.config.types import Duration, TargetBase
+from reachwatch.config.types import Duration, TargetBase, host_port
 from reachwatch.errors import ConfigError
 from reachwatch.failures import Failure, Stage, Technique
 from reachwatch.model import ProbeResult
@@ -89,7 +89,7 @@ class OpenVpnTarget(TargetBase):
         return self
 
     def destination(self) -> str:
-        return f"{self.host}:{self.port}"
+        return host_port(self.host, self.port)
 
     def mode(self) -> str:
         if self.tls_auth_file:

@@ -23,7 +23,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from reachwatch.config.types import TargetBase, split_host_port
+from reachwatch.config.types import TargetBase, host_port, split_host_port
 from reachwatch.failures import Failure, Stage
 from reachwatch.model import ProbeResult
 from reachwatch.net.dial import pin_address
@@ -50,8 +50,7 @@ class StunTarget(TargetBase):
     port: int = Field(default=3478, ge=1, le=65535)
 
     def destination(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return host_port(self.host, self.port)
 
 
 def binding_request(transaction_id: bytes) -> bytes:

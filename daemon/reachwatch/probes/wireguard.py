@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from pydantic import Field, field_validator
 
 from reachwatch.config.secrets import read_secret_file
-from reachwatch.config.types import Duration, TargetBase
+from reachwatch.config.types import Duration, TargetBase, host_port
 from reachwatch.errors import ConfigError
 from reachwatch.failures import Failure, Stage, Technique
 from reachwatch.model import ProbeResult
@@ -80,7 +80,7 @@ class WireGuardTarget(TargetBase):
         return value
 
     def destination(self) -> str:
-        return f"{self.host}:{self.port}"
+        return host_port(self.host, self.port)
 
     def sensitive_values(self) -> list[str]:
         return [*super().sensitive_values(), self.public_key]
