@@ -262,7 +262,9 @@ class Daemon:
         """Load the config again; on any error keep the last good one. Returns (ok, message)."""
         async with self._reload_lock:
             try:
-                loaded, security = self._load()
+                # YAML, relay sets from up to 64 MB of Onionoo JSON, secret files: off the event loop,
+                # which keeps probing and serving meanwhile (``_load`` touches no loop-bound state)
+                loaded, security = await asyncio.to_thread(self._load)
                 assert self.scheduler is not None and self.web is not None and self.services is not None
                 await self.scheduler.reload(loaded)  # raises before changing anything
                 if self.loaded is None or loaded.config.tor != self.loaded.config.tor:

@@ -11,6 +11,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -21,7 +22,8 @@ import pytest
 
 from reachwatch import logging as rwlog
 from reachwatch.app import Daemon, RunOptions
-from reachwatch.config.load import parse_config
+from reachwatch.config.load import LoadedConfig, parse_config
+from reachwatch.errors import ConfigError
 from reachwatch.model import ProbeResult
 
 REACHWATCH = [sys.executable, "-m", "reachwatch"]
@@ -372,3 +374,23 @@ def test_status_api_redacts_private_values_even_if_a_probe_leaked_one(tmp_path: 
     finally:
         rwlog.REDACTOR.update([])
     assert "192.0.2.44" not in doc and "[redacted]:443" in doc
+
+
+async def test_reload_parses_the_config_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parsing, relay-set expansion (up to 64 MB of Onionoo JSON) and secret checks must not stall
+    probing and the web server: the reload runs them in a worker thread. A failure there still
+    reaches the caller and keeps the last good config."""
+    loaders: list[int] = []
+
+    def recording_load(path: Path | None) -> LoadedConfig:
+        loaders.append(threading.get_ident())
+        raise ConfigError("c.yaml", "bad on purpose")
+
+    monkeypatch.setattr("reachwatch.app.load_full_config", recording_load)
+    daemon = Daemon(RunOptions(state_dir=tmp_path, config_path=tmp_path / "c.yaml"))
+    ok, message = await daemon.reload()
+    assert (ok, "bad on purpose" in message) == (False, True)
+    assert daemon.daemon_status.reload_successful is False
+    assert loaders and threading.get_ident() not in loaders
