@@ -22,14 +22,13 @@ import structlog
 from pydantic import BaseModel
 
 from reachwatch.config.load import LoadedConfig
-from reachwatch.config.secrets import resolve_path
+from reachwatch.config.secrets import MAX_SECRET_BYTES, resolve_path
 
 REDACTED = "[redacted]"
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 # shorter strings would redact ordinary words; a real host, key or password is longer than this
 MIN_SECRET_LEN = 3
 MIN_LINE_LEN = 16
-_SECRET_FILE_LIMIT = 64 * 1024
 # *_file fields that name public material (certificates, CA bundles), not secrets
 PUBLIC_FILE_FIELDS = frozenset({"ca_file", "cert_file", "client_ca_file", "config_file"})
 
@@ -103,7 +102,8 @@ def _file_secret(value: Any, base_dir: Path) -> list[str]:
         return []
     try:
         with resolve_path(value, base_dir).open("rb") as fh:
-            text = fh.read(_SECRET_FILE_LIMIT).decode("utf-8", "replace")
+            # as much as a probe may read (config.secrets), so no part of a secret escapes redaction
+            text = fh.read(MAX_SECRET_BYTES).decode("utf-8", "replace")
     except OSError:
         return []
     # a multi-line secret (a key, a bridge list) is redacted as a whole and by its longer lines; short

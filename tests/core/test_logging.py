@@ -87,6 +87,17 @@ def test_configured_secret_is_redacted_and_set_follows_reload(tmp_path: Path, st
     assert all(x["level"] == "info" and "timestamp" in x for x in lines)
 
 
+def test_a_line_of_a_large_secret_file_past_64_kib_is_redacted(tmp_path: Path, stream: io.StringIO) -> None:
+    """Probes may read secret files up to config.secrets' 1 MiB limit; redaction must see all of it."""
+    late_line = "bridge-line-deep-in-a-large-secret-file-0123456789"
+    loaded = _loaded(tmp_path, 1, secret="#\n" * 60_000 + late_line)  # the line starts past 117 KiB
+    assert (tmp_path / "ref.pass").stat().st_size > 100 * 1024
+    rwlog.configure("info", "json", stream)
+    rwlog.update_redaction(loaded)  # type: ignore[arg-type]
+    structlog.get_logger("test").info("tor_bridge", line=f"Bridge {late_line}")
+    assert json.loads(stream.getvalue())["line"] == f"Bridge {rwlog.REDACTED}"
+
+
 def test_public_target_host_is_not_redacted(tmp_path: Path, stream: io.StringIO) -> None:
     rwlog.configure("info", "console", stream)
     rwlog.update_redaction(_loaded(tmp_path, 1))  # type: ignore[arg-type]
