@@ -81,6 +81,7 @@ def test_ovpn_external_key_path_resolved_against_the_ovpn_directory() -> None:
     assert e == {
         "name": "tls-crypt-external",
         "kind": "openvpn",
+        "private": True,
         "host": "198.51.100.7",
         "port": 8443,
         "proto": "tcp",
@@ -203,6 +204,28 @@ def test_riseup_eip_service_v3_and_legacy_gateways(tmp_path: Path) -> None:
     }
     assert (got[-1]["host"], got[-1]["port"], got[-1]["proto"]) == ("198.51.100.42", 443, "udp")
     load(text, tmp_path)
+
+
+def test_entries_from_the_users_own_files_are_private_and_public_lists_stay_public(tmp_path: Path) -> None:
+    """A personal endpoint published in metrics, the API or the journal is handed to the censor."""
+    links, ovpn = private_copy(tmp_path, "links.txt", "provider-inline-tls-auth.ovpn")
+    own = import_files(
+        [str(links), str(ovpn), str(DATA / "wg-probe-peer.conf")],
+        output_dir=str(tmp_path / "k"),
+        canary=CANARY,
+    )
+    kinds = {e["kind"]: e["private"] for e in entries(own)}
+    assert kinds == {
+        "shadowsocks": True,
+        "socks5": True,
+        "http_proxy": True,
+        "openvpn": True,
+        "wireguard": True,
+    }
+    assert all(t.private for t in load(own, tmp_path))
+    public = import_files([str(DATA / "vpngate.csv"), str(DATA / "eip-service.json")])
+    assert all("private" not in e for e in entries(public))
+    assert not any(t.private for t in load(public, tmp_path))
 
 
 def test_names_stay_unique_across_files(tmp_path: Path) -> None:

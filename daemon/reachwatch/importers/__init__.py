@@ -6,7 +6,9 @@ One module per format: ``ovpn`` (OpenVPN client configs), ``wgquick`` (wg-quick 
 the entries and prints them as a ``targets:`` YAML document that ``reachwatch`` loads as is.
 
 Errors are one-line ``ConfigError``s naming the file (and line where there is one); the CLI exits 2.
-Secrets never appear in the output: see ``importers.common``.
+Secrets never appear in the output: see ``importers.common``. Entries from the user's own files
+(``.ovpn``, wg-quick, ``ss://`` and proxy links) are ``private: true``, since publishing a personal endpoint
+hands it to the censor; entries from the public lists (VPN Gate, RiseupVPN) stay public.
 """
 
 from __future__ import annotations

@@ -8,6 +8,10 @@ inline ``<tls-auth>``, ``<tls-crypt>``, ``<tls-crypt-v2>`` blocks. Everything el
 Keys stay where they are: an inline key is referenced by the ``.ovpn`` path itself (the probe reads the
 block out of it, so the file must be private), an external key file by its path resolved against the
 ``.ovpn``'s directory; with an output directory the key block is written to its own 0600 file instead.
+
+Entries from a user's own ``.ovpn`` are ``private: true``: a personal endpoint published in metrics, the
+API and the journal is handed to the censor. (The public VPN Gate list reuses ``entries_from_ovpn`` with
+``private=False``.)
 """
 
 from __future__ import annotations
@@ -148,10 +152,11 @@ def _direction(value: str, where: str) -> int:
 
 
 def entries_from_ovpn(
-    cfg: OvpnConfig, path: Path, stem: str, out: Output, *, inline_in_file: bool = True
+    cfg: OvpnConfig, path: Path, stem: str, out: Output, *, private: bool, inline_in_file: bool = True
 ) -> list[dict[str, Any]]:
     """Target entries for every remote. ``inline_in_file`` is False when the text did not come from
-    ``path`` verbatim (VPN Gate's base64 column), so an inline key cannot be referenced there."""
+    ``path`` verbatim (VPN Gate's base64 column), so an inline key cannot be referenced there.
+    ``private``: the endpoints are the user's own (not from a public list)."""
     key_ref: str | None = None
     if cfg.key_mode is not None:
         if out.output_dir is not None and cfg.inline_key is not None:
@@ -173,6 +178,7 @@ def entries_from_ovpn(
         entry: dict[str, Any] = {
             "name": out.unique_name(entry_name(base)),
             "kind": "openvpn",
+            **({"private": True} if private else {}),
             "host": host,
             "port": port,
             "proto": proto,
@@ -189,5 +195,5 @@ def entries_from_ovpn(
 
 
 def import_ovpn(path: Path, text: str, out: Output) -> list[dict[str, Any]]:
-    """One ``openvpn`` entry per ``remote`` of an OpenVPN client config."""
-    return entries_from_ovpn(parse_ovpn(text, str(path)), path, path.stem, out)
+    """One ``private: true`` ``openvpn`` entry per ``remote`` of the user's own OpenVPN client config."""
+    return entries_from_ovpn(parse_ovpn(text, str(path)), path, path.stem, out, private=True)

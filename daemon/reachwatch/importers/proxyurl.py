@@ -3,6 +3,9 @@
 Parsing only (no network). Used twice: by the importer (a file of URLs -> ``socks5``/``http_proxy``
 target entries) and by those probes at run time, when a target takes its credentials from the URL file
 itself (``url_file``/``url_line``) so the password never has to be copied into the YAML.
+
+Imported entries are ``private: true``: the proxies are the user's own, and publishing them (metrics,
+API, journal) would hand them to the censor.
 """
 
 from __future__ import annotations
@@ -94,7 +97,14 @@ def import_proxy_url(path: Path, line_no: int, text: str, out: Output) -> dict[s
     except ValueError as exc:
         raise ConfigError(f"{path}:{line_no}", str(exc)) from None
     name = out.unique_name(entry_name(url.fragment or f"{url.kind}-{path.stem}-{line_no}"))
-    entry: dict[str, Any] = {"name": name, "kind": url.kind, "host": url.host, "port": url.port}
+    # the user's own proxy: private, so metrics, API and journal never publish its address
+    entry: dict[str, Any] = {
+        "name": name,
+        "kind": url.kind,
+        "private": True,
+        "host": url.host,
+        "port": url.port,
+    }
     if url.password is not None:
         if out.output_dir is not None:
             entry["username"] = url.username or ""

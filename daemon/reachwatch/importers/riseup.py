@@ -8,7 +8,8 @@ Two shapes exist. Version 3 lists transports as objects::
 older versions put ``"protocols"``/``"ports"`` directly in ``capabilities`` with ``"transport":
 ["openvpn"]``. Only the ``openvpn`` transport is imported (obfs4 gateways are bridges, a different probe).
 Entries use the gateway's ``ip_address`` (pinned: the DNS name may be what is blocked) and carry its
-``host`` and ``location`` as labels. No keys: Riseup gateways do not use tls-auth.
+``host`` and ``location`` as labels. No keys: Riseup gateways do not use tls-auth. The gateway list is
+public, so its entries stay public.
 """
 
 from __future__ import annotations

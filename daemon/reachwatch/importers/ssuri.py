@@ -11,6 +11,9 @@ Parsing only. Used by the importer and, at run time, by the ``shadowsocks`` prob
 key from the user's URI file (``uri_file``/``uri_line``) so the password never enters the YAML. URIs with
 a ``plugin`` (simple-obfs, v2ray-plugin) are rejected with a clear message: the probe cannot speak the
 plugin's transport, and probing the bare port would test something the user does not use.
+
+Imported entries are ``private: true``: the servers are the user's own, and publishing them (metrics,
+API, journal) would hand them to the censor.
 """
 
 from __future__ import annotations
@@ -118,6 +121,7 @@ def import_ss_uri(path: Path, line_no: int, text: str, out: Output) -> dict[str,
     entry: dict[str, Any] = {
         "name": name,
         "kind": "shadowsocks",
+        "private": True,  # the user's own server: never published
         "host": uri.host,
         "port": uri.port,
         "method": uri.method,

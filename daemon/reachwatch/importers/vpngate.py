@@ -5,6 +5,8 @@ OpenVPN_ConfigData_Base64``), one row per server, and a closing ``*`` line. The 
 ``.ovpn`` in base64, parsed by ``importers.ovpn``; the rows' country goes into a ``country`` label.
 A row that cannot be read is an error naming its line: silently dropping servers would make a
 country's list look smaller than it is.
+
+The list is public, so its entries stay public (unlike a user's own ``.ovpn``).
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def import_vpngate(path: Path, text: str, out: Output) -> list[dict[str, Any]]:
             raise ConfigError(where, f"{CONFIG_COLUMN} is not base64 of a text config") from None
         cfg = parse_ovpn(ovpn, f"{where} ({CONFIG_COLUMN})")
         stem = entry_name(f"vpngate-{fields['HostName']}")
-        for entry in entries_from_ovpn(cfg, path, stem, out, inline_in_file=False):
+        for entry in entries_from_ovpn(cfg, path, stem, out, private=False, inline_in_file=False):
             country = fields.get("CountryShort", "").strip()
             entry["group"] = "vpngate"
             if country:

@@ -4,6 +4,9 @@ The private key sits inline in ``[Interface]`` and the ``wireguard`` probe reads
 key, so this importer needs an output directory: it writes ``PrivateKey`` (and any ``PresharedKey``) to
 0600 files there. Use a DEDICATED probe peer's config, never a person's: the server keeps one endpoint
 per key, so probing with someone's key would steal their tunnel.
+
+Entries are ``private: true``: the endpoint is the user's own, and publishing it (metrics, API, journal)
+would hand it to the censor.
 """
 
 from __future__ import annotations
@@ -89,6 +92,7 @@ def import_wgquick(path: Path, text: str, out: Output) -> list[dict[str, Any]]:
         entry: dict[str, Any] = {
             "name": name,
             "kind": "wireguard",
+            "private": True,  # the user's own endpoint: never published
             "host": host,
             "port": port,
             "public_key": public,
