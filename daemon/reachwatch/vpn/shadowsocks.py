@@ -76,11 +76,14 @@ def session_subkey(master: bytes, salt: bytes) -> bytes:
     ).derive(master)
 
 
-class _Aead:
-    """One direction's AEAD state: subkey and nonce counter."""
+class AeadDirection:
+    """One direction of a Shadowsocks stream: a session-subkey AEAD and its little-endian nonce counter.
 
-    def __init__(self, method: Method, master: bytes, salt: bytes) -> None:
-        self._aead = method.aead(session_subkey(master, salt))
+    Shared by the 2017 AEAD and the 2022 editions (``vpn.ss2022``); only the subkey derivation differs.
+    """
+
+    def __init__(self, aead: AESGCM | ChaCha20Poly1305) -> None:
+        self._aead = aead
         self._counter = 0
 
     def _nonce(self) -> bytes:
@@ -121,9 +124,9 @@ class ShadowsocksStream:
         self._reader = reader
         self._writer = writer
         self._header: bytes | None = encode_address(host, port)
-        self._enc: _Aead | None = None
+        self._enc: AeadDirection | None = None
         self._sent_salt = b""
-        self._dec: _Aead | None = None
+        self._dec: AeadDirection | None = None
         self._plain = b""
         self._eof = False
 
@@ -132,7 +135,7 @@ class ShadowsocksStream:
         if self._enc is None:
             salt = os.urandom(self._method.salt_len)
             self._sent_salt = salt
-            self._enc = _Aead(self._method, self._master, salt)
+            self._enc = AeadDirection(self._method.aead(session_subkey(self._master, salt)))
             out += salt
         if self._header is not None:
             data = self._header + data
@@ -156,7 +159,7 @@ class ShadowsocksStream:
                 # an echo service (or a replaying middlebox) sends our own bytes back; they decrypt
                 # fine with our own key, so without this check a reflector would pass for a server
                 raise StreamCorrupt("the server's salt is our own: a reflection, not a Shadowsocks server")
-            self._dec = _Aead(self._method, self._master, salt)
+            self._dec = AeadDirection(self._method.aead(session_subkey(self._master, salt)))
         head = await self._reader.read(2 + TAG)
         if not head:
             return b""

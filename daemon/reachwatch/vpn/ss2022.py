@@ -40,12 +40,12 @@ import time
 from dataclasses import dataclass
 
 from blake3 import blake3
-from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from reachwatch.net.dial import close_quietly
 from reachwatch.net.socks import encode_address
 from reachwatch.vpn.canary import StreamCorrupt
+from reachwatch.vpn.shadowsocks import AeadDirection
 
 TAG = 16
 MAX_PAYLOAD = 0xFFFF
@@ -97,28 +97,6 @@ def session_subkey(psk: bytes, salt: bytes) -> bytes:
     return blake3(psk + salt, derive_key_context=SUBKEY_CONTEXT).digest(len(psk))
 
 
-class _Aead:
-    """One direction's AES-GCM state: subkey and nonce counter."""
-
-    def __init__(self, psk: bytes, salt: bytes) -> None:
-        self._aead = AESGCM(session_subkey(psk, salt))
-        self._counter = 0
-
-    def _nonce(self) -> bytes:
-        nonce = self._counter.to_bytes(12, "little")
-        self._counter += 1
-        return nonce
-
-    def seal(self, data: bytes) -> bytes:
-        return self._aead.encrypt(self._nonce(), data, None)
-
-    def open(self, data: bytes) -> bytes:
-        try:
-            return self._aead.decrypt(self._nonce(), data, None)
-        except InvalidTag:
-            raise StreamCorrupt("Shadowsocks 2022 AEAD tag did not verify (wrong key or tampering)") from None
-
-
 class Shadowsocks2022Stream:
     """A TCP connection to a SIP022 server carrying one stream to ``host:port``.
 
@@ -144,9 +122,9 @@ class Shadowsocks2022Stream:
         self._reader = reader
         self._writer = writer
         self._address = encode_address(host, port)
-        self._enc: _Aead | None = None
+        self._enc: AeadDirection | None = None
         self._salt = b""
-        self._dec: _Aead | None = None
+        self._dec: AeadDirection | None = None
         self._next_len = 0  # plaintext length of the next payload chunk, from the previous length field
         self._plain = b""
         self._eof = False
@@ -155,7 +133,7 @@ class Shadowsocks2022Stream:
     def _request_head(self, data: bytes) -> tuple[bytes, bytes]:
         """Salt and the two header chunks carrying as much of ``data`` as fits; returns (wire, rest)."""
         self._salt = os.urandom(self._key_len)
-        self._enc = _Aead(self._psk, self._salt)
+        self._enc = AeadDirection(AESGCM(session_subkey(self._psk, self._salt)))
         # random padding even with a payload: the first packet's size then does not reveal the request
         padding = os.urandom(1 + secrets.randbelow(MAX_PADDING))
         room = MAX_PAYLOAD - len(self._address) - 2 - len(padding)
@@ -197,7 +175,7 @@ class Shadowsocks2022Stream:
         if len(wire) < size:
             raise asyncio.IncompleteReadError(wire, size)
         salt, sealed = wire[: self._key_len], wire[self._key_len :]
-        self._dec = _Aead(self._psk, salt)
+        self._dec = AeadDirection(AESGCM(session_subkey(self._psk, salt)))
         header = self._dec.open(sealed)
         kind, stamp = struct.unpack_from(">BQ", header)
         echoed = header[9 : 9 + self._key_len]
