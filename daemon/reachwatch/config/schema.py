@@ -34,10 +34,10 @@ class VantageConfig(StrictModel):
     """Who is measuring. These become labels on the vantage metrics (and vmagent external labels)."""
 
     name: str = Field(default="default", pattern=NAME_PATTERN)
-    country: str = ""
+    country: str = ""  # ISO 3166 code of the vantage's country, e.g. KZ
     asn: str = ""
-    isp: str = ""
-    city: str = ""
+    isp: str = ""  # the access network's operator, coarse (never a subscriber id)
+    city: str = ""  # a city, not an address: these labels are published
 
 
 class Defaults(StrictModel):
@@ -90,13 +90,13 @@ class ConfirmationConfig(StrictModel):
 class ReferenceVantage(StrictModel):
     """Another reachwatch outside the country, read through its ``/api/v1/status``."""
 
-    name: str = Field(pattern=NAME_PATTERN)
+    name: str = Field(pattern=NAME_PATTERN)  # a label for logs and metrics
     url: str = Field(pattern=r"^https?://")
-    timeout: Duration = 10.0
+    timeout: Duration = 10.0  # bound on one fetch of the reference's status
     max_age: Duration = 1800.0  # its result must be this fresh to count
     username: str | None = None
     password_file: str | None = None
-    password_env: str | None = None
+    password_env: str | None = None  # environment variable holding the basic-auth password
     ca_file: str | None = None
 
     @model_validator(mode="after")
@@ -121,15 +121,15 @@ def _is_loopback(host: str) -> bool:
 class ControlsConfig(StrictModel):
     """Known-good targets that tell "the vantage lost the Internet" from "this target is blocked"."""
 
-    domestic: list[AnyTarget] = Field(default_factory=list)
-    international: list[AnyTarget] = Field(default_factory=list)
+    domestic: list[AnyTarget] = Field(default_factory=list)  # in-country sites: alive during a shutdown
+    international: list[AnyTarget] = Field(default_factory=list)  # sites abroad the censor leaves alone
 
 
 class JournalConfig(StrictModel):
     """The durable SQLite journal of every measurement."""
 
-    enabled: bool = True
-    retention: Duration = 30 * 86400.0
+    enabled: bool = True  # append every measurement to the SQLite journal in the state directory
+    retention: Duration = 30 * 86400.0  # rows older than this are pruned
 
 
 class WebConfig(StrictModel):
@@ -143,7 +143,7 @@ class WebConfig(StrictModel):
 class TorConfig(StrictModel):
     """The tor processes reachwatch runs for bridge and bootstrap tests (see ``reachwatch.tor``)."""
 
-    binary: str = "tor"
+    binary: str = "tor"  # the tor executable (name on PATH or absolute path)
     # client transport plugins: transport name -> binary (lyrebird is obfs4proxy's newer name)
     transports: dict[str, str] = Field(
         default_factory=lambda: {
@@ -156,7 +156,7 @@ class TorConfig(StrictModel):
     data_dir: str | None = None  # the bridge tester's DataDirectory; None = a fresh temporary one
     batch_size: int = Field(default=50, ge=1, le=100)  # bridgestrap caps a SETCONF batch at 100
     batch_timeout: Duration = 60.0
-    bootstrap_timeout: Duration = 120.0
+    bootstrap_timeout: Duration = 120.0  # how long a fresh tor may take to reach 100 %
     # extra torrc options for every tor reachwatch starts (Socks5Proxy, ClientUseIPv6, a test network's
     # DirAuthority ...); a list value becomes repeated lines
     torrc: dict[str, str | list[str]] = Field(default_factory=dict)
@@ -167,7 +167,7 @@ class TorConfig(StrictModel):
 
 class LogConfig(StrictModel):
     level: Literal["debug", "info", "warning", "error"] = "info"
-    format: Literal["console", "json"] = "console"
+    format: Literal["console", "json"] = "console"  # json for journald / log shippers
 
 
 class Config(StrictModel):
@@ -179,7 +179,7 @@ class Config(StrictModel):
     confirmation: ConfirmationConfig = Field(default_factory=ConfirmationConfig)
     controls: ControlsConfig = Field(default_factory=ControlsConfig)
     reference_vantages: list[ReferenceVantage] = Field(default_factory=list)
-    targets: list[AnyTarget] = Field(default_factory=list)
+    targets: list[AnyTarget] = Field(default_factory=list)  # what to measure; fields per kind below
     journal: JournalConfig = Field(default_factory=JournalConfig)
     web: WebConfig = Field(default_factory=WebConfig)
     log: LogConfig = Field(default_factory=LogConfig)

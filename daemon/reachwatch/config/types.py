@@ -83,12 +83,12 @@ class TargetBase(StrictModel):
     leave the process: metrics, logs, API and dashboards know it by ``name`` only.
     """
 
-    name: str = Field(pattern=NAME_PATTERN)
+    name: str = Field(pattern=NAME_PATTERN)  # unique; the only way a private target is ever named
     kind: str
-    group: str = Field(default="default", pattern=NAME_PATTERN)
-    labels: dict[str, str] = Field(default_factory=dict)
-    interval: Duration | None = None
-    timeout: Duration | None = None
+    group: str = Field(default="default", pattern=NAME_PATTERN)  # a dashboard grouping (e.g. tor-bridges)
+    labels: dict[str, str] = Field(default_factory=dict)  # free labels, exported on reachwatch_target_info
+    interval: Duration | None = None  # between attempts; defaults.interval when unset
+    timeout: Duration | None = None  # hard deadline of one attempt; defaults.timeout when unset
     private: bool = False
 
     @field_validator("labels")

@@ -72,7 +72,7 @@ class DnsResolver(StrictModel):
     the system resolver trusts the resolver under test); ``ca_file``/pins as for ``tls`` targets.
     ``trusted`` defaults to true for DoH and false for UDP."""
 
-    name: str = Field(pattern=NAME_PATTERN)
+    name: str = Field(pattern=NAME_PATTERN)  # how this resolver is named in facts
     udp: str | None = None
     doh: str | None = None
     address: str | None = None
@@ -110,7 +110,7 @@ class DnsTarget(TargetBase):
     """
 
     kind: Literal["dns"]
-    query: str = Field(min_length=1, max_length=253)
+    query: str = Field(min_length=1, max_length=253)  # the name to resolve
     record_type: Literal["A", "AAAA"] = "A"
     system: bool = True
     resolvers: list[DnsResolver] = Field(default_factory=list)

@@ -38,10 +38,10 @@ class FrontingTarget(TargetBase):
     front: str = Field(min_length=1)  # SNI and certificate name
     address: str | None = None  # connect here instead of resolving the front
     port: int = Field(default=443, ge=1, le=65535)
-    expect_status: list[int] = Field(default_factory=lambda: [200], min_length=1)
-    expect_body: str | None = None
-    max_bytes: int = Field(default=64 * 1024, ge=1, le=1024 * 1024)
-    ca_file: str | None = None
+    expect_status: list[int] = Field(default_factory=lambda: [200], min_length=1)  # statuses that prove it
+    expect_body: str | None = None  # text the real service's answer must contain
+    max_bytes: int = Field(default=64 * 1024, ge=1, le=1024 * 1024)  # body read bound
+    ca_file: str | None = None  # PEM CA bundle for the front instead of the system roots
 
     @field_validator("url")
     @classmethod

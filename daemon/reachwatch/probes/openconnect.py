@@ -64,12 +64,12 @@ class OpenConnectTarget(TargetBase, TlsOptions):
     server_name: str | None = None
     path: str = Field(default="/", pattern=r"^/[A-Za-z0-9_./-]*$")  # a group URL such as /staff
     camouflage_secret_file: str | None = None
-    camouflage_secret_env: str | None = None
-    handshake_timeout: Duration | None = None
+    camouflage_secret_env: str | None = None  # environment variable holding the camouflage secret
+    handshake_timeout: Duration | None = None  # bound on the TLS handshake alone
     # optional login (a dedicated probe account): proves the credentials, not only the server
     username: str | None = None
-    password_file: str | None = None
-    password_env: str | None = None
+    password_file: str | None = None  # the probe account's password (mode 0600)
+    password_env: str | None = None  # or an environment variable holding it
 
     def destination(self) -> str:
         return host_port(self.host, self.port)

@@ -35,7 +35,7 @@ class TorDirPortTarget(TargetBase):
     kind: Literal["tor_dirport"]
     host: str = Field(min_length=1)
     port: int = Field(ge=1, le=65535)
-    fingerprint: str | None = None
+    fingerprint: str | None = None  # expected RSA identity; the served descriptor must match it
 
     @field_validator("fingerprint")
     @classmethod

@@ -46,7 +46,7 @@ class TorRelayTarget(TargetBase):
     ed25519_identity: str | None = None  # base64, as in tor's fingerprint-ed25519 / consensus "id ed25519"
     # set by relay-set expansion (tor.relaysets); aggregate metrics group by these
     relay_set: str | None = Field(default=None, pattern=NAME_PATTERN)
-    relay_flags: tuple[str, ...] = ()
+    relay_flags: tuple[str, ...] = ()  # consensus flags (set by relay-set expansion, for aggregates)
     # False for relay-set members unless the set asks for per-relay series (cardinality)
     per_target_metrics: bool = True
 
