@@ -89,6 +89,22 @@ def blackhole() -> Iterator[Blackhole]:
     b.sock.close()
 
 
+def _run_argv(cfg: Path, state: Path) -> list[str]:
+    """``reachwatch run`` on an ephemeral port with JSON logs (the tests read the address from the log)."""
+    return [
+        *REACHWATCH,
+        "run",
+        "--config",
+        str(cfg),
+        "--state-dir",
+        str(state),
+        "--web.listen-address",
+        "127.0.0.1:0",
+        "--log.format",
+        "json",
+    ]
+
+
 def _write_config(path: Path, control_port: int, targets: str) -> None:
     path.write_text(
         "scheduler: {min_destination_spacing: 1ms, controls_interval: 1s, per_destination: 8}\n"
@@ -134,18 +150,7 @@ def test_reload_keeps_last_good_config_and_sigterm_drains_and_flushes(
     with (
         log.open("wb") as logf,
         subprocess.Popen(
-            [
-                *REACHWATCH,
-                "run",
-                "--config",
-                str(cfg),
-                "--state-dir",
-                str(state),
-                "--web.listen-address",
-                "127.0.0.1:0",
-                "--log.format",
-                "json",
-            ],
+            _run_argv(cfg, state),
             stdout=logf,
             stderr=subprocess.STDOUT,
         ) as proc,
@@ -225,18 +230,7 @@ def test_after_kill_9_the_daemon_resumes_from_the_journal(tmp_path: Path, blackh
     def start(log: Path) -> subprocess.Popen[bytes]:
         with log.open("wb") as logf:
             return subprocess.Popen(
-                [
-                    *REACHWATCH,
-                    "run",
-                    "--config",
-                    str(cfg),
-                    "--state-dir",
-                    str(state),
-                    "--web.listen-address",
-                    "127.0.0.1:0",
-                    "--log.format",
-                    "json",
-                ],
+                _run_argv(cfg, state),
                 stdout=logf,
                 stderr=subprocess.STDOUT,
             )
