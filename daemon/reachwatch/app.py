@@ -29,7 +29,7 @@ from reachwatch.config.load import LoadedConfig, load_config
 from reachwatch.config.secrets import read_secret_file, resolve_path
 from reachwatch.errors import ConfigError, ReachwatchError
 from reachwatch.failures import Technique, VantageState, Verdict
-from reachwatch.journal import Journal, JournalRow
+from reachwatch.journal import Journal, JournalRow, ReadStats
 from reachwatch.journal import latest as journal_latest
 from reachwatch.metrics import DaemonStatus, build_registry
 from reachwatch.model import ProbeResult
@@ -157,6 +157,7 @@ class Daemon:
             self.journal = Journal(self.options.state_dir, loaded.config.journal.retention)
             journal = self.journal
             self.daemon_status.journal_write_errors = lambda: journal.write_errors
+            self.daemon_status.journal_set_aside = lambda: len(journal.set_aside)
             self._resume(loaded)
         self.services = Services(tor=TorService.from_config(loaded.config.tor))
         self.scheduler = Scheduler(
@@ -184,11 +185,16 @@ class Daemon:
 
         Only recent rows count: an old verdict shown as current would mislead more than "unknown".
         """
+        stats = ReadStats()
         try:
-            rows = journal_latest(self.options.state_dir, time.time() - RESUME_MAX_AGE)
+            rows = journal_latest(self.options.state_dir, time.time() - RESUME_MAX_AGE, stats)
         except (FileNotFoundError, sqlite3.Error) as exc:
             log.warning("journal_resume_skipped", error=str(exc))
             return
+        finally:
+            self.daemon_status.journal_rows_skipped += stats.skipped
+        if stats.skipped:
+            log.warning("journal_rows_skipped", rows=stats.skipped, hint="written by a newer reachwatch?")
         resumed = 0
         for target in loaded.config.all_targets():
             found = rows.get(target.name)

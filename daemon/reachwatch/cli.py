@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import sqlite3
 import sys
 import time
 from collections.abc import Sequence
@@ -23,6 +25,7 @@ from reachwatch.app import Daemon, RunOptions, load_full_config, run_async
 from reachwatch.config.types import parse_duration
 from reachwatch.errors import ReachwatchError, UsageError
 from reachwatch.failures import Verdict
+from reachwatch.journal_store import DB_NAME
 from reachwatch.model import ProbeResult
 from reachwatch.probes.base import Services
 from reachwatch.scheduler import Scheduler
@@ -43,10 +46,27 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{sub}: {message} (see --help)" if sub else f"{message} (see --help)")
 
 
+# the times a journal can hold and a table can print: the epoch to the end of year 9999 (datetime's range)
+MAX_TIME = 253402300799.0
+
+
 def parse_time(value: str, now: float | None = None) -> float:
-    """``24h``/``30m`` (that long ago), an ISO 8601 time (``2022-01-05T00:00:00Z``) or unix seconds."""
+    """``24h``/``30m`` (that long ago), an ISO 8601 time (``2022-01-05T00:00:00Z``) or unix seconds.
+
+    Raises ``UsageError`` for anything else, and for NaN, infinities and times outside [epoch, 9999]
+    (they would pass a comparison and crash the printing later).
+    """
     now = time.time() if now is None else now
-    text = value.strip()
+    shown = repr(value if len(value) <= 40 else value[:40] + "...")
+    ts = _time_value(value.strip(), now)
+    if ts is None:
+        raise UsageError(f"invalid time {shown}: use 24h, 2022-01-05T00:00:00Z or unix seconds")
+    if not (math.isfinite(ts) and 0.0 <= ts <= MAX_TIME):
+        raise UsageError(f"time {shown} is out of range: use a time between 1970 and 9999")
+    return ts
+
+
+def _time_value(text: str, now: float) -> float | None:
     try:
         return float(text)
     except ValueError:
@@ -58,10 +78,13 @@ def parse_time(value: str, now: float | None = None) -> float:
     try:
         dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise UsageError(f"invalid time {value!r}: use 24h, 2022-01-05T00:00:00Z or unix seconds") from None
+        return None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp()
+    try:
+        return dt.timestamp()
+    except (OverflowError, ValueError):  # 0001-01-01T00:00+01:00 lies before year 1 in UTC
+        return math.nan
 
 
 def _iso(ts: float) -> str:
@@ -254,13 +277,32 @@ def _print_table(table: list[list[str]], out: TextIO) -> None:
 
 def _open_journal_dir(args: argparse.Namespace) -> Path:
     state = Path(args.state_dir)
-    if not (state / journal.DB_NAME).exists():
+    if not (state / DB_NAME).exists():
         raise UsageError(f"no journal in {state} (use --state-dir)")
     return state
 
 
-def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
-    rows = journal.history(_open_journal_dir(args), args.target, parse_time(args.since))
+def _journal_error(state: Path, exc: sqlite3.Error) -> UsageError:
+    return UsageError(f"cannot read the journal in {state}: {exc}")
+
+
+def _report_skipped(stats: journal.ReadStats, err: TextIO) -> None:
+    if stats.skipped:
+        err.write(
+            f"reachwatch: skipped {stats.skipped} journal rows this version cannot read"
+            " (written by a newer reachwatch?)\n"
+        )
+
+
+def cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    since = parse_time(args.since)
+    state = _open_journal_dir(args)
+    stats = journal.ReadStats()
+    try:
+        rows = journal.history(state, args.target, since, stats)
+    except sqlite3.Error as exc:
+        raise _journal_error(state, exc) from None
+    _report_skipped(stats, err)
     if args.json:
         for row in rows:
             out.write(json.dumps(row.to_dict(), sort_keys=True) + "\n")
@@ -280,21 +322,34 @@ def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
         )
     _print_table(table, out)
     if not rows:
-        out.write(f"no journaled attempts for {args.target!r} since {_iso(parse_time(args.since))}\n")
+        out.write(f"no journaled attempts for {args.target!r} since {_iso(since)}\n")
     return EXIT_OK
 
 
-def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
+def cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     since = parse_time(args.since)
     until = parse_time(args.until) if args.until else time.time()
     if until <= since:
         raise UsageError("export: --until must be after --since")
-    lines = journal.export(_open_journal_dir(args), since, until, args.format)
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            fh.writelines(lines)
-    else:
-        out.writelines(lines)
+    state = _open_journal_dir(args)
+    stats = journal.ReadStats()
+    lines = journal.export(state, since, until, args.format, stats)
+    try:
+        if args.output:
+            try:
+                fh = open(args.output, "w", encoding="utf-8")  # noqa: SIM115 - errors named below
+            except OSError as exc:
+                raise UsageError(f"export: cannot write {args.output}: {exc.strerror or exc}") from None
+            with fh:
+                try:
+                    fh.writelines(lines)
+                except OSError as exc:
+                    raise UsageError(f"export: writing {args.output} failed: {exc.strerror or exc}") from None
+        else:
+            out.writelines(lines)
+    except sqlite3.Error as exc:
+        raise _journal_error(state, exc) from None
+    _report_skipped(stats, err)
     return EXIT_OK
 
 
@@ -320,8 +375,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             "run": lambda: cmd_run(args, out),
             "check": lambda: cmd_check(args, out, err),
             "validate": lambda: cmd_validate(args, out),
-            "history": lambda: cmd_history(args, out),
-            "export": lambda: cmd_export(args, out),
+            "history": lambda: cmd_history(args, out, err),
+            "export": lambda: cmd_export(args, out, err),
             "import": lambda: cmd_import(args, out),
         }
         return commands[args.command]()

@@ -4,7 +4,8 @@ Exception tree::
 
     ReachwatchError(Exception)
     ├── ConfigError          bad config, secret or import file; one line naming file and field; exit 2
-    └── UsageError           bad command-line input; exit 2
+    ├── UsageError           bad command-line input; exit 2
+    └── JournalUnavailable   no journal can be opened in the state directory; exit 2 (journal_store)
 
 Network failures are not here: they are data (``reachwatch.failures.Failure``), raised inside the net
 layer as ``reachwatch.net.errors.NetFailure`` and turned into results by ``probes.base.run_probe``.

@@ -19,44 +19,29 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import structlog
 
-from reachwatch.failures import Verdict
+from reachwatch.failures import Technique, Verdict
+from reachwatch.journal_store import (
+    DB_NAME,
+    JournalUnavailable,
+    heal,
+    is_damage,
+    open_db,
+    open_healing,
+)
 from reachwatch.metrics import FACT_METRICS, FactMetric, cap_label_value
 from reachwatch.model import ProbeResult
 
 log = structlog.get_logger(__name__)
 
-DB_NAME = "journal.sqlite3"
 BATCH = 256
 PRUNE_EVERY = 3600.0
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS results (
-    id INTEGER PRIMARY KEY,
-    target TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    grp TEXT NOT NULL,
-    role TEXT NOT NULL,
-    started_at REAL NOT NULL,
-    duration_s REAL NOT NULL,
-    success INTEGER NOT NULL,
-    failure TEXT,
-    stage TEXT,
-    evidence TEXT,
-    verdict TEXT,
-    technique TEXT,
-    stage_durations TEXT NOT NULL,
-    facts TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS results_target_time ON results (target, started_at);
-CREATE INDEX IF NOT EXISTS results_time ON results (started_at);
-"""
 
 _COLUMNS = (
     "target, kind, grp, role, started_at, duration_s, success, failure, stage, evidence, verdict,"
@@ -105,6 +90,7 @@ def _row_values(row: JournalRow) -> tuple[Any, ...]:
 
 
 def _from_db(rec: tuple[Any, ...]) -> JournalRow:
+    """A row as stored; raises ``ValueError``/``TypeError``/``KeyError`` for one this version cannot read."""
     (
         target,
         kind,
@@ -135,33 +121,57 @@ def _from_db(rec: tuple[Any, ...]) -> JournalRow:
             "facts": json.loads(facts),
         }
     )
-    return JournalRow(result=result, group=grp, role=role, verdict=verdict, technique=technique)
+    # the daemon turns these back into enums when it resumes: check them here, once
+    verdict = Verdict(verdict).value if verdict is not None else None
+    technique = Technique(technique).value if technique is not None else None
+    return JournalRow(result=result, group=str(grp), role=str(role), verdict=verdict, technique=technique)
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """Open (and create) the journal database in WAL mode."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    conn = sqlite3.connect(str(path), timeout=10.0, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    # FULL: a committed batch is on disk before flush() returns, surviving a power cut, not only kill -9
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.executescript(_SCHEMA)
-    return conn
+@dataclass
+class ReadStats:
+    """What a read skipped: rows this version cannot decode (a failure name from a newer reachwatch
+    after a downgrade, a damaged value). Skipped, counted and reported, never fatal."""
+
+    skipped: int = 0
+
+
+def _decode(rec: tuple[Any, ...], stats: ReadStats | None) -> JournalRow | None:
+    try:
+        return _from_db(rec)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        if stats is not None:
+            stats.skipped += 1
+        return None
+
+
+def _decoded(records: Iterable[tuple[Any, ...]], stats: ReadStats | None) -> Iterator[JournalRow]:
+    for rec in records:
+        row = _decode(rec, stats)
+        if row is not None:
+            yield row
 
 
 class Journal:
-    """Append-only results journal with a dedicated writer thread."""
+    """Append-only results journal with a dedicated writer thread.
+
+    A damaged database file is set aside and replaced by a fresh one where the damage shows (at open,
+    at a write, at a prune; ``journal_store``); ``set_aside`` lists the files so kept. Raises
+    ``JournalUnavailable`` when no journal can be opened in ``state_dir`` at all.
+    """
 
     def __init__(self, state_dir: Path, retention: float) -> None:
         self.path = Path(state_dir) / DB_NAME
         self.retention = retention
         self.write_errors = 0
         self.committed = 0
+        self.set_aside: list[Path] = []
         self._queue: queue.Queue[JournalRow | None] = queue.Queue()
         self._cond = threading.Condition()
         self._appended = 0
         self._done = 0  # rows handled (committed or failed)
-        self._conn = connect(self.path)
+        self._conn, aside = open_healing(self.path)
+        if aside is not None:
+            self.set_aside.append(aside)
         self._thread = threading.Thread(target=self._run, name="reachwatch-journal", daemon=True)
         self._closed = False
         self._thread.start()
@@ -216,21 +226,50 @@ class Journal:
 
     def _write(self, batch: list[JournalRow]) -> None:
         try:
+            self._insert(batch)
+        except sqlite3.Error as exc:
+            if not (is_damage(exc) and self._heal(exc)):
+                self._write_failed(batch, exc)
+            else:
+                try:  # the same rows into the fresh journal: nothing measured is lost to the damage
+                    self._insert(batch)
+                except sqlite3.Error as again:
+                    self._write_failed(batch, again)
+        with self._cond:
+            self._done += len(batch)
+            self._cond.notify_all()
+
+    def _insert(self, batch: list[JournalRow]) -> None:
+        try:
             self._conn.execute("BEGIN IMMEDIATE")
             self._conn.executemany(
                 f"INSERT INTO results ({_COLUMNS}) VALUES ({', '.join('?' * 14)})",  # noqa: S608
                 [_row_values(r) for r in batch],
             )
             self._conn.execute("COMMIT")
-            self.committed += len(batch)
-        except sqlite3.Error as exc:
-            self.write_errors += len(batch)
-            log.error("journal_write_failed", rows=len(batch), error=str(exc))
+        except sqlite3.Error:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")
-        with self._cond:
-            self._done += len(batch)
-            self._cond.notify_all()
+            raise
+        self.committed += len(batch)
+
+    def _write_failed(self, batch: list[JournalRow], exc: sqlite3.Error) -> None:
+        self.write_errors += len(batch)
+        log.error("journal_write_failed", rows=len(batch), error=str(exc))
+
+    def _heal(self, exc: sqlite3.Error) -> bool:
+        """Damage found while running: set the file aside, continue in a fresh one. False if impossible."""
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.close()
+        try:
+            self.set_aside.append(heal(self.path, exc))
+            self._conn = open_db(self.path)
+        except (JournalUnavailable, sqlite3.Error, OSError) as err:
+            log.error("journal_heal_failed", error=str(err))
+            # keep a connection to whatever is there so later batches are tried (and counted) normally
+            self._conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+            return False
+        return True
 
     def _prune(self) -> None:
         try:
@@ -240,7 +279,8 @@ class Journal:
             if cur.rowcount:
                 log.info("journal_pruned", rows=cur.rowcount)
         except sqlite3.Error as exc:
-            log.error("journal_prune_failed", error=str(exc))
+            if not (is_damage(exc) and self._heal(exc)):
+                log.error("journal_prune_failed", error=str(exc))
 
 
 # --- reading (CLI and API; own connection) -----------------------------------------------------------
@@ -254,8 +294,11 @@ def open_reader(state_dir: Path) -> sqlite3.Connection:
     return conn
 
 
-def history(state_dir: Path, target: str, since: float = 0.0) -> list[JournalRow]:
-    """A target's journaled attempts since ``since`` (unix seconds), oldest first."""
+def history(
+    state_dir: Path, target: str, since: float = 0.0, stats: ReadStats | None = None
+) -> list[JournalRow]:
+    """A target's journaled attempts since ``since`` (unix seconds), oldest first; rows this version
+    cannot decode are skipped and counted in ``stats``."""
     conn = open_reader(state_dir)
     try:
         cur = conn.execute(
@@ -263,15 +306,18 @@ def history(state_dir: Path, target: str, since: float = 0.0) -> list[JournalRow
             " ORDER BY started_at, id",
             (target, since),
         )
-        return [_from_db(rec) for rec in cur]
+        return list(_decoded(cur, stats))
     finally:
         conn.close()
 
 
-def latest(state_dir: Path, since: float) -> dict[str, tuple[JournalRow, float]]:
+def latest(
+    state_dir: Path, since: float, stats: ReadStats | None = None
+) -> dict[str, tuple[JournalRow, float]]:
     """Per target, its newest row since ``since`` and when its verdict took that value (for resuming).
 
-    The verdict's start is the first row after the last one with a different verdict or technique.
+    The verdict's start is the first row after the last one with a different verdict or technique. A
+    target whose newest row cannot be decoded is left out (counted in ``stats``): it starts "unknown".
     """
     conn = open_reader(state_dir)
     try:
@@ -282,7 +328,9 @@ def latest(state_dir: Path, since: float) -> dict[str, tuple[JournalRow, float]]
         )
         out: dict[str, tuple[JournalRow, float]] = {}
         for rec in cur.fetchall():
-            row = _from_db(rec[1:])
+            row = _decode(rec[1:], stats)
+            if row is None:
+                continue
             (start,) = conn.execute(
                 "SELECT MIN(started_at) FROM results WHERE target = ?1 AND id > (SELECT COALESCE(MAX(id), 0)"
                 " FROM results WHERE target = ?1 AND (verdict IS NOT ?2 OR technique IS NOT ?3))",
@@ -294,7 +342,9 @@ def latest(state_dir: Path, since: float) -> dict[str, tuple[JournalRow, float]]
         conn.close()
 
 
-def rows_between(state_dir: Path, since: float, until: float) -> Iterator[JournalRow]:
+def rows_between(
+    state_dir: Path, since: float, until: float, stats: ReadStats | None = None
+) -> Iterator[JournalRow]:
     conn = open_reader(state_dir)
     try:
         cur = conn.execute(
@@ -302,8 +352,7 @@ def rows_between(state_dir: Path, since: float, until: float) -> Iterator[Journa
             " ORDER BY target, started_at, id",
             (since, until),
         )
-        for rec in cur:
-            yield _from_db(rec)
+        yield from _decoded(cur, stats)
     finally:
         conn.close()
 
@@ -316,27 +365,32 @@ def targets_between(conn: sqlite3.Connection, since: float, until: float) -> lis
     return [str(r[0]) for r in cur]
 
 
-def _target_rows(conn: sqlite3.Connection, target: str, since: float, until: float) -> list[JournalRow]:
+def _target_rows(
+    conn: sqlite3.Connection, target: str, since: float, until: float, stats: ReadStats | None
+) -> list[JournalRow]:
     cur = conn.execute(
         f"SELECT {_COLUMNS} FROM results WHERE target = ? AND started_at >= ? AND started_at < ?"  # noqa: S608
         " ORDER BY started_at, id",
         (target, since, until),
     )
-    return [_from_db(rec) for rec in cur]
+    return list(_decoded(cur, stats))
 
 
 ExportFormat = Literal["jsonl", "openmetrics"]
 
 
-def export(state_dir: Path, since: float, until: float, fmt: ExportFormat) -> Iterator[str]:
-    """Journal rows in ``[since, until)`` as text lines (each ending in a newline)."""
+def export(
+    state_dir: Path, since: float, until: float, fmt: ExportFormat, stats: ReadStats | None = None
+) -> Iterator[str]:
+    """Journal rows in ``[since, until)`` as text lines (each ending in a newline); rows this version
+    cannot decode are left out and counted in ``stats``."""
     if fmt == "jsonl":
-        for row in rows_between(state_dir, since, until):
+        for row in rows_between(state_dir, since, until, stats):
             yield json.dumps(row.to_dict(), sort_keys=True) + "\n"
         return
     conn = open_reader(state_dir)
     try:
-        yield from openmetrics_lines(conn, since, until)
+        yield from openmetrics_lines(conn, since, until, stats)
     finally:
         conn.close()
 
@@ -405,14 +459,17 @@ def _labelstr(labels: dict[str, str]) -> str:
     return ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
 
 
-def openmetrics_lines(conn: sqlite3.Connection, since: float, until: float) -> Iterator[str]:
+def openmetrics_lines(
+    conn: sqlite3.Connection, since: float, until: float, stats: ReadStats | None = None
+) -> Iterator[str]:
     targets = targets_between(conn, since, until)
-    for name, help_text, extract in _families():
+    for index, (name, help_text, extract) in enumerate(_families()):
+        counting = stats if index == 0 else None  # every family reads the same rows: count them once
         yield f"# HELP {name} {_escape(help_text)}\n"
         yield f"# TYPE {name} gauge\n"
         for target in targets:
             series: dict[tuple[tuple[str, str], ...], dict[float, float]] = {}
-            for row in _target_rows(conn, target, since, until):
+            for row in _target_rows(conn, target, since, until, counting):
                 base = {"target": row.result.target, "kind": row.result.kind, "group": row.group}
                 base["role"] = row.role
                 for extra, value in extract(row):

@@ -124,6 +124,8 @@ class DaemonStatus:
     reload_success_timestamp: float = 0.0
     in_flight: Callable[[], int] = lambda: 0
     journal_write_errors: Callable[[], int] = lambda: 0
+    journal_set_aside: Callable[[], int] = lambda: 0
+    journal_rows_skipped: int = 0  # rows the daemon could not decode when it read the journal
 
 
 def _labels(state: TargetState) -> list[str]:
@@ -190,6 +192,16 @@ class ReachwatchCollector(Collector):
             "reachwatch_journal_write_errors",
             "Journal writes that failed (results not persisted).",
             value=status.journal_write_errors(),
+        )
+        yield CounterMetricFamily(
+            "reachwatch_journal_damaged_set_aside",
+            "Damaged journal files set aside (renamed, kept) and replaced by a fresh journal.",
+            value=status.journal_set_aside(),
+        )
+        yield CounterMetricFamily(
+            "reachwatch_journal_rows_skipped",
+            "Journal rows this version could not decode (e.g. written by a newer version); skipped.",
+            value=status.journal_rows_skipped,
         )
         yield GaugeMetricFamily(
             "reachwatch_targets", "Configured targets, controls included.", value=len(self.store.targets)

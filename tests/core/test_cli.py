@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -253,3 +254,58 @@ def test_run_with_bad_input_is_one_line_exit_2(tmp_path: Path, listener: int) ->
     assert proc.returncode == 2
     assert proc.stderr.startswith(f"reachwatch: web.listen_address: cannot listen on 127.0.0.1:{listener}")
     assert proc.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("since", ["-99999999999999", "nan", "1e400", "inf", "99999999999999999999d"])
+def test_history_and_export_refuse_times_out_of_range_in_one_line(tmp_path: Path, since: str) -> None:
+    _journal(tmp_path / "st")
+    for args in (["history", "relay-a"], ["export"]):
+        proc = rw(*args, "--state-dir", str(tmp_path / "st"), "--since", since)
+        assert proc.returncode == 2, proc.stderr
+        expected = f"reachwatch: time {since!r} is out of range: use a time between 1970 and 9999\n"
+        assert proc.stderr == expected
+
+
+def test_export_output_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
+    _journal(tmp_path / "st")
+    state = str(tmp_path / "st")
+    proc = rw("export", "--state-dir", state, "--since", "2020-01-01", "--output", str(tmp_path))
+    assert proc.returncode == 2
+    assert proc.stderr == f"reachwatch: export: cannot write {tmp_path}: Is a directory\n"
+
+
+def test_rows_a_newer_version_wrote_are_skipped_with_one_warning(tmp_path: Path) -> None:
+    state = tmp_path / "st"
+    _journal(state)
+    conn = sqlite3.connect(state / "journal.sqlite3")
+    conn.execute(
+        "UPDATE results SET failure = 'quic_handshake_failed' WHERE failure IS NOT NULL"
+    )  # as after a downgrade
+    conn.commit()
+    conn.close()
+    warning = "reachwatch: skipped 1 journal rows this version cannot read (written by a newer reachwatch?)\n"
+    proc = rw("history", "relay-a", "--state-dir", str(state), "--since", "2023-01-01")
+    assert (proc.returncode, proc.stderr) == (0, warning)
+    assert len(proc.stdout.splitlines()) == 4  # header + the three readable rows
+    for fmt in ("jsonl", "openmetrics"):
+        proc = rw("export", "--state-dir", str(state), "--since", "2023-01-01", "--format", fmt)
+        assert (proc.returncode, proc.stderr) == (0, warning)
+
+
+def test_a_damaged_journal_is_one_line_for_history(tmp_path: Path) -> None:
+    state = tmp_path / "st"
+    state.mkdir()
+    (state / "journal.sqlite3").write_bytes(os.urandom(8192))
+    proc = rw("history", "relay-a", "--state-dir", str(state))
+    assert proc.returncode == 2
+    assert proc.stderr == f"reachwatch: cannot read the journal in {state}: file is not a database\n"
+
+
+def test_run_with_a_state_dir_that_cannot_be_created_is_one_line_exit_2(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    proc = rw("run", "--state-dir", str(blocker / "st"), "--web.listen-address", "127.0.0.1:0")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith(f"reachwatch: cannot open journal {blocker / 'st' / 'journal.sqlite3'}: ")
+    assert "--state-dir" in proc.stderr

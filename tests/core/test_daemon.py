@@ -388,3 +388,44 @@ async def test_reload_parses_the_config_off_the_event_loop(
     assert (ok, "bad on purpose" in message) == (False, True)
     assert daemon.daemon_status.reload_successful is False
     assert loaders and threading.get_ident() not in loaders
+
+
+@pytest.mark.slow
+def test_a_damaged_journal_is_set_aside_and_the_daemon_keeps_measuring(
+    tmp_path: Path, blackhole: Blackhole
+) -> None:
+    cfg = tmp_path / "c.yaml"
+    state = tmp_path / "state"
+    state.mkdir()
+    garbage = os.urandom(64 * 1024)  # what a power cut on an SD card can leave
+    (state / "journal.sqlite3").write_bytes(garbage)
+    site = f"  - {{name: site, kind: tcp, host: 127.0.0.1, port: {blackhole.port}}}\n"
+    _write_config(cfg, blackhole.port, site)
+
+    def run_until(log: Path, metric: str, value: float) -> None:
+        argv = _run_argv(cfg, state)
+        with log.open("wb") as logf, subprocess.Popen(argv, stdout=logf, stderr=logf) as proc:
+            try:
+                base = _wait(lambda: _address(log), 30, "listening")
+                _wait(lambda: _metric(_get(f"{base}/metrics")[1], metric) == value, 20, metric)
+                _wait(lambda: _journal_rows(state, "site") >= 2, 20, "journaled results")
+                proc.send_signal(signal.SIGTERM)
+                assert proc.wait(timeout=30) == 0
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+        assert "Traceback" not in log.read_text()
+
+    run_until(tmp_path / "1.log", "reachwatch_journal_damaged_set_aside_total", 1)
+    (aside,) = state.glob("journal.damaged-*.sqlite3")
+    assert aside.read_bytes() == garbage
+    damage = [e for e in _log_events(tmp_path / "1.log") if "damaged" in str(e.get("event"))]
+    assert len(damage) == 1 and damage[0]["level"] == "error"
+
+    # a downgrade: the newest row names a failure this version does not know; skipped and counted
+    conn = sqlite3.connect(state / "journal.sqlite3")
+    conn.execute("UPDATE results SET success = 0, failure = 'quic_handshake_failed', stage = 'connect'")
+    conn.commit()
+    conn.close()
+    run_until(tmp_path / "2.log", "reachwatch_journal_rows_skipped_total", 2)  # site and the control
+    assert any(e.get("event") == "journal_rows_skipped" for e in _log_events(tmp_path / "2.log"))
