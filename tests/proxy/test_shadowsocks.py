@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from reachwatch.failures import Failure, Stage
-from reachwatch.vpn.shadowsocks import evp_bytes_to_key
+from reachwatch.formats.shadowsocks import evp_bytes_to_key
 from tests.probes.util import run
 from tests.proxy.conftest import cut_after, liar, secret_file, ss_server
 from tests.servers import LOOPBACK, free_port, tcp_server

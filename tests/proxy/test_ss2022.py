@@ -1,7 +1,8 @@
 """The shadowsocks probe's 2022 edition (SIP022) against a spec-derived test server, and its pieces.
 
 The peer is ``tests/proxy/ss2022_server.py``, not a packaged server: no Debian or PyPI package here
-speaks SIP022 (see that module). It shares no code with ``reachwatch.vpn.ss2022``.
+speaks SIP022 (see that module). It shares no code with ``reachwatch.formats.ss2022`` or
+``reachwatch.vpn.ss2022``.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from blake3 import blake3
 
 from reachwatch.errors import ConfigError
 from reachwatch.failures import Failure, Stage
+from reachwatch.formats.ss2022 import decode_psk, session_subkey
 from reachwatch.importers import import_files
 from reachwatch.importers.ssuri import parse_ss_uri
 from reachwatch.probes import shadowsocks as ss_probe
-from reachwatch.vpn.ss2022 import decode_psk, session_subkey
 from tests.probes.util import run
 from tests.proxy.conftest import secret_file
 from tests.proxy.ss2022_server import ss2022_server

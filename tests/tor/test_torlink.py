@@ -16,8 +16,7 @@ import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from reachwatch.net.torlink import link_tls_context, versions_cell
-from reachwatch.tor.certs import (
+from reachwatch.formats.tor_certs import (
     CertsMalformed,
     CertsMismatch,
     CertsNotBoundToTls,
@@ -26,6 +25,7 @@ from reachwatch.tor.certs import (
     parse_certs_payload,
     verify_responder_certs,
 )
+from reachwatch.net.torlink import link_tls_context, versions_cell
 from tests.net.test_tls import sm2_certificate_der
 from tests.tor.lonerelay import TorRelayProcess
 

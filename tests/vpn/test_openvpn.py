@@ -10,9 +10,7 @@ from typing import Any
 import pytest
 
 from reachwatch.failures import Failure, Stage, Technique
-from reachwatch.probes import openvpn
-from reachwatch.probes.base import run_probe
-from reachwatch.vpn.openvpn_packets import (
+from reachwatch.formats.openvpn_packets import (
     P_CONTROL_HARD_RESET_SERVER_V2,
     KeyFormatError,
     PlainWrapper,
@@ -22,6 +20,8 @@ from reachwatch.vpn.openvpn_packets import (
     opcode_byte,
     parse_static_key,
 )
+from reachwatch.probes import openvpn
+from reachwatch.probes.base import run_probe
 from tests.netlab import SERVER_IP, Lab
 from tests.vpn.conftest import (
     NsProber,

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from reachwatch.errors import ConfigError
+from reachwatch.formats.openvpn_packets import KeyFormatError, parse_static_key, parse_tls_crypt_v2_client_key
 from reachwatch.importers.common import Output, entry_name
-from reachwatch.vpn.openvpn_packets import KeyFormatError, parse_static_key, parse_tls_crypt_v2_client_key
 
 KEY_BLOCKS = ("tls-auth", "tls-crypt", "tls-crypt-v2")
 _BLOCK_OPEN = re.compile(r"^<([a-z0-9-]+)>$")

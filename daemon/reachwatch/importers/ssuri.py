@@ -26,10 +26,10 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from reachwatch.errors import ConfigError
+from reachwatch.formats.shadowsocks import METHODS
+from reachwatch.formats.ss2022 import METHODS_2022, decode_psk
 from reachwatch.importers.common import Output, entry_name
 from reachwatch.importers.proxyurl import PORT_HINT, url_from_file
-from reachwatch.vpn.shadowsocks import METHODS
-from reachwatch.vpn.ss2022 import METHODS_2022, decode_psk
 
 SUPPORTED = (*METHODS, *METHODS_2022)
 

@@ -9,7 +9,7 @@ Every read is bounded: a variable-length cell larger than ``MAX_VAR_PAYLOAD`` (r
 and more than ``MAX_CELLS`` cells before NETINFO are protocol errors, so a hostile endpoint costs at most
 a few hundred KB. Time is bounded by the probe's deadline. Errors are classified here:
 ``tor_link_handshake_failed`` (the peer does not speak the link protocol properly) and, from the
-certificate checks in ``reachwatch.tor.certs``, ``tor_identity_mismatch``.
+certificate checks in ``reachwatch.formats.tor_certs``, ``tor_identity_mismatch``.
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ import time
 from dataclasses import dataclass, field
 
 from reachwatch.failures import Failure, Stage
-from reachwatch.net.errors import NetFailure, classified
-from reachwatch.tor.certs import (
+from reachwatch.formats.tor_certs import (
     CertsMalformed,
     CertsMismatch,
     CertsNotBoundToTls,
@@ -33,6 +32,7 @@ from reachwatch.tor.certs import (
     parse_certs_payload,
     verify_responder_certs,
 )
+from reachwatch.net.errors import NetFailure, classified
 
 CMD_PADDING = 0
 CMD_VERSIONS = 7
@@ -181,11 +181,11 @@ async def link_handshake(
 
 class TlsNotBound(NetFailure):
     """``tor_identity_mismatch`` where the relay's genuine certificates certify another TLS certificate:
-    someone terminated TLS between us and the relay (see ``tor.certs.CertsNotBoundToTls``)."""
+    someone terminated TLS between us and the relay (see ``formats.tor_certs.CertsNotBoundToTls``)."""
 
 
 def verify_identity(link: LinkHandshake) -> LinkIdentity:
-    """What the CERTS cell proves on this TLS connection (``tor.certs``), classified: malformed
+    """What the CERTS cell proves on this TLS connection (``formats.tor_certs``), classified: malformed
     certificates are ``tor_link_handshake_failed``, anything that is not proof is ``tor_identity_mismatch``.
 
     Separate from ``link_handshake`` so a probe can record what the handshake showed (link version)

@@ -4,7 +4,7 @@ IKE_SA_INIT is unauthenticated (credentials only matter in IKE_AUTH), so any wel
 SPI proves a live IKE daemon: an SA+KE+Nonce answer, ``INVALID_KE_PAYLOAD`` (we resend once with the group it
 asks for, if we can compute it), ``NO_PROPOSAL_CHOSEN`` (live; recorded as a fact, our proposals just do
 not match), or a ``COOKIE`` (anti-DoS; resent once with the cookie, RFC 7296 §2.6). The facts say which.
-Messages are built and checked in ``vpn/ike_packets.py``; on port 4500 (or ``nat_t: true``) the non-ESP
+Messages are built and checked in ``formats/ike_packets.py``; on port 4500 (or ``nat_t: true``) the non-ESP
 marker is added and expected.
 
 What success does *not* prove: IKE_AUTH carries certificates and is often IP-fragmented; a path that drops
@@ -23,11 +23,11 @@ from pydantic import Field
 
 from reachwatch.config.types import Duration, TargetBase, host_port
 from reachwatch.failures import Failure, Stage, Technique
+from reachwatch.formats import ike_packets as ike
 from reachwatch.model import ProbeResult
 from reachwatch.net.dial import pin_address
 from reachwatch.net.udp import UdpSocket, open_udp
 from reachwatch.probes.base import ProbeContext, ProbeSpec
-from reachwatch.vpn import ike_packets as ike
 from reachwatch.vpn.path_control import (
     ReplyTally,
     UdpControl,

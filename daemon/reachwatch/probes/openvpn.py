@@ -2,7 +2,7 @@
 
 One attempt sends ``P_CONTROL_HARD_RESET_CLIENT_V2`` (``_V3`` with tls-crypt-v2) with a fresh random session
 id, wrapped as the server expects (plain, ``tls-auth``, ``tls-crypt``, ``tls-crypt-v2``; packets in
-``vpn/openvpn_packets.py``), and succeeds on an authenticated ``P_CONTROL_HARD_RESET_SERVER_V2`` that ACKs
+``formats/openvpn_packets.py``), and succeeds on an authenticated ``P_CONTROL_HARD_RESET_SERVER_V2`` that ACKs
 our packet for our session. No certificate or password is needed for this; the deeper check that runs the
 real client is ``openvpn_tunnel``.
 
@@ -37,12 +37,7 @@ from reachwatch.config.secrets import read_secret_file
 from reachwatch.config.types import Duration, TargetBase, host_port
 from reachwatch.errors import ConfigError
 from reachwatch.failures import Failure, Stage, Technique
-from reachwatch.model import ProbeResult
-from reachwatch.net.dial import close_quietly, connect_tcp, pin_address
-from reachwatch.net.errors import NetFailure, classified
-from reachwatch.net.udp import UdpSocket, open_udp
-from reachwatch.probes.base import ProbeContext, ProbeSpec
-from reachwatch.vpn.openvpn_packets import (
+from reachwatch.formats.openvpn_packets import (
     MAX_RESET_REPLY,
     KeyFormatError,
     PlainWrapper,
@@ -55,6 +50,11 @@ from reachwatch.vpn.openvpn_packets import (
     parse_static_key,
     parse_tls_crypt_v2_client_key,
 )
+from reachwatch.model import ProbeResult
+from reachwatch.net.dial import close_quietly, connect_tcp, pin_address
+from reachwatch.net.errors import NetFailure, classified
+from reachwatch.net.udp import UdpSocket, open_udp
+from reachwatch.probes.base import ProbeContext, ProbeSpec
 from reachwatch.vpn.path_control import (
     ReplyTally,
     UdpControl,

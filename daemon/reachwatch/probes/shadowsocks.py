@@ -1,6 +1,6 @@
 """``shadowsocks``: with the key, relay a nonce through the server to the canary and get it back.
 
-Both editions: AEAD 2017 (``vpn/shadowsocks.py``, password) and 2022 / SIP022 (``vpn/ss2022.py``,
+Both editions: AEAD 2017 (``formats/shadowsocks.py``, password) and 2022 / SIP022 (``formats/ss2022.py``,
 ``2022-blake3-aes-{128,256}-gcm``, a base64 PSK of 16/32 bytes in ``password_file``/``password_env`` or
 the ``ss://`` URI).
 
@@ -39,6 +39,8 @@ from reachwatch.config.secrets import read_secret
 from reachwatch.config.types import Duration, TargetBase, host_port
 from reachwatch.errors import ConfigError
 from reachwatch.failures import Failure, Stage
+from reachwatch.formats.shadowsocks import METHODS
+from reachwatch.formats.ss2022 import METHODS_2022, ClockSkew, decode_psk
 from reachwatch.importers.ssuri import key_from_uri_file
 from reachwatch.model import ProbeResult
 from reachwatch.net.errors import NetFailure
@@ -51,8 +53,8 @@ from reachwatch.vpn.canary import (
     recv_exactly,
     verify_canary,
 )
-from reachwatch.vpn.shadowsocks import METHODS, ShadowsocksStream
-from reachwatch.vpn.ss2022 import METHODS_2022, ClockSkew, Shadowsocks2022Stream, decode_psk
+from reachwatch.vpn.shadowsocks import ShadowsocksStream
+from reachwatch.vpn.ss2022 import Shadowsocks2022Stream
 
 SUPPORTED = (*METHODS, *METHODS_2022)
 SKEW_NOTE_S = 5  # below this a skew is timestamp granularity and network delay, not worth a fact

@@ -19,11 +19,11 @@ from stem.descriptor.server_descriptor import RelayDescriptor
 
 from reachwatch.config.types import TargetBase, host_port
 from reachwatch.failures import Failure, Stage
+from reachwatch.formats.tor_certs import normalize_fingerprint
 from reachwatch.model import ProbeResult
 from reachwatch.net.tls import discard
 from reachwatch.net.tordir import dir_get
 from reachwatch.probes.base import ProbeContext, ProbeSpec, open_tcp
-from reachwatch.tor.certs import normalize_fingerprint
 
 DOCUMENT = "/tor/server/authority"
 MAX_DESCRIPTOR_BYTES = 64 * 1024  # real descriptors are 2-3 KB (family lines can grow them)

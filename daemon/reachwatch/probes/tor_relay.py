@@ -3,7 +3,7 @@
 Without a tor process: TCP (``connect``), TLS without certificate validation (``tls_handshake``; relay
 certificates are self-signed by design), then Tor's link handshake (``protocol_handshake``): VERSIONS,
 CERTS, AUTH_CHALLENGE, NETINFO. The CERTS cell must prove the configured RSA identity (and the Ed25519
-identity when configured) *on this TLS connection*; see ``reachwatch.tor.certs``.
+identity when configured) *on this TLS connection*; see ``reachwatch.formats.tor_certs``.
 
 Why the identity check: a bare TLS handshake (what OONI's ``or_port`` test does) succeeds against a
 TLS-terminating middlebox or an impostor, which would count an intercepted relay as reachable. Here that
@@ -23,6 +23,7 @@ from pydantic import Field, field_validator
 
 from reachwatch.config.types import NAME_PATTERN, TargetBase, host_port
 from reachwatch.failures import Failure, Stage, Technique
+from reachwatch.formats.tor_certs import decode_ed25519_identity, normalize_fingerprint
 from reachwatch.model import ProbeResult
 from reachwatch.net.tls import discard, tls_handshake
 from reachwatch.net.torlink import (
@@ -33,7 +34,6 @@ from reachwatch.net.torlink import (
     verify_identity,
 )
 from reachwatch.probes.base import ProbeContext, ProbeSpec, open_tcp
-from reachwatch.tor.certs import decode_ed25519_identity, normalize_fingerprint
 
 
 class TorRelayTarget(TargetBase):

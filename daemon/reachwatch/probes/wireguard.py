@@ -1,7 +1,7 @@
 """``wireguard``: does a WireGuard server complete a real Noise IKpsk2 handshake with our probe peer?
 
 The probe sends a handshake initiation (148 bytes) built with its own static key and the server's public
-key (``vpn/noise.py``) and succeeds only on a 92-byte response that decrypts and authenticates: proof that
+key (``formats/noise.py``) and succeeds only on a 92-byte response that decrypts and authenticates: proof that
 the holder of the server key is alive and the path carries WireGuard. A cookie reply (server under load)
 is decrypted, recorded as the fact ``cookie_reply`` and answered once with MAC2, as a real client does.
 
@@ -34,11 +34,11 @@ from reachwatch.config.secrets import read_secret_file
 from reachwatch.config.types import Duration, TargetBase, host_port
 from reachwatch.errors import ConfigError
 from reachwatch.failures import Failure, Stage, Technique
+from reachwatch.formats import noise
 from reachwatch.model import ProbeResult
 from reachwatch.net.dial import pin_address
 from reachwatch.net.udp import UdpSocket, open_udp
 from reachwatch.probes.base import ProbeContext, ProbeSpec
-from reachwatch.vpn import noise
 from reachwatch.vpn.path_control import (
     ReplyTally,
     UdpControl,

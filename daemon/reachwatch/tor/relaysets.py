@@ -42,8 +42,8 @@ from stem.descriptor.networkstatus import NetworkStatusDocumentV3
 
 from reachwatch.config.types import Duration, StrictModel, TargetBase, split_host_port
 from reachwatch.errors import ConfigError
+from reachwatch.formats.tor_certs import normalize_fingerprint
 from reachwatch.probes.tor_relay import TorRelayTarget
-from reachwatch.tor.certs import normalize_fingerprint
 from reachwatch.tor.dirauths import directory_authority_targets
 
 if TYPE_CHECKING:

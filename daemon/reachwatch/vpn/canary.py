@@ -32,6 +32,7 @@ from pydantic import Field
 
 from reachwatch.config.types import Duration, StrictModel
 from reachwatch.failures import Failure, Stage
+from reachwatch.formats.errors import StreamCorrupt
 from reachwatch.net.dial import close_quietly
 from reachwatch.net.errors import NetFailure, classified
 
@@ -40,10 +41,6 @@ if TYPE_CHECKING:  # probes import this module; a runtime import would be circul
 
 CHUNK = 16 * 1024
 NONCE_PREFIX = b"RWCANARY "
-
-
-class StreamCorrupt(Exception):
-    """The stream's framing or authentication broke (e.g. an AEAD tag did not verify)."""
 
 
 class Stream(Protocol):

@@ -5,8 +5,8 @@ Builds the 148-byte handshake initiation and completes the handshake from the 92
 and authenticate under our ephemeral and static keys (and the preshared key) is rejected: only the server
 holding the private key that matches the configured public key, with our peer registered, can produce one.
 
-Also: MAC1/MAC2 (keyed BLAKE2s-128), the TAI64N timestamp, and the cookie reply (type 3, XChaCha20-Poly1305,
-implemented with an HChaCha20 subkey because ``cryptography`` has only the IETF ChaCha20-Poly1305).
+Also: MAC1/MAC2 (keyed BLAKE2s-128), the TAI64N timestamp, and the cookie reply (type 3, sealed with
+XChaCha20-Poly1305, which comes from libsodium through PyNaCl: see ``docs/DEPENDENCIES.md``).
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
     PublicFormat,
 )
+from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_decrypt
+from nacl.exceptions import CryptoError
 
 CONSTRUCTION = b"Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s"
 IDENTIFIER = b"WireGuard v1 zx2c4 Jason@zx2c4.com"
@@ -70,6 +72,15 @@ def aead_seal(key: bytes, counter: int, plaintext: bytes, ad: bytes) -> bytes:
 def aead_open(key: bytes, counter: int, ciphertext: bytes, ad: bytes) -> bytes:
     """Raises ``cryptography.exceptions.InvalidTag`` when the ciphertext is not authentic."""
     return ChaCha20Poly1305(key).decrypt(b"\x00" * 4 + struct.pack("<Q", counter), ciphertext, ad)
+
+
+def xchacha20poly1305_open(key: bytes, nonce: bytes, ciphertext: bytes, ad: bytes) -> bytes:
+    """XChaCha20-Poly1305 (24-byte nonce) from libsodium; raises ``nacl.exceptions.CryptoError``.
+
+    ``cryptography`` has only the 12-byte-nonce IETF ChaCha20-Poly1305, and building the extended-nonce
+    variant from it would mean writing HChaCha20 ourselves: hand-rolled crypto, which we do not ship.
+    """
+    return crypto_aead_xchacha20poly1305_ietf_decrypt(ciphertext, ad, nonce, key)
 
 
 def raw_public(key: X25519PrivateKey) -> bytes:
@@ -159,33 +170,6 @@ def static_public(static: X25519PrivateKey) -> bytes:
     return raw_public(static)
 
 
-def _hchacha20(key: bytes, nonce16: bytes) -> bytes:
-    """HChaCha20 (draft-irtf-cfrg-xchacha §2.2): the subkey for XChaCha20-Poly1305."""
-
-    def rotl(v: int, c: int) -> int:
-        return ((v << c) & 0xFFFFFFFF) | (v >> (32 - c))
-
-    s = [0x61707865, 0x3320646E, 0x79622D32, 0x6B206574]
-    s += list(struct.unpack("<8I", key)) + list(struct.unpack("<4I", nonce16))
-
-    def qr(a: int, b: int, c: int, d: int) -> None:
-        s[a] = (s[a] + s[b]) & 0xFFFFFFFF
-        s[d] = rotl(s[d] ^ s[a], 16)
-        s[c] = (s[c] + s[d]) & 0xFFFFFFFF
-        s[b] = rotl(s[b] ^ s[c], 12)
-        s[a] = (s[a] + s[b]) & 0xFFFFFFFF
-        s[d] = rotl(s[d] ^ s[a], 8)
-        s[c] = (s[c] + s[d]) & 0xFFFFFFFF
-        s[b] = rotl(s[b] ^ s[c], 7)
-
-    columns = [(0, 4, 8, 12), (1, 5, 9, 13), (2, 6, 10, 14), (3, 7, 11, 15)]
-    rounds = [*columns, (0, 5, 10, 15), (1, 6, 11, 12), (2, 7, 8, 13), (3, 4, 9, 14)]
-    for _ in range(10):
-        for a, b, c, d in rounds:
-            qr(a, b, c, d)
-    return struct.pack("<8I", *(s[0:4] + s[12:16]))
-
-
 def open_cookie_reply(init: Initiation, server_public: bytes, packet: bytes) -> bytes | None:
     """The 16-byte cookie from an authentic type-3 reply to ``init``, else None."""
     if len(packet) != COOKIE_LEN or packet[0] != MSG_COOKIE:
@@ -194,10 +178,9 @@ def open_cookie_reply(init: Initiation, server_public: bytes, packet: bytes) -> 
     if receiver != init.sender_index:
         return None
     nonce, enc = packet[8:32], packet[32:64]
-    subkey = _hchacha20(hash_(LABEL_COOKIE, server_public), nonce[:16])
     try:
-        return ChaCha20Poly1305(subkey).decrypt(b"\x00" * 4 + nonce[16:], enc, init.mac1)
-    except InvalidTag:
+        return xchacha20poly1305_open(hash_(LABEL_COOKIE, server_public), nonce, enc, init.mac1)
+    except CryptoError:  # not from the holder of the server key, or not for this initiation's MAC1
         return None
 
 
