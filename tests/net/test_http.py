@@ -10,7 +10,7 @@ from reachwatch.failures import Failure
 from reachwatch.net.dial import close_quietly, connect_tcp
 from reachwatch.net.errors import NetFailure
 from reachwatch.net.http import Url, request
-from reachwatch.net.tordir import dir_get
+from reachwatch.net.http_connect import http_connect
 from tests.servers import tcp_server
 
 
@@ -56,7 +56,7 @@ async def test_invalid_response_detail_does_not_quote_the_peer(answer: bytes) ->
         await reader.read(1)
 
     async with tcp_server(handler) as port:
-        for fetch in (_fetch_http, _fetch_dirport):
+        for fetch in (_fetch_http, _connect):
             reader, writer = await connect_tcp("127.0.0.1", port)
             try:
                 with pytest.raises(NetFailure) as info:
@@ -73,5 +73,5 @@ async def _fetch_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     await request(reader, writer, "GET", Url.parse("http://a.test/"), max_bytes=1024)
 
 
-async def _fetch_dirport(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await dir_get(reader, writer, "a.test", "/tor/server/authority", max_bytes=1024)
+async def _connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await http_connect(reader, writer, "a.test", 443)

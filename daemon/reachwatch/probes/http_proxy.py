@@ -45,7 +45,7 @@ async def probe(target: HttpProxyTarget, ctx: ProbeContext) -> ProbeResult:
                     ctx.fact("http_status_class", "refused")  # a live proxy that said no: liveness proven
             return ctx.succeed()
         with ctx.stage(Stage.PROTOCOL_HANDSHAKE):
-            head = await handshake_or_control(
+            tunnel = await handshake_or_control(
                 ctx,
                 ip,
                 target.port,
@@ -58,9 +58,10 @@ async def probe(target: HttpProxyTarget, ctx: ProbeContext) -> ProbeResult:
                     password=password,
                 ),
             )
-        if head is None:
+        if tunnel is None:
             return ctx.fail(Failure.GENERIC_TIMEOUT_ERROR, Stage.PROTOCOL_HANDSHAKE)
-        ctx.fact("http_status", head.status)
+        ctx.fact("http_status", tunnel.head.status)
+        stream.pending = tunnel.early_data
         with ctx.stage(Stage.TUNNEL):
             await verify_canary(stream)
         await push_canary(stream, target.canary, ctx)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import replace
 from typing import Literal
 from urllib.parse import quote
 from xml.sax.saxutils import escape as xml_escape
@@ -34,7 +35,7 @@ from reachwatch.failures import Failure, Stage
 from reachwatch.model import ProbeResult
 from reachwatch.net.dial import is_ip_literal
 from reachwatch.net.errors import NetFailure
-from reachwatch.net.http_connect import HttpHead, http_exchange
+from reachwatch.net.http import HttpExchange, HttpHead, Url
 from reachwatch.net.tls import discard
 from reachwatch.probes.base import ProbeContext, ProbeSpec, open_tcp
 from reachwatch.probes.tls import TlsOptions, handshake_with_evidence
@@ -82,49 +83,50 @@ class OpenConnectTarget(TargetBase, TlsOptions):
         return [v for v in values if v]
 
 
-def _post(host_header: str, path: str, body: bytes, cookie: str = "") -> bytes:
-    head = (
-        f"POST {path} HTTP/1.1\r\n"
-        f"Host: {host_header}\r\n"
-        f"User-Agent: {USER_AGENT}\r\n"
-        "Accept: */*\r\n"
-        "Accept-Encoding: identity\r\n"
-        "X-Transcend-Version: 1\r\n"
-        "X-Aggregate-Auth: 1\r\n"
-        "X-Support-HTTP-Auth: true\r\n"
-        "Content-Type: application/x-www-form-urlencoded\r\n"
-        + (f"Cookie: {cookie}\r\n" if cookie else "")
-        + f"Content-Length: {len(body)}\r\n"
-        "\r\n"
-    ).encode()
-    return head + body
+def _headers(cookie: str = "") -> list[tuple[str, str]]:
+    """What the AnyConnect client sends with every ``config-auth`` POST (ocserv and ASA check some)."""
+    headers = [
+        ("User-Agent", USER_AGENT),
+        ("Accept", "*/*"),
+        ("Accept-Encoding", "identity"),
+        ("X-Transcend-Version", "1"),
+        ("X-Aggregate-Auth", "1"),
+        ("X-Support-HTTP-Auth", "true"),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    ]
+    return [*headers, ("Cookie", cookie)] if cookie else headers
 
 
-def init_request(host_header: str, path: str) -> bytes:
-    """The AnyConnect client's first request: ``config-auth`` of type ``init``."""
-    body = (
+def init_body(host_header: str, path: str) -> bytes:
+    """The AnyConnect client's first request body: ``config-auth`` of type ``init``."""
+    return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<config-auth client="vpn" type="init" aggregate-auth-version="2">'
         '<version who="vpn">v9.12</version><device-id>linux-64</device-id>'
         f"<group-access>https://{host_header}{path.split('?', 1)[0]}</group-access></config-auth>"
     ).encode()
-    return _post(host_header, path, body)
 
 
-def auth_reply(host_header: str, path: str, cookie: str, answers: dict[str, str]) -> bytes:
+def auth_reply_body(answers: dict[str, str]) -> bytes:
     """``config-auth`` of type ``auth-reply`` carrying the form fields we can answer."""
     fields = "".join(f"<{k}>{xml_escape(v)}</{k}>" for k, v in answers.items())
-    body = (
+    return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<config-auth client="vpn" type="auth-reply" aggregate-auth-version="2">'
         '<version who="vpn">v9.12</version><device-id>linux-64</device-id>'
         f"<auth>{fields}</auth></config-auth>"
     ).encode()
-    return _post(host_header, path, body, cookie)
+
+
+async def post(exchange: HttpExchange, url: Url, body: bytes, cookie: str = "") -> tuple[HttpHead, bytes]:
+    """One ``config-auth`` round on the kept-alive connection: the answer's head and bounded body."""
+    await exchange.send_request("POST", url, headers=_headers(cookie), body=body, defaults=())
+    head = await exchange.read_head()
+    return head, await exchange.read_whole_body(head, MAX_BODY)
 
 
 def _update_cookies(jar: dict[str, str], head: HttpHead) -> None:
-    for line in head.set_cookies:
+    for line in head.header_values("set-cookie"):
         name, _, value = line.split(";", 1)[0].partition("=")
         if value.strip():
             jar[name.strip()] = value.strip()
@@ -133,11 +135,9 @@ def _update_cookies(jar: dict[str, str], head: HttpHead) -> None:
 
 
 async def login(
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
+    exchange: HttpExchange,
+    url: Url,
     *,
-    host_header: str,
-    action: str,
     head: HttpHead,
     body: bytes,
     username: str,
@@ -145,8 +145,9 @@ async def login(
 ) -> None:
     """Answer the auth-request forms (username, then password, as ocserv asks) until ``complete``.
 
-    A form that asks for the password again means the password was refused (``auth_failed``); so does
-    a non-200 answer. More than ``MAX_AUTH_ROUNDS`` forms is ``protocol_error``.
+    ``url`` is where the form posts to. A form that asks for the password again means the password was
+    refused (``auth_failed``); so does a non-200 answer. More than ``MAX_AUTH_ROUNDS`` forms is
+    ``protocol_error``.
     """
     jar: dict[str, str] = {}
     sent_password = False
@@ -169,8 +170,7 @@ async def login(
         if not answers:
             raise NetFailure(Failure.AUTH_FAILED, stage, "the login form asks for fields we cannot fill")
         cookie = "; ".join(f"{k}={v}" for k, v in jar.items())
-        request = auth_reply(host_header, action, cookie, answers)
-        head, body = await http_exchange(reader, writer, request, stage, body_limit=MAX_BODY)
+        head, body = await post(exchange, url, auth_reply_body(answers), cookie)
     raise NetFailure(Failure.PROTOCOL_ERROR, stage, "login did not complete")
 
 
@@ -205,14 +205,16 @@ async def probe(target: OpenConnectTarget, ctx: ProbeContext) -> ProbeResult:
         host_header = target.sni() or (f"[{ip}]" if ":" in ip else ip)
         if target.port != 443:
             host_header += f":{target.port}"
+        exchange = HttpExchange(
+            reader,
+            writer,
+            stage=Stage.PROTOCOL_HANDSHAKE,
+            oversized=Failure.RESPONSE_TOO_LARGE,
+            keep_alive=True,  # the login rounds follow on this connection, as the AnyConnect client does
+        )
         with ctx.stage(Stage.PROTOCOL_HANDSHAKE):
-            head, body = await http_exchange(
-                reader,
-                writer,
-                init_request(host_header, path),
-                Stage.PROTOCOL_HANDSHAKE,
-                body_limit=MAX_BODY,
-            )
+            url = Url("https", target.host, target.port, path, host_header)
+            head, body = await post(exchange, url, init_body(host_header, path))
             ctx.fact("http_status", head.status)
             if head.status != 200 or not _AUTH_REQUEST.search(body) or not _FORM.search(body):
                 raise NetFailure(
@@ -225,10 +227,8 @@ async def probe(target: OpenConnectTarget, ctx: ProbeContext) -> ProbeResult:
             if target.username is not None:
                 action = _form_action(body) + (path[len(target.path) :] if secret else "")
                 await login(
-                    reader,
-                    writer,
-                    host_header=host_header,
-                    action=action,
+                    exchange,
+                    replace(url, target=action),
                     head=head,
                     body=body,
                     username=target.username,

@@ -123,7 +123,7 @@ async def _transfer(
                 with ctx.stage(Stage.HTTP):
                     await exchange.send_request("GET", url)
                     started = time.monotonic()
-                    status, _ = await exchange.read_head()
+                    status = (await exchange.read_head()).status
                 if not 200 <= status < 300:
                     ctx.fact("status", status)
                     raise NetFailure(Failure.HTTP_UNEXPECTED_STATUS_CODE, Stage.HTTP, f"status {status}")

@@ -21,8 +21,8 @@ from reachwatch.config.types import TargetBase, host_port
 from reachwatch.failures import Failure, Stage
 from reachwatch.formats.tor_certs import normalize_fingerprint
 from reachwatch.model import ProbeResult
+from reachwatch.net.http import HttpExchange, Url
 from reachwatch.net.tls import discard
-from reachwatch.net.tordir import dir_get
 from reachwatch.probes.base import ProbeContext, ProbeSpec, open_tcp
 
 DOCUMENT = "/tor/server/authority"
@@ -52,11 +52,16 @@ class TorDirPortTarget(TargetBase):
 
 async def probe(target: TorDirPortTarget, ctx: ProbeContext) -> ProbeResult:
     _, reader, writer = await open_tcp(ctx, target.host, target.port)
+    exchange = HttpExchange(reader, writer)
+    # DirPorts answer in HTTP/1.0 and close after the body; tor accepts our HTTP/1.1 request with
+    # Connection: close. Host and Connection only: nothing that tells a DirPort (or DPI) who is asking.
+    url = Url("http", target.host, target.port, DOCUMENT, target.destination())
     try:
         with ctx.stage(Stage.HTTP):
-            status, body = await dir_get(
-                reader, writer, target.destination(), DOCUMENT, max_bytes=MAX_DESCRIPTOR_BYTES
-            )
+            await exchange.send_request("GET", url, defaults=())
+            head = await exchange.read_head()
+            status = head.status
+            body = await exchange.read_whole_body(head, MAX_DESCRIPTOR_BYTES)
     finally:
         discard(writer)  # no graceful close: a tarpit must not hold the attempt past its deadline
     ctx.fact("http_status", status)

@@ -54,17 +54,25 @@ class Stream(Protocol):
 
 
 class PlainStream:
-    """A TCP connection used as is (after a proxy handshake)."""
+    """A TCP connection used as is (after a proxy handshake).
+
+    ``pending`` holds tunnel bytes the handshake already took off the socket (an HTTP proxy's 200 and
+    the destination's first bytes can share one read); ``recv`` hands them out first.
+    """
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self.pending = b""
 
     async def send(self, data: bytes) -> None:
         self.writer.write(data)
         await self.writer.drain()
 
     async def recv(self, max_bytes: int) -> bytes:
+        if self.pending:
+            out, self.pending = self.pending[:max_bytes], self.pending[max_bytes:]
+            return out
         return await self.reader.read(max_bytes)
 
     async def close(self) -> None:
