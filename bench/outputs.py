@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/outputs.py [N_TARGETS]
 
-Prints: collector render time and size for N targets (each with a result), journal rows/s through the
+Prints: /metrics render time and size for N targets (each with a result; what the web handler serves,
+text and OpenMetrics), journal rows/s through the
 writer thread (committed, synchronous=FULL), and OpenMetrics export time for those rows.
 """
 
@@ -13,9 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from prometheus_client import generate_latest
-
 from reachwatch.config.load import parse_config
+from reachwatch.exposition import encode
 from reachwatch.failures import Failure, Stage
 from reachwatch.journal import Journal, JournalRow, export
 from reachwatch.metrics import DaemonStatus, build_registry
@@ -48,11 +48,12 @@ def main() -> None:
         st.record(r)
         results.append(r)
     registry = build_registry(store, DaemonStatus(config=cfg))
-    generate_latest(registry)
-    t0 = time.perf_counter()
-    body = generate_latest(registry)
-    render = time.perf_counter() - t0
-    print(f"metrics: {n} targets -> {len(body) / 1e6:.1f} MB, render {render * 1000:.0f} ms")
+    for fmt, accept in (("text", ""), ("openmetrics", "application/openmetrics-text; version=1.0.0")):
+        encode(registry, accept)  # first scrape builds the per-target label sets
+        t0 = time.perf_counter()
+        body, _ = encode(registry, accept)
+        render = time.perf_counter() - t0
+        print(f"metrics ({fmt}): {n} targets -> {len(body) / 1e6:.1f} MB, render {render * 1000:.0f} ms")
 
     with tempfile.TemporaryDirectory() as tmp:
         j = Journal(Path(tmp), retention=1e9)

@@ -23,11 +23,11 @@ from typing import Any, Protocol
 import bcrypt
 import structlog
 from aiohttp import web
-from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
 from reachwatch import __version__
 from reachwatch.errors import ConfigError
+from reachwatch.exposition import encode
 from reachwatch.state import StateStore
 from reachwatch.webconfig import WebSecurity, load_cert_chain
 
@@ -216,13 +216,13 @@ class WebServer:
         return response
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-        # rendered in a thread: ~10k targets take seconds of formatting, which must not stall the probes
+        accept = request.headers.get("Accept", "")
+        # rendered in a thread: ~10k targets take a few hundred ms, which must not stall the probes
         # (the collector only reads the store; a dict resized mid-copy is retried once)
         try:
-            body = await asyncio.to_thread(encoder, self.backend.registry)
+            body, content_type = await asyncio.to_thread(encode, self.backend.registry, accept)
         except RuntimeError:
-            body = await asyncio.to_thread(encoder, self.backend.registry)
+            body, content_type = await asyncio.to_thread(encode, self.backend.registry, accept)
         response = web.Response(body=body)
         response.headers["Content-Type"] = content_type
         return response

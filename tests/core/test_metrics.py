@@ -9,9 +9,11 @@ import time
 from pathlib import Path
 
 from prometheus_client import generate_latest
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.parser import text_string_to_metric_families
 
 from reachwatch.config.load import parse_config
+from reachwatch.exposition import TextFamily, encode
 from reachwatch.failures import Failure, Stage, Technique, VantageState, Verdict
 from reachwatch.metrics import FACT_METRICS, MAX_INFO_VALUE, DaemonStatus, build_registry
 from reachwatch.model import ProbeResult
@@ -65,7 +67,7 @@ def _record(store: StateStore, result: ProbeResult) -> None:
 
 
 def _scrape(store: StateStore, status: DaemonStatus) -> dict[str, list[tuple[str, dict[str, str], float]]]:
-    text = generate_latest(build_registry(store, status)).decode()
+    text = encode(build_registry(store, status), "")[0].decode()
     out: dict[str, list[tuple[str, dict[str, str], float]]] = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
@@ -236,9 +238,80 @@ def test_promtool_lints_the_exposition_clean() -> None:
     promtool = shutil.which("promtool")
     assert promtool, "promtool (Debian prometheus) is required"
     store, status = _populated()
-    text = generate_latest(build_registry(store, status)).decode()
+    text = encode(build_registry(store, status), "")[0].decode()
     proc = subprocess.run(
         [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60, check=False
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.strip() == ""
+
+
+# what scrapers send: none, Prometheus 2 and 3, the client's own OpenMetrics, and escapings the fast
+# path leaves to prometheus_client (dots, values)
+ACCEPTS = [
+    "",
+    "text/plain;version=0.0.4;q=1,*/*;q=0.1",
+    "text/plain;version=1.0.0;escaping=allow-utf-8",
+    "text/plain;version=1.0.0;escaping=underscores",
+    "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+    "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,"
+    "application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4",
+    "application/openmetrics-text;version=1.0.0;escaping=dots",
+    "text/plain;version=1.0.0;escaping=values",
+]
+
+
+def _hostile_populated() -> tuple[StateStore, DaemonStatus]:
+    """The populated store plus label values that need escaping (quote, backslash, newline)."""
+    store, status = _populated()
+    relay = store.targets["relay-a"]
+    relay.target = relay.target.model_copy(update={"labels": {"category": 'to"r\\x\ny', "zone": "é"}})
+    relay.last = _result(
+        "relay-a",
+        ok=False,
+        failure=Failure.SSL_PIN_MISMATCH,
+        stage=Stage.TLS_HANDSHAKE,
+        facts={"tls_issuer": 'CN="Evil \\ CA",O=x', "throughput_bps": 1.5e9, "bootstrap_seconds": 1e-7},
+    )
+    relay.failures_total[(None, Failure.INTERNAL_ERROR)] += 3
+    return store, status
+
+
+def test_served_body_is_byte_for_byte_prometheus_clients_for_every_negotiated_format() -> None:
+    store, status = _hostile_populated()
+    registry = build_registry(store, status)
+    for accept in ACCEPTS:
+        body, content_type = encode(registry, accept)
+        reference, reference_type = choose_encoder(accept)
+        assert content_type == reference_type, accept
+        # process_* figures move between two renders: compare everything else
+        mine = [line for line in body.decode().splitlines() if "process_" not in line]
+        theirs = [line for line in reference(registry).decode().splitlines() if "process_" not in line]
+        assert mine == theirs, accept
+    text = encode(registry, "")[0].decode()
+    assert 'category="to\\"r\\\\x\\ny"' in text and 'issuer="CN=\\"Evil \\\\ CA\\",O=x"' in text
+    # and a parser reads back the values as they were (not only the form prometheus_client writes)
+    parsed = {f.name: f.samples for f in text_string_to_metric_families(text)}
+    (info,) = [s for s in parsed["reachwatch_target_info"] if s.labels["target"] == "relay-a"]
+    assert info.labels["category"] == 'to"r\\x\ny' and info.labels["zone"] == "é"
+    (issuer,) = parsed["reachwatch_tls_presented_issuer_info"]
+    assert issuer.labels["issuer"] == 'CN="Evil \\ CA",O=x'
+    (internal,) = [s for s in parsed["reachwatch_probe_failures"] if s.labels["failure"] == "internal_error"]
+    assert internal.labels["stage"] == "none" and internal.value == 3
+
+
+def test_per_target_families_are_written_as_text_and_parse_back_to_the_same_series() -> None:
+    store, status = _populated()
+    families = [m for m in build_registry(store, status).collect() if isinstance(m, TextFamily)]
+    assert {f.name for f in families} >= {"probe_success", "reachwatch_probe_failures", "reachwatch_target_info"}
+    failures = next(f for f in families if f.name == "reachwatch_probe_failures")
+    (sample,) = [s for s in failures.samples if s.labels["target"] == "relay-a"]
+    assert sample.name == "reachwatch_probe_failures_total" and sample.value == 1
+    assert sample.labels == {
+        "target": "relay-a",
+        "kind": "tcp",
+        "group": "default",
+        "role": "target",
+        "stage": "tls_handshake",
+        "failure": "ssl_unknown_authority",
+    }

@@ -49,8 +49,10 @@ class RelaySetCollector(Collector):
         verdicts: Counter[tuple[str, ...]] = Counter()
         for state in list(self.store.targets.values()):
             target = state.target
+            if target.kind != "tor_relay":  # before getattr: a missing field costs pydantic an exception
+                continue
             relay_set = getattr(target, "relay_set", None)
-            if target.kind != "tor_relay" or not relay_set:
+            if not relay_set:
                 continue
             for flag in (ALL, *getattr(target, "relay_flags", ())):
                 key = (relay_set, flag)
