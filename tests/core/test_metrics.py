@@ -303,7 +303,11 @@ def test_served_body_is_byte_for_byte_prometheus_clients_for_every_negotiated_fo
 def test_per_target_families_are_written_as_text_and_parse_back_to_the_same_series() -> None:
     store, status = _populated()
     families = [m for m in build_registry(store, status).collect() if isinstance(m, TextFamily)]
-    assert {f.name for f in families} >= {"probe_success", "reachwatch_probe_failures", "reachwatch_target_info"}
+    assert {f.name for f in families} >= {
+        "probe_success",
+        "reachwatch_probe_failures",
+        "reachwatch_target_info",
+    }
     failures = next(f for f in families if f.name == "reachwatch_probe_failures")
     (sample,) = [s for s in failures.samples if s.labels["target"] == "relay-a"]
     assert sample.name == "reachwatch_probe_failures_total" and sample.value == 1
