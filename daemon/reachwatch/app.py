@@ -41,6 +41,7 @@ from reachwatch.tor.service import TorService
 from reachwatch.vantage import VantageReading
 from reachwatch.web import WebServer, status_document
 from reachwatch.webconfig import WebSecurity, load_web_security
+from reachwatch.weblisten import probe_descriptor_reserve
 
 log = structlog.get_logger(__name__)
 
@@ -166,8 +167,14 @@ class Daemon:
         scheduler = self.scheduler
         self.daemon_status.in_flight = lambda: scheduler.in_flight
         listen = self.options.listen_address or loaded.config.web.listen_address
-        self.web = WebServer(self, listen, security)
+        self.web = WebServer(
+            self,
+            listen,
+            security,
+            descriptor_reserve=probe_descriptor_reserve(loaded.config.scheduler.max_concurrency),
+        )
         await self.web.start()
+        self.daemon_status.web = self.web.counters
         self._install_signals()
         self.scheduler.start()
         self._ready = True
@@ -291,6 +298,7 @@ class Daemon:
             self.daemon_status.reload_successful = True
             self.daemon_status.reload_success_timestamp = time.time()
             self.web.update_security(security)
+            self.web.set_descriptor_reserve(probe_descriptor_reserve(loaded.config.scheduler.max_concurrency))
             if self.journal is not None:
                 self.journal.retention = loaded.config.journal.retention
             log.info("config_reloaded", config=loaded.source, targets=len(loaded.config.all_targets()))

@@ -122,6 +122,16 @@ def cap_label_value(value: str) -> str:
     return clean if len(clean) <= MAX_INFO_VALUE else clean[: MAX_INFO_VALUE - 1] + "…"
 
 
+@dataclass(frozen=True)
+class WebCounters:
+    """The listener's state as the daemon metrics show it (``web.WebServer.counters``)."""
+
+    connections: int = 0
+    connection_limit: int = 0
+    refused: int = 0
+    auth_throttled: int = 0
+
+
 @dataclass
 class DaemonStatus:
     """Daemon-level facts the collector renders beside the target states (owned by ``app.Daemon``)."""
@@ -133,6 +143,7 @@ class DaemonStatus:
     journal_write_errors: Callable[[], int] = lambda: 0
     journal_set_aside: Callable[[], int] = lambda: 0
     journal_rows_skipped: int = 0  # rows the daemon could not decode when it read the journal
+    web: Callable[[], WebCounters] = WebCounters
 
 
 @functools.cache
@@ -219,6 +230,25 @@ class ReachwatchCollector(Collector):
         )
         yield GaugeMetricFamily(
             "reachwatch_targets", "Configured targets, controls included.", value=len(self.store.targets)
+        )
+        web = status.web()
+        yield GaugeMetricFamily(
+            "reachwatch_web_connections", "Connections the HTTP listener holds now.", value=web.connections
+        )
+        yield GaugeMetricFamily(
+            "reachwatch_web_connection_limit",
+            "Most connections the listener holds (within the descriptor budget, probes' share kept).",
+            value=web.connection_limit,
+        )
+        yield CounterMetricFamily(
+            "reachwatch_web_connections_refused",
+            "Connections closed at once because the listener was at its limit.",
+            value=web.refused,
+        )
+        yield CounterMetricFamily(
+            "reachwatch_web_auth_throttled",
+            "Requests answered 429 without a password check (too many failures, or checks waiting).",
+            value=web.auth_throttled,
         )
 
     def _target_metrics(self, states: list[TargetState]) -> Iterator[Metric]:

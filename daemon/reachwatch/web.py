@@ -1,10 +1,15 @@
 """The HTTP endpoint: ``/metrics``, ``/-/healthy``, ``/-/ready``, ``POST /-/reload``, ``/api/v1/status``.
 
-Served by aiohttp on ``web.listen_address`` (default 127.0.0.1:10491). Optional TLS and basic auth come
-from an exporter-toolkit ``web-config.yml`` (``webconfig.py``). Basic auth checks bcrypt hashes in an
-executor, one at a time (a cost-10 hash is ~70 ms of CPU: it must neither block the event loop nor let
-a password guesser eat every core), and caches successful checks per (user, hash, password) digest.
-Unknown users are checked against a fixed dummy hash so timing does not reveal which users exist.
+Served by aiohttp on ``web.listen_address`` (default 127.0.0.1:10491) through ``weblisten.Listener``
+(connection cap within the descriptor budget, header/idle/lifetime deadlines, 431 for oversized headers).
+Optional TLS and basic auth come from an exporter-toolkit ``web-config.yml`` (``webconfig.py``); the
+cost of basic auth is bounded in ``webauth.py``.
+
+Browsers are peers too. On a loopback listener a page elsewhere can resolve its own name to 127.0.0.1
+(DNS rebinding) and read the status; so there the ``Host`` must be an IP literal or ``localhost``
+(answered 421 otherwise). On any listener a state-changing request (``POST``/``PUT /-/reload``) carrying
+an ``Origin`` other than its own, or ``Sec-Fetch-Site: cross-site``, is refused 403 (CSRF): curl and
+Prometheus send neither header.
 
 The server knows the daemon only through the small ``Backend`` protocol, so tests can serve a bare
 ``StateStore`` and the daemon stays the single owner of its state.
@@ -13,14 +18,12 @@ The server knows the daemon only through the small ``Backend`` protocol, so test
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import hashlib
+import ipaddress
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
-import bcrypt
 import structlog
 from aiohttp import web
 from prometheus_client.registry import CollectorRegistry
@@ -28,15 +31,22 @@ from prometheus_client.registry import CollectorRegistry
 from reachwatch import __version__
 from reachwatch.errors import ConfigError
 from reachwatch.exposition import encode
+from reachwatch.metrics import WebCounters
 from reachwatch.state import StateStore
+from reachwatch.webauth import AuthResult, BasicAuth
 from reachwatch.webconfig import WebSecurity, load_cert_chain
+from reachwatch.weblisten import (
+    BASE_RESERVE,
+    Listener,
+    ListenerLimits,
+    connection_cap,
+    raise_nofile_limit,
+)
 
 log = structlog.get_logger(__name__)
 
-# bcrypt of a random string nobody knows; compared against for unknown users (timing parity)
-_DUMMY_HASH = b"$2b$10$afBebujPrSz/7EiDIEOaPOaTobcDFylN.wDoBQM7beAjXeT1cHmtS"
-_AUTH_CACHE_MAX = 1024
 _MAX_BODY = 64 * 1024
+_UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class Backend(Protocol):
@@ -89,63 +99,70 @@ def parse_listen_address(address: str) -> tuple[str, int]:
     return (host or "0.0.0.0", int(port_text))  # ":port" means all interfaces, by convention
 
 
-class BasicAuth:
-    """Checks ``Authorization: Basic`` against bcrypt hashes; bcrypt off the loop, results cached."""
-
-    def __init__(self) -> None:
-        self.users: dict[str, bytes] = {}
-        self._cache: dict[bytes, bool] = {}
-        self._lock = asyncio.Lock()
-
-    def set_users(self, users: dict[str, bytes]) -> None:
-        self.users = dict(users)
-        self._cache.clear()
-
-    async def check(self, header: str | None) -> bool:
-        if not header or not header.startswith("Basic "):
-            return False
-        try:
-            decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            return False
-        user, sep, password = decoded.partition(":")
-        if not sep:
-            return False
-        hashed = self.users.get(user)
-        known = hashed is not None
-        hashed = hashed if hashed is not None else _DUMMY_HASH
-        key = hashlib.sha256(b"\0".join([user.encode(), hashed, password.encode()])).digest()
-        cached = self._cache.get(key)
-        if cached is not None:
-            return cached and known
-        async with self._lock:  # one bcrypt at a time, like exporter-toolkit's mutex
-            loop = asyncio.get_running_loop()
-            ok = await loop.run_in_executor(None, _checkpw, password.encode(), hashed)
-        ok = ok and known
-        if ok:  # cache successes only: failures stay expensive for a guesser
-            if len(self._cache) >= _AUTH_CACHE_MAX:
-                self._cache.clear()
-            self._cache[key] = True
-        return ok
-
-
-def _checkpw(password: bytes, hashed: bytes) -> bool:
-    try:
-        return bcrypt.checkpw(password, hashed)
-    except ValueError:  # bcrypt 5 refuses passwords over 72 bytes; a malformed hash
-        return False
-
-
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class WebServer:
-    """The aiohttp application and its listening site."""
+def is_loopback_host(host: str) -> bool:
+    """Whether a listen host is loopback only (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
-    def __init__(self, backend: Backend, listen_address: str, security: WebSecurity) -> None:
+
+def host_is_not_a_name(host_header: str) -> bool:
+    """A ``Host`` a DNS-rebinding page cannot send: an IP literal or ``localhost`` (any port)."""
+    value = host_header.strip().lower()
+    if value.startswith("["):
+        value = value[1 : value.find("]")] if "]" in value else value
+    else:
+        value = value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+    if value == "localhost" or value.endswith(".localhost"):
+        return True
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def cross_site(request: web.Request) -> bool:
+    """Whether a browser says this request comes from another site (``Origin``, ``Sec-Fetch-Site``)."""
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
+        return True
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return False
+    try:
+        netloc = urlsplit(origin).netloc
+    except ValueError:
+        return True
+    return origin == "null" or netloc.lower() != request.headers.get("Host", "").lower()
+
+
+class WebServer:
+    """The aiohttp application and its listener."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        listen_address: str,
+        security: WebSecurity,
+        *,
+        limits: ListenerLimits | None = None,
+        descriptor_reserve: int = BASE_RESERVE,
+    ) -> None:
+        """``descriptor_reserve``: descriptors kept for the probes (``probe_descriptor_reserve``)."""
         self.backend = backend
         self.listen_address = listen_address
         self.security = security
+        self.limits = limits or ListenerLimits()
+        self.descriptor_reserve = descriptor_reserve
+        self.listener: Listener | None = None
+        self._loopback = False
         self.auth = BasicAuth()
         self.auth.set_users(security.users)
         self.app = web.Application(middlewares=[self._middleware], client_max_size=_MAX_BODY)
@@ -165,24 +182,51 @@ class WebServer:
 
     async def start(self) -> None:
         host, port = parse_listen_address(self.listen_address)
+        self._loopback = is_loopback_host(host)
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, ssl_context=self.security.ssl_context)
+        assert self._runner.server is not None
+        nofile = raise_nofile_limit()
+        cap = connection_cap(self.limits, nofile, self.descriptor_reserve)
+        ctx = self.security.ssl_context
+        listener = Listener(self._runner.server, host, port, ssl_context=ctx, limits=self.limits, cap=cap)
         try:
-            await site.start()
+            await listener.start()
         except OSError as exc:
             await self._runner.cleanup()
             raise ConfigError(
-                "web.listen_address", f"cannot listen on {self.listen_address}: {exc.strerror}"
+                "web.listen_address", f"cannot listen on {self.listen_address}: {exc.strerror or exc}"
             ) from None
-        server = site._server  # aiohttp exposes no public accessor for the bound port
-        sockets = getattr(server, "sockets", None) or []
-        self.port = int(sockets[0].getsockname()[1]) if sockets else port
+        self.listener = listener
+        self.port = listener.port
         log.info(
-            "web_listening", address=f"{self.scheme}://{host}:{self.port}", auth=bool(self.security.users)
+            "web_listening",
+            address=f"{self.scheme}://{host}:{self.port}",
+            auth=bool(self.security.users),
+            max_connections=cap,
+            descriptor_limit=nofile,
         )
 
+    def counters(self) -> WebCounters:
+        """What the listener and the auth check refused so far (for the daemon's metrics)."""
+        listener = self.listener
+        return WebCounters(
+            connections=listener.open_connections if listener else 0,
+            connection_limit=listener.cap if listener else 0,
+            refused=listener.refused if listener else 0,
+            auth_throttled=self.auth.throttled,
+        )
+
+    def set_descriptor_reserve(self, reserve: int) -> None:
+        """A reload changed the probes' concurrency: keep their share of descriptors free."""
+        self.descriptor_reserve = reserve
+        if self.listener is not None:
+            self.listener.cap = connection_cap(self.limits, raise_nofile_limit(), reserve)
+
     async def stop(self) -> None:
+        if self.listener is not None:
+            await self.listener.close()
+            self.listener = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -203,13 +247,26 @@ class WebServer:
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        # every path is guarded, health included, as in exporter-toolkit
-        if self.auth.users and not await self.auth.check(request.headers.get("Authorization")):
+        host = request.headers.get("Host")
+        if self._loopback and host is not None and not host_is_not_a_name(host):
             return web.Response(
-                status=401,
-                text="Unauthorized\n",
-                headers={"WWW-Authenticate": 'Basic realm="reachwatch"'},
+                status=421, text="a loopback listener answers only Host 127.0.0.1, [::1] or localhost\n"
             )
+        if request.method in _UNSAFE_METHODS and cross_site(request):
+            return web.Response(status=403, text="cross-site request refused\n")
+        # every path is guarded, health included, as in exporter-toolkit
+        if self.auth.users:
+            result = await self.auth.check(request.headers.get("Authorization"), request.remote)
+            if result is AuthResult.THROTTLED:
+                return web.Response(
+                    status=429, text="Too many failed attempts\n", headers={"Retry-After": "60"}
+                )
+            if result is not AuthResult.OK:
+                return web.Response(
+                    status=401,
+                    text="Unauthorized\n",
+                    headers={"WWW-Authenticate": 'Basic realm="reachwatch"'},
+                )
         response = await handler(request)
         for name, value in self.security.headers.items():
             response.headers[name] = value

@@ -70,6 +70,14 @@ def test_unit_hardening_directives_present() -> None:
         assert directive in text, directive
 
 
+def test_unit_gives_the_descriptor_budget_the_listener_cap_is_computed_from() -> None:
+    from reachwatch.weblisten import NOFILE_TARGET  # noqa: PLC0415
+
+    limits = [ln for ln in UNIT.read_text().splitlines() if ln.startswith("LimitNOFILE=")]
+    # the unit's SystemCallFilter denies setrlimit: the daemon cannot raise its own limit there
+    assert limits == [f"LimitNOFILE={NOFILE_TARGET}"]
+
+
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
 def test_install_script_is_shellcheck_clean() -> None:
     out = subprocess.run(["shellcheck", str(INSTALL)], capture_output=True, text=True, check=False)
