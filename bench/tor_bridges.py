@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.tor.torlab import TorLab
 
+from reachwatch.config.bridgeline import BridgeLine, parse_bridge_line
 from reachwatch.tor.bootstrap import run_bootstrap
-from reachwatch.tor.bridgeline import BridgeLine, parse_bridge_line
 from reachwatch.tor.bridges import test_batch
 from reachwatch.tor.supervisor import TorBinaries, TorProcess
 

@@ -34,9 +34,9 @@ from stem.descriptor.router_status_entry import RouterStatusEntryMicroV3
 from tests.tor.lonerelay import lone_relay
 
 from reachwatch.config.load import parse_config
+from reachwatch.config.targets.tor_relay import TorRelayTarget
 from reachwatch.probes import PROBES
 from reachwatch.probes.base import ProbeContext, run_probe
-from reachwatch.probes.tor_relay import TorRelayTarget
 from reachwatch.scheduler import Scheduler
 from reachwatch.state import StateStore
 from reachwatch.tor.relaymetrics import RelaySetCollector

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
+import importlib
 import inspect
 import io
 import re
@@ -548,7 +550,15 @@ def is_secret(model: type[BaseModel], name: str) -> bool:
     """As ``app.check_files`` decides: ``*_env``, and ``*_file`` except the public ones (CA, certs)."""
     if name.endswith("_env") or (name.endswith("_file") and name not in PUBLIC_FILE_FIELDS):
         return True
-    return any(name in _secret_literals(c.__module__) for c in model_classes(model))
+    # the model's module and its probe's (config/targets/<kind>.py -> probes/<kind>.py), imported as needed
+    modules = {c.__module__ for c in model_classes(model)}
+    for module in list(modules):
+        if module.startswith("reachwatch.config.targets."):
+            probe = module.replace("reachwatch.config.targets.", "reachwatch.probes.")
+            with contextlib.suppress(ImportError):
+                importlib.import_module(probe)
+                modules.add(probe)
+    return any(name in _secret_literals(m) for m in modules)
 
 
 def _flatten(tp: Any) -> list[Any]:

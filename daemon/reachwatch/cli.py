@@ -4,6 +4,10 @@ Flags follow the Prometheus exporter convention (``--config``, ``--web.listen-ad
 ``--web.config.file``, ``--state-dir``, ``--log.level``, ``--log.format``). Bad input of any kind (config,
 secret, web config, command line) is ONE line on stderr and exit code 2, never a traceback.
 ``check`` exits 0 when every target is reachable, 1 when something is not.
+
+Each command imports what it needs when it runs: ``reachwatch --help`` loads no model, probe or network
+code, and ``validate`` loads the config layer only (a test holds both). So this module imports the standard
+library and the error vocabulary at the top, everything else inside the commands.
 """
 
 from __future__ import annotations
@@ -17,23 +21,19 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
-from reachwatch import __version__, journal
-from reachwatch import logging as rwlog
-from reachwatch.app import Daemon, RunOptions, load_full_config, run_async
-from reachwatch.config.types import parse_duration
+from reachwatch import __version__
 from reachwatch.errors import ReachwatchError, UsageError
-from reachwatch.failures import Verdict
-from reachwatch.journal_store import DB_NAME
-from reachwatch.model import ProbeResult
-from reachwatch.probes.base import Services
-from reachwatch.scheduler import Scheduler
-from reachwatch.state import StateStore
-from reachwatch.tor.service import TorService
-from reachwatch.webconfig import load_web_security
+
+if TYPE_CHECKING:
+    from reachwatch import journal
+    from reachwatch.model import ProbeResult
+    from reachwatch.state import StateStore
 
 EXIT_OK, EXIT_NOT_REACHABLE, EXIT_BAD_INPUT = 0, 1, 2
+# the names of reachwatch.logging.LEVELS, spelt here so --help need not import logging (a test compares)
+LOG_LEVELS = ("debug", "error", "info", "warning")
 # a sweep of more targets than this shows progress on stderr
 PROGRESS_THRESHOLD = 10
 
@@ -67,6 +67,8 @@ def parse_time(value: str, now: float | None = None) -> float:
 
 
 def _time_value(text: str, now: float) -> float | None:
+    from reachwatch.config.types import parse_duration  # noqa: PLC0415 - see the module docstring
+
     try:
         return float(text)
     except ValueError:
@@ -97,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--state-dir", default="state", metavar="DIR", help="journal directory (default ./state)"
     )
-    common.add_argument("--log.level", dest="log_level", choices=sorted(rwlog.LEVELS), help="log level")
+    common.add_argument("--log.level", dest="log_level", choices=LOG_LEVELS, help="log level")
     common.add_argument("--log.format", dest="log_format", choices=["console", "json"], help="log format")
 
     parser = _Parser(prog="reachwatch", description="Measure reachability of circumvention endpoints.")
@@ -147,6 +149,9 @@ def _config_path(args: argparse.Namespace) -> Path | None:
 
 
 def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
+    from reachwatch.app import load_full_config  # noqa: PLC0415 - see the module docstring
+    from reachwatch.webconfig import load_web_security  # noqa: PLC0415
+
     path = args.file or args.config
     if args.file and args.config and args.file != args.config:
         raise UsageError("validate: give the config either as CONFIG or as --config, not both")
@@ -161,6 +166,9 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
+    from reachwatch.app import Daemon, RunOptions, load_full_config, run_async  # noqa: PLC0415
+    from reachwatch.webconfig import load_web_security  # noqa: PLC0415
+
     options = RunOptions(
         config_path=_config_path(args),
         state_dir=Path(args.state_dir),
@@ -179,6 +187,13 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def _sweep(args: argparse.Namespace, err: TextIO) -> StateStore:
+    from reachwatch import logging as rwlog  # noqa: PLC0415 - see the module docstring
+    from reachwatch.app import load_full_config  # noqa: PLC0415
+    from reachwatch.probes.base import Services  # noqa: PLC0415
+    from reachwatch.scheduler import Scheduler  # noqa: PLC0415
+    from reachwatch.state import StateStore  # noqa: PLC0415
+    from reachwatch.tor.service import TorService  # noqa: PLC0415
+
     loaded = load_full_config(_config_path(args))
     rwlog.REDACTOR.update(rwlog.sensitive_values(loaded))
     store = StateStore()
@@ -239,6 +254,9 @@ def _rows(store: StateStore) -> list[dict[str, Any]]:
 
 
 def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from reachwatch.app import run_async  # noqa: PLC0415 - see the module docstring
+    from reachwatch.failures import Verdict  # noqa: PLC0415
+
     store: StateStore = run_async(_sweep(args, err))
     rows = _rows(store)
     if args.json:
@@ -276,6 +294,8 @@ def _print_table(table: list[list[str]], out: TextIO) -> None:
 
 
 def _open_journal_dir(args: argparse.Namespace) -> Path:
+    from reachwatch.journal_store import DB_NAME  # noqa: PLC0415 - see the module docstring
+
     state = Path(args.state_dir)
     if not (state / DB_NAME).exists():
         raise UsageError(f"no journal in {state} (use --state-dir)")
@@ -295,6 +315,8 @@ def _report_skipped(stats: journal.ReadStats, err: TextIO) -> None:
 
 
 def cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from reachwatch import journal  # noqa: PLC0415 - see the module docstring
+
     since = parse_time(args.since)
     state = _open_journal_dir(args)
     stats = journal.ReadStats()
@@ -327,6 +349,8 @@ def cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from reachwatch import journal  # noqa: PLC0415 - see the module docstring
+
     since = parse_time(args.since)
     until = parse_time(args.until) if args.until else time.time()
     if until <= since:
@@ -368,6 +392,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         args_list.insert(0, "run")  # exporter habit: `reachwatch --config x.yaml` runs the daemon
     try:
         args = build_parser().parse_args(args_list)
+        from reachwatch import logging as rwlog  # noqa: PLC0415 - not for --help (module docstring)
+
         # one-shot commands keep stderr quiet by default; the daemon re-configures from its config
         default_level = "info" if args.command == "run" and not args.check else "warning"
         rwlog.configure(args.log_level or default_level, args.log_format or "console", err)

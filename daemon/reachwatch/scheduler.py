@@ -171,6 +171,7 @@ class Scheduler:
         self.on_result = on_result
         self.on_vantage = on_vantage
         self.probes = probes
+        self._import_probes(loaded)
         self.rng = rng or random.Random()
         self.references = ReferenceSet(loaded.config.reference_vantages, loaded.base_dir)
         self.limits = Limits(loaded.config)
@@ -210,8 +211,15 @@ class Scheduler:
         job.task = asyncio.create_task(self._run(job), name=f"reachwatch-target-{target.name}")
         self._jobs[target.name] = job
 
+    def _import_probes(self, loaded: LoadedConfig) -> None:
+        """Import the probe of every kind the config uses now (``probes.spec_for``), not at its first
+        attempt: a kind no target uses is never imported, and an import error surfaces at start."""
+        for kind in sorted({target.kind for target in loaded.config.all_targets()}):
+            self.probes[kind]
+
     async def reload(self, loaded: LoadedConfig) -> None:
         """Switch to a new config, keeping what did not change (see the class docstring)."""
+        self._import_probes(loaded)
         references = ReferenceSet(loaded.config.reference_vantages, loaded.base_dir)
         old_references, self.references = self.references, references
         self.loaded = loaded

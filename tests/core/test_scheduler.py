@@ -22,12 +22,12 @@ import pytest
 from aiohttp import web
 
 from reachwatch.config.load import LoadedConfig, parse_config
+from reachwatch.config.targets.tcp import TcpTarget
 from reachwatch.failures import Failure, Stage, Technique, VantageState, Verdict
 from reachwatch.model import ProbeResult
 from reachwatch.net.dial import connect_tcp
 from reachwatch.probes import PROBES
 from reachwatch.probes.base import ProbeContext, ProbeSpec
-from reachwatch.probes.tcp import TcpTarget
 from reachwatch.scheduler import MIN_DELAY, Scheduler, jittered
 from reachwatch.state import StateStore, TargetState
 from tests.servers import blackhole, free_port, tcp_server

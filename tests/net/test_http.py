@@ -6,10 +6,11 @@ import asyncio
 
 import pytest
 
+from reachwatch.config.types import Url
 from reachwatch.failures import Failure
 from reachwatch.net.dial import close_quietly, connect_tcp
 from reachwatch.net.errors import NetFailure
-from reachwatch.net.http import Url, request
+from reachwatch.net.http import request
 from reachwatch.net.http_connect import http_connect
 from tests.servers import tcp_server
 

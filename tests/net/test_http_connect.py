@@ -7,10 +7,11 @@ import asyncio
 
 import pytest
 
+from reachwatch.config.types import Url
 from reachwatch.failures import Failure, Stage
 from reachwatch.net.dial import close_quietly, connect_tcp
 from reachwatch.net.errors import NetFailure
-from reachwatch.net.http import HttpExchange, Url
+from reachwatch.net.http import HttpExchange
 from reachwatch.net.http_connect import http_connect
 from reachwatch.vpn.canary import PlainStream
 from tests.servers import Handler, tcp_server

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
+from reachwatch.config.targets.fronting import FrontingTarget
+from reachwatch.config.targets.ikev2 import Ikev2Target
+from reachwatch.config.targets.openvpn import OpenVpnTarget
+from reachwatch.config.targets.stun import StunTarget
+from reachwatch.config.targets.tcp import TcpTarget
+from reachwatch.config.targets.wireguard import WireGuardTarget
 from reachwatch.config.types import TargetBase
-from reachwatch.probes.fronting import FrontingTarget
-from reachwatch.probes.ikev2 import Ikev2Target
-from reachwatch.probes.openvpn import OpenVpnTarget
-from reachwatch.probes.stun import StunTarget
-from reachwatch.probes.tcp import TcpTarget
-from reachwatch.probes.wireguard import WireGuardTarget
 
 WG_KEY = "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw="
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import trustme
 
+from reachwatch.config.targets.dns import DnsTarget
 from reachwatch.failures import Failure, Stage, Technique
-from reachwatch.probes.dns import DnsTarget
 from tests.probes.util import run
 from tests.servers import dnsmasq, doh_server, free_port, server_context
 

@@ -8,8 +8,8 @@ import pytest
 import trustme
 from aiohttp import web
 
+from reachwatch.config.targets.http import HttpsTarget, HttpTarget
 from reachwatch.failures import Failure, Stage, Technique
-from reachwatch.probes.http import HttpsTarget, HttpTarget
 from tests.probes.util import run
 from tests.servers import free_port, http_app, rogue_ca, server_context
 

@@ -6,12 +6,12 @@ import time
 
 import pytest
 
+from reachwatch.config.targets.socks5 import Socks5Target
+from reachwatch.config.targets.tcp import TcpTarget
+from reachwatch.config.targets.tls import TlsTarget
+from reachwatch.config.targets.tor_relay import TorRelayTarget
 from reachwatch.config.types import host_port, split_host_port
 from reachwatch.failures import Failure, Stage
-from reachwatch.probes.socks5 import Socks5Target
-from reachwatch.probes.tcp import TcpTarget
-from reachwatch.probes.tls import TlsTarget
-from reachwatch.probes.tor_relay import TorRelayTarget
 from tests.probes.util import run
 from tests.servers import free_port, hold_open, syn_blackhole, tcp_server
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import trustme
 
+from reachwatch.config.targets.throughput import ThroughputTarget
 from reachwatch.failures import Failure, Stage, Technique
-from reachwatch.probes.throughput import ThroughputTarget
 from tests.probes.util import run
 from tests.servers import free_port, http_app, http_cut, paced_app, server_context, tcp_server
 

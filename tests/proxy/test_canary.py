@@ -11,11 +11,12 @@ import time
 
 import pytest
 
+from reachwatch.config.targets.canary import CanaryConfig
 from reachwatch.failures import Failure, Stage
 from reachwatch.net.dial import connect_tcp
 from reachwatch.net.errors import NetFailure
 from reachwatch.probes.base import ProbeContext
-from reachwatch.vpn.canary import CanaryConfig, PlainStream, push_canary, verify_canary
+from reachwatch.vpn.canary import PlainStream, push_canary, verify_canary
 from tests.netlab import SERVER_IP, Lab
 from tests.proxy.conftest import CANARY_PORT, SOCKS_PORT, ClientProber, cut_after, echo_canary
 from tests.servers import LOOPBACK, tcp_server

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from reachwatch.config.targets.shadowsocks import ShadowsocksTarget
+from reachwatch.config.targets.socks5 import Socks5Target
 from reachwatch.failures import Failure, Stage
-from reachwatch.probes.shadowsocks import ShadowsocksTarget
-from reachwatch.probes.socks5 import Socks5Target
 from tests.probes.util import run
 from tests.proxy.conftest import cut_after, danted, liar, microsocks, secret_file
 from tests.servers import LOOPBACK, free_port, tcp_server

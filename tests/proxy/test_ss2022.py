@@ -17,11 +17,11 @@ import pytest
 import yaml
 from blake3 import blake3
 
+from reachwatch.config.ssuri import parse_ss_uri
 from reachwatch.errors import ConfigError
 from reachwatch.failures import Failure, Stage
 from reachwatch.formats.ss2022 import decode_psk, session_subkey
 from reachwatch.importers import import_files
-from reachwatch.importers.ssuri import parse_ss_uri
 from reachwatch.probes import shadowsocks as ss_probe
 from tests.probes.util import run
 from tests.proxy.conftest import secret_file

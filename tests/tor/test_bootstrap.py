@@ -27,12 +27,13 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from reachwatch.config.bridgeline import parse_bridge_line
 from reachwatch.config.schema import TorConfig
+from reachwatch.config.targets.tor_bootstrap import TorBootstrapTarget
 from reachwatch.failures import Failure, Stage, Technique, VantageState, Verdict
 from reachwatch.model import ProbeResult
 from reachwatch.probes.base import ProbeContext, Services, run_probe
-from reachwatch.probes.tor_bootstrap import SPEC, TorBootstrapTarget
-from reachwatch.tor.bridgeline import parse_bridge_line
+from reachwatch.probes.tor_bootstrap import SPEC
 from reachwatch.tor.service import TorService
 from reachwatch.verdict import judge
 from tests.tor.torlab import TorLab, free_port

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from reachwatch.tor.bridgeline import parse_bridge_line
+from reachwatch.config.bridgeline import parse_bridge_line
 from tests.tor.torlab import TorLab, free_port
 
 pytestmark = pytest.mark.slow

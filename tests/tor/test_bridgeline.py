@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from reachwatch.config.bridgeline import BridgeLineError, parse_bridge_line
 from reachwatch.config.load import load_config, parse_config
 from reachwatch.config.schema import Config
-from reachwatch.probes.tor_bootstrap import TorBootstrapTarget
-from reachwatch.probes.tor_bridge import TorBridgeTarget
-from reachwatch.tor.bridgeline import BridgeLineError, parse_bridge_line
+from reachwatch.config.targets.tor_bootstrap import TorBootstrapTarget
+from reachwatch.config.targets.tor_bridge import TorBridgeTarget
 
 REPO = Path(__file__).resolve().parents[2]
 FP = "2B280B23E1107BB62ABFC40DDCC8824814F80A72"

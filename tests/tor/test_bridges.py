@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 import structlog
 
+from reachwatch.config.bridgeline import parse_bridge_line
 from reachwatch.config.schema import TorConfig
+from reachwatch.config.targets.tor_bridge import TorBridgeTarget
 from reachwatch.failures import Failure, Stage
 from reachwatch.model import ProbeResult
 from reachwatch.probes.base import ProbeContext, Services, run_probe
-from reachwatch.probes.tor_bridge import SPEC, TorBridgeTarget
-from reachwatch.tor.bridgeline import parse_bridge_line
+from reachwatch.probes.tor_bridge import SPEC
 from reachwatch.tor.service import TorService
 from tests.tor.torlab import TorLab, free_port
 

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 import trustme
 
+from reachwatch.config.targets.fronting import FrontingTarget
 from reachwatch.failures import Failure, Stage
 from reachwatch.model import ProbeResult
 from reachwatch.probes.base import ProbeContext, run_probe
-from reachwatch.probes.fronting import SPEC, FrontingTarget
+from reachwatch.probes.fronting import SPEC
 
 FRONT = "front.example"
 REAL = "broker.real.example"

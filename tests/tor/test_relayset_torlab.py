@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from reachwatch.config.targets.tor_dirport import TorDirPortTarget
+from reachwatch.config.targets.tor_relay import TorRelayTarget
 from reachwatch.probes import PROBES
 from reachwatch.probes.base import ProbeContext, run_probe
-from reachwatch.probes.tor_dirport import TorDirPortTarget
-from reachwatch.probes.tor_relay import TorRelayTarget
 from reachwatch.tor.relaysets import RelaySetConfig, relay_set_targets
 from tests.tor.torlab import TorLab
 

@@ -14,10 +14,10 @@ from stem.descriptor.networkstatus import NetworkStatusDocumentV3
 from stem.descriptor.router_status_entry import RouterStatusEntryV3
 
 from reachwatch.config.load import parse_config
+from reachwatch.config.targets.tor_relay import TorRelayTarget
 from reachwatch.errors import ConfigError
 from reachwatch.probes import PROBES
 from reachwatch.probes.base import ProbeContext, run_probe
-from reachwatch.probes.tor_relay import TorRelayTarget
 from reachwatch.state import StateStore
 from reachwatch.tor.dirauths import DIRECTORY_AUTHORITIES, directory_authority_targets
 from reachwatch.tor.relaymetrics import RelaySetCollector

@@ -13,10 +13,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from reachwatch.config.targets.stun import StunTarget
 from reachwatch.failures import Failure, Stage
 from reachwatch.model import ProbeResult
 from reachwatch.probes.base import ProbeContext, run_probe
-from reachwatch.probes.stun import SPEC, StunTarget, binding_request, decode_address, is_response_to
+from reachwatch.probes.stun import SPEC, binding_request, decode_address, is_response_to
 
 TURNSERVER = shutil.which("turnserver") or "/usr/bin/turnserver"
 

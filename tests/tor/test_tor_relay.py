@@ -15,9 +15,9 @@ from collections.abc import AsyncIterator
 import pytest
 import trustme
 
+from reachwatch.config.targets.tor_relay import TorRelayTarget
 from reachwatch.failures import Failure, Stage, Technique
 from reachwatch.net.torlink import link_tls_context
-from reachwatch.probes.tor_relay import TorRelayTarget
 from tests.probes.util import run
 from tests.tor.lonerelay import TorRelayProcess
 

@@ -16,12 +16,11 @@ import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from reachwatch.config.tor_identity import decode_ed25519_identity, normalize_fingerprint
 from reachwatch.formats.tor_certs import (
     CertsMalformed,
     CertsMismatch,
     CertsNotBoundToTls,
-    decode_ed25519_identity,
-    normalize_fingerprint,
     parse_certs_payload,
     verify_responder_certs,
 )

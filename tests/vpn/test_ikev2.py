@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
+from reachwatch.config.targets.ikev2 import Ikev2Target
 from reachwatch.failures import Failure, Stage, Technique
 from reachwatch.formats import ike_packets as ike
 from reachwatch.probes.base import run_probe
-from reachwatch.probes.ikev2 import SPEC, Ikev2Target
+from reachwatch.probes.ikev2 import SPEC
 from tests.netlab import SERVER_IP, Lab
 from tests.vpn.conftest import NsProber, hostile_udp, make_ctx, start_charon, start_udp_echo
 

@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from reachwatch.config.targets.wireguard import WireGuardTarget
 from reachwatch.failures import Failure, Stage, Technique
 from reachwatch.formats import noise
 from reachwatch.probes import wireguard
 from reachwatch.probes.base import run_probe
-from reachwatch.probes.wireguard import SPEC, WireGuardTarget
+from reachwatch.probes.wireguard import SPEC
 from tests.netlab import SERVER_IP, Lab
 from tests.vpn.conftest import (
     PYTHON,

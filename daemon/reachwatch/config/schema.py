@@ -1,8 +1,9 @@
 """The configuration schema: every option and its default, in one place.
 
-Targets are a discriminated union on ``kind`` assembled from the probe registry, so each protocol's
-fields are validated by its own model (``probes/<kind>.py``) and an unknown ``kind`` is an error that
-lists the known ones. ``config/example.yaml`` documents every field below; keep them in step.
+Targets are a discriminated union on ``kind`` assembled from the literal registry of target models
+(``config.targets.TARGET_MODELS``), so each protocol's fields are validated by its own model
+(``config/targets/<kind>.py``) and an unknown ``kind`` is an error that lists the known ones.
+``config/example.yaml`` documents every field below; keep them in step.
 """
 
 from __future__ import annotations
@@ -13,15 +14,15 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 
+from reachwatch.config.targets import TARGET_MODELS
 from reachwatch.config.types import NAME_PATTERN, Duration, StrictModel, TargetBase
-from reachwatch.probes import PROBES
 from reachwatch.tor.relaysets import RelaySetConfig
 
 if TYPE_CHECKING:
     AnyTarget = TargetBase
 else:
     AnyTarget = Annotated[
-        Union[tuple(spec.target_model for spec in PROBES.values())],  # noqa: UP007
+        Union[tuple(TARGET_MODELS.values())],  # noqa: UP007
         Field(discriminator="kind"),
     ]
 
@@ -61,7 +62,7 @@ class SchedulerConfig(StrictModel):
     @model_validator(mode="after")
     def _known_kinds(self) -> SchedulerConfig:
         for kind, limit in self.per_kind.items():
-            if kind not in PROBES:
+            if kind not in TARGET_MODELS:
                 raise ValueError(f"per_kind: unknown kind {kind!r}")
             if limit < 1:
                 raise ValueError(f"per_kind.{kind}: must be at least 1")

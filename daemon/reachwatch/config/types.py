@@ -1,13 +1,18 @@
-"""Building blocks shared by every part of the config schema: strict models, durations, the target base.
+"""Building blocks shared by every part of the config schema: strict models, durations, host:port and
+URL values, the target base.
 
-Per-kind target models live beside their probe (``probes/<kind>.py``) and subclass ``TargetBase``;
-``config.schema`` assembles them from the probe registry, so adding a protocol never edits the schema.
+Per-kind target models live in ``config/targets/<kind>.py`` and subclass ``TargetBase``; ``config.schema``
+assembles them from the literal registry ``config.targets.TARGET_MODELS``, and each probe imports its model
+from there. Nothing here imports a probe, the network layer or a runtime service.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
@@ -68,6 +73,44 @@ def split_host_port(value: str) -> tuple[str, int]:
     if not sep or not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError("not host:port")
     return host.strip("[]"), int(port)
+
+
+def is_ip_literal(host: str) -> bool:
+    """True when ``host`` is already an address (nothing to resolve)."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Url:
+    """The parts of an http(s) URL a single request needs (parsed at config load and again per request)."""
+
+    scheme: str
+    host: str
+    port: int
+    target: str  # path + query, what goes on the request line (``host:port`` for CONNECT)
+    host_header: str
+
+    @classmethod
+    def parse(cls, url: str) -> Url:
+        parts = urlsplit(url)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError(f"not an http(s) URL with a host: {url!r}")
+        default = 443 if parts.scheme == "https" else 80
+        port = parts.port or default
+        host = parts.hostname
+        bracketed = f"[{host}]" if ":" in host else host
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return cls(
+            scheme=parts.scheme,
+            host=host,
+            port=port,
+            target=target,
+            host_header=bracketed if port == default else f"{bracketed}:{port}",
+        )
 
 
 class StrictModel(BaseModel):

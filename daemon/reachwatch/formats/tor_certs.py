@@ -20,7 +20,6 @@ subclass ``CertsNotBoundToTls`` for validly signed certificates bound to another
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import struct
 from dataclasses import dataclass
@@ -72,26 +71,6 @@ class LinkIdentity:
 
     rsa_fingerprint: str  # 40 upper-case hex digits
     ed25519_identity: bytes | None  # 32 bytes when the Ed25519 certificates were present and valid
-
-
-def normalize_fingerprint(value: str) -> str:
-    """``$ABCD…``, ``abcd…`` or ``ABCD EF01 …`` -> 40 upper-case hex digits; ValueError otherwise."""
-    fp = value.strip().removeprefix("$").replace(" ", "").split("~", 1)[0].split("=", 1)[0].upper()
-    if len(fp) != 40 or any(c not in "0123456789ABCDEF" for c in fp):
-        raise ValueError("a relay fingerprint is 40 hex digits (optionally with a leading $ or spaces)")
-    return fp
-
-
-def decode_ed25519_identity(value: str) -> bytes:
-    """The unpadded base64 Ed25519 identity of ``fingerprint-ed25519`` / consensus ``id ed25519``."""
-    raw = value.strip()
-    try:
-        key = base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)
-    except ValueError:
-        raise ValueError("ed25519_identity must be base64 (as in tor's fingerprint-ed25519 file)") from None
-    if len(key) != 32:
-        raise ValueError("ed25519_identity must decode to 32 bytes")
-    return key
 
 
 def parse_certs_payload(payload: bytes) -> dict[int, list[bytes]]:

@@ -19,11 +19,12 @@ from typing import Any
 
 import yaml
 
+from reachwatch.config.proxyurl import SCHEMES
 from reachwatch.config.types import split_host_port
 from reachwatch.errors import ConfigError
 from reachwatch.importers.common import Output
 from reachwatch.importers.ovpn import import_ovpn
-from reachwatch.importers.proxyurl import SCHEMES, import_proxy_url
+from reachwatch.importers.proxyurl import import_proxy_url
 from reachwatch.importers.riseup import import_riseup, looks_like_riseup
 from reachwatch.importers.ssuri import import_ss_uri
 from reachwatch.importers.vpngate import import_vpngate, looks_like_vpngate

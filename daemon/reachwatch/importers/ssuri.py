@@ -1,14 +1,6 @@
-"""Shadowsocks ``ss://`` URIs (SIP002, and the legacy all-base64 form), one per line.
+"""Shadowsocks ``ss://`` URIs, one per line, to ``shadowsocks`` target entries.
 
-Forms accepted::
-
-    ss://BASE64URL(method:password)@host:port/?plugin=...#tag      SIP002
-    ss://method:percent-encoded-password@host:port#tag            SIP002 plain userinfo (used by 2022 keys)
-    ss://2022-blake3-aes-256-gcm:BASE64PSK@host:port#tag         the same, 2022 key not percent-encoded
-    ss://BASE64(method:password@host:port)#tag                     legacy
-
-Parsing only. Used by the importer and, at run time, by the ``shadowsocks`` probe when a target takes its
-key from the user's URI file (``uri_file``/``uri_line``) so the password never enters the YAML. URIs with
+The URI forms and their parsing are ``config.ssuri`` (the probe reads the same files at run time). URIs with
 a ``plugin`` (simple-obfs, v2ray-plugin) are rejected with a clear message: the probe cannot speak the
 plugin's transport, and probing the bare port would test something the user does not use.
 
@@ -18,83 +10,14 @@ API, journal) would hand them to the censor.
 
 from __future__ import annotations
 
-import base64
-import binascii
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
+from reachwatch.config.ssuri import parse_ss_uri
+from reachwatch.config.targets.shadowsocks import CIPHERS_2022, SUPPORTED
 from reachwatch.errors import ConfigError
-from reachwatch.formats.shadowsocks import METHODS
-from reachwatch.formats.ss2022 import METHODS_2022, decode_psk
+from reachwatch.formats.ss2022 import decode_psk
 from reachwatch.importers.common import Output, entry_name
-from reachwatch.importers.proxyurl import PORT_HINT, url_from_file
-
-SUPPORTED = (*METHODS, *METHODS_2022)
-
-
-@dataclass(frozen=True)
-class SsUri:
-    method: str
-    password: str
-    host: str
-    port: int
-    tag: str
-    plugin: str | None
-
-
-def _b64decode(text: str) -> str:
-    padded = text + "=" * (-len(text) % 4)
-    try:
-        return base64.urlsafe_b64decode(padded.replace("+", "-").replace("/", "_")).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise ValueError("userinfo is neither base64 nor method:password") from None
-
-
-def parse_ss_uri(uri: str) -> SsUri:
-    """Parse one ``ss://`` URI; ``ValueError`` with a short reason otherwise."""
-    uri = uri.strip()
-    if not uri.lower().startswith("ss://"):
-        raise ValueError("not an ss:// URI")
-    rest, _, fragment = uri[5:].partition("#")
-    if "@" not in rest.split("/?")[0].split("?")[0]:
-        # legacy: everything before the tag is base64(method:password@host:port)
-        rest = _b64decode(rest.split("/?")[0].split("?")[0])
-    userinfo, _, hostpart = rest.rpartition("@")
-    # only what follows the last "@" is host, port and query: a 2022 base64 key pasted without
-    # percent-encoding may hold a "/", which would otherwise end the authority early
-    parts = urlsplit("ss://" + hostpart)
-    userinfo = unquote(userinfo)
-    if ":" not in userinfo:
-        userinfo = _b64decode(userinfo)
-    method, sep, password = userinfo.partition(":")
-    if not sep or not method:
-        raise ValueError("userinfo must be method:password")
-    try:
-        port = parts.port
-    except ValueError:
-        raise ValueError(PORT_HINT) from None  # urlsplit's own message may quote part of the password
-    if not parts.hostname or port is None:
-        raise ValueError("ss:// URI needs host:port")
-    plugin = parse_qs(parts.query).get("plugin", [None])[0]
-    return SsUri(
-        method=method.lower(),
-        password=password,
-        host=parts.hostname,
-        port=port,
-        tag=unquote(fragment),
-        plugin=plugin,
-    )
-
-
-def key_from_uri_file(path: str, line: int, base_dir: Path) -> tuple[str, str]:
-    """(method, password) from line ``line`` of a private file of ``ss://`` URIs."""
-    try:
-        uri = parse_ss_uri(url_from_file(path, line, base_dir, "uri_file"))
-    except ValueError as exc:
-        raise ConfigError(f"{path}:{line}", str(exc)) from None
-    return uri.method, uri.password
 
 
 def import_ss_uri(path: Path, line_no: int, text: str, out: Output) -> dict[str, Any]:
@@ -109,7 +32,7 @@ def import_ss_uri(path: Path, line_no: int, text: str, out: Output) -> dict[str,
         raise ConfigError(where, f"ss:// plugin {plugin_name!r} is not supported (only plain AEAD servers)")
     if uri.method not in SUPPORTED:
         raise ConfigError(where, f"cipher {uri.method!r} is not supported; supported: {', '.join(SUPPORTED)}")
-    if uri.method in METHODS_2022:
+    if uri.method in CIPHERS_2022:
         try:
             decode_psk(uri.method, uri.password)
         except ValueError as exc:

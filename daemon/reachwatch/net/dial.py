@@ -8,23 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import socket
 
+from reachwatch.config.types import is_ip_literal
 from reachwatch.failures import Failure, Stage
 from reachwatch.net.errors import NetFailure, classified
 
 # asyncio's default StreamReader limit is 64 KiB; probes read with explicit bounds on top of this.
 STREAM_LIMIT = 64 * 1024
-
-
-def is_ip_literal(host: str) -> bool:
-    """True when ``host`` is already an address (nothing to resolve)."""
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
 
 
 async def resolve(host: str, *, family: int = socket.AF_UNSPEC) -> list[str]:

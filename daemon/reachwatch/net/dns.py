@@ -23,9 +23,10 @@ import dns.message
 import dns.rcode
 import dns.rdatatype
 
+from reachwatch.config.types import Url
 from reachwatch.failures import Failure, Stage
 from reachwatch.net.errors import NetFailure
-from reachwatch.net.http import HttpExchange, Url
+from reachwatch.net.http import HttpExchange
 from reachwatch.net.udp import udp_exchange
 
 DOH_CONTENT_TYPE = "application/dns-message"

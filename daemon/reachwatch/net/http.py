@@ -28,10 +28,10 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import h11
 
+from reachwatch.config.types import Url
 from reachwatch.failures import Failure, Stage
 from reachwatch.net.errors import NetFailure, classified
 
@@ -56,35 +56,6 @@ _H11_QUOTE = re.compile(r":\s|\s(?:b['\"]|bytearray\()")
 def h11_reason(exc: h11.ProtocolError) -> str:
     """h11's reason without the bytes it quotes: a peer's garbage may name a private server."""
     return f"{type(exc).__name__}: {_H11_QUOTE.split(str(exc), maxsplit=1)[0]}"
-
-
-@dataclass(frozen=True)
-class Url:
-    """The parts of an http(s) URL a single request needs."""
-
-    scheme: str
-    host: str
-    port: int
-    target: str  # path + query, what goes on the request line (``host:port`` for CONNECT)
-    host_header: str
-
-    @classmethod
-    def parse(cls, url: str) -> Url:
-        parts = urlsplit(url)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ValueError(f"not an http(s) URL with a host: {url!r}")
-        default = 443 if parts.scheme == "https" else 80
-        port = parts.port or default
-        host = parts.hostname
-        bracketed = f"[{host}]" if ":" in host else host
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        return cls(
-            scheme=parts.scheme,
-            host=host,
-            port=port,
-            target=target,
-            host_header=bracketed if port == default else f"{bracketed}:{port}",
-        )
 
 
 @dataclass(frozen=True)

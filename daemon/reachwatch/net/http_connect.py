@@ -19,10 +19,10 @@ import asyncio
 import base64
 from dataclasses import dataclass
 
-from reachwatch.config.types import host_port
+from reachwatch.config.types import Url, host_port
 from reachwatch.failures import Failure, Stage
 from reachwatch.net.errors import NetFailure
-from reachwatch.net.http import HttpExchange, HttpHead, Url
+from reachwatch.net.http import HttpExchange, HttpHead
 
 _CONNECT_FAILURES: dict[int, Failure] = {
     403: Failure.PROXY_CONNECT_REFUSED,

@@ -17,44 +17,15 @@ censor's doing and reads as ``tls_handshake``/``connection_reset``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
-from pydantic import Field, field_validator
-
-from reachwatch.config.types import TargetBase, host_port
+from reachwatch.config.targets.fronting import FrontingTarget
+from reachwatch.config.types import Url
 from reachwatch.failures import Failure, Stage
 from reachwatch.model import ProbeResult
 from reachwatch.net.dial import connect_tcp, pin_address
-from reachwatch.net.http import Url, request
+from reachwatch.net.http import request
 from reachwatch.net.tls import client_context, discard, tls_handshake
 from reachwatch.probes.base import ProbeContext, ProbeSpec
-
-
-class FrontingTarget(TargetBase):
-    """The real service's URL and the front domain to reach it through."""
-
-    kind: Literal["fronting"]
-    url: str = Field(pattern=r"^https://")  # the real service: its host goes in the Host header
-    front: str = Field(min_length=1)  # SNI and certificate name
-    address: str | None = None  # connect here instead of resolving the front
-    port: int = Field(default=443, ge=1, le=65535)
-    expect_status: list[int] = Field(default_factory=lambda: [200], min_length=1)  # statuses that prove it
-    expect_body: str | None = None  # text the real service's answer must contain
-    max_bytes: int = Field(default=64 * 1024, ge=1, le=1024 * 1024)  # body read bound
-    ca_file: str | None = None  # PEM CA bundle for the front instead of the system roots
-
-    @field_validator("url")
-    @classmethod
-    def _valid_url(cls, value: str) -> str:
-        Url.parse(value)
-        return value
-
-    def destination(self) -> str:
-        return host_port(self.address or self.front, self.port)
-
-    def sensitive_values(self) -> list[str]:
-        # the front and the real service identify a private target even when an edge ``address`` is set
-        return [*super().sensitive_values(), self.front, Url.parse(self.url).host]
 
 
 async def probe(target: FrontingTarget, ctx: ProbeContext) -> ProbeResult:

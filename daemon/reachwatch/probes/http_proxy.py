@@ -11,23 +11,16 @@ HTTP proxy, and nothing leaves the proxy.
 
 from __future__ import annotations
 
-from typing import Literal
-
+from reachwatch.config.targets.http_proxy import HttpProxyTarget
 from reachwatch.failures import Failure, Stage
 from reachwatch.model import ProbeResult
 from reachwatch.net.errors import NetFailure
 from reachwatch.net.http_connect import http_connect
 from reachwatch.probes.base import ProbeContext, ProbeSpec, open_tcp
-from reachwatch.probes.socks5 import ProxyTargetBase, handshake_or_control, load_credentials
+from reachwatch.probes.socks5 import handshake_or_control, load_credentials
 from reachwatch.vpn.canary import PlainStream, push_canary, verify_canary
 
 _NOWHERE = "127.0.0.1"
-
-
-class HttpProxyTarget(ProxyTargetBase):
-    """An HTTP proxy that supports CONNECT, optionally with Basic auth."""
-
-    kind: Literal["http_proxy"]
 
 
 async def probe(target: HttpProxyTarget, ctx: ProbeContext) -> ProbeResult:

@@ -17,44 +17,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Literal
 
-from pydantic import Field
-
-from reachwatch.config.types import Duration, TargetBase, host_port
+from reachwatch.config.targets.ikev2 import Ikev2Target
 from reachwatch.failures import Failure, Stage, Technique
 from reachwatch.formats import ike_packets as ike
 from reachwatch.model import ProbeResult
 from reachwatch.net.dial import pin_address
 from reachwatch.net.udp import UdpSocket, open_udp
 from reachwatch.probes.base import ProbeContext, ProbeSpec
-from reachwatch.vpn.path_control import (
-    ReplyTally,
-    UdpControl,
-    answered_before,
-    control_answers,
-    note_answered,
-)
+from reachwatch.vpn.path_control import ReplyTally, answered_before, control_answers, note_answered
 
 _RESPONSE_NAMES = {ike.NO_PROPOSAL_CHOSEN: "no_proposal_chosen", ike.INVALID_KE_PAYLOAD: "invalid_ke_payload"}
-
-
-class Ikev2Target(TargetBase):
-    """An IKEv2 responder (strongSwan, libreswan, Windows RRAS, routers...)."""
-
-    kind: Literal["ikev2"]
-    host: str = Field(min_length=1)
-    port: int = Field(default=500, ge=1, le=65535)
-    nat_t: bool | None = None  # None: the non-ESP marker exactly when port == 4500
-    dh_group: Literal[14, 19, 31] = 19  # the KE sent first; the SA offers all three
-    retransmit: Duration = 2.0  # resend IKE_SA_INIT this often while waiting
-    control: UdpControl | None = None
-
-    def destination(self) -> str:
-        return host_port(self.host, self.port)
-
-    def uses_nat_t(self) -> bool:
-        return self.port == 4500 if self.nat_t is None else self.nat_t
 
 
 async def _exchange(

@@ -22,23 +22,20 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import replace
-from typing import Literal
 from urllib.parse import quote
 from xml.sax.saxutils import escape as xml_escape
 
-from pydantic import Field
-
 from reachwatch.config.secrets import read_secret
-from reachwatch.config.types import Duration, TargetBase, host_port
+from reachwatch.config.targets.openconnect import OpenConnectTarget
+from reachwatch.config.types import Url
 from reachwatch.errors import ConfigError
 from reachwatch.failures import Failure, Stage
 from reachwatch.model import ProbeResult
-from reachwatch.net.dial import is_ip_literal
 from reachwatch.net.errors import NetFailure
-from reachwatch.net.http import HttpExchange, HttpHead, Url
+from reachwatch.net.http import HttpExchange, HttpHead
 from reachwatch.net.tls import discard
 from reachwatch.probes.base import ProbeContext, ProbeSpec, open_tcp
-from reachwatch.probes.tls import TlsOptions, handshake_with_evidence
+from reachwatch.probes.tls import handshake_with_evidence
 
 MAX_BODY = 64 * 1024
 USER_AGENT = "AnyConnect Linux_64 4.10.07061"  # ocserv and ASA both serve this client family
@@ -54,33 +51,6 @@ def _form_action(body: bytes) -> str:
     """Where the form posts to: a same-server path only (``/auth`` for ocserv)."""
     match = _ACTION.search(body)
     return match.group(1).decode() if match else "/auth"
-
-
-class OpenConnectTarget(TargetBase, TlsOptions):
-    """An OpenConnect/AnyConnect server (HTTPS). ``server_name`` defaults to ``host`` (none for an IP)."""
-
-    kind: Literal["openconnect"]
-    host: str = Field(min_length=1)
-    port: int = Field(default=443, ge=1, le=65535)
-    server_name: str | None = None
-    path: str = Field(default="/", pattern=r"^/[A-Za-z0-9_./-]*$")  # a group URL such as /staff
-    camouflage_secret_file: str | None = None
-    camouflage_secret_env: str | None = None  # environment variable holding the camouflage secret
-    handshake_timeout: Duration | None = None  # bound on the TLS handshake alone
-    # optional login (a dedicated probe account): proves the credentials, not only the server
-    username: str | None = None
-    password_file: str | None = None  # the probe account's password (mode 0600)
-    password_env: str | None = None  # or an environment variable holding it
-
-    def destination(self) -> str:
-        return host_port(self.host, self.port)
-
-    def sni(self) -> str | None:
-        return self.server_name or (None if is_ip_literal(self.host) else self.host)
-
-    def sensitive_values(self) -> list[str]:
-        values = [self.host, self.server_name, *self.spki_sha256, *self.cert_sha256]
-        return [v for v in values if v]
 
 
 def _headers(cookie: str = "") -> list[tuple[str, str]]:

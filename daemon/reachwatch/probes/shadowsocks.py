@@ -31,22 +31,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Literal
 
-from pydantic import Field, field_validator
-
-from reachwatch.config.secrets import read_secret
-from reachwatch.config.types import Duration, TargetBase, host_port
+from reachwatch.config.targets.shadowsocks import SUPPORTED, ShadowsocksTarget
 from reachwatch.errors import ConfigError
 from reachwatch.failures import Failure, Stage
-from reachwatch.formats.shadowsocks import METHODS
 from reachwatch.formats.ss2022 import METHODS_2022, ClockSkew, decode_psk
-from reachwatch.importers.ssuri import key_from_uri_file
 from reachwatch.model import ProbeResult
 from reachwatch.net.errors import NetFailure
 from reachwatch.probes.base import ProbeContext, ProbeSpec, open_tcp
 from reachwatch.vpn.canary import (
-    CanaryConfig,
     Stream,
     canary_line,
     push_canary,
@@ -56,55 +49,11 @@ from reachwatch.vpn.canary import (
 from reachwatch.vpn.shadowsocks import ShadowsocksStream
 from reachwatch.vpn.ss2022 import Shadowsocks2022Stream
 
-SUPPORTED = (*METHODS, *METHODS_2022)
 SKEW_NOTE_S = 5  # below this a skew is timestamp granularity and network delay, not worth a fact
 SKEW_SUSPECT_S = 10  # a skew this large seen recently makes a later silence a likely clock problem
 SKEW_MEMORY_S = 600.0
 # (host, port) -> (skew seconds, monotonic time seen); process memory only, never published
 _skew_seen: dict[tuple[str, int], tuple[float, float]] = {}
-
-
-class ShadowsocksTarget(TargetBase):
-    """A Shadowsocks server, AEAD 2017 or 2022 edition. The key (a password, or for ``2022-*`` methods
-    the base64 PSK) comes from ``password_file``/``password_env`` or from the user's ``ss://`` URI file
-    (``uri_file``/``uri_line``), never from the YAML."""
-
-    kind: Literal["shadowsocks"]
-    host: str = Field(min_length=1)
-    port: int = Field(ge=1, le=65535)
-    # the cipher: AEAD 2017 (aes-128-gcm, aes-256-gcm, chacha20-ietf-poly1305; the key is a password) or
-    # 2022 edition (2022-blake3-aes-128-gcm, 2022-blake3-aes-256-gcm; the key is a base64 PSK of 16/32
-    # bytes); with uri_file, the URI's own method is used
-    method: str = "chacha20-ietf-poly1305"
-    password_file: str | None = None
-    password_env: str | None = None
-    uri_file: str | None = None
-    uri_line: int = Field(default=1, ge=1)
-    canary: CanaryConfig
-    # how long the server's first answer may take before the attempt is protocol_no_response
-    response_timeout: Duration = 5.0
-
-    @field_validator("method")
-    @classmethod
-    def _known_method(cls, method: str) -> str:
-        if method not in SUPPORTED:
-            raise ValueError(f"unsupported cipher {method!r}; supported: {', '.join(SUPPORTED)}")
-        return method
-
-    def destination(self) -> str:
-        return host_port(self.host, self.port)
-
-    def sensitive_values(self) -> list[str]:
-        return [*super().sensitive_values(), self.canary.host]  # the operator's canary identifies too
-
-    def key(self, ctx: ProbeContext) -> tuple[str, str]:
-        """(method, password) from the ``ss://`` file or the password secret; blocking file I/O."""
-        if self.uri_file:
-            return key_from_uri_file(self.uri_file, self.uri_line, ctx.base_dir)
-        password = read_secret(self.password_file, self.password_env, ctx.base_dir, "password_file")
-        if password is None:
-            raise ConfigError(self.name, "shadowsocks needs password_file, password_env or uri_file")
-        return self.method, password
 
 
 def _psk(target: ShadowsocksTarget, method: str, password: str) -> bytes | None:
@@ -139,7 +88,7 @@ def _silence(target: ShadowsocksTarget, ctx: ProbeContext) -> NetFailure:
 
 async def probe(target: ShadowsocksTarget, ctx: ProbeContext) -> ProbeResult:
     # read on every attempt (rotation without reload), so off the event loop
-    method, password = await asyncio.to_thread(target.key, ctx)
+    method, password = await asyncio.to_thread(target.key, ctx.base_dir)
     if method not in SUPPORTED:
         raise ConfigError(target.name, f"unsupported cipher {method!r}")
     psk = _psk(target, method, password)

@@ -14,53 +14,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
-from pydantic import Field
-
-from reachwatch.config.types import TargetBase, host_port
+from reachwatch.config.targets.socks5 import ProxyTargetBase, Socks5Target
 from reachwatch.failures import Failure, Stage, Technique
-from reachwatch.importers.proxyurl import proxy_credentials
 from reachwatch.model import ProbeResult
 from reachwatch.net.socks import socks5_connect, socks5_handshake
 from reachwatch.net.tcp_control import other_payload_gets_reaction
 from reachwatch.probes.base import ProbeContext, ProbeSpec, open_tcp
-from reachwatch.vpn.canary import CanaryConfig, PlainStream, push_canary, verify_canary
+from reachwatch.vpn.canary import PlainStream, push_canary, verify_canary
 from reachwatch.vpn.path_control import answered_before, note_answered
-
-
-class ProxyTargetBase(TargetBase):
-    """Fields shared by the proxy kinds. Credentials come from a file or env, never from the YAML:
-    ``password_file``/``password_env`` with ``username``, or ``url_file`` (+ ``url_line``) naming the
-    proxy URL (``socks5://user:pass@host:port``) the user already has."""
-
-    host: str = Field(min_length=1)
-    port: int = Field(ge=1, le=65535)
-    username: str | None = None
-    password_file: str | None = None
-    password_env: str | None = None
-    url_file: str | None = None
-    url_line: int = Field(default=1, ge=1)
-    canary: CanaryConfig | None = None
-
-    def destination(self) -> str:
-        return host_port(self.host, self.port)
-
-    def sensitive_values(self) -> list[str]:
-        # the canary is the operator's own server abroad: as identifying as the proxy itself
-        return [*super().sensitive_values(), *([self.canary.host] if self.canary else [])]
-
-    def credentials(self, ctx: ProbeContext) -> tuple[str | None, str | None]:
-        """(username, password) from the secret file or env; blocking file I/O (see ``load_credentials``)."""
-        return proxy_credentials(
-            username=self.username,
-            password_file=self.password_file,
-            password_env=self.password_env,
-            url_file=self.url_file,
-            url_line=self.url_line,
-            base_dir=ctx.base_dir,
-        )
-
 
 T = TypeVar("T")
 
@@ -71,7 +34,7 @@ async def load_credentials(target: ProxyTargetBase, ctx: ProbeContext) -> tuple[
     Read on every attempt (a rotated password is picked up without a reload), so the file reads and
     permission checks must not stall every other probe on the event loop.
     """
-    return await asyncio.to_thread(target.credentials, ctx)
+    return await asyncio.to_thread(target.credentials, ctx.base_dir)
 
 
 async def handshake_or_control(
@@ -95,12 +58,6 @@ async def handshake_or_control(
         return None
     note_answered(ctx.target)
     return value
-
-
-class Socks5Target(ProxyTargetBase):
-    """A SOCKS5 proxy (RFC 1928), optionally with username/password auth (RFC 1929)."""
-
-    kind: Literal["socks5"]
 
 
 async def probe(target: Socks5Target, ctx: ProbeContext) -> ProbeResult:

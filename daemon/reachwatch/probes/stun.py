@@ -19,11 +19,9 @@ import asyncio
 import ipaddress
 import os
 import struct
-from typing import Literal
 
-from pydantic import Field
-
-from reachwatch.config.types import TargetBase, host_port, split_host_port
+from reachwatch.config.targets.stun import StunTarget
+from reachwatch.config.types import split_host_port
 from reachwatch.failures import Failure, Stage
 from reachwatch.model import ProbeResult
 from reachwatch.net.dial import pin_address
@@ -40,17 +38,6 @@ ATTR_ERROR_CODE = 0x0009
 _HEADER = struct.Struct("!HHI12s")
 _RTO = 0.5
 _MAX_SENDS = 7  # RFC 5389 Rc
-
-
-class StunTarget(TargetBase):
-    """A STUN server (``stun:host:port`` in an ICE list)."""
-
-    kind: Literal["stun"]
-    host: str = Field(min_length=1)
-    port: int = Field(default=3478, ge=1, le=65535)
-
-    def destination(self) -> str:
-        return host_port(self.host, self.port)
 
 
 def binding_request(transaction_id: bytes) -> bytes:

@@ -7,25 +7,10 @@ Success means the three-way handshake completed. A SYN that goes unanswered unti
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import Field
-
-from reachwatch.config.types import TargetBase, host_port
+from reachwatch.config.targets.tcp import TcpTarget
 from reachwatch.model import ProbeResult
 from reachwatch.net.dial import close_quietly
 from reachwatch.probes.base import ProbeContext, ProbeSpec, open_tcp
-
-
-class TcpTarget(TargetBase):
-    """A host and port to connect to."""
-
-    kind: Literal["tcp"]
-    host: str = Field(min_length=1)
-    port: int = Field(ge=1, le=65535)
-
-    def destination(self) -> str:
-        return host_port(self.host, self.port)
 
 
 async def probe(target: TcpTarget, ctx: ProbeContext) -> ProbeResult:

@@ -17,48 +17,17 @@ tor's own warning text is kept as ``bootstrap_warning`` with bridge addresses re
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import Field, field_validator
-
-from reachwatch.config.types import TargetBase
+from reachwatch.config.targets.tor_bootstrap import TorBootstrapTarget
 from reachwatch.failures import Failure
 from reachwatch.model import ProbeResult
 from reachwatch.probes.base import ProbeContext, ProbeSpec
 from reachwatch.probes.tor_bridge import record_identity
 from reachwatch.tor.bootstrap import run_bootstrap, stall_stage
-from reachwatch.tor.bridgeline import BridgeLine, parse_bridge_line
 from reachwatch.tor.bridges import ORCONN_REASONS
 from reachwatch.tor.supervisor import TorUnavailable
 
 # closing tor and building the result must fit inside the probe's own deadline
 _CLOSE_MARGIN = 5.0
-
-
-class TorBootstrapTarget(TargetBase):
-    """Bridges to bootstrap through (all of one transport, as Tor Browser does); none = tor's defaults."""
-
-    kind: Literal["tor_bootstrap"]
-    bridges: list[str] = Field(default_factory=list, max_length=16)
-    # bridges are private unless the operator says otherwise (see tor_bridge)
-    private: bool = True
-
-    @field_validator("bridges")
-    @classmethod
-    def _valid_lines(cls, value: list[str]) -> list[str]:
-        for line in value:
-            parse_bridge_line(line)
-        return value
-
-    def lines(self) -> list[BridgeLine]:
-        return [parse_bridge_line(line) for line in self.bridges]
-
-    def destination(self) -> str:
-        lines = self.lines()
-        return lines[0].address if lines else "tor-network:0"
-
-    def sensitive_values(self) -> list[str]:
-        return [value for line in self.lines() for value in line.sensitive_values()]
 
 
 async def probe(target: TorBootstrapTarget, ctx: ProbeContext) -> ProbeResult:

@@ -1,11 +1,11 @@
 """``tor_bridge``: does this bridge work from here? Tested through the daemon's own tor, in batches.
 
-The bridge line is pasted as Tor Browser or bridges.torproject.org gives it (``reachwatch.tor.bridgeline``).
-The test is bridgestrap's: the supervised tor fetches the bridge's descriptor *through the bridge*
-(``reachwatch.tor.bridges``), which needs TCP, the pluggable transport, TLS, the link handshake with the
-right identity and a one-hop directory request to work. A failure carries the reason tor saw
-(``orconn_reason``): ``connectrefused`` -> ``connection_refused``, ``identity`` -> ``tor_identity_mismatch``,
-nothing before the batch deadline -> ``generic_timeout_error``.
+The bridge line is pasted as Tor Browser or bridges.torproject.org gives it
+(``reachwatch.config.bridgeline``). The test is bridgestrap's: the supervised tor fetches the bridge's
+descriptor *through the bridge* (``reachwatch.tor.bridges``), which needs TCP, the pluggable transport,
+TLS, the link handshake with the right identity and a one-hop directory request to work. A failure
+carries the reason tor saw (``orconn_reason``): ``connectrefused`` -> ``connection_refused``, ``identity``
+-> ``tor_identity_mismatch``, nothing before the batch deadline -> ``generic_timeout_error``.
 
 Privacy: a bridge is known by its target name and ``bridge_id`` (SHA-256 of its fingerprint, truncated);
 its address and fingerprint are facts only for bridges marked ``private: false`` (bridges are private by
@@ -15,40 +15,12 @@ default, unlike other targets). Set the target's
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import Field, field_validator
-
-from reachwatch.config.types import TargetBase
+from reachwatch.config.bridgeline import BridgeLine
+from reachwatch.config.targets.tor_bridge import TorBridgeTarget
 from reachwatch.failures import Failure, Stage
 from reachwatch.model import ProbeResult
 from reachwatch.probes.base import ProbeContext, ProbeSpec
-from reachwatch.tor.bridgeline import BridgeLine, parse_bridge_line
 from reachwatch.tor.supervisor import TorUnavailable
-
-
-class TorBridgeTarget(TargetBase):
-    """One bridge line, in torrc ``Bridge`` syntax (the leading ``Bridge`` keyword is optional)."""
-
-    kind: Literal["tor_bridge"]
-    bridge: str = Field(min_length=1, max_length=4096)
-    # a bridge is private unless the operator says otherwise: publishing one hands it to the censor
-    private: bool = True
-
-    @field_validator("bridge")
-    @classmethod
-    def _valid_line(cls, value: str) -> str:
-        parse_bridge_line(value)  # BridgeLineError is a ValueError: pydantic reports it on this field
-        return value
-
-    def line(self) -> BridgeLine:
-        return parse_bridge_line(self.bridge)
-
-    def destination(self) -> str:
-        return self.line().address
-
-    def sensitive_values(self) -> list[str]:
-        return self.line().sensitive_values()
 
 
 def record_identity(line: BridgeLine, ctx: ProbeContext) -> None:

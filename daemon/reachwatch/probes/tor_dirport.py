@@ -12,42 +12,18 @@ Stages: ``connect``, then ``http`` (request, bounded response, descriptor check)
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import Field, field_validator
 from stem.descriptor.server_descriptor import RelayDescriptor
 
-from reachwatch.config.types import TargetBase, host_port
+from reachwatch.config.targets.tor_dirport import TorDirPortTarget
+from reachwatch.config.types import Url
 from reachwatch.failures import Failure, Stage
-from reachwatch.formats.tor_certs import normalize_fingerprint
 from reachwatch.model import ProbeResult
-from reachwatch.net.http import HttpExchange, Url
+from reachwatch.net.http import HttpExchange
 from reachwatch.net.tls import discard
 from reachwatch.probes.base import ProbeContext, ProbeSpec, open_tcp
 
 DOCUMENT = "/tor/server/authority"
 MAX_DESCRIPTOR_BYTES = 64 * 1024  # real descriptors are 2-3 KB (family lines can grow them)
-
-
-class TorDirPortTarget(TargetBase):
-    """A DirPort, and optionally the identity its descriptor must carry."""
-
-    kind: Literal["tor_dirport"]
-    host: str = Field(min_length=1)
-    port: int = Field(ge=1, le=65535)
-    fingerprint: str | None = None  # expected RSA identity; the served descriptor must match it
-
-    @field_validator("fingerprint")
-    @classmethod
-    def _fingerprint(cls, value: str | None) -> str | None:
-        return normalize_fingerprint(value) if value is not None else None
-
-    def destination(self) -> str:
-        return host_port(self.host, self.port)
-
-    def sensitive_values(self) -> list[str]:
-        values = super().sensitive_values()
-        return [*values, self.fingerprint] if self.fingerprint else values
 
 
 async def probe(target: TorDirPortTarget, ctx: ProbeContext) -> ProbeResult:

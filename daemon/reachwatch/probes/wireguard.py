@@ -22,16 +22,12 @@ in ``vpn/path_control.py`` (answered before + a same-path control answering now)
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import struct
-from typing import Literal
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from pydantic import Field, field_validator
 
 from reachwatch.config.secrets import read_secret_file
-from reachwatch.config.types import Duration, TargetBase, host_port
+from reachwatch.config.targets.wireguard import WireGuardTarget, wireguard_key
 from reachwatch.errors import ConfigError
 from reachwatch.failures import Failure, Stage, Technique
 from reachwatch.formats import noise
@@ -39,57 +35,16 @@ from reachwatch.model import ProbeResult
 from reachwatch.net.dial import pin_address
 from reachwatch.net.udp import UdpSocket, open_udp
 from reachwatch.probes.base import ProbeContext, ProbeSpec
-from reachwatch.vpn.path_control import (
-    ReplyTally,
-    UdpControl,
-    answered_before,
-    control_answers,
-    note_answered,
-)
+from reachwatch.vpn.path_control import ReplyTally, answered_before, control_answers, note_answered
 
 # (our public key, server public key) -> last TAI64N timestamp sent
 _LAST_TIMESTAMP: dict[tuple[bytes, bytes], bytes] = {}
 
 
-def _b64key(value: str, field: str) -> bytes:
-    try:
-        raw = base64.b64decode(value.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError(f"{field} is not base64") from None
-    if len(raw) != 32:
-        raise ValueError(f"{field} must decode to 32 bytes")
-    return raw
-
-
-class WireGuardTarget(TargetBase):
-    """A WireGuard endpoint; ``private_key_file`` holds the probe peer's own key (``wg genkey``)."""
-
-    kind: Literal["wireguard"]
-    host: str = Field(min_length=1)
-    port: int = Field(default=51820, ge=1, le=65535)
-    public_key: str  # the server's public key, base64 (as in wg-quick's [Peer] PublicKey)
-    private_key_file: str = Field(min_length=1)
-    preshared_key_file: str | None = None  # the peer's PresharedKey, base64, if the server sets one
-    retransmit: Duration = 2.0  # resend a fresh initiation this often while waiting
-    control: UdpControl | None = None
-
-    @field_validator("public_key")
-    @classmethod
-    def _check_public_key(cls, value: str) -> str:
-        _b64key(value, "public_key")
-        return value
-
-    def destination(self) -> str:
-        return host_port(self.host, self.port)
-
-    def sensitive_values(self) -> list[str]:
-        return [*super().sensitive_values(), self.public_key]
-
-
 def _read_key(path: str, ctx: ProbeContext, field: str) -> bytes:
     text = read_secret_file(path, ctx.base_dir, field).decode(errors="replace")
     try:
-        return _b64key(text, field)
+        return wireguard_key(text, field)
     except ValueError as exc:
         raise ConfigError(field, str(exc)) from None
 
@@ -149,7 +104,7 @@ async def probe(target: WireGuardTarget, ctx: ProbeContext) -> ProbeResult:
     # key files are read on every attempt (rotation without reload): off the event loop
     private, psk = await asyncio.to_thread(_read_keys, target, ctx)
     static = X25519PrivateKey.from_private_bytes(private)
-    server = _b64key(target.public_key, "public_key")
+    server = wireguard_key(target.public_key, "public_key")
     with ctx.stage(Stage.RESOLVE):
         ip = await pin_address(target.host)
     ctx.public_fact("ip", ip)

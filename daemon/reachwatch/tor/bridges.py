@@ -30,8 +30,8 @@ import structlog
 from stem.control import EventType
 from stem.response.events import NewDescEvent, ORConnEvent
 
+from reachwatch.config.bridgeline import BridgeLine
 from reachwatch.failures import Failure, Stage
-from reachwatch.tor.bridgeline import BridgeLine
 from reachwatch.tor.supervisor import TorProcess, TorSupervisor, TorUnavailable
 
 log = structlog.get_logger(__name__)

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reachwatch.config.targets.tor_dirport import TorDirPortTarget
+from reachwatch.config.targets.tor_relay import TorRelayTarget
 from reachwatch.config.types import TargetBase
-from reachwatch.probes.tor_dirport import TorDirPortTarget
-from reachwatch.probes.tor_relay import TorRelayTarget
 
 TOR_VERSION = "0.4.9.11"
 GROUP = "tor_dirauths"

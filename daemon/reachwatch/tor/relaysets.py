@@ -40,10 +40,10 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, field_validator
 from stem.descriptor.networkstatus import NetworkStatusDocumentV3
 
+from reachwatch.config.targets.tor_relay import TorRelayTarget
+from reachwatch.config.tor_identity import normalize_fingerprint
 from reachwatch.config.types import Duration, StrictModel, TargetBase, split_host_port
 from reachwatch.errors import ConfigError
-from reachwatch.formats.tor_certs import normalize_fingerprint
-from reachwatch.probes.tor_relay import TorRelayTarget
 from reachwatch.tor.dirauths import directory_authority_targets
 
 if TYPE_CHECKING:

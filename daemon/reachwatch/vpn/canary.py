@@ -25,19 +25,15 @@ import os
 import secrets
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Protocol
+from contextlib import AbstractContextManager, contextmanager
+from typing import Protocol
 
-from pydantic import Field
-
-from reachwatch.config.types import Duration, StrictModel
+from reachwatch.config.targets.canary import CanaryConfig
 from reachwatch.failures import Failure, Stage
 from reachwatch.formats.errors import StreamCorrupt
+from reachwatch.model import FactValue
 from reachwatch.net.dial import close_quietly
 from reachwatch.net.errors import NetFailure, classified
-
-if TYPE_CHECKING:  # probes import this module; a runtime import would be circular
-    from reachwatch.probes.base import ProbeContext
 
 CHUNK = 16 * 1024
 NONCE_PREFIX = b"RWCANARY "
@@ -51,6 +47,15 @@ class Stream(Protocol):
     async def recv(self, max_bytes: int) -> bytes: ...
 
     async def close(self) -> None: ...
+
+
+class Recorder(Protocol):
+    """What the push needs of the probe's attempt (``probes.base.ProbeContext`` is one): a timed stage and
+    facts. Declared here so this runtime layer never imports the probes above it."""
+
+    def stage(self, stage: Stage) -> AbstractContextManager[None]: ...
+
+    def fact(self, key: str, value: FactValue) -> None: ...
 
 
 class PlainStream:
@@ -77,17 +82,6 @@ class PlainStream:
 
     async def close(self) -> None:
         await close_quietly(self.writer)
-
-
-class CanaryConfig(StrictModel):
-    """Where the canary (an echo service outside the country) is, and how much to push through."""
-
-    host: str = Field(min_length=1)
-    port: int = Field(ge=1, le=65535)
-    # 0 turns the usability push off; 64-256 KiB sees Russia-2023-style cuts (a few KB to tens of KB)
-    push_bytes: int = Field(default=128 * 1024, ge=0, le=4 * 1024 * 1024)
-    # no progress for this long during the push counts as a cut
-    stall_timeout: Duration = 5.0
 
 
 @contextmanager
@@ -128,7 +122,7 @@ async def verify_canary(stream: Stream, *, first_sent: bytes | None = None) -> N
         raise NetFailure(Failure.CANARY_MISMATCH, Stage.TUNNEL, "canary answered something else")
 
 
-async def push_canary(stream: Stream, config: CanaryConfig, ctx: ProbeContext) -> None:
+async def push_canary(stream: Stream, config: CanaryConfig, ctx: Recorder) -> None:
     """Push ``config.push_bytes`` through the echo canary; facts ``throughput_bps``, ``transfer_bytes``."""
     total = config.push_bytes
     if total == 0:

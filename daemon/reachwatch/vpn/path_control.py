@@ -14,9 +14,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from pydantic import Field
-
-from reachwatch.config.types import StrictModel
+from reachwatch.config.targets.udp_control import UdpControl
 from reachwatch.failures import Failure, Stage
 from reachwatch.net.dial import pin_address
 from reachwatch.net.errors import NetFailure
@@ -25,13 +23,6 @@ from reachwatch.net.udp import open_udp
 # target name -> unix time of the last authentic handshake answer (process memory, by design: a restart
 # forgets, which only makes the probe more cautious)
 _ANSWERED: dict[str, float] = {}
-
-
-class UdpControl(StrictModel):
-    """A UDP endpoint on the same route as the target that answers any datagram (echo, DNS...)."""
-
-    host: str = Field(min_length=1)
-    port: int = Field(ge=1, le=65535)
 
 
 def note_answered(target: str) -> None:

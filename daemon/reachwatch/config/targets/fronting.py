@@ -1,0 +1,37 @@
+"""The ``fronting`` target: a real service's URL and the CDN front to reach it through (probe:
+``probes/fronting.py``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from reachwatch.config.types import TargetBase, Url, host_port
+
+
+class FrontingTarget(TargetBase):
+    """The real service's URL and the front domain to reach it through."""
+
+    kind: Literal["fronting"]
+    url: str = Field(pattern=r"^https://")  # the real service: its host goes in the Host header
+    front: str = Field(min_length=1)  # SNI and certificate name
+    address: str | None = None  # connect here instead of resolving the front
+    port: int = Field(default=443, ge=1, le=65535)
+    expect_status: list[int] = Field(default_factory=lambda: [200], min_length=1)  # statuses that prove it
+    expect_body: str | None = None  # text the real service's answer must contain
+    max_bytes: int = Field(default=64 * 1024, ge=1, le=1024 * 1024)  # body read bound
+    ca_file: str | None = None  # PEM CA bundle for the front instead of the system roots
+
+    @field_validator("url")
+    @classmethod
+    def _valid_url(cls, value: str) -> str:
+        Url.parse(value)
+        return value
+
+    def destination(self) -> str:
+        return host_port(self.address or self.front, self.port)
+
+    def sensitive_values(self) -> list[str]:
+        # the front and the real service identify a private target even when an edge ``address`` is set
+        return [*super().sensitive_values(), self.front, Url.parse(self.url).host]

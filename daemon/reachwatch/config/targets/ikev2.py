@@ -1,0 +1,29 @@
+"""The ``ikev2`` target: an IKEv2 responder and the first key exchange to offer (probe:
+``probes/ikev2.py``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from reachwatch.config.targets.udp_control import UdpControl
+from reachwatch.config.types import Duration, TargetBase, host_port
+
+
+class Ikev2Target(TargetBase):
+    """An IKEv2 responder (strongSwan, libreswan, Windows RRAS, routers...)."""
+
+    kind: Literal["ikev2"]
+    host: str = Field(min_length=1)
+    port: int = Field(default=500, ge=1, le=65535)
+    nat_t: bool | None = None  # None: the non-ESP marker exactly when port == 4500
+    dh_group: Literal[14, 19, 31] = 19  # the KE sent first; the SA offers all three
+    retransmit: Duration = 2.0  # resend IKE_SA_INIT this often while waiting
+    control: UdpControl | None = None
+
+    def destination(self) -> str:
+        return host_port(self.host, self.port)
+
+    def uses_nat_t(self) -> bool:
+        return self.port == 4500 if self.nat_t is None else self.nat_t

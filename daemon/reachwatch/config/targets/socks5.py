@@ -1,0 +1,51 @@
+"""The ``socks5`` target, and the fields every proxy kind shares (probe: ``probes/socks5.py``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from reachwatch.config.proxyurl import proxy_credentials
+from reachwatch.config.targets.canary import CanaryConfig
+from reachwatch.config.types import TargetBase, host_port
+
+
+class ProxyTargetBase(TargetBase):
+    """Fields shared by the proxy kinds. Credentials come from a file or env, never from the YAML:
+    ``password_file``/``password_env`` with ``username``, or ``url_file`` (+ ``url_line``) naming the
+    proxy URL (``socks5://user:pass@host:port``) the user already has."""
+
+    host: str = Field(min_length=1)
+    port: int = Field(ge=1, le=65535)
+    username: str | None = None
+    password_file: str | None = None
+    password_env: str | None = None
+    url_file: str | None = None
+    url_line: int = Field(default=1, ge=1)
+    canary: CanaryConfig | None = None
+
+    def destination(self) -> str:
+        return host_port(self.host, self.port)
+
+    def sensitive_values(self) -> list[str]:
+        # the canary is the operator's own server abroad: as identifying as the proxy itself
+        return [*super().sensitive_values(), *([self.canary.host] if self.canary else [])]
+
+    def credentials(self, base_dir: Path) -> tuple[str | None, str | None]:
+        """(username, password) from the secret file or env; blocking file I/O (read in a worker thread)."""
+        return proxy_credentials(
+            username=self.username,
+            password_file=self.password_file,
+            password_env=self.password_env,
+            url_file=self.url_file,
+            url_line=self.url_line,
+            base_dir=base_dir,
+        )
+
+
+class Socks5Target(ProxyTargetBase):
+    """A SOCKS5 proxy (RFC 1928), optionally with username/password auth (RFC 1929)."""
+
+    kind: Literal["socks5"]

@@ -1,0 +1,49 @@
+"""The ``tor_relay`` target: a relay's ORPort and the identity it must prove (probe: ``probes/tor_relay.py``).
+
+Relay sets (``config.relaysets``) and the directory authorities (``config.dirauths``) generate these too.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from reachwatch.config.tor_identity import decode_ed25519_identity, normalize_fingerprint
+from reachwatch.config.types import NAME_PATTERN, TargetBase, host_port
+
+
+class TorRelayTarget(TargetBase):
+    """A relay's ORPort and the identity it must prove."""
+
+    kind: Literal["tor_relay"]
+    host: str = Field(min_length=1)
+    port: int = Field(ge=1, le=65535)
+    fingerprint: str  # RSA identity: "$HEX", "HEX" or "HEX HEX ..." (normalized to 40 upper-case hex)
+    ed25519_identity: str | None = None  # base64, as in tor's fingerprint-ed25519 / consensus "id ed25519"
+    # set by relay-set expansion (tor.relaysets); aggregate metrics group by these
+    relay_set: str | None = Field(default=None, pattern=NAME_PATTERN)
+    relay_flags: tuple[str, ...] = ()  # consensus flags (set by relay-set expansion, for aggregates)
+    # False for relay-set members unless the set asks for per-relay series (cardinality)
+    per_target_metrics: bool = True
+
+    @field_validator("fingerprint")
+    @classmethod
+    def _fingerprint(cls, value: str) -> str:
+        return normalize_fingerprint(value)
+
+    @field_validator("ed25519_identity")
+    @classmethod
+    def _ed25519(cls, value: str | None) -> str | None:
+        if value is not None:
+            decode_ed25519_identity(value)
+        return value
+
+    def destination(self) -> str:
+        return host_port(self.host, self.port)
+
+    def sensitive_values(self) -> list[str]:
+        values = [*super().sensitive_values(), self.fingerprint]
+        if self.ed25519_identity:
+            values.append(self.ed25519_identity)
+        return values
