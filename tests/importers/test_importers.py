@@ -3,6 +3,7 @@ and one-line errors naming file and line for malformed input."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -269,3 +270,73 @@ def test_unparsable_link_error_does_not_quote_the_password(tmp_path: Path, line:
         import_files([str(links)], canary=CANARY)
     assert "links.txt:1" in str(info.value)
     assert "hunter2" not in str(info.value)
+
+
+# --- hostile input: one line each, nothing written that should not be ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("caps", "message"),
+    [
+        (
+            {"transport": [{"type": "openvpn", "protocols": None, "ports": ["443"]}]},
+            "gateways[0].capabilities.transport: 'protocols' must be a list, not NoneType",
+        ),
+        ({"transport": 5}, "gateways[0].capabilities: 'transport' must be a list, not int"),
+        (
+            {"transport": ["openvpn"], "protocols": "tcp", "ports": [443]},
+            "gateways[0].capabilities: 'protocols' must be a list, not str",
+        ),
+        (
+            {"transport": [{"type": "openvpn", "protocols": ["tcp"], "ports": [True]}]},
+            "gateways[0]: invalid port True",
+        ),
+    ],
+)
+def test_riseup_fields_of_the_wrong_type_are_one_line(tmp_path: Path, caps: Any, message: str) -> None:
+    path = tmp_path / "eip.json"
+    path.write_text(json.dumps({"gateways": [{"ip_address": "192.0.2.1", "capabilities": caps}]}))
+    with pytest.raises(ConfigError) as err:
+        import_files([str(path)])
+    assert str(err.value) == f"{path}: {message}"
+
+
+def test_vpngate_field_over_the_csv_limit_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "vpngate.csv"
+    path.write_text(f"*vpn_servers\n#HostName,IP,OpenVPN_ConfigData_Base64\nx,192.0.2.1,{'A' * 200_000}\n*\n")
+    with pytest.raises(ConfigError) as err:
+        import_files([str(path)])
+    assert str(err.value) == f"{path}:3: not a CSV row: field larger than field limit (131072)"
+
+
+def test_output_dir_that_is_a_file_is_one_line_before_any_work(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(ConfigError) as err:
+        import_files([str(DATA / "wg-probe-peer.conf")], output_dir=str(blocker))
+    assert str(err.value) == f"--output-dir: {blocker} is not a directory"
+    with pytest.raises(ConfigError) as err:
+        import_files([str(DATA / "wg-probe-peer.conf")], output_dir=str(blocker / "sub"))
+    assert str(err.value) == f"--output-dir: cannot write secrets to {blocker / 'sub'}: Not a directory"
+
+
+def test_a_symlink_planted_in_the_output_dir_is_replaced_not_followed(tmp_path: Path) -> None:
+    out = tmp_path / "keys"
+    out.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    victim.chmod(0o644)
+    (out / "wg-probe-peer.wg-private.key").symlink_to(victim)
+    text = import_files([str(DATA / "wg-probe-peer.conf")], output_dir=str(out))
+    assert victim.read_text() == "precious\n" and (victim.stat().st_mode & 0o777) == 0o644
+    key = out / "wg-probe-peer.wg-private.key"
+    assert not key.is_symlink() and (key.stat().st_mode & 0o777) == 0o600
+    assert entries(text)[0]["private_key_file"] == str(key)
+
+
+def test_a_later_file_that_fails_leaves_no_secrets_of_earlier_files(tmp_path: Path) -> None:
+    out = tmp_path / "keys"
+    files = [str(DATA / n) for n in ("wg-probe-peer.conf", "malformed-wg-key.conf")]
+    with pytest.raises(ConfigError):
+        import_files(files, output_dir=str(out))
+    assert list(out.iterdir()) == []

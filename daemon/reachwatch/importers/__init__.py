@@ -93,7 +93,10 @@ def import_files(
     Shadowsocks entries (required for Shadowsocks)."""
     host, port = _parse_canary(canary)
     out = Output(output_dir=Path(output_dir) if output_dir else None, canary_host=host, canary_port=port)
+    out.check_output_dir()
     entries: list[dict[str, Any]] = []
     for raw in paths:
         entries.extend(import_file(Path(raw), out))
-    return yaml.safe_dump({"targets": entries}, sort_keys=False, allow_unicode=True)
+    document = yaml.safe_dump({"targets": entries}, sort_keys=False, allow_unicode=True)
+    out.commit()  # secrets only once every file was read: a failure above leaves none behind
+    return document

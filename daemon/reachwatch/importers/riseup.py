@@ -27,13 +27,23 @@ def looks_like_riseup(text: str) -> bool:
     return text.lstrip().startswith("{") and '"gateways"' in text
 
 
-def _openvpn_transports(caps: dict[str, Any]) -> list[tuple[list[str], list[str]]]:
-    found: list[tuple[list[str], list[str]]] = []
-    for transport in caps.get("transport", []):
+def _list(container: dict[str, Any], key: str, where: str) -> list[Any]:
+    """``container[key]`` as a list (absent: empty); anything else is a one-line error naming the key."""
+    value = container.get(key, [])
+    if not isinstance(value, list):
+        raise ConfigError(where, f"{key!r} must be a list, not {type(value).__name__}")
+    return value
+
+
+def _openvpn_transports(caps: dict[str, Any], where: str) -> list[tuple[list[Any], list[Any]]]:
+    found: list[tuple[list[Any], list[Any]]] = []
+    for transport in _list(caps, "transport", f"{where}.capabilities"):
         if isinstance(transport, dict) and transport.get("type") == "openvpn":
-            found.append((list(transport.get("protocols", [])), list(transport.get("ports", []))))
+            inner = f"{where}.capabilities.transport"
+            found.append((_list(transport, "protocols", inner), _list(transport, "ports", inner)))
         elif transport == "openvpn":
-            found.append((list(caps.get("protocols", [])), list(caps.get("ports", []))))
+            inner = f"{where}.capabilities"
+            found.append((_list(caps, "protocols", inner), _list(caps, "ports", inner)))
     return found
 
 
@@ -56,13 +66,13 @@ def import_riseup(path: Path, text: str, out: Output) -> list[dict[str, Any]]:
         if not isinstance(caps, dict):
             raise ConfigError(where, "gateway without capabilities")
         label_host = str(gw.get("host", ""))
-        for protocols, ports in _openvpn_transports(caps):
+        for protocols, ports in _openvpn_transports(caps, where):
             for proto in protocols:
                 if proto not in ("udp", "tcp"):
-                    raise ConfigError(where, f"unknown protocol {proto!r}")
+                    raise ConfigError(where, f"unknown protocol {_short(proto)}")
                 for port in ports:
-                    if not str(port).isdigit() or not 1 <= int(port) <= 65535:
-                        raise ConfigError(where, f"invalid port {port!r}")
+                    if isinstance(port, bool) or not str(port).isdigit() or not 1 <= int(port) <= 65535:
+                        raise ConfigError(where, f"invalid port {_short(port)}")
                     base = f"riseup-{label_host.split('.', maxsplit=1)[0] or gw['ip_address']}-{proto}{port}"
                     entry: dict[str, Any] = {
                         "name": out.unique_name(entry_name(base)),
@@ -78,3 +88,9 @@ def import_riseup(path: Path, text: str, out: Output) -> list[dict[str, Any]]:
     if not entries:
         raise ConfigError(source, "no gateway offers the openvpn transport")
     return entries
+
+
+def _short(value: Any) -> str:
+    """A value for an error line: quoted, one line, at most 40 characters."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -40,7 +40,10 @@ def import_vpngate(path: Path, text: str, out: Output) -> list[dict[str, Any]]:
         where = f"{source}:{number}"
         if not line.strip() or line.startswith("*"):
             continue
-        row = next(csv.reader(io.StringIO(line)))
+        try:
+            row = next(csv.reader(io.StringIO(line)))
+        except csv.Error as exc:  # e.g. a field over the csv module's 128 KiB limit
+            raise ConfigError(where, f"not a CSV row: {exc}") from None
         if line.startswith("#"):
             header = [c.strip() for c in row]
             header[0] = header[0].lstrip("#")
