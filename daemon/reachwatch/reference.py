@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import math
 import ssl
 import time
 from pathlib import Path
@@ -26,6 +27,7 @@ from reachwatch.config.schema import ReferenceVantage
 from reachwatch.config.secrets import read_secret, resolve_path
 from reachwatch.errors import ConfigError
 from reachwatch.net.errors import scrub
+from reachwatch.verdict import reference_quorum
 
 log = structlog.get_logger(__name__)
 
@@ -114,10 +116,8 @@ class ReferenceClient:
                         raise ReferenceFetchError(too_large)
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
             raise ReferenceFetchError(scrub(f"{type(exc).__name__}: {exc}")) from exc
-        try:
-            return parse_status(json.loads(body))
-        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
-            raise ReferenceFetchError(f"malformed status: {type(exc).__name__}") from exc
+        # up to 16 MiB of JSON is seconds of CPU on a Pi: parsed in a thread, the probes keep their timing
+        return await asyncio.to_thread(_parse_body, bytes(body))
 
     async def refresh(self, now: float | None = None) -> bool:
         """Fetch now and replace the cache; on failure log and forget the cache. True on success."""
@@ -163,10 +163,18 @@ class ReferenceClient:
             self._session = None
 
 
+def _parse_body(body: bytes) -> dict[str, tuple[float, bool]]:
+    try:
+        return parse_status(json.loads(body))
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
+        raise ReferenceFetchError(f"malformed status: {type(exc).__name__}") from exc
+
+
 def parse_status(data: Any) -> dict[str, tuple[float, bool]]:
     """Target name -> (started_at, success) from a ``/api/v1/status`` document; raises ``ValueError``.
 
-    Targets without a ``last`` attempt are skipped; a document that is not the status shape is an error.
+    Targets without a ``last`` attempt are skipped, and so are attempts with a time that is not a finite
+    number (``NaN`` would pass every age comparison); a document that is not the status shape is an error.
     """
     if not isinstance(data, dict) or not isinstance(data.get("targets"), list):
         raise ValueError("no 'targets' list")
@@ -181,6 +189,7 @@ def parse_status(data: Any) -> dict[str, tuple[float, bool]]:
         if (
             isinstance(started_at, int | float)
             and not isinstance(started_at, bool)
+            and math.isfinite(started_at)
             and isinstance(success, bool)
         ):
             latest[item["name"]] = (float(started_at), success)
@@ -198,13 +207,8 @@ class ReferenceSet:
         return bool(self.clients)
 
     def success_for(self, target_name: str, now: float) -> bool | None:
-        """True if any reference reached the target recently, False if one saw it fail, else None."""
-        answers = [c.success_for(target_name, now) for c in self.clients]
-        if any(a is True for a in answers):
-            return True
-        if any(a is False for a in answers):
-            return False
-        return None
+        """The references' fresh answers combined by ``verdict.reference_quorum`` (the majority)."""
+        return reference_quorum([c.success_for(target_name, now) for c in self.clients])
 
     async def observe(self, target_name: str, now: float | None = None) -> bool | None:
         """Refresh stale caches (bounded by each reference's timeout), then ``success_for``."""

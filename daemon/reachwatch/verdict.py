@@ -37,6 +37,25 @@ _TLS_INTERRUPTED = frozenset({*_RESET, Failure.GENERIC_TIMEOUT_ERROR, Failure.EO
 _AFTER_CONNECT = frozenset({Stage.PROTOCOL_HANDSHAKE, Stage.HTTP, Stage.TUNNEL, Stage.TRANSFER})
 
 
+def reference_quorum(answers: Sequence[bool | None]) -> bool | None:
+    """What several reference vantages say together: the majority of their fresh answers.
+
+    ``True`` (reached from abroad) when more references reached the target than saw it fail, ``False``
+    when more saw it fail, ``None`` on a tie or when none has a fresh answer (``None`` entries: no
+    answer). Why a majority: a reference that lies (compromised, misconfigured, or answering about a
+    different server of the same name) must not turn every local timeout into ``blocked`` while another
+    reference saw the target fail too; with one reference its answer decides, as there is nothing to
+    weigh it against.
+    """
+    reached = sum(1 for a in answers if a is True)
+    failed = sum(1 for a in answers if a is False)
+    if reached > failed:
+        return True
+    if failed > reached:
+        return False
+    return None
+
+
 def technique_with_reference(result: ProbeResult) -> Technique | None:
     """The technique a local failure points to once a reference vantage reached the same target.
 

@@ -10,6 +10,7 @@ import asyncio
 import base64
 import json
 import socket
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -21,6 +22,7 @@ import trustme
 from aiohttp import web
 from structlog.testing import capture_logs
 
+from reachwatch import reference
 from reachwatch.config.schema import ReferenceVantage
 from reachwatch.errors import ConfigError
 from reachwatch.reference import ReferenceClient, ReferenceSet, parse_status
@@ -252,9 +254,9 @@ async def test_concurrent_observers_share_one_fetch_until_it_is_stale(tmp_path: 
             await refs.close()
 
 
-async def test_reference_set_any_success_wins_and_no_references_means_none(tmp_path: Path) -> None:
+async def test_reference_set_answers_by_majority_and_no_references_means_none(tmp_path: Path) -> None:
     now = time.time()
-    docs = [status(now, t=(1, False)), status(now, t=(1, True))]
+    docs = [status(now, t=(1, False), u=(1, True)), status(now, t=(1, True), u=(1, True))]
 
     def serve(doc: dict[str, Any]) -> Callable[[web.Request], Any]:
         async def handler(request: web.Request) -> web.Response:
@@ -269,7 +271,9 @@ async def test_reference_set_any_success_wins_and_no_references_means_none(tmp_p
         ]
         refs = ReferenceSet(configs, tmp_path)
         try:
-            assert await refs.observe("t", now) is True
+            # one reached it, one saw it fail: a tie is no evidence (a lying reference decides nothing)
+            assert await refs.observe("t", now) is None
+            assert refs.success_for("u", now) is True
             assert refs.success_for("other", now) is None
         finally:
             await refs.close()
@@ -294,6 +298,38 @@ def test_parse_status_skips_malformed_entries() -> None:
     assert parse_status(json.loads(json.dumps(doc))) == {"a": (5.0, True)}
     with pytest.raises(ValueError):
         parse_status([])
+
+
+@pytest.mark.parametrize("started_at", ["NaN", "Infinity", "-Infinity"])
+def test_a_non_finite_attempt_time_is_no_answer(started_at: str) -> None:
+    """``NaN`` passed the max_age check (every comparison with NaN is false) and counted as fresh."""
+    body = '{"targets": [{"name": "a", "last": {"started_at": ' + started_at + ', "success": true}}]}'
+    assert parse_status(json.loads(body)) == {}
+
+
+async def test_the_status_is_parsed_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[threading.Thread] = []
+    real = reference.parse_status
+
+    def recording(data: Any) -> dict[str, tuple[float, bool]]:
+        threads.append(threading.current_thread())
+        return real(data)
+
+    monkeypatch.setattr(reference, "parse_status", recording)
+    now = time.time()
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.json_response(status(now, t=(1, True)))
+
+    async with reference_server(handler) as (port, _):
+        client = ReferenceClient(ref(port), tmp_path)
+        try:
+            assert await client.fetch() == {"t": (now - 1, True)}
+        finally:
+            await client.close()
+    assert threads and threads[0] is not threading.main_thread()
 
 
 async def test_a_reference_that_stays_down_warns_once_not_every_fetch(tmp_path: Path) -> None:

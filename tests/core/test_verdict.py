@@ -12,7 +12,7 @@ from reachwatch.config.schema import ConfirmationConfig
 from reachwatch.failures import Failure, Stage, Technique, VantageState, Verdict
 from reachwatch.model import ProbeResult
 from reachwatch.state import Outcome, StateStore, TargetState
-from reachwatch.verdict import confirm, judge, technique_with_reference, update_verdict
+from reachwatch.verdict import confirm, judge, reference_quorum, technique_with_reference, update_verdict
 
 F, S, T, V, VS = Failure, Stage, Technique, Verdict, VantageState
 
@@ -292,3 +292,21 @@ def test_record_counts_attempts_and_failures_by_stage_and_failure() -> None:
     }
     assert state.last is REFUSED
     assert list(state.recent)[-1] is REFUSED
+
+
+@pytest.mark.parametrize(
+    ("answers", "combined"),
+    [
+        ([], None),
+        ([None, None], None),
+        ([True], True),  # one reference alone decides: nothing to weigh it against
+        ([False], False),
+        ([True, False], None),  # disagreement is no evidence: one liar cannot make "blocked"
+        ([True, False, None], None),  # a reference without a fresh answer does not vote
+        ([True, True, False], True),
+        ([True, False, False], False),
+        ([True, None, None], True),
+    ],
+)
+def test_reference_quorum_table(answers: list[bool | None], combined: bool | None) -> None:
+    assert reference_quorum(answers) is combined

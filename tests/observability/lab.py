@@ -34,7 +34,8 @@ REPO = Path(__file__).resolve().parents[2]
 RULES_DIR = REPO / "deploy" / "prometheus" / "rules"
 RULE_FILES = sorted(RULES_DIR.glob("*.yml"))
 ALERTMANAGER_YML = REPO / "deploy" / "alertmanager" / "alertmanager.yml"
-REACHWATCH = REPO / ".venv" / "bin" / "reachwatch"
+# the daemon of the environment running the tests (a venv, tox, a distro build), not a path in the repo
+REACHWATCH = [sys.executable, "-m", "reachwatch"]
 T = TypeVar("T")
 FOR = "2s"
 KEEP = "90s"

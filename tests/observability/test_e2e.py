@@ -107,7 +107,7 @@ async def start_daemon(st: Stack, tmp: Path, name: str, port: int, config: dict[
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     (tmp / name).mkdir()
-    argv = [str(lab.REACHWATCH), "run", "--config", str(path), "--state-dir", str(tmp / name)]
+    argv = [*lab.REACHWATCH, "run", "--config", str(path), "--state-dir", str(tmp / name)]
     st.procs.start(name, [*argv, "--web.listen-address", f"127.0.0.1:{port}", "--log.format", "json"])
 
     async def ready() -> bool:

@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -273,7 +274,7 @@ class ClientProber:
     """``PROBE_WORKER`` running in the lab's client namespace ("inside the country")."""
 
     def __init__(self, lab: Lab) -> None:
-        python = str(REPO / ".venv" / "bin" / "python")
+        python = sys.executable
         self.proc = lab.client.popen(
             [python, "-c", PROBE_WORKER],
             stdin=subprocess.PIPE,

@@ -15,6 +15,7 @@ import select
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -162,7 +163,7 @@ def _umask() -> Iterator[None]:
 # -- network-namespace lab: probes run in the client ns, servers in the server ns -----------------------
 
 REPO = Path(__file__).resolve().parents[2]
-PYTHON = REPO / ".venv" / "bin" / "python"
+PYTHON = Path(sys.executable)  # the interpreter running the tests, with reachwatch importable
 
 UDP_ECHO = """
 import socket, sys
