@@ -31,6 +31,7 @@ from reachwatch.errors import ConfigError, ReachwatchError
 from reachwatch.failures import Technique, VantageState, Verdict
 from reachwatch.journal import Journal, JournalRow, ReadStats
 from reachwatch.journal import latest as journal_latest
+from reachwatch.journal_events import relied_reference, vantage_change, verdict_change
 from reachwatch.metrics import DaemonStatus, build_registry
 from reachwatch.model import ProbeResult
 from reachwatch.probes.base import Services
@@ -118,6 +119,11 @@ class Daemon:
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         self._redacted: set[str] = set()
+        # the vantage state and each target's confirmed verdict as last journaled: the "before" of a change
+        self._vantage_before = VantageState.UNKNOWN
+        self._verdict_before: dict[str, tuple[Verdict, Technique | None]] = {}
+        # per target, the reference observation last journaled (one row per observation, not per attempt)
+        self._reference_seen: dict[str, tuple[str, str, float]] = {}
 
     # --- Backend protocol for web.py ---------------------------------------------------------------
     def ready(self) -> bool:
@@ -216,6 +222,7 @@ class Daemon:
             state.verdict = Verdict(row.verdict)
             state.technique = Technique(row.technique) if row.technique else None
             state.verdict_since = since
+            self._verdict_before[target.name] = (state.verdict, state.technique)
             resumed += 1
         if resumed:
             log.info("resumed_from_journal", targets=resumed)
@@ -293,6 +300,10 @@ class Daemon:
                 )
                 return False, str(exc)
             self.loaded = loaded
+            names = {t.name for t in loaded.config.all_targets()}
+            for memory in (self._verdict_before, self._reference_seen):
+                for name in [n for n in memory if n not in names]:
+                    del memory[name]
             self._apply_logging(loaded)
             self.daemon_status.config = loaded.config
             self.daemon_status.reload_successful = True
@@ -316,6 +327,7 @@ class Daemon:
                     technique=state.technique.value if state.technique else None,
                 )
             )
+            self._journal_decisions(result, state, changed)
         log.debug(
             "probe_result",
             target=result.target,
@@ -336,7 +348,24 @@ class Daemon:
                 stage=result.stage.value if result.stage else None,
             )
 
+    def _journal_decisions(self, result: ProbeResult, state: TargetState, changed: bool) -> None:
+        """Journal a confirmed verdict change with its evidence, and a reference observation relied on."""
+        assert self.journal is not None
+        reference = relied_reference(state, result, time.time())
+        if reference is not None and self._reference_seen.get(state.name) != reference.key:
+            self._reference_seen[state.name] = reference.key
+            if not changed:  # a change carries its reference into the journal itself
+                self.journal.append(reference)
+        current = (state.verdict, state.technique)
+        previous = self._verdict_before.get(state.name, (Verdict.UNKNOWN, None))
+        if changed and current != previous:
+            self.journal.append(verdict_change(state, result, previous, reference))
+        self._verdict_before[state.name] = current
+
     def _on_vantage(self, reading: VantageReading) -> None:
+        if self.journal is not None and reading.state is not self._vantage_before:
+            self.journal.append(vantage_change(self.store, self._vantage_before, time.time()))
+        self._vantage_before = reading.state
         if reading.state is VantageState.OFFLINE:
             # the words an operator looking at an empty dashboard needs first
             log.warning("vantage offline, nothing called blocked", reason=reading.reason)

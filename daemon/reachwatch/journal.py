@@ -9,6 +9,10 @@ batches, each batch its own committed transaction with ``synchronous=FULL`` in W
 row survives ``kill -9`` and a power cut. ``flush()`` waits until everything appended so far is committed.
 Retention pruning runs in the same thread. Reads (history, export) use their own connection; WAL lets
 them run while the daemon writes.
+
+Beside results the writer takes the daemon's decision records (``journal_events``: vantage state
+changes, confirmed verdict changes, reference observations relied on) in the same batches and
+transactions, so they carry the same crash guarantees.
 """
 
 from __future__ import annotations
@@ -27,6 +31,24 @@ from typing import Any, Literal
 import structlog
 
 from reachwatch.failures import Technique, Verdict
+from reachwatch.journal_events import (
+    REFERENCE_COLUMNS,
+    REFERENCE_INSERT,
+    VANTAGE_COLUMNS,
+    VANTAGE_INSERT,
+    VERDICT_COLUMNS,
+    VERDICT_FROM,
+    VERDICT_INSERT,
+    ReferenceObservation,
+    VantageChange,
+    VerdictChange,
+    decode_reference,
+    decode_vantage,
+    decode_verdict,
+    reference_values,
+    vantage_values,
+    verdict_values,
+)
 from reachwatch.journal_store import (
     DB_NAME,
     JournalUnavailable,
@@ -47,6 +69,9 @@ _COLUMNS = (
     "target, kind, grp, role, started_at, duration_s, success, failure, stage, evidence, verdict,"
     " technique, stage_durations, facts"
 )
+_RESULTS_INSERT = f"INSERT INTO results ({_COLUMNS}) VALUES ({', '.join('?' * 14)})"  # noqa: S608
+# the tables of the decision records and the column that dates a row (retention prunes by it)
+DECISION_TABLES = {"vantage_changes": "at", "verdict_changes": "at", "reference_observations": "relied_at"}
 
 
 @dataclass(frozen=True)
@@ -67,6 +92,10 @@ class JournalRow:
             "verdict": self.verdict,
             "technique": self.technique,
         }
+
+
+Record = JournalRow | VantageChange | VerdictChange | ReferenceObservation
+"""What the writer thread takes: a result, or one of the daemon's decision records."""
 
 
 def _row_values(row: JournalRow) -> tuple[Any, ...]:
@@ -165,19 +194,21 @@ class Journal:
         self.write_errors = 0
         self.committed = 0
         self.set_aside: list[Path] = []
-        self._queue: queue.Queue[JournalRow | None] = queue.Queue()
+        self._queue: queue.Queue[Record | None] = queue.Queue()
         self._cond = threading.Condition()
         self._appended = 0
         self._done = 0  # rows handled (committed or failed)
         self._conn, aside = open_healing(self.path)
         if aside is not None:
             self.set_aside.append(aside)
+        self._tables = _tables(self._conn)
+        self._missing_logged = False
         self._thread = threading.Thread(target=self._run, name="reachwatch-journal", daemon=True)
         self._closed = False
         self._thread.start()
 
     # --- writing (called from the event loop: never blocks) -------------------------------------------
-    def append(self, row: JournalRow) -> None:
+    def append(self, row: Record) -> None:
         if self._closed:
             raise RuntimeError("journal is closed")
         with self._cond:
@@ -203,7 +234,7 @@ class Journal:
         last_prune = -PRUNE_EVERY  # prune once at start
         while True:
             first = self._queue.get()
-            batch: list[JournalRow] = []
+            batch: list[Record] = []
             stop = first is None
             if first is not None:
                 batch.append(first)
@@ -224,7 +255,7 @@ class Journal:
             if stop:
                 return
 
-    def _write(self, batch: list[JournalRow]) -> None:
+    def _write(self, batch: list[Record]) -> None:
         try:
             self._insert(batch)
         except sqlite3.Error as exc:
@@ -239,21 +270,60 @@ class Journal:
             self._done += len(batch)
             self._cond.notify_all()
 
-    def _insert(self, batch: list[JournalRow]) -> None:
+    def _insert(self, batch: list[Record]) -> None:
+        statements, dropped = self._statements(batch)
         try:
             self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.executemany(
-                f"INSERT INTO results ({_COLUMNS}) VALUES ({', '.join('?' * 14)})",  # noqa: S608
-                [_row_values(r) for r in batch],
-            )
+            for sql, values in statements:
+                if values:
+                    self._conn.executemany(sql, values)
             self._conn.execute("COMMIT")
         except sqlite3.Error:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")
             raise
-        self.committed += len(batch)
+        self.committed += len(batch) - dropped
+        if dropped:
+            self._records_dropped(dropped)
 
-    def _write_failed(self, batch: list[JournalRow], exc: sqlite3.Error) -> None:
+    def _statements(self, batch: list[Record]) -> tuple[list[tuple[str, list[tuple[Any, ...]]]], int]:
+        """The batch as (INSERT, rows) per table, results first; records for a table this file lacks
+        (a journal from a newer reachwatch that has its own schema) are dropped and counted."""
+        results: list[tuple[Any, ...]] = []
+        vantage: list[tuple[Any, ...]] = []
+        references: list[tuple[Any, ...]] = []
+        verdicts: list[tuple[Any, ...]] = []
+        for rec in batch:
+            if isinstance(rec, JournalRow):
+                results.append(_row_values(rec))
+            elif isinstance(rec, VantageChange):
+                vantage.append(vantage_values(rec))
+            elif isinstance(rec, ReferenceObservation):
+                references.append(reference_values(rec))
+            else:
+                if rec.reference is not None:
+                    references.append(reference_values(rec.reference))
+                verdicts.append(verdict_values(rec))
+        statements = [(_RESULTS_INSERT, results)]
+        dropped = 0
+        for table, sql, rows in (
+            ("vantage_changes", VANTAGE_INSERT, vantage),
+            ("reference_observations", REFERENCE_INSERT, references),
+            ("verdict_changes", VERDICT_INSERT, verdicts),
+        ):
+            if table in self._tables:
+                statements.append((sql, rows))
+            else:
+                dropped += len(rows)
+        return statements, dropped
+
+    def _records_dropped(self, count: int) -> None:
+        self.write_errors += count
+        if not self._missing_logged:
+            self._missing_logged = True
+            log.error("journal_decision_tables_missing", records=count, tables=sorted(DECISION_TABLES))
+
+    def _write_failed(self, batch: list[Record], exc: sqlite3.Error) -> None:
         self.write_errors += len(batch)
         log.error("journal_write_failed", rows=len(batch), error=str(exc))
 
@@ -264,6 +334,7 @@ class Journal:
         try:
             self.set_aside.append(heal(self.path, exc))
             self._conn = open_db(self.path)
+            self._tables = _tables(self._conn)
         except (JournalUnavailable, sqlite3.Error, OSError) as err:
             log.error("journal_heal_failed", error=str(err))
             # keep a connection to whatever is there so later batches are tried (and counted) normally
@@ -272,18 +343,24 @@ class Journal:
         return True
 
     def _prune(self) -> None:
+        cutoff = time.time() - self.retention
         try:
-            cur = self._conn.execute(
-                "DELETE FROM results WHERE started_at < ?", (time.time() - self.retention,)
-            )
+            cur = self._conn.execute("DELETE FROM results WHERE started_at < ?", (cutoff,))
             if cur.rowcount:
                 log.info("journal_pruned", rows=cur.rowcount)
+            for table, column in DECISION_TABLES.items():
+                if table in self._tables:
+                    self._conn.execute(f"DELETE FROM {table} WHERE {column} < ?", (cutoff,))  # noqa: S608
         except sqlite3.Error as exc:
             if not (is_damage(exc) and self._heal(exc)):
                 log.error("journal_prune_failed", error=str(exc))
 
 
 # --- reading (CLI and API; own connection) -----------------------------------------------------------
+
+
+def _tables(conn: sqlite3.Connection) -> set[str]:
+    return {str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
 def open_reader(state_dir: Path) -> sqlite3.Connection:
@@ -374,6 +451,68 @@ def _target_rows(
         (target, since, until),
     )
     return list(_decoded(cur, stats))
+
+
+def _decoded_records(
+    conn: sqlite3.Connection,
+    table: str,
+    query: tuple[str, tuple[Any, ...]],
+    decode: Callable[[Any], Any],
+    stats: ReadStats | None,
+) -> list[Any]:
+    """Decision records of one table; [] for a journal from before they existed (no migration 2)."""
+    if table not in _tables(conn):
+        return []
+    out = []
+    for rec in conn.execute(*query):
+        try:
+            out.append(decode(rec))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            if stats is not None:
+                stats.skipped += 1
+    return out
+
+
+def vantage_changes(
+    conn: sqlite3.Connection, since: float, until: float, stats: ReadStats | None = None
+) -> list[VantageChange]:
+    """Vantage state changes in ``[since, until)``, oldest first."""
+    sql = f"SELECT {VANTAGE_COLUMNS} FROM vantage_changes WHERE at >= ? AND at < ? ORDER BY at, id"  # noqa: S608
+    return _decoded_records(conn, "vantage_changes", (sql, (since, until)), decode_vantage, stats)
+
+
+def last_vantage_change(
+    conn: sqlite3.Connection, before: float, stats: ReadStats | None = None
+) -> VantageChange | None:
+    """The newest vantage change before ``before`` (the state a period starts in)."""
+    sql = (
+        f"SELECT {VANTAGE_COLUMNS} FROM vantage_changes WHERE at < ?"  # noqa: S608
+        " ORDER BY at DESC, id DESC LIMIT 1"
+    )
+    found = _decoded_records(conn, "vantage_changes", (sql, (before,)), decode_vantage, stats)
+    return found[0] if found else None
+
+
+def verdict_changes(
+    conn: sqlite3.Connection, since: float, until: float, stats: ReadStats | None = None
+) -> list[VerdictChange]:
+    """Confirmed verdict changes in ``[since, until)`` with the reference observation each relied on."""
+    sql = (
+        f"SELECT {VERDICT_COLUMNS} FROM {VERDICT_FROM} WHERE v.at >= ? AND v.at < ?"  # noqa: S608
+        " ORDER BY v.target, v.at, v.id"
+    )
+    return _decoded_records(conn, "verdict_changes", (sql, (since, until)), decode_verdict, stats)
+
+
+def reference_observations(
+    conn: sqlite3.Connection, since: float, until: float, stats: ReadStats | None = None
+) -> list[ReferenceObservation]:
+    """Reference observations relied on in ``[since, until)`` (by when we relied on them)."""
+    sql = (
+        f"SELECT {REFERENCE_COLUMNS} FROM reference_observations"  # noqa: S608
+        " WHERE relied_at >= ? AND relied_at < ? ORDER BY target, observed_at, id"
+    )
+    return _decoded_records(conn, "reference_observations", (sql, (since, until)), decode_reference, stats)
 
 
 ExportFormat = Literal["jsonl", "openmetrics"]

@@ -65,6 +65,53 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX IF NOT EXISTS results_target_time ON results (target, started_at);
     CREATE INDEX IF NOT EXISTS results_time ON results (started_at);
     """,
+    # 2: what the daemon decided and from what (journal_events): vantage state changes with the controls'
+    # results, confirmed verdict changes with their evidence, the reference observations relied on
+    """
+    CREATE TABLE vantage_changes (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        state TEXT NOT NULL,
+        previous TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        controls TEXT NOT NULL
+    );
+    CREATE INDEX vantage_changes_time ON vantage_changes (at);
+    CREATE TABLE verdict_changes (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        target TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        grp TEXT NOT NULL,
+        role TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        technique TEXT,
+        previous_verdict TEXT NOT NULL,
+        previous_technique TEXT,
+        failure TEXT,
+        stage TEXT,
+        evidence TEXT,
+        facts TEXT NOT NULL,
+        reference TEXT,
+        reference_observed_at REAL
+    );
+    CREATE INDEX verdict_changes_target_time ON verdict_changes (target, at);
+    CREATE INDEX verdict_changes_time ON verdict_changes (at);
+    CREATE TABLE reference_observations (
+        id INTEGER PRIMARY KEY,
+        reference TEXT NOT NULL,
+        target TEXT NOT NULL,
+        observed_at REAL NOT NULL,
+        relied_at REAL NOT NULL,
+        success INTEGER NOT NULL,
+        failure TEXT,
+        stage TEXT,
+        destination TEXT,
+        facts TEXT NOT NULL,
+        UNIQUE (reference, target, observed_at)
+    );
+    CREATE INDEX reference_observations_time ON reference_observations (relied_at);
+    """,
 )
 """Schema migrations, oldest first; version N means the first N have run. Append, never edit."""
 
