@@ -238,6 +238,8 @@ class Scheduler:
         if stopped:
             await asyncio.gather(*stopped, return_exceptions=True)
         self.store.retain(set(wanted))
+        # "answered before" is evidence only about the endpoint it was seen on (probes.handshakes)
+        self.services.handshakes.retain(loaded.config.all_targets())
         for target, role in wanted.values():
             self.store.ensure(target, role)
         if not self._stopping.is_set():

@@ -226,20 +226,21 @@ while True:
     threading.Thread(target=serve, args=(c,), daemon=True).start()
 """
 
-# a probe worker in the client namespace: one JSON request per stdin line, one result per stdout line; the
-# same process for every probe, so per-process memory ("answered before") carries over as in the daemon.
+# a probe worker in the client namespace: one JSON request per stdin line, one result per stdout line; one
+# Services for every probe, so the "answered before" memory carries over as in the daemon.
 # Logs go to stderr so stdout carries only results.
 PROBE_WORKER = """
 import asyncio, json, sys
 import structlog
 structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
 from reachwatch.probes import PROBES
-from reachwatch.probes.base import ProbeContext, run_probe
+from reachwatch.probes.base import ProbeContext, Services, run_probe
+services = Services()
 for line in sys.stdin:
     req = json.loads(line)
     spec = PROBES[req["kind"]]
     target = spec.target_model.model_validate(req["target"])
-    ctx = ProbeContext(target=target.name, kind=spec.kind, timeout=req["timeout"])
+    ctx = ProbeContext(target=target.name, kind=spec.kind, timeout=req["timeout"], services=services)
     print(json.dumps(asyncio.run(run_probe(spec, target, ctx)).to_dict()), flush=True)
 """
 REPO = Path(__file__).resolve().parents[2]

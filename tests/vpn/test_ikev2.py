@@ -77,8 +77,9 @@ async def test_censor_dropping_sa_init_is_protocol_blocking_while_control_works(
     assert (blocked.failure, blocked.stage) == (Failure.GENERIC_TIMEOUT_ERROR, Stage.PROTOCOL_HANDSHAKE)
     assert blocked.facts["control_answered"] is True
     assert blocked.evidence == Technique.PROTOCOL_BLOCKING
-    # a target never seen answering gets no evidence from the same silence
-    fresh = prober.probe("ikev2", {**target, "name": "ike-new"}, timeout=2.0)
+    # an endpoint never seen answering (here: another proposal, so another target identity) gets no
+    # evidence from the same silence; "answered before" is about the endpoint, not the target's name
+    fresh = prober.probe("ikev2", {**target, "name": "ike-new", "dh_group": 19}, timeout=2.0)
     assert fresh.failure == Failure.GENERIC_TIMEOUT_ERROR
     assert fresh.evidence is None
 

@@ -27,6 +27,7 @@ from reachwatch.failures import Failure, Stage, Technique
 from reachwatch.model import LOCAL_CAUSE_FACT, FactValue, ProbeResult
 from reachwatch.net.dial import connect_tcp, pin_address
 from reachwatch.net.errors import NetFailure, scrub
+from reachwatch.probes.handshakes import HandshakeMemory
 
 log = structlog.get_logger(__name__)
 
@@ -38,10 +39,13 @@ class Services:
     """Long-lived helpers some probes need, owned by the daemon (e.g. the supervised tor process).
 
     Kept as plain optional attributes so a probe that needs one and finds ``None`` fails with a clear
-    ``internal_error``/``tor_unavailable`` instead of starting its own copy.
+    ``internal_error``/``tor_unavailable`` instead of starting its own copy. ``handshakes`` is the memory
+    behind ``protocol_blocking`` evidence (``probes.handshakes``): one per daemon or one-shot run, so
+    attempts of the same run share it and nothing else does.
     """
 
     tor: Any | None = None
+    handshakes: HandshakeMemory = field(default_factory=HandshakeMemory)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -40,8 +40,8 @@ async def probe(target: HttpProxyTarget, ctx: ProbeContext) -> ProbeResult:
         with ctx.stage(Stage.PROTOCOL_HANDSHAKE):
             tunnel = await handshake_or_control(
                 ctx,
+                target,
                 ip,
-                target.port,
                 http_connect(
                     reader,
                     writer,

@@ -10,7 +10,8 @@ marker is added and expected.
 What success does *not* prove: IKE_AUTH carries certificates and is often IP-fragmented; a path that drops
 fragments passes this probe and still breaks real clients (a known false negative, not a censor).
 Silence is ``protocol_handshake``/``generic_timeout_error``; ``protocol_blocking`` evidence follows the rule
-in ``vpn/path_control.py`` (answered before + a same-path control answering now).
+in ``probes/handshakes.py`` (this endpoint answered before + a same-path control answering now,
+``vpn/path_control.py``).
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ import asyncio
 import os
 
 from reachwatch.config.targets.ikev2 import Ikev2Target
-from reachwatch.failures import Failure, Stage, Technique
+from reachwatch.failures import Failure, Stage
 from reachwatch.formats import ike_packets as ike
 from reachwatch.model import ProbeResult
 from reachwatch.net.dial import pin_address
 from reachwatch.net.udp import UdpSocket, open_udp
 from reachwatch.probes.base import ProbeContext, ProbeSpec
-from reachwatch.vpn.path_control import ReplyTally, answered_before, control_answers, note_answered
+from reachwatch.vpn.path_control import ReplyTally, control_answers
 
 _RESPONSE_NAMES = {ike.NO_PROPOSAL_CHOSEN: "no_proposal_chosen", ike.INVALID_KE_PAYLOAD: "invalid_ke_payload"}
 
@@ -100,7 +101,7 @@ async def probe(target: Ikev2Target, ctx: ProbeContext) -> ProbeResult:
     if tally.rejected:
         ctx.fact("rejected_replies", tally.rejected)
     if response is not None:
-        note_answered(ctx.target)
+        ctx.services.handshakes.answered(target)  # IKE_SA_INIT needs no credentials: no key material
         error = response.error
         if error is None:
             ctx.fact("ike_response", "sa" if ike.PAYLOAD_SA in response.payloads else "cookie")
@@ -112,7 +113,7 @@ async def probe(target: Ikev2Target, ctx: ProbeContext) -> ProbeResult:
         return ctx.succeed()
     if tally.rejected:
         return ctx.fail(Failure.PROTOCOL_ERROR, Stage.PROTOCOL_HANDSHAKE)
-    evidence = Technique.PROTOCOL_BLOCKING if path_ok and answered_before(ctx.target) else None
+    evidence = ctx.services.handshakes.silence_evidence(target, path_ok=path_ok)
     return ctx.fail(Failure.GENERIC_TIMEOUT_ERROR, Stage.PROTOCOL_HANDSHAKE, evidence=evidence)
 
 

@@ -11,14 +11,16 @@ without a word, so "no answer" alone proves nothing (wrong key, dead server, or 
 returns ``protocol_handshake``/``generic_timeout_error`` and marks ``protocol_blocking`` evidence only when
 all of these hold (our rule for the issue's "only when a control says the path is fine"):
 
-1. this target answered our handshake before (in this process): the key and address are right;
+1. this endpoint answered our handshake before (in this process) with the same address, mode and key
+   file content: the key and address are right;
 2. the path to it works now: the TCP connect succeeded (TCP), or the configured ``control`` UDP endpoint on
    the same route (e.g. an echo service on the VPN host) answered a non-OpenVPN datagram sent at the same
    time (UDP);
 3. nothing authentic came back.
 
 Otherwise the silence stays unattributed (the verdict engine may still attribute it with a reference
-vantage); ``vpn/path_control.py`` holds the control and the memory. Replies that fail authentication
+vantage); ``vpn/path_control.py`` holds the control, ``probes/handshakes.py`` the rule and the memory
+(which a reload that changes the endpoint clears). Replies that fail authentication
 or do not ACK our session are ignored; if only such replies arrive the failure is ``protocol_error``:
 a forged reply never counts as success.
 """
@@ -33,7 +35,7 @@ import time
 from reachwatch.config.secrets import read_secret_file
 from reachwatch.config.targets.openvpn import OpenVpnTarget
 from reachwatch.errors import ConfigError
-from reachwatch.failures import Failure, Stage, Technique
+from reachwatch.failures import Failure, Stage
 from reachwatch.formats.openvpn_packets import (
     MAX_RESET_REPLY,
     KeyFormatError,
@@ -52,27 +54,28 @@ from reachwatch.net.dial import close_quietly, connect_tcp, pin_address
 from reachwatch.net.errors import NetFailure, classified
 from reachwatch.net.udp import UdpSocket, open_udp
 from reachwatch.probes.base import ProbeContext, ProbeSpec
-from reachwatch.vpn.path_control import ReplyTally, answered_before, control_answers, note_answered
+from reachwatch.vpn.path_control import ReplyTally, control_answers
 
 MAX_TCP_PACKETS = 8  # packets read on TCP before giving up on finding the reset reply
 
 
-def build_wrapper(target: OpenVpnTarget, ctx: ProbeContext) -> Wrapper:
-    """The wrapping for the target's mode, keys read from their files (permission-checked)."""
+def build_wrapper(target: OpenVpnTarget, ctx: ProbeContext) -> tuple[Wrapper, bytes]:
+    """The wrapping for the target's mode, keys read from their files (permission-checked), and the key
+    file's bytes (``b""`` for plain): the material "answered before" is about (``probes.handshakes``)."""
     try:
         if target.tls_auth_file:
-            text = read_secret_file(target.tls_auth_file, ctx.base_dir, "tls_auth_file").decode()
-            return TlsAuthWrapper(parse_static_key(text), target.key_direction, target.auth)
+            raw = read_secret_file(target.tls_auth_file, ctx.base_dir, "tls_auth_file")
+            return TlsAuthWrapper(parse_static_key(raw.decode()), target.key_direction, target.auth), raw
         if target.tls_crypt_file:
-            text = read_secret_file(target.tls_crypt_file, ctx.base_dir, "tls_crypt_file").decode()
-            return TlsCryptWrapper(parse_static_key(text))
+            raw = read_secret_file(target.tls_crypt_file, ctx.base_dir, "tls_crypt_file")
+            return TlsCryptWrapper(parse_static_key(raw.decode())), raw
         if target.tls_crypt_v2_file:
-            text = read_secret_file(target.tls_crypt_v2_file, ctx.base_dir, "tls_crypt_v2_file").decode()
-            key, wkc = parse_tls_crypt_v2_client_key(text)
-            return TlsCryptWrapper(key, trailer=wkc)
+            raw = read_secret_file(target.tls_crypt_v2_file, ctx.base_dir, "tls_crypt_v2_file")
+            key, wkc = parse_tls_crypt_v2_client_key(raw.decode())
+            return TlsCryptWrapper(key, trailer=wkc), raw
     except (KeyFormatError, UnicodeDecodeError) as exc:
         raise ConfigError(f"targets.{target.name}", str(exc)) from None
-    return PlainWrapper()
+    return PlainWrapper(), b""
 
 
 async def _udp_handshake(
@@ -121,7 +124,7 @@ async def _tcp_handshake(
 
 async def probe(target: OpenVpnTarget, ctx: ProbeContext) -> ProbeResult:
     # key files are read on every attempt (rotation without reload): off the event loop
-    wrapper = await asyncio.to_thread(build_wrapper, target, ctx)
+    wrapper, material = await asyncio.to_thread(build_wrapper, target, ctx)
     v3 = target.tls_crypt_v2_file is not None
     ctx.fact("mode", target.mode())
     ctx.fact("proto", target.proto)
@@ -168,14 +171,14 @@ async def probe(target: OpenVpnTarget, ctx: ProbeContext) -> ProbeResult:
     if tally.rejected:
         ctx.fact("rejected_replies", tally.rejected)
     if reply is not None:
-        note_answered(ctx.target)
+        ctx.services.handshakes.answered(target, material)
         ctx.fact("server_reset", True)
         return ctx.succeed()
     if tally.rejected:
         return ctx.fail(Failure.PROTOCOL_ERROR, Stage.PROTOCOL_HANDSHAKE)
     if target.proto == "tcp" and not ctx.facts.get("tcp_connected"):
         return ctx.fail(Failure.GENERIC_TIMEOUT_ERROR, Stage.CONNECT)  # SYN unanswered
-    evidence = Technique.PROTOCOL_BLOCKING if path_ok and answered_before(ctx.target) else None
+    evidence = ctx.services.handshakes.silence_evidence(target, path_ok=path_ok, material=material)
     return ctx.fail(Failure.GENERIC_TIMEOUT_ERROR, Stage.PROTOCOL_HANDSHAKE, evidence=evidence)
 
 

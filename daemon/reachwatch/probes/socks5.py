@@ -17,13 +17,12 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from reachwatch.config.targets.socks5 import ProxyTargetBase, Socks5Target
-from reachwatch.failures import Failure, Stage, Technique
+from reachwatch.failures import Failure, Stage
 from reachwatch.model import ProbeResult
 from reachwatch.net.socks import socks5_connect, socks5_handshake
 from reachwatch.net.tcp_control import other_payload_gets_reaction
 from reachwatch.probes.base import ProbeContext, ProbeSpec, open_tcp
 from reachwatch.vpn.canary import PlainStream, push_canary, verify_canary
-from reachwatch.vpn.path_control import answered_before, note_answered
 
 T = TypeVar("T")
 
@@ -38,25 +37,27 @@ async def load_credentials(target: ProxyTargetBase, ctx: ProbeContext) -> tuple[
 
 
 async def handshake_or_control(
-    ctx: ProbeContext, ip: str, port: int, handshake: Coroutine[Any, Any, T]
+    ctx: ProbeContext, target: ProxyTargetBase, ip: str, handshake: Coroutine[Any, Any, T]
 ) -> T | None:
     """Run the proxy handshake with half the time left; ``None`` when it met silence.
 
-    On silence the other-payload control runs (``net.tcp_control``) and ``protocol_blocking`` evidence is
-    marked only when both hold: this target completed the handshake before in this process (address and
-    protocol are right, as in ``vpn.path_control``) and the same port reacted to a non-proxy payload now.
+    On silence the other-payload control runs (``net.tcp_control``) and ``protocol_blocking`` evidence
+    follows the rule of ``probes.handshakes``: this endpoint completed the handshake before in this
+    process (address and protocol are right) and the same port reacted to a non-proxy payload now.
     The caller then fails with ``protocol_handshake``/``generic_timeout_error``.
     """
     try:
         async with asyncio.timeout(ctx.remaining() / 2):
             value = await handshake
     except TimeoutError:
-        reacted = await other_payload_gets_reaction(ip, port, max(0.1, ctx.remaining() - 0.2))
+        reacted = await other_payload_gets_reaction(ip, target.port, max(0.1, ctx.remaining() - 0.2))
         ctx.fact("other_payload_reaction", reacted)
-        if reacted and answered_before(ctx.target):
-            ctx.mark_evidence(Technique.PROTOCOL_BLOCKING)
+        evidence = ctx.services.handshakes.silence_evidence(target, path_ok=reacted)
+        if evidence is not None:
+            ctx.mark_evidence(evidence)
         return None
-    note_answered(ctx.target)
+    # credentials are not material here: a wrong password is answered (auth_failed), never silence
+    ctx.services.handshakes.answered(target)
     return value
 
 
@@ -67,7 +68,7 @@ async def probe(target: Socks5Target, ctx: ProbeContext) -> ProbeResult:
     try:
         with ctx.stage(Stage.PROTOCOL_HANDSHAKE):
             method = await handshake_or_control(
-                ctx, ip, target.port, socks5_handshake(reader, writer, username=username, password=password)
+                ctx, target, ip, socks5_handshake(reader, writer, username=username, password=password)
             )
         if method is None:
             return ctx.fail(Failure.GENERIC_TIMEOUT_ERROR, Stage.PROTOCOL_HANDSHAKE)

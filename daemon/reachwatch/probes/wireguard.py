@@ -16,7 +16,8 @@ accepted one for that peer, so the last timestamp used per (our key, server key)
 bumped when the clock has not moved on.
 
 Silence is ``protocol_handshake``/``generic_timeout_error``; ``protocol_blocking`` evidence follows the rule
-in ``vpn/path_control.py`` (answered before + a same-path control answering now).
+in ``probes/handshakes.py`` (this endpoint with these keys answered before + a same-path control answering
+now, ``vpn/path_control.py``).
 """
 
 from __future__ import annotations
@@ -29,13 +30,13 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from reachwatch.config.secrets import read_secret_file
 from reachwatch.config.targets.wireguard import WireGuardTarget, wireguard_key
 from reachwatch.errors import ConfigError
-from reachwatch.failures import Failure, Stage, Technique
+from reachwatch.failures import Failure, Stage
 from reachwatch.formats import noise
 from reachwatch.model import ProbeResult
 from reachwatch.net.dial import pin_address
 from reachwatch.net.udp import UdpSocket, open_udp
 from reachwatch.probes.base import ProbeContext, ProbeSpec
-from reachwatch.vpn.path_control import ReplyTally, answered_before, control_answers, note_answered
+from reachwatch.vpn.path_control import ReplyTally, control_answers
 
 # (our public key, server public key) -> last TAI64N timestamp sent
 _LAST_TIMESTAMP: dict[tuple[bytes, bytes], bytes] = {}
@@ -133,13 +134,14 @@ async def probe(target: WireGuardTarget, ctx: ProbeContext) -> ProbeResult:
             ctx.fact("control_answered", path_ok)
     if tally.rejected:
         ctx.fact("rejected_replies", tally.rejected)
+    material = private + (psk or b"")  # the keys decide whether this server can answer us at all
     if ok:
-        note_answered(ctx.target)
+        ctx.services.handshakes.answered(target, material)
         ctx.fact("handshake", True)
         return ctx.succeed()
     if tally.rejected:
         return ctx.fail(Failure.PROTOCOL_ERROR, Stage.PROTOCOL_HANDSHAKE)
-    evidence = Technique.PROTOCOL_BLOCKING if path_ok and answered_before(ctx.target) else None
+    evidence = ctx.services.handshakes.silence_evidence(target, path_ok=path_ok, material=material)
     return ctx.fail(Failure.GENERIC_TIMEOUT_ERROR, Stage.PROTOCOL_HANDSHAKE, evidence=evidence)
 
 

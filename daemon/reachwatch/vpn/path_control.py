@@ -1,17 +1,15 @@
-"""The "is the path fine?" control shared by the UDP VPN probes, and the memory of who answered before.
+"""The "is the path fine?" control shared by the UDP VPN probes, and the tally of unauthentic replies.
 
 A key-less or wrong-key VPN server is silent, and so is a censored one; silence alone is never evidence.
-A probe marks ``protocol_blocking`` only when (1) the same target answered our handshake earlier in this
-process (key and address are right) and (2) the path works now: a non-VPN datagram to a ``control``
-endpoint on the same route (an echo or DNS service on the VPN host, ideally) was answered while our
-handshake was not. A censor that fingerprints the protocol drops the handshake and lets the control
-through; a dead server or a blackholed address fails both.
+The rule that turns silence into ``protocol_blocking`` evidence, and its memory of who answered before,
+is ``probes/handshakes.py``; this module gives it its "the path works now" half for UDP: a non-VPN
+datagram to a ``control`` endpoint on the same route (an echo or DNS service on the VPN host, ideally)
+answered while our handshake was not.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass
 
 from reachwatch.config.targets.udp_control import UdpControl
@@ -19,18 +17,6 @@ from reachwatch.failures import Failure, Stage
 from reachwatch.net.dial import pin_address
 from reachwatch.net.errors import NetFailure
 from reachwatch.net.udp import open_udp
-
-# target name -> unix time of the last authentic handshake answer (process memory, by design: a restart
-# forgets, which only makes the probe more cautious)
-_ANSWERED: dict[str, float] = {}
-
-
-def note_answered(target: str) -> None:
-    _ANSWERED[target] = time.time()
-
-
-def answered_before(target: str) -> bool:
-    return target in _ANSWERED
 
 
 async def control_answers(control: UdpControl) -> bool:
