@@ -94,6 +94,9 @@ class Technique(StrEnum):
     TLS_INTERCEPTION = "tls_interception"
     HTTP_BLOCKPAGE = "http_blockpage"
     THROTTLED = "throttled"
+    # a flow killed after it was established and carried data (slow-but-alive is ``throttled``, a RST
+    # answering the SYN is ``tcp_reset``): the Russian 2023-2024 VPN cut-offs after some kilobytes
+    FLOW_CUT = "flow_cut"
     PROTOCOL_BLOCKING = "protocol_blocking"
 
 

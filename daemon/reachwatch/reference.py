@@ -3,7 +3,10 @@
 A local timeout or reset proves nothing on its own (servers die); the same target reached from abroad
 at about the same time does. ``ReferenceClient`` fetches one reference's status (bounded in bytes and
 time, optional basic auth and private CA) and caches, per target name, the reference's latest attempt
-(``last.started_at``, ``last.success``). ``ReferenceSet`` combines all configured references.
+as an ``Observation``: when, success, failure and stage, and the comparable facts it recorded
+(``last.facts``: bytes moved, throughput, certificate issuer, HTTP status...) so the verdict engine can
+compare more than "reached or not". ``ReferenceSet`` combines all configured references (the majority
+of their fresh observations, ``verdict.reference_consensus``).
 
 A fetch that fails (unreachable, bad status, oversized or malformed body) is logged and leaves no
 observation: "no reference" (``None``), never "the reference failed too".
@@ -26,8 +29,10 @@ import structlog
 from reachwatch.config.schema import ReferenceVantage
 from reachwatch.config.secrets import read_secret, resolve_path
 from reachwatch.errors import ConfigError
+from reachwatch.failures import Failure, Stage
+from reachwatch.model import Observation, bounded_facts
 from reachwatch.net.errors import scrub
-from reachwatch.verdict import reference_quorum
+from reachwatch.verdict import reference_consensus
 
 log = structlog.get_logger(__name__)
 
@@ -78,8 +83,8 @@ class ReferenceClient:
                 ) from None
         self._session: aiohttp.ClientSession | None = None
         self._lock = asyncio.Lock()
-        # target name -> (started_at, success) of the reference's latest attempt
-        self._last: dict[str, tuple[float, bool]] = {}
+        # target name -> the reference's latest attempt
+        self._last: dict[str, Observation] = {}
         self.fetched_at: float | None = None  # wall time of the last fetch attempt (success or not)
         self.ok: bool = False  # whether the last fetch succeeded
 
@@ -87,7 +92,7 @@ class ReferenceClient:
     def status_url(self) -> str:
         return self.config.url.rstrip("/") + "/api/v1/status"
 
-    async def fetch(self) -> dict[str, tuple[float, bool]]:
+    async def fetch(self) -> dict[str, Observation]:
         """GET the reference's status; raises ``ReferenceFetchError``."""
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
@@ -117,7 +122,7 @@ class ReferenceClient:
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
             raise ReferenceFetchError(scrub(f"{type(exc).__name__}: {exc}")) from exc
         # up to 16 MiB of JSON is seconds of CPU on a Pi: parsed in a thread, the probes keep their timing
-        return await asyncio.to_thread(_parse_body, bytes(body))
+        return await asyncio.to_thread(_parse_body, bytes(body), self.name)
 
     async def refresh(self, now: float | None = None) -> bool:
         """Fetch now and replace the cache; on failure log and forget the cache. True on success."""
@@ -143,19 +148,21 @@ class ReferenceClient:
             if self.fetched_at is None or now - self.fetched_at >= self.refresh_interval:
                 await self.refresh(now)
 
-    def success_for(self, target_name: str, now: float) -> bool | None:
-        """Did this reference's latest attempt at ``target_name`` succeed, within ``max_age`` of ``now``?
+    def observation_for(self, target_name: str, now: float) -> Observation | None:
+        """This reference's latest attempt at ``target_name`` if made within ``max_age`` of ``now``.
 
         ``None`` when the reference does not know the target, its attempt is too old (or too far in the
         future: clocks differ), or its status could not be fetched.
         """
         seen = self._last.get(target_name)
-        if seen is None:
+        if seen is None or abs(now - seen.observed_at) > self.config.max_age:
             return None
-        started_at, success = seen
-        if abs(now - started_at) > self.config.max_age:
-            return None
-        return success
+        return seen
+
+    def success_for(self, target_name: str, now: float) -> bool | None:
+        """Did this reference's fresh attempt at ``target_name`` succeed (``None``: no fresh attempt)?"""
+        seen = self.observation_for(target_name, now)
+        return None if seen is None else seen.success
 
     async def close(self) -> None:
         if self._session is not None:
@@ -163,37 +170,68 @@ class ReferenceClient:
             self._session = None
 
 
-def _parse_body(body: bytes) -> dict[str, tuple[float, bool]]:
+def _parse_body(body: bytes, reference: str) -> dict[str, Observation]:
     try:
-        return parse_status(json.loads(body))
+        return parse_status(json.loads(body), reference)
     except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
         raise ReferenceFetchError(f"malformed status: {type(exc).__name__}") from exc
 
 
-def parse_status(data: Any) -> dict[str, tuple[float, bool]]:
-    """Target name -> (started_at, success) from a ``/api/v1/status`` document; raises ``ValueError``.
+def parse_status(data: Any, reference: str = "reference") -> dict[str, Observation]:
+    """Target name -> the latest attempt from a ``/api/v1/status`` document; raises ``ValueError``.
 
-    Targets without a ``last`` attempt are skipped, and so are attempts with a time that is not a finite
-    number (``NaN`` would pass every age comparison); a document that is not the status shape is an error.
+    Targets without a ``last`` attempt are skipped, and so are attempts without a finite time or a
+    boolean success; a document that is not the status shape is an error. Failure and stage values this
+    version does not know become ``None``; facts are kept only in a fact's shape and size
+    (``model.bounded_facts``).
     """
     if not isinstance(data, dict) or not isinstance(data.get("targets"), list):
         raise ValueError("no 'targets' list")
-    latest: dict[str, tuple[float, bool]] = {}
+    latest: dict[str, Observation] = {}
     for item in data["targets"]:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             continue
         last = item.get("last")
         if not isinstance(last, dict):
             continue
-        started_at, success = last.get("started_at"), last.get("success")
-        if (
-            isinstance(started_at, int | float)
-            and not isinstance(started_at, bool)
-            and math.isfinite(started_at)
-            and isinstance(success, bool)
-        ):
-            latest[item["name"]] = (float(started_at), success)
+        observation = _observation(last, item["name"], reference)
+        if observation is not None:
+            latest[item["name"]] = observation
     return latest
+
+
+def _observation(last: dict[str, Any], name: str, reference: str) -> Observation | None:
+    started_at, success = last.get("started_at"), last.get("success")
+    if (
+        not isinstance(started_at, int | float)
+        or isinstance(started_at, bool)
+        or not math.isfinite(started_at)
+        or not isinstance(success, bool)
+    ):
+        return None
+    durations = last.get("stage_durations")
+    return Observation(
+        reference=reference,
+        target=name,
+        observed_at=float(started_at),
+        success=success,
+        failure=_FAILURES.get(str(last.get("failure"))),
+        stage=_STAGES.get(str(last.get("stage"))),
+        facts=bounded_facts(last.get("facts")),
+        stage_durations={
+            k: float(v)
+            for k, v in (durations.items() if isinstance(durations, dict) else ())
+            if k in _STAGES and _finite(v)
+        },
+    )
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+_FAILURES = {f.value: f for f in Failure}
+_STAGES = {s.value: s for s in Stage}
 
 
 class ReferenceSet:
@@ -206,17 +244,22 @@ class ReferenceSet:
     def __bool__(self) -> bool:
         return bool(self.clients)
 
-    def success_for(self, target_name: str, now: float) -> bool | None:
-        """The references' fresh answers combined by ``verdict.reference_quorum`` (the majority)."""
-        return reference_quorum([c.success_for(target_name, now) for c in self.clients])
+    def observation_for(self, target_name: str, now: float) -> Observation | None:
+        """The references' fresh observations combined by ``verdict.reference_consensus`` (the majority)."""
+        return reference_consensus([c.observation_for(target_name, now) for c in self.clients])
 
-    async def observe(self, target_name: str, now: float | None = None) -> bool | None:
-        """Refresh stale caches (bounded by each reference's timeout), then ``success_for``."""
+    def success_for(self, target_name: str, now: float) -> bool | None:
+        """Whether the references' consensus reached the target recently (``None``: no consensus)."""
+        seen = self.observation_for(target_name, now)
+        return None if seen is None else seen.success
+
+    async def observe(self, target_name: str, now: float | None = None) -> Observation | None:
+        """Refresh stale caches (bounded by each reference's timeout), then ``observation_for``."""
         now = time.time() if now is None else now
         if not self.clients:
             return None
         await asyncio.gather(*(c.refresh_if_stale(now) for c in self.clients))
-        return self.success_for(target_name, now)
+        return self.observation_for(target_name, now)
 
     async def close(self) -> None:
         for client in self.clients:

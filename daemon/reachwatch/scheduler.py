@@ -33,7 +33,7 @@ from reachwatch.config.load import LoadedConfig
 from reachwatch.config.schema import Config
 from reachwatch.config.types import TargetBase
 from reachwatch.failures import VantageState
-from reachwatch.model import ProbeResult
+from reachwatch.model import Observation, ProbeResult, number_fact
 from reachwatch.probes import PROBES
 from reachwatch.probes.base import ProbeContext, ProbeSpec, Services, run_probe
 from reachwatch.reference import ReferenceSet
@@ -59,6 +59,15 @@ def destination_of(target: TargetBase) -> str:
         return target.destination()
     except NotImplementedError:
         return f"name:{target.name}"
+
+
+def _reference_can_matter(result: ProbeResult) -> bool:
+    """Whether a reference observation could change this result's verdict (see ``verdict.judge``).
+
+    A failure can become ``blocked`` with a reference; a success only when it measured a throughput
+    the reference's can show to be throttled.
+    """
+    return not result.success or number_fact(result.facts, "throughput_bps") is not None
 
 
 def jittered(interval: float, jitter: float, rng: random.Random) -> float:
@@ -367,9 +376,9 @@ class Scheduler:
         if role is not None:
             await self._refresh_vantage()
         vantage = self.store.vantage_state
-        reference: bool | None = None
-        if not result.success and result.evidence is None and vantage is VantageState.ONLINE:
-            # only asked when it can change the verdict: a local failure while the vantage is online
+        reference: Observation | None = None
+        if vantage is VantageState.ONLINE and result.evidence is None and _reference_can_matter(result):
+            # only asked when it can change the verdict: a local failure, or a measured throughput
             try:
                 reference = await self.references.observe(target.name)
             except Exception as exc:  # a reference must never cost us the verdict of our own result
@@ -378,9 +387,10 @@ class Scheduler:
             state,
             result,
             vantage=vantage,
-            reference_success=reference,
+            reference=reference,
             confirmation=self.config.confirmation,
             now=time.time(),
+            throttle_ratio=self.config.evidence.throttle_ratio,
         )
         await self._call(self.on_result, result, state, changed)
         return changed

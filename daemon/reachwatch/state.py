@@ -11,25 +11,29 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 from reachwatch.config.types import TargetBase
 from reachwatch.failures import Failure, Stage, Technique, VantageState, Verdict
-from reachwatch.model import ProbeResult
+from reachwatch.model import FactValue, Observation, ProbeResult
 
 # how many recent outcomes are kept per target (k-of-n confirmation and the API's short history)
 RECENT = 20
 
 
-class Outcome(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class Outcome:
     """What one attempt says on its own, judged in its context (vantage state, reference vantage).
 
     The confirmed verdict (``TargetState.verdict``) moves only when enough recent outcomes agree
-    (``verdict.confirm``).
+    (``verdict.confirm``). Two outcomes are equal when verdict and technique are: ``reference`` (the
+    reference observation the verdict relied on, for the journal) and ``evidence`` (the figures compared,
+    e.g. both throughputs of a ``throttled``) explain an outcome, they do not make it a different one.
     """
 
     verdict: Verdict
     technique: Technique | None = None
+    reference: Observation | None = field(default=None, compare=False)
+    evidence: dict[str, FactValue] = field(default_factory=dict, compare=False)
 
 
 @dataclass
@@ -45,8 +49,9 @@ class TargetState:
     recent: deque[ProbeResult] = field(default_factory=lambda: deque(maxlen=RECENT))
     probes_total: int = 0
     failures_total: Counter[tuple[Stage | None, Failure]] = field(default_factory=Counter)
-    # the reference vantage's latest view of this target (None when no reference or too old)
-    reference_success: bool | None = None
+    # the reference observation consulted for the latest attempt (None: no reference asked, none fresh);
+    # the one a verdict relied on is also on that attempt's outcome (``last_outcome.reference``)
+    reference_observation: Observation | None = None
     # per-attempt outcomes, oldest first, parallel to ``recent`` (input of k-of-n confirmation)
     outcomes: deque[Outcome] = field(default_factory=lambda: deque(maxlen=RECENT))
 
@@ -58,6 +63,11 @@ class TargetState:
     def role_label(self) -> str:
         """Label value for metrics: ``target``, ``domestic_control`` or ``international_control``."""
         return f"{self.role}_control" if self.role else "target"
+
+    @property
+    def reference_success(self) -> bool | None:
+        """Whether the consulted reference reached the target (None: no fresh observation)."""
+        return None if self.reference_observation is None else self.reference_observation.success
 
     @property
     def last_outcome(self) -> Outcome | None:

@@ -3,8 +3,9 @@
 Two steps, both pure:
 
 1. ``judge`` turns ONE result into an ``Outcome`` (verdict + technique) in its context: the vantage
-   state from the controls, the target's role, and whether a reference vantage outside the country
-   reached the same target (by name) recently.
+   state from the controls, the target's role, and what a reference vantage outside the country saw of
+   the same target recently (an ``Observation``: success, and the comparable facts: bytes moved,
+   throughput...). The outcome keeps the observation it relied on.
 2. ``confirm`` moves the target's verdict only when ``required`` of the last ``attempts`` outcomes agree
    (censors block probabilistically; one failure is not a verdict).
 
@@ -25,7 +26,7 @@ from typing import NamedTuple
 
 from reachwatch.config.schema import ConfirmationConfig
 from reachwatch.failures import Failure, Stage, Technique, VantageState, Verdict
-from reachwatch.model import LOCAL_CAUSE_FACT, ProbeResult
+from reachwatch.model import LOCAL_CAUSE_FACT, FactValue, Observation, ProbeResult, number_fact
 from reachwatch.state import Outcome, TargetState
 
 # Failures that, at a given stage, a censor produces and a reference success makes attributable.
@@ -35,6 +36,10 @@ _RESET = frozenset({Failure.CONNECTION_RESET, Failure.CONNECTION_ABORTED})
 _TLS_INTERRUPTED = frozenset({*_RESET, Failure.GENERIC_TIMEOUT_ERROR, Failure.EOF_ERROR})
 # after the connection was up, a reset "right after" the first payload is RST injection
 _AFTER_CONNECT = frozenset({Stage.PROTOCOL_HANDSHAKE, Stage.HTTP, Stage.TUNNEL, Stage.TRANSFER})
+# where a flow that carried data can die, and how its death looks (CONTRACTS.md, "Flow cut")
+_DATA_STAGES = frozenset({Stage.HTTP, Stage.TUNNEL, Stage.TRANSFER})
+_CUT = frozenset({Failure.TRANSFER_INCOMPLETE, Failure.EOF_ERROR, *_SILENCE, *_RESET})
+DEFAULT_THROTTLE_RATIO = 0.25
 
 
 def reference_quorum(answers: Sequence[bool | None]) -> bool | None:
@@ -54,6 +59,84 @@ def reference_quorum(answers: Sequence[bool | None]) -> bool | None:
     if failed > reached:
         return False
     return None
+
+
+def reference_consensus(observations: Sequence[Observation | None]) -> Observation | None:
+    """The observation that speaks for several references: the freshest one on the majority's side.
+
+    ``None`` when the references disagree evenly or none has a fresh observation (see
+    ``reference_quorum``).
+    """
+    side = reference_quorum([o.success if o is not None else None for o in observations])
+    if side is None:
+        return None
+    agreeing = [o for o in observations if o is not None and o.success is side]
+    return max(agreeing, key=lambda o: o.observed_at)
+
+
+def moved_data(result: ProbeResult) -> bool:
+    """Whether a failed attempt's flow had carried data before it died (``bytes_moved`` > 0 or a cut point).
+
+    A ``cut_after_*`` fact counts even at 0 bytes: the probe says the data stage had started.
+    """
+    moved = number_fact(result.facts, "bytes_moved")
+    return (moved is not None and moved > 0) or any(
+        k in result.facts for k in ("cut_after_bytes", "cut_after_s")
+    )
+
+
+def reference_moved_data(observation: Observation, goal: float | None) -> bool:
+    """Whether the reference carried what our flow was cut short of.
+
+    It moved at least our goal (``bytes_moved`` >= our ``transfer_goal_bytes``), or it succeeded with a
+    data stage: bytes or a throughput reported, or time spent in ``http``/``tunnel``/``transfer`` (what a
+    v1 reference's ``stage_durations`` shows).
+    """
+    moved = observation.fact_number("bytes_moved")
+    if goal is not None and goal > 0 and moved is not None and moved >= goal:
+        return True
+    if not observation.success:
+        return False
+    if (moved or 0) > 0 or (observation.fact_number("throughput_bps") or 0) > 0:
+        return True
+    return any(stage in observation.stage_durations for stage in _DATA_STAGES)
+
+
+def flow_cut(result: ProbeResult, reference: Observation | None) -> bool:
+    """The flow-cut rule (CONTRACTS.md): our flow died after carrying data, and the reference's did not.
+
+    A local failure at ``http``/``tunnel``/``transfer`` that looks like a cut (early close, stall,
+    reset), after data moved, while a reference moved at least our goal through the same target. The
+    other way to ``flow_cut`` is local: a probe whose control transfer on the same path succeeded marks
+    the evidence itself.
+    """
+    if result.success or result.stage not in _DATA_STAGES or result.failure not in _CUT:
+        return False
+    if result.facts.get(LOCAL_CAUSE_FACT) or not moved_data(result) or reference is None:
+        return False
+    return reference_moved_data(reference, number_fact(result.facts, "transfer_goal_bytes"))
+
+
+def throttled(
+    result: ProbeResult, reference: Observation | None, ratio: float
+) -> dict[str, FactValue] | None:
+    """Both throughputs when ours is far below the reference's for the same target, else ``None``.
+
+    Only a local success is compared (a failure has its own rules) and only against a reference that
+    succeeded: a reference struggling too says the server is slow, not that the path is throttled.
+    """
+    if not result.success or reference is None or not reference.success:
+        return None
+    ours = number_fact(result.facts, "throughput_bps")
+    theirs = reference.fact_number("throughput_bps")
+    if ours is None or theirs is None or theirs <= 0 or ours / theirs >= ratio:
+        return None
+    return {
+        "throughput_bps": ours,
+        "reference_throughput_bps": theirs,
+        "throughput_ratio": round(ours / theirs, 4),
+        "throttle_ratio": ratio,
+    }
 
 
 def technique_with_reference(result: ProbeResult) -> Technique | None:
@@ -91,16 +174,21 @@ def judge(
     *,
     role: str | None,
     vantage: VantageState,
-    reference_success: bool | None,
+    reference: Observation | None,
+    throttle_ratio: float = DEFAULT_THROTTLE_RATIO,
 ) -> Outcome:
     """What one attempt says on its own.
 
     ``role`` is ``"domestic"``/``"international"`` for controls and ``None`` for targets (which are
-    treated as international: what a censor blocks lies abroad). ``reference_success`` is a reference
-    vantage's fresh observation of the same target: ``True`` reached, ``False`` failed, ``None`` none.
+    treated as international: what a censor blocks lies abroad). ``reference`` is a reference vantage's
+    fresh observation of the same target (``None``: none). An outcome that relied on it keeps it.
     """
+    online = vantage is VantageState.ONLINE
     if result.success and result.evidence is None:
-        return Outcome(Verdict.REACHABLE)
+        figures = throttled(result, reference, throttle_ratio) if online else None
+        if figures is None:
+            return Outcome(Verdict.REACHABLE)
+        return Outcome(Verdict.BLOCKED, Technique.THROTTLED, reference, figures)
     # from here: a failure, or a success the probe itself saw tampered with (e.g. reachable but throttled)
     if vantage is VantageState.OFFLINE:
         return Outcome(Verdict.UNKNOWN)
@@ -109,12 +197,29 @@ def judge(
     if result.evidence is not None and result.failure is not Failure.INTERNAL_ERROR:
         # the probe itself saw the censor's hand (a forged certificate cannot come from a dead server)
         return Outcome(Verdict.BLOCKED, result.evidence)
-    if vantage is VantageState.ONLINE and reference_success is True:
+    if online and flow_cut(result, reference):
+        return Outcome(Verdict.BLOCKED, Technique.FLOW_CUT, reference, _cut_figures(result, reference))
+    if online and reference is not None and reference.success:
         technique = technique_with_reference(result)
         if technique is not None:
-            return Outcome(Verdict.BLOCKED, technique)
+            return Outcome(Verdict.BLOCKED, technique, reference)
     # a dead server, an outage we cannot see without controls, or a failure nothing attributes
     return Outcome(Verdict.UNREACHABLE)
+
+
+def _cut_figures(result: ProbeResult, reference: Observation | None) -> dict[str, FactValue]:
+    """The numbers a ``flow_cut`` rests on: where ours stopped, what the reference moved."""
+    figures: dict[str, FactValue] = {
+        k: v
+        for k in ("bytes_moved", "transfer_goal_bytes", "cut_after_bytes", "cut_after_s")
+        if (v := result.facts.get(k)) is not None
+    }
+    if reference is not None:
+        for key in ("bytes_moved", "throughput_bps"):
+            value = reference.fact_number(key)
+            if value is not None:
+                figures[f"reference_{key}"] = value
+    return figures
 
 
 class Decision(NamedTuple):
@@ -160,18 +265,25 @@ def update_verdict(
     result: ProbeResult,
     *,
     vantage: VantageState,
-    reference_success: bool | None,
+    reference: Observation | None,
     confirmation: ConfirmationConfig,
     now: float,
+    throttle_ratio: float = DEFAULT_THROTTLE_RATIO,
 ) -> bool:
     """Judge ``result`` (already recorded in ``state``) and apply confirmation; True when the verdict changed.
 
-    Sets ``state.reference_success``, appends to ``state.outcomes`` and, on a change, updates
+    Sets ``state.reference_observation``, appends to ``state.outcomes`` and, on a change, updates
     ``verdict``, ``technique`` and ``verdict_since``.
     """
-    state.reference_success = reference_success
+    state.reference_observation = reference
     state.outcomes.append(
-        judge(result, role=state.role, vantage=vantage, reference_success=reference_success)
+        judge(
+            result,
+            role=state.role,
+            vantage=vantage,
+            reference=reference,
+            throttle_ratio=throttle_ratio,
+        )
     )
     decision = confirm(
         state.outcomes,

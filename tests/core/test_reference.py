@@ -25,6 +25,8 @@ from structlog.testing import capture_logs
 from reachwatch import reference
 from reachwatch.config.schema import ReferenceVantage
 from reachwatch.errors import ConfigError
+from reachwatch.failures import Failure, Stage
+from reachwatch.model import Observation
 from reachwatch.reference import ReferenceClient, ReferenceSet, parse_status
 from tests.servers import free_port, server_context
 
@@ -243,20 +245,21 @@ async def test_concurrent_observers_share_one_fetch_until_it_is_stale(tmp_path: 
         refs = ReferenceSet([ref(port)], tmp_path, refresh_interval=60)
         try:
             answers = await asyncio.gather(*(refs.observe("up") for _ in range(20)))
-            assert answers == [True] * 20
+            assert [a is not None and a.success for a in answers] == [True] * 20
             assert len(requests) == 1
-            assert await refs.observe("down") is False
+            assert refs.success_for("down", time.time()) is False
             assert len(requests) == 1
             # a minute later the cache is stale: fetched again
-            assert await refs.observe("up", now=time.time() + 61) is True
+            later = await refs.observe("up", now=time.time() + 61)
+            assert later is not None and later.success is True
             assert len(requests) == 2
         finally:
             await refs.close()
 
 
-async def test_reference_set_answers_by_majority_and_no_references_means_none(tmp_path: Path) -> None:
+async def test_reference_set_follows_the_majority_and_no_references_means_none(tmp_path: Path) -> None:
     now = time.time()
-    docs = [status(now, t=(1, False), u=(1, True)), status(now, t=(1, True), u=(1, True))]
+    docs = [status(now, t=(1, False)), status(now, t=(1, True)), status(now, t=(2, True))]
 
     def serve(doc: dict[str, Any]) -> Callable[[web.Request], Any]:
         async def handler(request: web.Request) -> web.Response:
@@ -264,24 +267,35 @@ async def test_reference_set_answers_by_majority_and_no_references_means_none(tm
 
         return handler
 
-    async with reference_server(serve(docs[0])) as (p1, _), reference_server(serve(docs[1])) as (p2, _):
+    async with (
+        reference_server(serve(docs[0])) as (p1, _),
+        reference_server(serve(docs[1])) as (p2, _),
+        reference_server(serve(docs[2])) as (p3, _),
+    ):
         configs = [
             ReferenceVantage(name="a", url=f"http://127.0.0.1:{p1}"),
             ReferenceVantage(name="b", url=f"http://127.0.0.1:{p2}/"),
+            ReferenceVantage(name="c", url=f"http://127.0.0.1:{p3}/"),
         ]
+        for chosen, expected in (
+            (configs, True),  # two reached it, one did not
+            (configs[:2], None),  # one against one: no answer
+            (configs[:1], False),
+        ):
+            refs = ReferenceSet(chosen, tmp_path)
+            try:
+                seen = await refs.observe("t", now)
+                assert (seen.success if seen else None) is expected, [c.name for c in chosen]
+                assert refs.success_for("other", now) is None
+            finally:
+                await refs.close()
         refs = ReferenceSet(configs, tmp_path)
         try:
-            # one reached it, one saw it fail: a tie is no evidence (a lying reference decides nothing)
-            assert await refs.observe("t", now) is None
-            assert refs.success_for("u", now) is True
-            assert refs.success_for("other", now) is None
+            seen = await refs.observe("t", now)
+            # the freshest observation of the majority speaks for it (b's is 1 s old, c's 2 s)
+            assert seen is not None and seen.reference == "b"
         finally:
             await refs.close()
-        only_failing = ReferenceSet(configs[:1], tmp_path)
-        try:
-            assert await only_failing.observe("t", now) is False
-        finally:
-            await only_failing.close()
     assert await ReferenceSet([], tmp_path).observe("t") is None
 
 
@@ -295,7 +309,9 @@ def test_parse_status_skips_malformed_entries() -> None:
             "junk",
         ]
     }
-    assert parse_status(json.loads(json.dumps(doc))) == {"a": (5.0, True)}
+    parsed = parse_status(json.loads(json.dumps(doc)), "abroad")
+    assert list(parsed) == ["a"]
+    assert (parsed["a"].reference, parsed["a"].observed_at, parsed["a"].success) == ("abroad", 5.0, True)
     with pytest.raises(ValueError):
         parse_status([])
 
@@ -313,9 +329,9 @@ async def test_the_status_is_parsed_off_the_event_loop(
     threads: list[threading.Thread] = []
     real = reference.parse_status
 
-    def recording(data: Any) -> dict[str, tuple[float, bool]]:
+    def recording(data: Any, name: str) -> dict[str, Observation]:
         threads.append(threading.current_thread())
-        return real(data)
+        return real(data, name)
 
     monkeypatch.setattr(reference, "parse_status", recording)
     now = time.time()
@@ -326,10 +342,55 @@ async def test_the_status_is_parsed_off_the_event_loop(
     async with reference_server(handler) as (port, _):
         client = ReferenceClient(ref(port), tmp_path)
         try:
-            assert await client.fetch() == {"t": (now - 1, True)}
+            fetched = await client.fetch()
+            assert (fetched["t"].observed_at, fetched["t"].success) == (now - 1, True)
         finally:
             await client.close()
     assert threads and threads[0] is not threading.main_thread()
+
+
+def test_parse_status_keeps_the_comparable_facts_in_a_facts_shape_and_size() -> None:
+    """A v1 document's ``last`` already carries facts and stage durations: the verdict compares them."""
+    last = {
+        "started_at": 5.0,
+        "success": False,
+        "failure": "transfer_incomplete",
+        "stage": "transfer",
+        "stage_durations": {"connect": 0.01, "transfer": 2.5, "warp": 1.0, "http": float("nan")},
+        "facts": {
+            "bytes_moved": 1048576,
+            "throughput_bps": 2e6,
+            "tls_issuer": "Example CA",
+            "addresses": ["198.51.100.1"],
+            "huge": "x" * 10_000,
+            "nan": float("nan"),
+            "nested": {"a": 1},
+            "mixed": ["a", 1],
+        },
+    }
+    doc = {
+        "targets": [
+            {"name": "a", "last": last},
+            {"name": "newer", "last": {"started_at": 6, "success": False, "failure": "x_new", "stage": "y"}},
+            {
+                "name": "odd",
+                "last": {"started_at": 6, "success": True, "facts": [1, 2], "stage_durations": 3},
+            },
+        ]
+    }
+    parsed = parse_status(doc, "abroad")
+    a = parsed["a"]
+    assert (a.failure, a.stage) == (Failure.TRANSFER_INCOMPLETE, Stage.TRANSFER)
+    assert a.stage_durations == {"connect": 0.01, "transfer": 2.5}
+    assert a.facts == {
+        "bytes_moved": 1048576,
+        "throughput_bps": 2e6,
+        "tls_issuer": "Example CA",
+        "addresses": ["198.51.100.1"],
+    }
+    # values a newer reachwatch may use are not errors: the observation stays, without them
+    assert (parsed["newer"].failure, parsed["newer"].stage, parsed["newer"].success) == (None, None, False)
+    assert (parsed["odd"].facts, parsed["odd"].stage_durations) == ({}, {})
 
 
 async def test_a_reference_that_stays_down_warns_once_not_every_fetch(tmp_path: Path) -> None:

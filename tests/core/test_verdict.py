@@ -10,9 +10,16 @@ import pytest
 from reachwatch.config.load import parse_config
 from reachwatch.config.schema import ConfirmationConfig
 from reachwatch.failures import Failure, Stage, Technique, VantageState, Verdict
-from reachwatch.model import ProbeResult
+from reachwatch.model import FactValue, Observation, ProbeResult
 from reachwatch.state import Outcome, StateStore, TargetState
-from reachwatch.verdict import confirm, judge, reference_quorum, technique_with_reference, update_verdict
+from reachwatch.verdict import (
+    confirm,
+    judge,
+    reference_consensus,
+    reference_quorum,
+    technique_with_reference,
+    update_verdict,
+)
 
 F, S, T, V, VS = Failure, Stage, Technique, Verdict, VantageState
 
@@ -21,7 +28,12 @@ def ok() -> ProbeResult:
     return ProbeResult(target="t", kind="tcp", started_at=time.time(), duration_s=0.1, success=True)
 
 
-def fail(failure: Failure, stage: Stage | None, evidence: Technique | None = None) -> ProbeResult:
+def fail(
+    failure: Failure,
+    stage: Stage | None,
+    evidence: Technique | None = None,
+    facts: dict[str, FactValue] | None = None,
+) -> ProbeResult:
     return ProbeResult(
         target="t",
         kind="tcp",
@@ -31,6 +43,30 @@ def fail(failure: Failure, stage: Stage | None, evidence: Technique | None = Non
         failure=failure,
         stage=stage,
         evidence=evidence,
+        facts=dict(facts or {}),
+    )
+
+
+def seen(
+    success: bool | None,
+    facts: dict[str, FactValue] | None = None,
+    *,
+    durations: dict[str, float] | None = None,
+    at: float | None = None,
+    reference: str = "abroad",
+) -> Observation | None:
+    """A reference's fresh observation of the target (``None`` stays "no reference")."""
+    if success is None:
+        return None
+    return Observation(
+        reference=reference,
+        target="t",
+        observed_at=time.time() if at is None else at,
+        success=success,
+        failure=None if success else F.GENERIC_TIMEOUT_ERROR,
+        stage=None if success else S.CONNECT,
+        facts=dict(facts or {}),
+        stage_durations=dict(durations or {}),
     )
 
 
@@ -166,7 +202,7 @@ def test_judge_table(
     reference: bool | None,
     expected: Outcome,
 ) -> None:
-    assert judge(result, role=role, vantage=vantage, reference_success=reference) == expected
+    assert judge(result, role=role, vantage=vantage, reference=seen(reference)) == expected
 
 
 def test_every_reference_attribution_is_a_blocking_technique_never_a_success() -> None:
@@ -199,7 +235,7 @@ def test_a_failure_with_a_local_cause_is_never_attributed_through_a_reference() 
     plain = fail(F.PROTOCOL_NO_RESPONSE, S.PROTOCOL_HANDSHAKE)
     assert technique_with_reference(plain) is T.PROTOCOL_BLOCKING
     assert technique_with_reference(skewed) is None
-    outcome = judge(skewed, role=None, vantage=VS.ONLINE, reference_success=True)
+    outcome = judge(skewed, role=None, vantage=VS.ONLINE, reference=seen(True))
     assert outcome == Outcome(V.UNREACHABLE)
 
 
@@ -256,11 +292,11 @@ def test_update_verdict_needs_confirmation_and_stamps_the_change() -> None:
     for result in (ok(), ok()):
         state.record(result)
     assert not update_verdict(
-        state, state.recent[0], vantage=VS.ONLINE, reference_success=None, confirmation=conf, now=now
+        state, state.recent[0], vantage=VS.ONLINE, reference=None, confirmation=conf, now=now
     )
     assert state.unconfirmed  # reachable once, verdict still unknown
     assert update_verdict(
-        state, state.recent[1], vantage=VS.ONLINE, reference_success=None, confirmation=conf, now=now + 1
+        state, state.recent[1], vantage=VS.ONLINE, reference=None, confirmation=conf, now=now + 1
     )
     assert (state.verdict, state.technique, state.verdict_since) == (V.REACHABLE, None, now + 1)
     assert not state.unconfirmed
@@ -268,7 +304,7 @@ def test_update_verdict_needs_confirmation_and_stamps_the_change() -> None:
     # one blackhole seen with a reference: an unconfirmed outcome, the verdict holds
     state.record(BLACKHOLE)
     assert not update_verdict(
-        state, BLACKHOLE, vantage=VS.ONLINE, reference_success=True, confirmation=conf, now=now + 2
+        state, BLACKHOLE, vantage=VS.ONLINE, reference=seen(True), confirmation=conf, now=now + 2
     )
     assert state.verdict is V.REACHABLE
     assert state.unconfirmed
@@ -276,7 +312,7 @@ def test_update_verdict_needs_confirmation_and_stamps_the_change() -> None:
     assert state.last_outcome == B
     state.record(BLACKHOLE)
     assert update_verdict(
-        state, BLACKHOLE, vantage=VS.ONLINE, reference_success=True, confirmation=conf, now=now + 3
+        state, BLACKHOLE, vantage=VS.ONLINE, reference=seen(True), confirmation=conf, now=now + 3
     )
     assert (state.verdict, state.technique, state.verdict_since) == (V.BLOCKED, T.TCP_BLACKHOLE, now + 3)
 
@@ -310,3 +346,227 @@ def test_record_counts_attempts_and_failures_by_stage_and_failure() -> None:
 )
 def test_reference_quorum_table(answers: list[bool | None], combined: bool | None) -> None:
     assert reference_quorum(answers) is combined
+
+
+# -- flow cut and throttling against a reference's comparable facts (CONTRACTS.md, "Flow cut") ---------
+
+MIB = 1024 * 1024
+CUT = {"bytes_moved": 40_000, "transfer_goal_bytes": MIB, "cut_after_bytes": 40_000, "cut_after_s": 1.5}
+REF_MOVED = {"bytes_moved": MIB, "throughput_bps": 2e6}
+FLOW_CUT = Outcome(V.BLOCKED, T.FLOW_CUT)
+
+
+@pytest.mark.parametrize(
+    ("result", "vantage", "reference", "expected"),
+    [
+        # cut after data, the reference moved our whole goal: flow_cut, for every shape of a cut
+        (fail(F.TRANSFER_INCOMPLETE, S.TRANSFER, facts=CUT), VS.ONLINE, seen(True, REF_MOVED), FLOW_CUT),
+        (fail(F.GENERIC_TIMEOUT_ERROR, S.TRANSFER, facts=CUT), VS.ONLINE, seen(True, REF_MOVED), FLOW_CUT),
+        (fail(F.CONNECTION_RESET, S.TRANSFER, facts=CUT), VS.ONLINE, seen(True, REF_MOVED), FLOW_CUT),
+        (fail(F.EOF_ERROR, S.HTTP, facts=CUT), VS.ONLINE, seen(True, REF_MOVED), FLOW_CUT),
+        (fail(F.GENERIC_TIMEOUT_ERROR, S.TUNNEL, facts=CUT), VS.ONLINE, seen(True, REF_MOVED), FLOW_CUT),
+        # a cut point alone (the tunnel died before its first payload came back) says the stage had started
+        (
+            fail(F.GENERIC_TIMEOUT_ERROR, S.TUNNEL, facts={"cut_after_bytes": 0, "cut_after_s": 3.0}),
+            VS.ONLINE,
+            seen(True, REF_MOVED),
+            FLOW_CUT,
+        ),
+        # the reference moved less than our goal but succeeded with a data stage (a v1 reference:
+        # success and its stage durations only)
+        (
+            fail(F.TRANSFER_INCOMPLETE, S.TRANSFER, facts=CUT),
+            VS.ONLINE,
+            seen(True, durations={"connect": 0.01, "transfer": 2.0}),
+            FLOW_CUT,
+        ),
+        (
+            fail(F.TRANSFER_INCOMPLETE, S.HTTP, facts=CUT),
+            VS.ONLINE,
+            seen(True, durations={"http": 0.3}),
+            FLOW_CUT,
+        ),
+        # ... or moved our goal and then failed at something else
+        (
+            fail(F.TRANSFER_INCOMPLETE, S.TRANSFER, facts=CUT),
+            VS.ONLINE,
+            seen(False, {"bytes_moved": MIB}),
+            FLOW_CUT,
+        ),
+        # no evidence: no reference, a reference that failed too (a dead server), or one without a data
+        # stage (it only connected) -> unreachable as before
+        (fail(F.TRANSFER_INCOMPLETE, S.TRANSFER, facts=CUT), VS.ONLINE, None, Outcome(V.UNREACHABLE)),
+        (
+            fail(F.TRANSFER_INCOMPLETE, S.TRANSFER, facts=CUT),
+            VS.ONLINE,
+            seen(False, {"bytes_moved": 10_000}),
+            Outcome(V.UNREACHABLE),
+        ),
+        (
+            fail(F.TRANSFER_INCOMPLETE, S.TRANSFER, facts=CUT),
+            VS.ONLINE,
+            seen(True, durations={"connect": 0.01}),
+            Outcome(V.UNREACHABLE),
+        ),
+        # a reset after data with a reference that only connected: today's rule (tcp_reset) still holds
+        (
+            fail(F.CONNECTION_RESET, S.TRANSFER, facts=CUT),
+            VS.ONLINE,
+            seen(True),
+            Outcome(V.BLOCKED, T.TCP_RESET),
+        ),
+        # nothing moved and no cut point: not a flow cut (a reset is still tcp_reset, silence unattributed)
+        (
+            fail(F.CONNECTION_RESET, S.TRANSFER, facts={"bytes_moved": 0}),
+            VS.ONLINE,
+            seen(True, REF_MOVED),
+            Outcome(V.BLOCKED, T.TCP_RESET),
+        ),
+        (fail(F.GENERIC_TIMEOUT_ERROR, S.TUNNEL), VS.ONLINE, seen(True, REF_MOVED), Outcome(V.UNREACHABLE)),
+        # not at a data stage, or not a cut's failure
+        (
+            fail(F.GENERIC_TIMEOUT_ERROR, S.CONNECT, facts=CUT),
+            VS.ONLINE,
+            seen(True, REF_MOVED),
+            Outcome(V.BLOCKED, T.TCP_BLACKHOLE),
+        ),
+        (
+            fail(F.CANARY_MISMATCH, S.TUNNEL, facts=CUT),
+            VS.ONLINE,
+            seen(True, REF_MOVED),
+            Outcome(V.UNREACHABLE),
+        ),
+        (
+            fail(F.INTERNAL_ERROR, S.TRANSFER, facts=CUT),
+            VS.ONLINE,
+            seen(True, REF_MOVED),
+            Outcome(V.UNREACHABLE),
+        ),
+        (
+            fail(F.TRANSFER_INCOMPLETE, S.TRANSFER, facts={**CUT, "local_cause": "clock_skew"}),
+            VS.ONLINE,
+            seen(True, REF_MOVED),
+            Outcome(V.UNREACHABLE),
+        ),
+        # the vantage must be online: without controls our own outage is not ruled out; offline is unknown
+        (
+            fail(F.TRANSFER_INCOMPLETE, S.TRANSFER, facts=CUT),
+            VS.UNKNOWN,
+            seen(True, REF_MOVED),
+            Outcome(V.UNREACHABLE),
+        ),
+        (
+            fail(F.TRANSFER_INCOMPLETE, S.TRANSFER, facts=CUT),
+            VS.OFFLINE,
+            seen(True, REF_MOVED),
+            Outcome(V.UNKNOWN),
+        ),
+        (
+            fail(F.TRANSFER_INCOMPLETE, S.TRANSFER, facts=CUT),
+            VS.INTERNATIONAL_SHUTDOWN,
+            seen(True, REF_MOVED),
+            Outcome(V.UNKNOWN),
+        ),
+        # local evidence from a control transfer on the same path: the probe marked flow_cut itself
+        (fail(F.TRANSFER_INCOMPLETE, S.TRANSFER, T.FLOW_CUT, facts=CUT), VS.ONLINE, None, FLOW_CUT),
+        (
+            fail(F.TRANSFER_INCOMPLETE, S.TRANSFER, T.FLOW_CUT, facts=CUT),
+            VS.OFFLINE,
+            None,
+            Outcome(V.UNKNOWN),
+        ),
+    ],
+)
+def test_flow_cut_table(
+    result: ProbeResult, vantage: VantageState, reference: Observation | None, expected: Outcome
+) -> None:
+    assert judge(result, role=None, vantage=vantage, reference=reference) == expected
+
+
+def test_a_flow_cut_keeps_the_reference_and_both_sides_figures() -> None:
+    reference = seen(True, REF_MOVED)
+    outcome = judge(
+        fail(F.TRANSFER_INCOMPLETE, S.TRANSFER, facts=CUT), role=None, vantage=VS.ONLINE, reference=reference
+    )
+    assert outcome == FLOW_CUT
+    assert outcome.reference is reference
+    assert outcome.evidence == {**CUT, "reference_bytes_moved": MIB, "reference_throughput_bps": 2e6}
+
+
+def fast(bps: float | str) -> ProbeResult:
+    return ProbeResult(
+        target="t", kind="socks5", started_at=0, duration_s=1, success=True, facts={"throughput_bps": bps}
+    )
+
+
+@pytest.mark.parametrize(
+    ("result", "vantage", "reference", "ratio", "expected"),
+    [
+        # far below the reference's throughput: throttled
+        (fast(10_000), VS.ONLINE, seen(True, {"throughput_bps": 1e6}), 0.25, Outcome(V.BLOCKED, T.THROTTLED)),
+        (
+            fast(249_999),
+            VS.ONLINE,
+            seen(True, {"throughput_bps": 1e6}),
+            0.25,
+            Outcome(V.BLOCKED, T.THROTTLED),
+        ),
+        # at or above the threshold, or a higher threshold configured
+        (fast(250_000), VS.ONLINE, seen(True, {"throughput_bps": 1e6}), 0.25, Outcome(V.REACHABLE)),
+        (fast(400_000), VS.ONLINE, seen(True, {"throughput_bps": 1e6}), 0.25, Outcome(V.REACHABLE)),
+        (fast(400_000), VS.ONLINE, seen(True, {"throughput_bps": 1e6}), 0.5, Outcome(V.BLOCKED, T.THROTTLED)),
+        # nothing to compare with: no reference, a reference that failed, no or zero throughput there,
+        # garbage figures here
+        (fast(10_000), VS.ONLINE, None, 0.25, Outcome(V.REACHABLE)),
+        (fast(10_000), VS.ONLINE, seen(False, {"throughput_bps": 1e6}), 0.25, Outcome(V.REACHABLE)),
+        (fast(10_000), VS.ONLINE, seen(True), 0.25, Outcome(V.REACHABLE)),
+        (fast(10_000), VS.ONLINE, seen(True, {"throughput_bps": 0}), 0.25, Outcome(V.REACHABLE)),
+        (fast(10_000), VS.ONLINE, seen(True, {"throughput_bps": True}), 0.25, Outcome(V.REACHABLE)),
+        (fast("10"), VS.ONLINE, seen(True, {"throughput_bps": 1e6}), 0.25, Outcome(V.REACHABLE)),
+        (fast(float("nan")), VS.ONLINE, seen(True, {"throughput_bps": 1e6}), 0.25, Outcome(V.REACHABLE)),
+        # the vantage must be online to compare paths
+        (fast(10_000), VS.UNKNOWN, seen(True, {"throughput_bps": 1e6}), 0.25, Outcome(V.REACHABLE)),
+        (fast(10_000), VS.OFFLINE, seen(True, {"throughput_bps": 1e6}), 0.25, Outcome(V.REACHABLE)),
+    ],
+)
+def test_throttled_against_the_reference_table(
+    result: ProbeResult, vantage: VantageState, reference: Observation | None, ratio: float, expected: Outcome
+) -> None:
+    assert judge(result, role=None, vantage=vantage, reference=reference, throttle_ratio=ratio) == expected
+
+
+def test_a_throttled_outcome_keeps_both_figures() -> None:
+    reference = seen(True, {"throughput_bps": 1e6})
+    outcome = judge(fast(10_000), role=None, vantage=VS.ONLINE, reference=reference)
+    assert outcome.reference is reference
+    assert outcome.evidence == {
+        "throughput_bps": 10_000,
+        "reference_throughput_bps": 1e6,
+        "throughput_ratio": 0.01,
+        "throttle_ratio": 0.25,
+    }
+
+
+def test_references_agree_by_majority_and_the_freshest_of_the_majority_speaks() -> None:
+    a, b = seen(True, at=100.0, reference="a"), seen(True, at=200.0, reference="b")
+    c = seen(False, at=300.0, reference="c")
+    assert reference_consensus([a, b, c]) is b
+    assert reference_consensus([a, c]) is None  # one against one: nothing to go by
+    assert reference_consensus([None, c]) is c
+    assert reference_consensus([None, None]) is None
+    assert reference_consensus([]) is None
+
+
+def test_update_verdict_keeps_the_observation_it_consulted() -> None:
+    state = _state()
+    conf = ConfirmationConfig(attempts=1, required=1)
+    reference = seen(True)
+    state.record(BLACKHOLE)
+    assert update_verdict(
+        state, BLACKHOLE, vantage=VS.ONLINE, reference=reference, confirmation=conf, now=1.0
+    )
+    assert state.reference_observation is reference
+    assert state.last_outcome is not None and state.last_outcome.reference is reference
+    state.record(ok())
+    update_verdict(state, state.recent[-1], vantage=VS.ONLINE, reference=None, confirmation=conf, now=2.0)
+    assert state.reference_observation is None and state.reference_success is None

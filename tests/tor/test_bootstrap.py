@@ -23,6 +23,7 @@ import secrets
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -31,7 +32,7 @@ from reachwatch.config.bridgeline import parse_bridge_line
 from reachwatch.config.schema import TorConfig
 from reachwatch.config.targets.tor_bootstrap import TorBootstrapTarget
 from reachwatch.failures import Failure, Stage, Technique, VantageState, Verdict
-from reachwatch.model import ProbeResult
+from reachwatch.model import Observation, ProbeResult
 from reachwatch.probes.base import ProbeContext, Services, run_probe
 from reachwatch.probes.tor_bootstrap import SPEC
 from reachwatch.tor.service import TorService
@@ -193,9 +194,10 @@ async def test_blackholed_bridge_stall_is_reported_at_the_phase_it_stopped(torla
         # silence, no error from tor: a blackhole. With the controls online it is "unreachable" alone,
         # and "blocked" by tcp_blackhole once a reference vantage outside reached the same bridge.
         assert result.failure == Failure.GENERIC_TIMEOUT_ERROR, result
-        alone = judge(result, role=None, vantage=VantageState.ONLINE, reference_success=None)
+        alone = judge(result, role=None, vantage=VantageState.ONLINE, reference=None)
         assert alone.verdict == Verdict.UNREACHABLE
-        referenced = judge(result, role=None, vantage=VantageState.ONLINE, reference_success=True)
+        reached = Observation(reference="abroad", target=result.target, observed_at=time.time(), success=True)
+        referenced = judge(result, role=None, vantage=VantageState.ONLINE, reference=reached)
         assert (referenced.verdict, referenced.technique) == (Verdict.BLOCKED, Technique.TCP_BLACKHOLE)
     published = json.dumps([obfs4.to_dict(), vanilla.to_dict(), control.to_dict()])
     for line in (obfs4_line, vanilla_line):

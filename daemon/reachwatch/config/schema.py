@@ -119,6 +119,20 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+class EvidenceConfig(StrictModel):
+    """How the verdict engine weighs our own measurement against a reference vantage's."""
+
+    throttle_ratio: float = Field(
+        default=0.25,
+        gt=0.0,
+        lt=1.0,
+        description=(
+            "a transfer that succeeded here at less than this fraction of the throughput a reference "
+            "vantage measured for the same target is blocked/throttled (both figures kept as evidence)"
+        ),
+    )
+
+
 class ControlsConfig(StrictModel):
     """Known-good targets that tell "the vantage lost the Internet" from "this target is blocked"."""
 
@@ -180,6 +194,10 @@ class Config(StrictModel):
     confirmation: ConfirmationConfig = Field(default_factory=ConfirmationConfig)
     controls: ControlsConfig = Field(default_factory=ControlsConfig)
     reference_vantages: list[ReferenceVantage] = Field(default_factory=list)
+    evidence: EvidenceConfig = Field(
+        default_factory=EvidenceConfig,
+        description="how local measurements are weighed against reference observations",
+    )
     targets: list[AnyTarget] = Field(default_factory=list)  # what to measure; fields per kind below
     journal: JournalConfig = Field(default_factory=JournalConfig)
     web: WebConfig = Field(default_factory=WebConfig)
