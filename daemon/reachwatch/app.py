@@ -25,6 +25,7 @@ import structlog
 from pydantic import BaseModel
 
 from reachwatch import logging as rwlog
+from reachwatch.buildinfo import revision
 from reachwatch.config.load import LoadedConfig, load_config
 from reachwatch.config.secrets import read_secret_file, resolve_path
 from reachwatch.errors import ConfigError, ReachwatchError
@@ -32,7 +33,7 @@ from reachwatch.failures import Technique, VantageState, Verdict
 from reachwatch.journal import Journal, JournalRow, ReadStats
 from reachwatch.journal import latest as journal_latest
 from reachwatch.journal_events import relied_reference, vantage_change, verdict_change
-from reachwatch.metrics import DaemonStatus, build_registry
+from reachwatch.metrics import DaemonStatus, ReferenceHealth, StartLagSnapshot, build_registry
 from reachwatch.model import ProbeResult
 from reachwatch.probes.base import Services
 from reachwatch.scheduler import Scheduler
@@ -155,6 +156,7 @@ class Daemon:
     async def start(self) -> None:
         """Load, build and start everything; raises ``ReachwatchError`` (exit 2) on bad input."""
         loaded, security = self._load()
+        await asyncio.to_thread(revision)  # may ask git (a checkout): not at the first scrape, on the loop
         self.loaded = loaded
         self._apply_logging(loaded)
         self.daemon_status.config = loaded.config
@@ -172,6 +174,13 @@ class Daemon:
         )
         scheduler = self.scheduler
         self.daemon_status.in_flight = lambda: scheduler.in_flight
+        self.daemon_status.start_lag = lambda: StartLagSnapshot(
+            scheduler.start_lag.cumulative(), scheduler.start_lag.total
+        )
+        self.daemon_status.references = lambda: [
+            ReferenceHealth(c.name, c.fetched_at, c.ok, c.fetches, c.fetch_failures)
+            for c in scheduler.references.clients
+        ]
         listen = self.options.listen_address or loaded.config.web.listen_address
         self.web = WebServer(
             self,

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
-from reachwatch import __version__
+from reachwatch.buildinfo import version_line
 from reachwatch.errors import ReachwatchError, UsageError
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--log.format", dest="log_format", choices=["console", "json"], help="log format")
 
     parser = _Parser(prog="reachwatch", description="Measure reachability of circumvention endpoints.")
-    parser.add_argument("--version", action="version", version=f"reachwatch {__version__}")
+    parser.add_argument("--version", action="version", version=version_line())
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", parents=[common], help="run the daemon")

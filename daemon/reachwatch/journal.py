@@ -575,9 +575,17 @@ def _fact_extractor(key: str, fm: FactMetric) -> _Extract:
 
 def _families() -> list[tuple[str, str, _Extract]]:
     fams: list[tuple[str, str, _Extract]] = [
-        ("probe_success", "1 if the attempt succeeded.", lambda r: [({}, 1.0 if r.result.success else 0.0)]),
-        ("probe_duration_seconds", "Duration of the attempt.", lambda r: [({}, r.result.duration_s)]),
-        ("probe_stage_duration_seconds", "Time spent in each stage.", _stage_samples),
+        (
+            "reachwatch_probe_success",
+            "1 if the attempt succeeded.",
+            lambda r: [({}, 1.0 if r.result.success else 0.0)],
+        ),
+        (
+            "reachwatch_probe_duration_seconds",
+            "Duration of the attempt.",
+            lambda r: [({}, r.result.duration_s)],
+        ),
+        ("reachwatch_probe_stage_duration_seconds", "Time spent in each stage.", _stage_samples),
         ("reachwatch_target_verdict", "1 for the verdict after this attempt.", _verdict_samples),
         ("reachwatch_target_blocked", "1 while blocked with this technique.", _blocked_samples),
         (

@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from prometheus_client import ProcessCollector
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from reachwatch import __version__
+from reachwatch.buildinfo import revision
 from reachwatch.config.schema import Config
 from reachwatch.config.types import TargetBase
 from reachwatch.exposition import LabelMaker, LabelSet, TextFamily
@@ -132,6 +133,25 @@ class WebCounters:
     auth_throttled: int = 0
 
 
+@dataclass(frozen=True)
+class ReferenceHealth:
+    """One reference vantage as the daemon metrics show it (from ``reference.ReferenceClient``)."""
+
+    name: str
+    fetched_at: float | None  # wall time of the last fetch attempt; None before the first
+    up: bool  # the last fetch succeeded
+    fetches: int
+    fetch_failures: int
+
+
+@dataclass(frozen=True)
+class StartLagSnapshot:
+    """The scheduler's start-lag histogram: cumulative ``(le, count)`` buckets and the sum of seconds."""
+
+    buckets: list[tuple[str, float]]
+    total: float
+
+
 @dataclass
 class DaemonStatus:
     """Daemon-level facts the collector renders beside the target states (owned by ``app.Daemon``)."""
@@ -144,6 +164,8 @@ class DaemonStatus:
     journal_set_aside: Callable[[], int] = lambda: 0
     journal_rows_skipped: int = 0  # rows the daemon could not decode when it read the journal
     web: Callable[[], WebCounters] = WebCounters
+    references: Callable[[], list[ReferenceHealth]] = list
+    start_lag: Callable[[], StartLagSnapshot | None] = lambda: None
 
 
 @functools.cache
@@ -176,9 +198,15 @@ class ReachwatchCollector(Collector):
 
     def _daemon_metrics(self) -> Iterator[Metric]:
         status = self.status
-        build = GaugeMetricFamily("reachwatch_build_info", "reachwatch build.", labels=["version"])
-        build.add_metric([__version__], 1)
+        build = GaugeMetricFamily(
+            "reachwatch_build_info",
+            "1; the reachwatch version and the source revision it was built from.",
+            labels=["version", "revision"],
+        )
+        build.add_metric([__version__, revision()], 1)
         yield build
+        yield from self._scheduler_metrics()
+        yield from self._reference_metrics()
         v = status.config.vantage
         info = GaugeMetricFamily(
             "reachwatch_vantage_info",
@@ -251,6 +279,42 @@ class ReachwatchCollector(Collector):
             value=web.auth_throttled,
         )
 
+    def _scheduler_metrics(self) -> Iterator[Metric]:
+        lag = self.status.start_lag()
+        if lag is None:
+            return
+        family = HistogramMetricFamily(
+            "reachwatch_scheduler_start_lag_seconds",
+            "How late scheduled attempts started (gates and a busy event loop included).",
+        )
+        family.add_metric([], lag.buckets, lag.total)
+        yield family
+
+    def _reference_metrics(self) -> Iterator[Metric]:
+        references = self.status.references()
+        up = GaugeMetricFamily(
+            "reachwatch_reference_up",
+            "1 if the last fetch of the reference vantage's status succeeded (absent before the first).",
+            labels=["reference"],
+        )
+        fetched = GaugeMetricFamily(
+            "reachwatch_reference_last_fetch_timestamp_seconds",
+            "When the reference vantage's status was last fetched (success or not).",
+            labels=["reference"],
+        )
+        fetches = CounterMetricFamily(
+            "reachwatch_reference_fetches",
+            "Fetches of the reference vantage's status, by result.",
+            labels=["reference", "result"],
+        )
+        for ref in references:
+            if ref.fetched_at is not None:
+                up.add_metric([ref.name], 1 if ref.up else 0)
+                fetched.add_metric([ref.name], ref.fetched_at)
+            fetches.add_metric([ref.name, "ok"], ref.fetches - ref.fetch_failures)
+            fetches.add_metric([ref.name, "error"], ref.fetch_failures)
+        yield from (up, fetched, fetches)
+
     def _target_metrics(self, states: list[TargetState]) -> Iterator[Metric]:
         default_interval = self.status.config.defaults.interval
 
@@ -259,10 +323,12 @@ class ReachwatchCollector(Collector):
         ) -> TextFamily:
             return TextFamily(name, doc, typ, TARGET_LABELS, extra)
 
-        success = family("probe_success", "1 if the last attempt succeeded.")
-        duration = family("probe_duration_seconds", "Duration of the last attempt.")
+        success = family("reachwatch_probe_success", "1 if the last attempt succeeded.")
+        duration = family("reachwatch_probe_duration_seconds", "Duration of the last attempt.")
         stage_dur = family(
-            "probe_stage_duration_seconds", "Time spent in each stage of the last attempt.", ("stage",)
+            "reachwatch_probe_stage_duration_seconds",
+            "Time spent in each stage of the last attempt.",
+            ("stage",),
         )
         probes = family("reachwatch_probes", "Probe attempts.", typ="counter")
         failures = family(
@@ -331,8 +397,29 @@ class ReachwatchCollector(Collector):
                     fact_families[key].add(labels, float(value))
 
         yield from (success, duration, stage_dur, probes, failures, verdict, blocked, changed, last_ts)
+        if self.status.config.web.blackbox_compat_metrics:
+            yield from (blackbox_alias(f) for f in (success, duration, stage_dur))
         yield from (interval, *fact_families.values())
         yield info
+
+
+BLACKBOX_PREFIX = "reachwatch_"
+
+
+def blackbox_alias(family: TextFamily) -> TextFamily:
+    """The same series under blackbox_exporter's name (``reachwatch_probe_success`` -> ``probe_success``).
+
+    Only behind ``web.blackbox_compat_metrics``: a Prometheus that also scrapes blackbox_exporter
+    usually runs the community ``BlackboxProbeFailed`` rule (``probe_success == 0``), which would page
+    for every target a censor blocks (deploy/prometheus/README.md).
+    """
+    name = family.name.removeprefix(BLACKBOX_PREFIX)
+    alias = TextFamily(
+        name, family.documentation + " (blackbox_exporter name)", "gauge", family.base, family.extra
+    )
+    cut = len(BLACKBOX_PREFIX)
+    alias.lines = [line[cut:] for line in family.lines]
+    return alias
 
 
 def build_registry(store: StateStore, status: DaemonStatus) -> CollectorRegistry:

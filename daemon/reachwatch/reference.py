@@ -87,6 +87,8 @@ class ReferenceClient:
         self._last: dict[str, Observation] = {}
         self.fetched_at: float | None = None  # wall time of the last fetch attempt (success or not)
         self.ok: bool = False  # whether the last fetch succeeded
+        self.fetches = 0  # fetch attempts since start (reachwatch_reference_fetches_total)
+        self.fetch_failures = 0
 
     @property
     def status_url(self) -> str:
@@ -127,9 +129,11 @@ class ReferenceClient:
     async def refresh(self, now: float | None = None) -> bool:
         """Fetch now and replace the cache; on failure log and forget the cache. True on success."""
         now = time.time() if now is None else now
+        self.fetches += 1
         try:
             latest = await self.fetch()
         except ReferenceFetchError as exc:
+            self.fetch_failures += 1
             # warn on the transition only: a reference down for hours must not fill the log every 30 s
             emit = log.warning if self.ok or self.fetched_at is None else log.debug
             emit("reference_unavailable", reference=self.name, error=str(exc))

@@ -75,6 +75,39 @@ def jittered(interval: float, jitter: float, rng: random.Random) -> float:
     return max(MIN_DELAY, interval * (1.0 + rng.uniform(-jitter, jitter)))
 
 
+# upper bounds (seconds) of the start-lag histogram: from "on time" to "a whole default interval late"
+LAG_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 180.0, 600.0)
+
+
+@dataclass
+class StartLag:
+    """How late scheduled attempts started: from when they were due to when they held every gate.
+
+    Includes waits at the gates (destination spacing, per-kind and global concurrency) and a busy
+    event loop: an attempt that keeps starting minutes late means the limits cannot carry the target
+    list at its intervals. Rendered as ``reachwatch_scheduler_start_lag_seconds`` (a histogram).
+    """
+
+    counts: list[int] = field(default_factory=lambda: [0] * (len(LAG_BUCKETS) + 1))
+    total: float = 0.0
+    last: float = 0.0
+
+    def observe(self, seconds: float) -> None:
+        seconds = max(0.0, seconds)
+        index = next((i for i, bound in enumerate(LAG_BUCKETS) if seconds <= bound), len(LAG_BUCKETS))
+        self.counts[index] += 1
+        self.total += seconds
+        self.last = seconds
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        """``(le, count)`` pairs, cumulative, ``+Inf`` last: the shape a histogram family takes."""
+        out, running = [], 0
+        for bound, count in zip((*map(str, LAG_BUCKETS), "+Inf"), self.counts, strict=True):
+            running += count
+            out.append((bound, float(running)))
+        return out
+
+
 @dataclass
 class _Destination:
     """Gate for one destination: concurrent attempts and the spacing between their starts."""
@@ -160,7 +193,7 @@ class Scheduler:
     - ``await drain(timeout)``: stop scheduling, let attempts in flight finish (bounded); True if all did;
     - ``await sweep(targets=None, progress=None)``: every target once (controls first), same limits;
     - ``in_flight``, ``last_tick`` (wall time an attempt last finished), ``last_sweep`` (wall time the last
-      sweep finished), ``running`` (task count): self-metrics.
+      sweep finished), ``running`` (task count), ``start_lag`` (how late attempts start): self-metrics.
     """
 
     def __init__(
@@ -187,6 +220,7 @@ class Scheduler:
         self.in_flight = 0
         self.last_tick: float | None = None
         self.last_sweep: float | None = None
+        self.start_lag = StartLag()
         self._jobs: dict[str, _Job] = {}
         self._stopping = asyncio.Event()
         for target in loaded.config.all_targets():
@@ -311,10 +345,11 @@ class Scheduler:
         first = min(interval, CONTROLS_STAGGER) if job.role else interval
         delay = self.rng.uniform(0.0, first)
         while True:
+            due = time.monotonic() + delay
             if await self._wait_stop(delay):
                 return
             try:
-                await self._attempt(job.target, job.role, job)
+                await self._attempt(job.target, job.role, job, due)
             except _Stopped:
                 return
             except asyncio.CancelledError:
@@ -337,11 +372,14 @@ class Scheduler:
 
     # -- one attempt -----------------------------------------------------------------------------
 
-    async def probe_once(self, target: TargetBase, job: _Job | None = None) -> ProbeResult:
+    async def probe_once(
+        self, target: TargetBase, job: _Job | None = None, due: float | None = None
+    ) -> ProbeResult:
         """Run one attempt at ``target`` through the limits (no bookkeeping).
 
         For a scheduled attempt (``job``), draining that begins while it waits for a gate means it never
-        starts (``_Stopped``); once started, ``job.attempting`` tells ``drain`` to let it finish.
+        starts (``_Stopped``); once started, ``job.attempting`` tells ``drain`` to let it finish. ``due``
+        (monotonic) is when a scheduled attempt should have started: its lateness goes to ``start_lag``.
         """
         spec = self.probes[target.kind]
         async with self.limits.slot(target):
@@ -349,6 +387,8 @@ class Scheduler:
                 if self._stopping.is_set():
                     raise _Stopped
                 job.attempting = True
+            if due is not None:
+                self.start_lag.observe(time.monotonic() - due)
             ctx = ProbeContext(
                 target=target.name,
                 kind=target.kind,
@@ -363,8 +403,10 @@ class Scheduler:
             finally:
                 self.in_flight -= 1
 
-    async def _attempt(self, target: TargetBase, role: str | None, job: _Job | None = None) -> ProbeResult:
-        result = await self.probe_once(target, job)
+    async def _attempt(
+        self, target: TargetBase, role: str | None, job: _Job | None = None, due: float | None = None
+    ) -> ProbeResult:
+        result = await self.probe_once(target, job, due)
         await self.record(target, role, result)
         return result
 

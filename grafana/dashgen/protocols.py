@@ -136,7 +136,7 @@ def tor() -> list[Panel]:
             "Time to connect, finish TLS and complete the Tor link handshake per relay (last attempt).",
             [
                 Query(
-                    f'probe_stage_duration_seconds{{{T}, kind=~"tor_.*"}}',
+                    f'reachwatch_probe_stage_duration_seconds{{{T}, kind=~"tor_.*"}}',
                     "{{target}} {{stage}}",
                     needs=("tor_relay",),
                 )
@@ -172,7 +172,7 @@ def vpn_proxy() -> list[Panel]:
             "whose last attempt succeeded.",
             [
                 Query(
-                    f"avg by (vantage, kind) (probe_success{{{T}}} * {JOIN}{{{VPNP}}})",
+                    f"avg by (vantage, kind) (reachwatch_probe_success{{{T}}} * {JOIN}{{{VPNP}}})",
                     "{{vantage}} {{kind}}",
                     needs=("openvpn", "socks5"),
                 )
@@ -187,8 +187,8 @@ def vpn_proxy() -> list[Panel]:
             "Time of the protocol handshake (and TLS, where the protocol has one) per endpoint.",
             [
                 Query(
-                    f'probe_stage_duration_seconds{{{T}, stage=~"protocol_handshake|tls_handshake"}} '
-                    f"* {JOIN}{{{VPNP}}}",
+                    "reachwatch_probe_stage_duration_seconds"
+                    f'{{{T}, stage=~"protocol_handshake|tls_handshake"}} * {JOIN}{{{VPNP}}}',
                     "{{target}} ({{kind}}) {{stage}}",
                     needs=("socks5",),
                 )

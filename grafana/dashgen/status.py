@@ -9,6 +9,7 @@ from dashgen.panels import (
     GOOD_LOW,
     GREEN,
     NEUTRAL,
+    ORANGE,
     RED,
     SLOW,
     SUCCESS_MAP,
@@ -93,7 +94,7 @@ def overview() -> list[Panel]:
         timeseries(
             "Probe duration",
             "How long each attempt took; a blackholed target takes its whole timeout.",
-            [Query(f'probe_duration_seconds{{{T}, role="target"}}', "{{target}} @ {{vantage}}")],
+            [Query(f'reachwatch_probe_duration_seconds{{{T}, role="target"}}', "{{target}} @ {{vantage}}")],
             "s",
             SLOW,
             width=24,
@@ -221,11 +222,41 @@ def fleet() -> list[Panel]:
         status_history(
             "Same target, every vantage",
             "Last attempt's outcome per target and vantage (in-country and reference).",
-            [Query(f'probe_success{{{T}, role="target"}}', "{{target}} @ {{vantage}} ({{vantage_role}})")],
+            [
+                Query(
+                    f'reachwatch_probe_success{{{T}, role="target"}}',
+                    "{{target}} @ {{vantage}} ({{vantage_role}})",
+                )
+            ],
             unit="none",
             thresholds=steps((None, RED), (1, GREEN)),
             mappings=SUCCESS_MAP,
             width=24,
             height=10,
+        ),
+        timeseries(
+            "Probe start lag per vantage",
+            "How late scheduled attempts start on average (10 min window): concurrency limits, "
+            "destination spacing or a busy host. Minutes of lag mean the vantage cannot carry its target "
+            "list at the configured intervals.",
+            [
+                Query(
+                    f"rate(reachwatch_scheduler_start_lag_seconds_sum{{{V}}}[10m])"
+                    f" / rate(reachwatch_scheduler_start_lag_seconds_count{{{V}}}[10m])",
+                    "{{vantage}}",
+                )
+            ],
+            "s",
+            steps((None, GREEN), (60, ORANGE), (300, RED)),
+            min=0,
+        ),
+        status_history(
+            "Reference vantages reachable",
+            "Whether each in-country vantage could read its reference vantages on the last try. Without "
+            "one, local failures stay 'unreachable' instead of being attributed to a censor.",
+            [Query(f"reachwatch_reference_up{{{V}}}", "{{vantage}} -> {{reference}}")],
+            unit="none",
+            thresholds=steps((None, RED), (1, GREEN)),
+            mappings=SUCCESS_MAP,
         ),
     ]

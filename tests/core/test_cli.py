@@ -218,7 +218,7 @@ def test_export_jsonl_to_file_and_openmetrics_to_stdout(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.endswith("# EOF\n")
-    assert proc.stdout.count("\nprobe_success{") == 4
+    assert proc.stdout.count("\nreachwatch_probe_success{") == 4
 
 
 def test_import_output_is_a_valid_config(tmp_path: Path) -> None:

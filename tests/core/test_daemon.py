@@ -162,7 +162,7 @@ def test_reload_keeps_last_good_config_and_sigterm_drains_and_flushes(
                 lambda: (
                     _metric(
                         _get(f"{base}/metrics")[1],
-                        'probe_success{group="default",kind="tcp",role="target",target="old-site"}',
+                        'reachwatch_probe_success{group="default",kind="tcp",role="target",target="old-site"}',
                     )
                     == 1
                 ),

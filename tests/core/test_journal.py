@@ -132,7 +132,7 @@ def test_export_openmetrics_shape(tmp_path: Path) -> None:
     j.close()
     text = "".join(journal.export(tmp_path, 0, time.time(), "openmetrics"))
     assert text.endswith("# EOF\n")
-    assert "# TYPE probe_success gauge" in text
+    assert "# TYPE reachwatch_probe_success gauge" in text
     assert (
         'reachwatch_target_blocked{group="web",kind="tls",role="target",target="b",'
         'technique="tls_interception"} 1.0' in text
@@ -174,7 +174,7 @@ def test_openmetrics_export_is_accepted_by_promtool_backfill(tmp_path: Path) -> 
         check=False,
     )
     assert dump.returncode == 0, dump.stderr
-    success = [ln for ln in dump.stdout.splitlines() if ln.startswith('{__name__="probe_success"')]
+    success = [ln for ln in dump.stdout.splitlines() if ln.startswith('{__name__="reachwatch_probe_success"')]
     assert len(success) == 300
     blocked = [
         ln for ln in dump.stdout.splitlines() if ln.startswith('{__name__="reachwatch_target_blocked"')

@@ -12,10 +12,18 @@ from prometheus_client import generate_latest
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.parser import text_string_to_metric_families
 
+from reachwatch.buildinfo import revision
 from reachwatch.config.load import parse_config
 from reachwatch.exposition import TextFamily, encode
 from reachwatch.failures import Failure, Stage, Technique, VantageState, Verdict
-from reachwatch.metrics import FACT_METRICS, MAX_INFO_VALUE, DaemonStatus, build_registry
+from reachwatch.metrics import (
+    FACT_METRICS,
+    MAX_INFO_VALUE,
+    DaemonStatus,
+    ReferenceHealth,
+    StartLagSnapshot,
+    build_registry,
+)
 from reachwatch.model import ProbeResult
 from reachwatch.state import StateStore
 
@@ -44,6 +52,11 @@ def _store() -> tuple[StateStore, DaemonStatus]:
     for t in cfg.all_targets():
         store.ensure(t, cfg.control_role(t.name))
     status = DaemonStatus(config=cfg, in_flight=lambda: 3, journal_write_errors=lambda: 2)
+    status.references = lambda: [
+        ReferenceHealth("abroad-1", fetched_at=1.7e9, up=False, fetches=5, fetch_failures=2),
+        ReferenceHealth("abroad-2", fetched_at=None, up=False, fetches=0, fetch_failures=0),
+    ]
+    status.start_lag = lambda: StartLagSnapshot([("1.0", 3.0), ("+Inf", 4.0)], 7.5)
     return store, status
 
 
@@ -114,8 +127,8 @@ def _documented_names() -> set[str]:
 
 def test_every_documented_metric_is_exported_and_nothing_undocumented() -> None:
     store, status = _populated()
-    samples = _scrape(store, status)
-    exported = {re.sub(r"_total$", "", n) for n in samples if not n.startswith("process_")}
+    text = encode(build_registry(store, status), "")[0].decode()
+    exported = {f.name for f in text_string_to_metric_families(text) if not f.name.startswith("process_")}
     documented = {re.sub(r"_total$", "", n) for n in _documented_names()}
     assert documented, "metrics table not found in ARCHITECTURE.md"
     assert documented - exported == set(), "documented but not exported"
@@ -140,15 +153,15 @@ def test_blocked_target_carries_verdict_technique_and_named_issuer() -> None:
         {**relay, "stage": "tls_handshake", "failure": "ssl_unknown_authority"},
         1.0,
     ) in samples["reachwatch_probe_failures_total"]
-    assert samples["probe_success"] and all(
-        s[1]["target"] != "relay-a" or s[2] == 0 for s in samples["probe_success"]
+    assert samples["reachwatch_probe_success"] and all(
+        s[1]["target"] != "relay-a" or s[2] == 0 for s in samples["reachwatch_probe_success"]
     )
 
 
 def test_control_roles_user_labels_interval_and_throughput() -> None:
     store, status = _populated()
     samples = _scrape(store, status)
-    roles = {s[1]["target"]: s[1]["role"] for s in samples["probe_success"]}
+    roles = {s[1]["target"]: s[1]["role"] for s in samples["reachwatch_probe_success"]}
     assert roles == {
         "egov": "domestic_control",
         "relay-a": "target",
@@ -177,7 +190,7 @@ def test_control_roles_user_labels_interval_and_throughput() -> None:
 
 def test_removed_target_disappears_at_next_scrape() -> None:
     store, status = _populated()
-    assert any(s[1]["target"] == "site-b" for s in _scrape(store, status)["probe_success"])
+    assert any(s[1]["target"] == "site-b" for s in _scrape(store, status)["reachwatch_probe_success"])
     store.retain({"egov", "relay-a"})
     after = _scrape(store, status)
     for name, rows in after.items():
@@ -231,7 +244,7 @@ def test_reload_gauge_and_disabled_per_target_metrics() -> None:
     status.config = status.config.model_copy(
         update={"web": status.config.web.model_copy(update={"per_target_metrics": False})}
     )
-    assert "probe_success" not in _scrape(store, status)
+    assert "reachwatch_probe_success" not in _scrape(store, status)
 
 
 def test_promtool_lints_the_exposition_clean() -> None:
@@ -304,7 +317,7 @@ def test_per_target_families_are_written_as_text_and_parse_back_to_the_same_seri
     store, status = _populated()
     families = [m for m in build_registry(store, status).collect() if isinstance(m, TextFamily)]
     assert {f.name for f in families} >= {
-        "probe_success",
+        "reachwatch_probe_success",
         "reachwatch_probe_failures",
         "reachwatch_target_info",
     }
@@ -319,3 +332,46 @@ def test_per_target_families_are_written_as_text_and_parse_back_to_the_same_seri
         "stage": "tls_handshake",
         "failure": "ssl_unknown_authority",
     }
+
+
+def test_probe_metrics_carry_the_reachwatch_prefix_and_blackbox_names_only_when_asked() -> None:
+    """A Prometheus that also scrapes blackbox_exporter must not see our probe_success by default."""
+    store, status = _populated()
+    plain = encode(build_registry(store, status), "")[0].decode()
+    assert "\nreachwatch_probe_success{" in plain
+    assert not re.search(r"^probe_", plain, re.MULTILINE)
+    status.config = status.config.model_copy(
+        update={"web": status.config.web.model_copy(update={"blackbox_compat_metrics": True})}
+    )
+    text = encode(build_registry(store, status), "")[0].decode()
+    for name in ("probe_success", "probe_duration_seconds", "probe_stage_duration_seconds"):
+        ours = [ln for ln in text.splitlines() if ln.startswith(f"reachwatch_{name}{{")]
+        theirs = [ln for ln in text.splitlines() if ln.startswith(f"{name}{{")]
+        assert ours and theirs == [ln.removeprefix("reachwatch_") for ln in ours], name
+        assert f"# TYPE {name} gauge" in text
+    proc = subprocess.run(
+        ["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_build_info_names_version_and_revision_reference_health_and_start_lag() -> None:
+    store, status = _populated()
+    samples = _scrape(store, status)
+    ((_, build, _),) = samples["reachwatch_build_info"]
+    assert build["revision"] == revision() and build["version"]
+    assert re.fullmatch(r"[0-9a-f]{7,40}(-dirty)?|unknown", build["revision"])
+    # a reference never fetched has counters but no up/timestamp (unknown is not "down")
+    assert [(s[1]["reference"], s[2]) for s in samples["reachwatch_reference_up"]] == [("abroad-1", 0)]
+    assert samples["reachwatch_reference_last_fetch_timestamp_seconds"][0][2] == 1.7e9
+    fetched = samples["reachwatch_reference_fetches_total"]
+    fetches = {(s[1]["reference"], s[1]["result"]): s[2] for s in fetched}
+    assert fetches == {
+        ("abroad-1", "ok"): 3,
+        ("abroad-1", "error"): 2,
+        ("abroad-2", "ok"): 0,
+        ("abroad-2", "error"): 0,
+    }
+    lag = {s[1].get("le"): s[2] for s in samples["reachwatch_scheduler_start_lag_seconds_bucket"]}
+    assert lag == {"1.0": 3, "+Inf": 4}
+    assert samples["reachwatch_scheduler_start_lag_seconds_sum"][0][2] == 7.5

@@ -590,3 +590,26 @@ async def test_controls_run_on_their_own_interval_and_targets_use_their_timeout(
     assert silent_result.failure is Failure.GENERIC_TIMEOUT_ERROR
     assert silent_result.stage is Stage.TLS_HANDSHAKE
     assert silent_result.duration_s < 2
+
+
+async def test_start_lag_counts_the_wait_at_a_full_global_gate(tmp_path: Path) -> None:
+    """Two targets due at once with one global slot: the second starts a hold later, and says so."""
+    hold = 0.3
+    peer = Peer(hold=hold)
+    async with peer.listener() as port_a, peer.listener() as port_b:  # two destinations: no spacing gate
+        loaded = config(
+            tmp_path,
+            defaults={"interval": "60s", "jitter": 0.0},
+            scheduler={"max_concurrency": 1},
+            targets=[tcp("a", port_a), tcp("b", port_b)],
+        )
+        hook = Results()
+        sched = Scheduler(loaded, StateStore(), on_result=hook, probes=HOLDING, rng=LowRandom())
+        async with running(sched):
+            await hook.until(lambda: len(hook.seen) >= 2)
+    assert all(r.success for _, r, _ in hook.seen)
+    lag = sched.start_lag
+    assert sum(lag.counts) == 2
+    assert lag.total >= hold - 0.05, lag  # one waited for the other's whole attempt
+    buckets = dict(lag.cumulative())
+    assert buckets["0.1"] == 1 and buckets["+Inf"] == 2  # the first started on time

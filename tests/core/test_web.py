@@ -88,7 +88,8 @@ async def test_metrics_in_prometheus_text_and_negotiated_openmetrics(
             assert r.status == 200
             assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
             text = await r.text()
-        assert 'probe_success{group="default",kind="tcp",role="target",target="hidden-bridge"} 0.0' in text
+        series = 'reachwatch_probe_success{group="default",kind="tcp",role="target",target="hidden-bridge"}'
+        assert f"{series} 0.0" in text
         assert "192.0.2.99" not in text
         async with s.get(url, headers={"Accept": "application/openmetrics-text; version=1.0.0"}) as r:
             assert r.headers["Content-Type"].startswith("application/openmetrics-text")
@@ -191,7 +192,7 @@ async def test_https_with_basic_auth(tls_files: tuple[trustme.CA, Path]) -> None
             for _ in range(2):  # the second answer comes from the cache
                 async with s.get(url, headers=_basic("prometheus", PASSWORD)) as r:
                     assert r.status == 200
-                    assert "probe_success" in await r.text()
+                    assert "reachwatch_probe_success" in await r.text()
             assert len(server.auth._cache) == 1  # only the success is cached
         # a client that does not trust the CA cannot even complete the handshake
         async with aiohttp.ClientSession() as s:

@@ -153,6 +153,15 @@ class WebConfig(StrictModel):
     listen_address: str = DEFAULT_LISTEN_ADDRESS
     config_file: str | None = None  # exporter-toolkit style web-config.yml (TLS, basic auth)
     per_target_metrics: bool = True
+    blackbox_compat_metrics: bool = Field(
+        default=False,
+        description=(
+            "Also export the probe metrics under blackbox_exporter's names (probe_success, "
+            "probe_duration_seconds, probe_stage_duration_seconds) for dashboards built for it. Off by "
+            "default: a Prometheus that also scrapes blackbox_exporter and runs the common "
+            "BlackboxProbeFailed rule (probe_success == 0) would page for every blocked target."
+        ),
+    )
 
 
 class TorConfig(StrictModel):

@@ -363,14 +363,15 @@ vantage_state_tests = {
 }
 t1 = tgt(V1, "t1", "tcp")
 t2 = tgt(V2, "t2", "tcp")
+BUILD = {"version": "0.1.0", "revision": "0123456789ab"}
 silent_tests = {
     "name": "vantage silent: scrapes stop (ir-tehran-1) or probes stop (ir-mashhad-1)",
     "interval": "1m",
     "input_series": [
-        {"series": sel("reachwatch_build_info", {**V1, "version": "0.1.0"}), "values": "1x10 _x40"},
+        {"series": sel("reachwatch_build_info", {**V1, **BUILD}), "values": "1x10 _x40"},
         {"series": sel("reachwatch_target_last_probe_timestamp_seconds", t1), "values": "0+60x10 _x40"},
         {"series": sel("reachwatch_target_interval_seconds", t1), "values": "60x10 _x40"},
-        {"series": sel("reachwatch_build_info", {**V2, "version": "0.1.0"}), "values": "1x50"},
+        {"series": sel("reachwatch_build_info", {**V2, **BUILD}), "values": "1x50"},
         {"series": sel("reachwatch_target_last_probe_timestamp_seconds", t2), "values": "0x50"},
         {"series": sel("reachwatch_target_interval_seconds", t2), "values": "60x50"},
     ],
@@ -388,7 +389,7 @@ silent_tests = {
 }
 t3 = tgt(V1, "t3", "tcp")
 daemon_tests = {
-    "name": "daemon: failed reload, a stuck target, journal write errors",
+    "name": "daemon: failed reload, a stuck target, journal write errors, reference lost, late starts",
     "interval": "1m",
     "input_series": [
         {"series": sel("reachwatch_config_last_reload_successful", V1), "values": "1x5 0x40"},
@@ -399,6 +400,14 @@ daemon_tests = {
         {"series": sel("reachwatch_target_interval_seconds", t3), "values": "60x60"},
         {"series": sel("reachwatch_journal_write_errors_total", V1), "values": "0x10 1x30"},
         {"series": sel("reachwatch_journal_write_errors_total", V2), "values": "0x40"},
+        # the reference abroad answers V2 throughout; V1 loses it after 10 minutes
+        {"series": sel("reachwatch_reference_up", {**V1, "reference": "abroad"}), "values": "1x10 0x50"},
+        {"series": sel("reachwatch_reference_up", {**V2, "reference": "abroad"}), "values": "1x60"},
+        # V1 starts attempts 5 minutes late after 10 minutes (2 attempts a minute); V2 on time
+        {"series": sel("reachwatch_scheduler_start_lag_seconds_sum", V1), "values": "0+1x10 10+600x50"},
+        {"series": sel("reachwatch_scheduler_start_lag_seconds_count", V1), "values": "0+2x60"},
+        {"series": sel("reachwatch_scheduler_start_lag_seconds_sum", V2), "values": "0+1x60"},
+        {"series": sel("reachwatch_scheduler_start_lag_seconds_count", V2), "values": "0+2x60"},
     ],
     "alert_rule_test": [
         {"eval_time": "8m", "alertname": "ReachwatchConfigReloadFailed", "exp_alerts": []},
@@ -418,6 +427,18 @@ daemon_tests = {
             "eval_time": "12m",
             "alertname": "ReachwatchJournalWriteErrors",
             "exp_alerts": [exp("ReachwatchJournalWriteErrors", V1)],
+        },
+        {"eval_time": "35m", "alertname": "ReachwatchReferenceUnreachable", "exp_alerts": []},
+        {
+            "eval_time": "45m",
+            "alertname": "ReachwatchReferenceUnreachable",
+            "exp_alerts": [exp("ReachwatchReferenceUnreachable", {**V1, "reference": "abroad"})],
+        },
+        {"eval_time": "30m", "alertname": "ReachwatchSchedulerLagging", "exp_alerts": []},
+        {
+            "eval_time": "59m",
+            "alertname": "ReachwatchSchedulerLagging",
+            "exp_alerts": [exp("ReachwatchSchedulerLagging", V1, "5m 0s")],
         },
     ],
 }
