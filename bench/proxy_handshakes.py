@@ -2,8 +2,9 @@
 
 Runs the real probes (through ``run_probe``) against real local servers on 127.0.0.1: microsocks,
 tinyproxy, ss-server (shadowsocks-libev) and ocserv, with an asyncio echo canary. Each proxy probe goes
-all the way through the tunnel to the canary (handshake, CONNECT/relay, nonce echo); the usability push
-is off unless ``--push-bytes`` is given, so the figures are per-handshake costs.
+all the way through the tunnel to the canary (handshake, CONNECT/relay, nonce echo); the data stage's
+volume is 0 unless ``--push-bytes`` is given (and its lifetime always 0), so the figures are
+per-handshake costs. The data stage at its defaults is measured by ``bench/data_stage.py``.
 
     .venv/bin/python bench/proxy_handshakes.py [--n 300] [--concurrency 1] [--push-bytes 0]
 
@@ -88,14 +89,15 @@ async def main() -> None:
         key_pem.write_bytes(cert.private_key_pem.bytes())
         ca.cert_pem.write_to_path(str(tmp / "ca.pem"))
         async with echo_canary() as canary_port:
-            canary = {"host": LOOPBACK, "port": canary_port, "push_bytes": args.push_bytes}
+            canary = {"host": LOOPBACK, "port": canary_port}
+            stage = {"volume": args.push_bytes, "min_lifetime": 0}
             socks = stack.enter_context(microsocks())
             http = stack.enter_context(tinyproxy(tmp, canary_port))
             ss = stack.enter_context(ss_server("chacha20-ietf-poly1305", "bench key"))
             oc = stack.enter_context(ocserv(tmp, cert_pem, key_pem))
             targets: list[dict[str, Any]] = [
-                {"kind": "socks5", "host": LOOPBACK, "port": socks, "canary": canary},
-                {"kind": "http_proxy", "host": LOOPBACK, "port": http, "canary": canary},
+                {"kind": "socks5", "host": LOOPBACK, "port": socks, "canary": canary, "data_stage": stage},
+                {"kind": "http_proxy", "host": LOOPBACK, "port": http, "canary": canary, "data_stage": stage},
                 {
                     "kind": "shadowsocks",
                     "host": LOOPBACK,
@@ -103,6 +105,7 @@ async def main() -> None:
                     "method": "chacha20-ietf-poly1305",
                     "password_file": str(key),
                     "canary": canary,
+                    "data_stage": stage,
                 },
                 {"kind": "openconnect", "host": LOOPBACK, "port": oc, "ca_file": str(tmp / "ca.pem")},
             ]

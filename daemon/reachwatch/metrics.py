@@ -29,7 +29,7 @@ from reachwatch.config.types import TargetBase
 from reachwatch.exposition import LabelMaker, LabelSet, TextFamily
 from reachwatch.failures import Failure, VantageState, Verdict
 from reachwatch.model import ProbeResult
-from reachwatch.state import StateStore, TargetState
+from reachwatch.state import CUT_BUCKETS, CutPoints, StateStore, TargetState
 from reachwatch.tor.relaymetrics import RelaySetCollector
 
 TARGET_LABELS = ("target", "kind", "group", "role")
@@ -75,6 +75,11 @@ class FactMetric:
 FACT_METRICS: dict[str, FactMetric] = {
     "throughput_bps": FactMetric(
         "reachwatch_throughput_bytes_per_second", "Throughput of the last transfer to the target."
+    ),
+    # the data stage of every circumvention kind (vpn/datastage.py)
+    "bytes_moved": FactMetric(
+        "reachwatch_probe_bytes_moved",
+        "Payload bytes that came back through the way out in the last attempt's data stage.",
     ),
     "control_throughput_bps": FactMetric(
         "reachwatch_throughput_control_bytes_per_second",
@@ -193,8 +198,33 @@ class ReachwatchCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield from self._daemon_metrics()
+        yield self._cut_points()
         if self.status.config.web.per_target_metrics:
             yield from self._target_metrics(list(self.store.targets.values()))
+
+    def _cut_points(self) -> Metric:
+        """Where data stages were cut, per group and kind: a censor's byte threshold shows as a peak."""
+        merged: dict[tuple[str, str], CutPoints] = {}
+        for state in self.store.targets.values():
+            if not state.cuts.total:
+                continue
+            into = merged.setdefault((state.target.group, state.target.kind), CutPoints())
+            into.counts = [a + b for a, b in zip(into.counts, state.cuts.counts, strict=True)]
+            into.total += state.cuts.total
+            into.sum += state.cuts.sum
+        family = HistogramMetricFamily(
+            "reachwatch_probe_transfer_bytes",
+            "Bytes that came back before a data stage was cut (cut_after_bytes), per group and kind.",
+            labels=["group", "kind"],
+        )
+        bounds = [*(str(float(b)) for b in CUT_BUCKETS), "+Inf"]
+        for (group, kind), cuts in sorted(merged.items()):
+            cumulative, running = [], 0
+            for bound, count in zip(bounds, cuts.counts, strict=True):
+                running += count
+                cumulative.append((bound, float(running)))
+            family.add_metric([group, kind], cumulative, cuts.sum)
+        return family
 
     def _daemon_metrics(self) -> Iterator[Metric]:
         status = self.status

@@ -18,6 +18,9 @@ from reachwatch.model import FactValue, Observation, ProbeResult
 
 # how many recent outcomes are kept per target (k-of-n confirmation and the API's short history)
 RECENT = 20
+# upper bounds of the cut-point histogram (``reachwatch_probe_transfer_bytes``): 1 KiB to 8 MiB, doubling,
+# so a censor's threshold (Russia's 15-20 KB, Kazakhstan's ~50 KB) lands in a bucket of its own scale
+CUT_BUCKETS: tuple[int, ...] = tuple(1024 * 2**i for i in range(14))
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +37,22 @@ class Outcome:
     technique: Technique | None = None
     reference: Observation | None = field(default=None, compare=False)
     evidence: dict[str, FactValue] = field(default_factory=dict, compare=False)
+
+
+@dataclass
+class CutPoints:
+    """Counts of the byte counts at which data stages were cut (the ``cut_after_bytes`` fact), per bucket
+    of ``CUT_BUCKETS`` plus one for larger cuts; summed per group and kind at scrape time."""
+
+    counts: list[int] = field(default_factory=lambda: [0] * (len(CUT_BUCKETS) + 1))
+    total: int = 0
+    sum: float = 0.0
+
+    def observe(self, cut_bytes: int) -> None:
+        index = next((i for i, bound in enumerate(CUT_BUCKETS) if cut_bytes <= bound), len(CUT_BUCKETS))
+        self.counts[index] += 1
+        self.total += 1
+        self.sum += cut_bytes
 
 
 @dataclass
@@ -54,6 +73,8 @@ class TargetState:
     reference_observation: Observation | None = None
     # per-attempt outcomes, oldest first, parallel to ``recent`` (input of k-of-n confirmation)
     outcomes: deque[Outcome] = field(default_factory=lambda: deque(maxlen=RECENT))
+    # where this target's data stages were cut (``reachwatch_probe_transfer_bytes``)
+    cuts: CutPoints = field(default_factory=CutPoints)
 
     @property
     def name(self) -> str:
@@ -88,6 +109,9 @@ class TargetState:
         self.probes_total += 1
         if not result.success and result.failure is not None:
             self.failures_total[(result.stage, result.failure)] += 1
+        cut = result.facts.get("cut_after_bytes")
+        if isinstance(cut, int) and not isinstance(cut, bool) and cut >= 0:
+            self.cuts.observe(cut)
         self.last = result
         self.recent.append(result)
 

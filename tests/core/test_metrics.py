@@ -40,6 +40,8 @@ targets:
   - {name: guard-1, kind: tor_relay, host: 192.0.2.7, port: 9001,
      fingerprint: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA,
      relay_set: guards, relay_flags: [Guard], per_target_metrics: false}
+  - {name: proxy-c, kind: socks5, group: proxies, host: 192.0.2.8, port: 1080,
+     canary: {host: 192.0.2.9, port: 7007}}
   - {name: boot-vanilla, kind: tor_bootstrap,
      bridges: ["192.0.2.9:443 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"]}
 """
@@ -114,6 +116,11 @@ def _populated() -> tuple[StateStore, DaemonStatus]:
     boot["bootstrap_tag"] = "conn"
     boot["bootstrap_reason"] = "timeout"
     _record(store, _result("boot-vanilla", ok=False, failure=Failure.TOR_BOOTSTRAP_STALLED, facts=boot))
+    for moved in (18_000, 19_500):  # two data stages cut after 18-20 KB (Russia, 2024)
+        cut = {"bytes_moved": moved, "transfer_goal_bytes": 65536, "cut_after_bytes": moved}
+        store.targets["proxy-c"].record(
+            _result("proxy-c", ok=False, failure=Failure.TRANSFER_INCOMPLETE, stage=Stage.TRANSFER, facts=cut)
+        )
     relay = store.targets["relay-a"]
     relay.verdict, relay.technique = Verdict.BLOCKED, Technique.TLS_INTERCEPTION
     store.set_vantage(VantageState.ONLINE)
@@ -166,12 +173,15 @@ def test_control_roles_user_labels_interval_and_throughput() -> None:
         "egov": "domestic_control",
         "relay-a": "target",
         "site-b": "target",
+        "proxy-c": "target",
         "boot-vanilla": "target",
     }
     infos = {s[1]["target"]: s[1] for s in samples["reachwatch_target_info"]}
     assert infos["relay-a"]["category"] == "tor"
     intervals = {s[1]["target"]: s[2] for s in samples["reachwatch_target_interval_seconds"]}
-    assert intervals == {"egov": 600.0, "relay-a": 600.0, "site-b": 300.0, "boot-vanilla": 600.0}
+    assert intervals == {
+        "egov": 600.0, "relay-a": 600.0, "site-b": 300.0, "proxy-c": 600.0, "boot-vanilla": 600.0
+    }
     (bps,) = samples["reachwatch_throughput_bytes_per_second"]
     assert bps[1]["target"] == "site-b" and bps[2] == 18000.0
     assert samples["reachwatch_throughput_control_bytes_per_second"][0][2] == 900000.0
@@ -230,6 +240,21 @@ def test_relay_set_members_are_aggregated_not_per_target() -> None:
     assert all(labels.get("target") != "guard-1" for rows in samples.values() for _, labels, _ in rows)
     relays = {(s[1]["set"], s[1]["flag"]): s[2] for s in samples["reachwatch_tor_relayset_relays"]}
     assert relays == {("guards", "all"): 1, ("guards", "Guard"): 1}
+
+
+def test_cut_points_are_a_histogram_per_group_and_kind_and_bytes_moved_a_gauge_per_target() -> None:
+    store, status = _populated()
+    samples = _scrape(store, status)
+    buckets = {
+        s[1]["le"]: s[2]
+        for s in samples["reachwatch_probe_transfer_bytes_bucket"]
+        if s[1] == {**s[1], "group": "proxies", "kind": "socks5"}
+    }
+    assert buckets["16384.0"] == 0 and buckets["32768.0"] == 2 and buckets["+Inf"] == 2
+    assert samples["reachwatch_probe_transfer_bytes_sum"][0][2] == 37_500
+    assert all("target" not in s[1] for s in samples["reachwatch_probe_transfer_bytes_bucket"])
+    moved = {s[1]["target"]: s[2] for s in samples["reachwatch_probe_bytes_moved"]}
+    assert moved == {"proxy-c": 19_500}
 
 
 def test_fact_table_names_are_documented() -> None:

@@ -283,7 +283,8 @@ async def _lab(tmp: Path) -> AsyncGenerator[Stack, None]:
                 "group": "proxies",
                 "host": "127.0.0.1",
                 "port": socks_port,
-                "canary": {"host": "127.0.0.1", "port": echo_port, "push_bytes": 65536},
+                "canary": {"host": "127.0.0.1", "port": echo_port},
+                "data_stage": {"volume": 65536, "min_lifetime": "0s"},
             },
             {
                 "name": "vpn-endpoint",

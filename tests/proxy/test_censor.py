@@ -15,7 +15,8 @@ TARGET = {
     "name": "socks-abroad",
     "host": SERVER_IP,
     "port": SOCKS_PORT,
-    "canary": {"host": SERVER_IP, "port": CANARY_PORT, "push_bytes": 16 * 1024},
+    "canary": {"host": SERVER_IP, "port": CANARY_PORT},
+    "data_stage": {"volume": "16KiB", "min_lifetime": "0s"},
 }
 # the first payload byte of every SOCKS5 greeting is the version, 0x05; nothing else is touched
 DROP_SOCKS5_GREETING = f"ip daddr {SERVER_IP} tcp dport {SOCKS_PORT} @ih,0,8 0x05 drop"

@@ -18,7 +18,8 @@ pytestmark = pytest.mark.slow
 def target(port: int, canary: int | None, **extra: object) -> dict[str, object]:
     t: dict[str, object] = {"kind": "http_proxy", "host": LOOPBACK, "port": port, **extra}
     if canary is not None:
-        t["canary"] = {"host": LOOPBACK, "port": canary, "push_bytes": 128 * 1024, "stall_timeout": "1s"}
+        t["canary"] = {"host": LOOPBACK, "port": canary}
+        t["data_stage"] = {"volume": 128 * 1024, "min_lifetime": "0s", "stall_timeout": "1s"}
     return t
 
 
@@ -29,7 +30,7 @@ async def test_connect_through_tinyproxy_echoes_canary_and_measures_throughput(
         result = await run(target(port, canary))
     assert result.success, result
     assert result.facts["http_status"] == 200
-    assert result.facts["transfer_bytes"] == 128 * 1024
+    assert result.facts["bytes_moved"] == result.facts["transfer_goal_bytes"] == 128 * 1024
     assert isinstance(result.facts["throughput_bps"], float) and result.facts["throughput_bps"] > 0
 
 
@@ -72,7 +73,7 @@ async def test_cut_after_30k_is_transfer_incomplete(tmp_path: Path) -> None:
         with tinyproxy(tmp_path, cut) as port:
             result = await run(target(port, cut))
     assert (result.failure, result.stage) == (Failure.TRANSFER_INCOMPLETE, Stage.TRANSFER)
-    assert result.facts["transfer_bytes"] == 30_000 - 42
+    assert result.facts["bytes_moved"] == result.facts["cut_after_bytes"] == 30_000 - 42
 
 
 async def test_block_page_from_canary_side_is_canary_mismatch(tmp_path: Path) -> None:

@@ -24,7 +24,8 @@ def target(port: int, canary: int, method: str, **extra: object) -> dict[str, ob
         "host": LOOPBACK,
         "port": port,
         "method": method,
-        "canary": {"host": LOOPBACK, "port": canary, "push_bytes": 128 * 1024, "stall_timeout": "1s"},
+        "canary": {"host": LOOPBACK, "port": canary},
+        "data_stage": {"volume": 128 * 1024, "min_lifetime": "0s", "stall_timeout": "1s"},
         "response_timeout": "1s",
         **extra,
     }
@@ -45,7 +46,7 @@ async def test_relay_through_ss_server_echoes_canary_and_pushes(
     with ss_server(method, "correct horse battery staple") as port:
         result = await run(target(port, canary, method, password_file=str(key)))
     assert result.success, result
-    assert result.facts["transfer_bytes"] == 128 * 1024
+    assert result.facts["bytes_moved"] == 128 * 1024
     assert isinstance(result.facts["throughput_bps"], float) and result.facts["throughput_bps"] > 0
 
 
@@ -90,7 +91,7 @@ async def test_cut_after_40k_through_ss_is_transfer_incomplete(tmp_path: Path) -
         with ss_server("aes-128-gcm", "k") as port:
             result = await run(target(port, cut, "aes-128-gcm", password_file=str(key)))
     assert (result.failure, result.stage) == (Failure.TRANSFER_INCOMPLETE, Stage.TRANSFER)
-    assert result.facts["transfer_bytes"] == 40_000 - 2 * 42
+    assert result.facts["bytes_moved"] == result.facts["cut_after_bytes"] == 40_000 - 2 * 42
 
 
 async def test_echo_service_reflecting_our_bytes_is_not_taken_for_a_server(

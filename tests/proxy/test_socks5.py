@@ -16,20 +16,25 @@ from tests.servers import LOOPBACK, free_port, tcp_server
 pytestmark = pytest.mark.slow
 
 
-def target(port: int, canary: int | None, **extra: object) -> dict[str, object]:
+def target(port: int, canary: int | None, lifetime: str = "0s", **extra: object) -> dict[str, object]:
     t: dict[str, object] = {"kind": "socks5", "host": LOOPBACK, "port": port, **extra}
     if canary is not None:
-        t["canary"] = {"host": LOOPBACK, "port": canary, "push_bytes": 64 * 1024, "stall_timeout": "1s"}
+        t["canary"] = {"host": LOOPBACK, "port": canary}
+        t["data_stage"] = {"volume": "64KiB", "min_lifetime": lifetime, "stall_timeout": "1s"}
     return t
 
 
 async def test_tunnel_through_microsocks_echoes_canary_and_measures_throughput(canary: int) -> None:
     with microsocks() as port:
-        result = await run(target(port, canary))
+        result = await run(target(port, canary, lifetime="1.5s"))
     assert result.success, result
     assert result.facts["socks_auth"] == "none"
-    assert result.facts["transfer_bytes"] == 64 * 1024
+    # the volume, then one 256-byte echo a second until the flow had lived 1.5 s
+    assert result.facts["bytes_moved"] == 64 * 1024 + 2 * 256
+    assert result.facts["transfer_goal_bytes"] == 64 * 1024
     assert isinstance(result.facts["throughput_bps"], float) and result.facts["throughput_bps"] > 0
+    assert isinstance(result.facts["flow_alive_s"], float) and result.facts["flow_alive_s"] >= 1.5
+    assert "cut_after_bytes" not in result.facts
     assert set(result.stage_durations) >= {"connect", "protocol_handshake", "tunnel", "transfer"}
 
 
@@ -89,14 +94,16 @@ async def test_wrong_answer_from_canary_side_is_canary_mismatch() -> None:
     assert (result.failure, result.stage) == (Failure.CANARY_MISMATCH, Stage.TUNNEL)
 
 
-async def test_cut_after_20k_is_transfer_incomplete_with_byte_count() -> None:
+async def test_cut_after_20k_is_transfer_incomplete_with_the_cut_point() -> None:
     async with tcp_server(cut_after(20_000)) as cut:
         with microsocks() as port:
             result = await run(target(port, cut))
     assert (result.failure, result.stage) == (Failure.TRANSFER_INCOMPLETE, Stage.TRANSFER)
     # the 42-byte canary line went first, so the push saw the rest of the 20000 bytes
-    assert result.facts["transfer_bytes"] == 20_000 - 42
-    assert result.facts["transfer_target_bytes"] == 64 * 1024
+    assert result.facts["bytes_moved"] == result.facts["cut_after_bytes"] == 20_000 - 42
+    assert result.facts["transfer_goal_bytes"] == 64 * 1024
+    cut_s = result.facts["cut_after_s"]
+    assert isinstance(cut_s, float) and 1.0 <= cut_s < 2.0  # found by the 1 s stall timeout
 
 
 async def test_without_canary_a_live_handshake_is_enough() -> None:

@@ -48,7 +48,8 @@ def target(port: int, canary: int, method: str, key: Path, **extra: object) -> d
         "port": port,
         "method": method,
         "password_file": str(key),
-        "canary": {"host": LOOPBACK, "port": canary, "push_bytes": 200 * 1024, "stall_timeout": "1s"},
+        "canary": {"host": LOOPBACK, "port": canary},
+        "data_stage": {"volume": 200 * 1024, "min_lifetime": "0s", "stall_timeout": "1s"},
         "response_timeout": "1s",
         **extra,
     }
@@ -108,7 +109,7 @@ async def test_relay_through_2022_server_echoes_canary_and_pushes(
     async with ss2022_server(method, psk) as (server, port):
         result = await run(target(port, canary, method, key_file(tmp_path, psk)))
     assert result.success, result
-    assert result.facts["transfer_bytes"] == 200 * 1024
+    assert result.facts["bytes_moved"] == 200 * 1024
     assert server.accepted == 1 and server.rejections == []
     assert "clock_skew_s" not in result.facts  # same clock: nothing worth a fact
 

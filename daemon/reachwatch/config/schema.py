@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, model_validator
 
 from reachwatch.config.targets import TARGET_MODELS
+from reachwatch.config.targets.datastage import DataStageConfig
 from reachwatch.config.types import NAME_PATTERN, Duration, StrictModel, TargetBase
 from reachwatch.tor.relaysets import RelaySetConfig
 
@@ -222,6 +223,23 @@ class Config(StrictModel):
                     f"duplicate target name {target.name!r} (names must be unique, controls included)"
                 )
             seen.add(target.name)
+        return self
+
+    @model_validator(mode="after")
+    def _data_stages_fit(self) -> Config:
+        # the lifetime check runs inside the attempt: a timeout shorter than it would turn every attempt
+        # into a deadline failure at stage transfer, which reads like a flow cut
+        for target in self.all_targets():
+            stage = target.__dict__.get("data_stage")
+            if not isinstance(stage, DataStageConfig):
+                continue
+            timeout = target.timeout or self.defaults.timeout
+            if stage.min_lifetime >= timeout:
+                raise ValueError(
+                    f"target {target.name!r}: data_stage.min_lifetime ({stage.min_lifetime:g}s) must be "
+                    f"shorter than its timeout ({timeout:g}s), which also holds the handshake: raise timeout "
+                    "or lower min_lifetime"
+                )
         return self
 
     def all_targets(self) -> list[TargetBase]:

@@ -37,6 +37,21 @@ def parse_duration(value: Any) -> Any:
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 """Seconds, written in YAML as ``30s``/``5m``/``2h`` or a bare number."""
 
+_BYTES = re.compile(r"^(?P<num>\d+)\s*(?P<unit>B|KiB|MiB|KB|MB)?$")
+_BYTE_UNITS = {None: 1, "B": 1, "KiB": 1024, "MiB": 1024 * 1024, "KB": 1000, "MB": 1000 * 1000}
+
+
+def parse_byte_count(value: Any) -> Any:
+    """Accept ``65536``, ``"64KiB"``, ``"2MiB"``, ``"500KB"``; return bytes (an int)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a byte count such as 65536, 64KiB or 1MiB")
+    if isinstance(value, str):
+        match = _BYTES.match(value.strip())
+        if not match:
+            raise ValueError(f"invalid byte count {value!r}: use a number with B, KiB, MiB, KB or MB")
+        return int(match["num"]) * _BYTE_UNITS[match["unit"]]
+    return value
+
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 # labels the daemon sets itself; a user label with one of these names would silently shadow it

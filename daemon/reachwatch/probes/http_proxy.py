@@ -3,7 +3,8 @@
 Stages: ``connect`` (TCP to the proxy), ``protocol_handshake`` (the CONNECT request and a parseable
 answer; ``407`` is ``proxy_auth_failed``; silence runs the other-payload control of ``probes.socks5``),
 ``tunnel`` (a 2xx and the canary's echo; ``500`` from tinyproxy and ``502``-``504`` are
-``proxy_upstream_failed``, the proxy's own upstream, never blocking), ``transfer`` (``vpn.canary``).
+``proxy_upstream_failed``, the proxy's own upstream, never blocking), ``transfer`` (the data stage,
+``vpn.datastage``).
 Without a ``canary`` the probe asks for ``CONNECT 127.0.0.1:0`` (a port nothing can listen on, on the
 proxy's own loopback): any well-formed HTTP answer other than ``407`` (usually a refusal) proves a live
 HTTP proxy, and nothing leaves the proxy.
@@ -18,7 +19,8 @@ from reachwatch.net.errors import NetFailure
 from reachwatch.net.http_connect import http_connect
 from reachwatch.probes.base import ProbeContext, ProbeSpec, open_tcp
 from reachwatch.probes.socks5 import handshake_or_control, load_credentials
-from reachwatch.vpn.canary import PlainStream, push_canary, verify_canary
+from reachwatch.vpn.canary import PlainStream, StreamEcho, verify_canary
+from reachwatch.vpn.datastage import run_data_stage
 
 _NOWHERE = "127.0.0.1"
 
@@ -57,7 +59,7 @@ async def probe(target: HttpProxyTarget, ctx: ProbeContext) -> ProbeResult:
         stream.pending = tunnel.early_data
         with ctx.stage(Stage.TUNNEL):
             await verify_canary(stream)
-        await push_canary(stream, target.canary, ctx)
+        await run_data_stage(StreamEcho(stream), target.data_stage, ctx)
     finally:
         await stream.close()
     return ctx.succeed()
@@ -67,5 +69,5 @@ SPEC = ProbeSpec(
     kind="http_proxy",
     target_model=HttpProxyTarget,
     probe=probe,
-    description="HTTP CONNECT proxy: CONNECT to a canary, echo check, usability push",
+    description="HTTP CONNECT proxy: CONNECT to a canary, echo check, data stage",
 )

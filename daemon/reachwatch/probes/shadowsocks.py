@@ -6,7 +6,8 @@ the ``ss://`` URI).
 
 Stages: ``connect`` (TCP to the server), ``protocol_handshake`` (our request - salt, target address and
 the canary line in one write - until the server's first chunk decrypts: proof that it holds our key),
-``tunnel`` (the decrypted answer is the canary's echo of our nonce), ``transfer`` (``vpn.canary`` push).
+``tunnel`` (the decrypted answer is the canary's echo of our nonce), ``transfer`` (the data stage,
+``vpn.datastage``).
 
 A Shadowsocks server answers nothing without the key, and also closes without a word when it cannot
 reach the target; so no answer within ``response_timeout`` is ``protocol_no_response`` and a close is
@@ -41,11 +42,12 @@ from reachwatch.net.errors import NetFailure
 from reachwatch.probes.base import ProbeContext, ProbeSpec, open_tcp
 from reachwatch.vpn.canary import (
     Stream,
+    StreamEcho,
     canary_line,
-    push_canary,
     recv_exactly,
     verify_canary,
 )
+from reachwatch.vpn.datastage import run_data_stage
 from reachwatch.vpn.shadowsocks import ShadowsocksStream
 from reachwatch.vpn.ss2022 import Shadowsocks2022Stream
 
@@ -120,7 +122,7 @@ async def probe(target: ShadowsocksTarget, ctx: ProbeContext) -> ProbeResult:
             if first + rest != line:
                 raise NetFailure(Failure.CANARY_MISMATCH, Stage.TUNNEL, "canary answered something else")
             await verify_canary(stream)  # a second round trip on the same stream
-        await push_canary(stream, target.canary, ctx)
+        await run_data_stage(StreamEcho(stream), target.data_stage, ctx)
     finally:
         await stream.close()
     return ctx.succeed()
@@ -130,5 +132,5 @@ SPEC = ProbeSpec(
     kind="shadowsocks",
     target_model=ShadowsocksTarget,
     probe=probe,
-    description="Shadowsocks AEAD/2022: relay a nonce to the canary with the key, usability push",
+    description="Shadowsocks AEAD/2022: relay a nonce to the canary with the key, data stage",
 )

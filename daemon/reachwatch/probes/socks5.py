@@ -2,8 +2,8 @@
 
 Stages: ``connect`` (TCP to the proxy), ``protocol_handshake`` (method negotiation and username/password
 auth; silence there runs the other-payload control, see ``handshake_or_control``), ``tunnel`` (CONNECT
-to the canary and the canary's echo), ``transfer`` (the usability push, see
-``vpn.canary``). Without a ``canary`` the probe stops after the handshake: that proves a live SOCKS5
+to the canary and the canary's echo), ``transfer`` (the data stage, see
+``vpn.datastage``). Without a ``canary`` the probe stops after the handshake: that proves a live SOCKS5
 server, not a usable one.
 
 Reply codes 03-06 are the proxy's own upstream failing (``proxy_upstream_failed``): the censor inside the
@@ -22,7 +22,8 @@ from reachwatch.model import ProbeResult
 from reachwatch.net.socks import socks5_connect, socks5_handshake
 from reachwatch.net.tcp_control import other_payload_gets_reaction
 from reachwatch.probes.base import ProbeContext, ProbeSpec, open_tcp
-from reachwatch.vpn.canary import PlainStream, push_canary, verify_canary
+from reachwatch.vpn.canary import PlainStream, StreamEcho, verify_canary
+from reachwatch.vpn.datastage import run_data_stage
 
 T = TypeVar("T")
 
@@ -78,7 +79,7 @@ async def probe(target: Socks5Target, ctx: ProbeContext) -> ProbeResult:
         with ctx.stage(Stage.TUNNEL):
             await socks5_connect(reader, writer, target.canary.host, target.canary.port)
             await verify_canary(stream)
-        await push_canary(stream, target.canary, ctx)
+        await run_data_stage(StreamEcho(stream), target.data_stage, ctx)
     finally:
         await stream.close()
     return ctx.succeed()
@@ -88,5 +89,5 @@ SPEC = ProbeSpec(
     kind="socks5",
     target_model=Socks5Target,
     probe=probe,
-    description="SOCKS5 proxy: handshake, auth, CONNECT to a canary, usability push",
+    description="SOCKS5 proxy: handshake, auth, CONNECT to a canary, data stage",
 )

@@ -1,39 +1,34 @@
-"""The canary: proof that a tunnel carries data, and the tunnel-usability stage.
+"""The canary: proof that a tunnel carries data, through an echo service the operator runs abroad.
 
-A proxy or VPN that completes its handshake may still be useless: Russia cut OpenVPN and WireGuard in 2023
-*after* the handshake, once a flow passed a few kilobytes. So every probe whose protocol carries data
-ends with two steps through the established stream, against a canary the operator runs outside the
-country (an echo service: ``socat TCP-LISTEN:7007,fork EXEC:cat`` is enough):
+A proxy or VPN that completes its handshake may still be useless: censors cut flows *after* the handshake,
+once they carried a few kilobytes. So every probe whose tunnel reaches the canary (an echo service:
+``socat TCP-LISTEN:7007,fork EXEC:cat`` is enough) ends with two steps through the established stream:
 
 1. ``verify_canary`` (stage ``tunnel``): send one line with a fresh random nonce, expect it echoed
    byte for byte. Anything else is ``canary_mismatch`` (a transparent proxy, a block page, a captive
    portal answered instead of the canary).
-2. ``push_canary`` (stage ``transfer``): send ``push_bytes`` (64-256 KB is the useful range) of random
-   data while reading the echo back; record ``throughput_bps`` (bytes per second, round trip) and
-   ``transfer_bytes``. A stall longer than ``stall_timeout`` or an early close is ``transfer_incomplete``
-   with the byte count reached: the cut-after-N-bytes signature.
+2. the data stage (stage ``transfer``, ``vpn.datastage``) with ``StreamEcho`` as its path: the volume
+   pipelined through the echo, then one small echo a second for the flow's minimum lifetime.
 
 The stream is anything with ``send``/``recv``/``close`` (``Stream``): a plain TCP stream after a SOCKS5 or
-HTTP CONNECT handshake, or the decrypting Shadowsocks stream.
+HTTP CONNECT handshake, the decrypting Shadowsocks stream, a socket made inside an OpenVPN tunnel's
+namespace, or a Tor stream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import secrets
-import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from typing import Protocol
 
-from reachwatch.config.targets.canary import CanaryConfig
 from reachwatch.failures import Failure, Stage
 from reachwatch.formats.errors import StreamCorrupt
-from reachwatch.model import FactValue
 from reachwatch.net.dial import close_quietly
 from reachwatch.net.errors import NetFailure, classified
+from reachwatch.vpn.datastage import Meter, random_payload
 
 CHUNK = 16 * 1024
 NONCE_PREFIX = b"RWCANARY "
@@ -47,15 +42,6 @@ class Stream(Protocol):
     async def recv(self, max_bytes: int) -> bytes: ...
 
     async def close(self) -> None: ...
-
-
-class Recorder(Protocol):
-    """What the push needs of the probe's attempt (``probes.base.ProbeContext`` is one): a timed stage and
-    facts. Declared here so this runtime layer never imports the probes above it."""
-
-    def stage(self, stage: Stage) -> AbstractContextManager[None]: ...
-
-    def fact(self, key: str, value: FactValue) -> None: ...
 
 
 class PlainStream:
@@ -122,44 +108,25 @@ async def verify_canary(stream: Stream, *, first_sent: bytes | None = None) -> N
         raise NetFailure(Failure.CANARY_MISMATCH, Stage.TUNNEL, "canary answered something else")
 
 
-async def push_canary(stream: Stream, config: CanaryConfig, ctx: Recorder) -> None:
-    """Push ``config.push_bytes`` through the echo canary; facts ``throughput_bps``, ``transfer_bytes``."""
-    total = config.push_bytes
-    if total == 0:
-        return
-    payload = os.urandom(total)
-    received = 0
-    start = time.monotonic()
+class StreamEcho:
+    """``vpn.datastage.EchoPath`` over a byte stream to the echo canary: what goes out must come back,
+    byte for byte and in order."""
 
-    async def sender() -> None:
-        for offset in range(0, total, CHUNK):
-            await stream.send(payload[offset : offset + CHUNK])
+    def __init__(self, stream: Stream) -> None:
+        self.stream = stream
 
-    async def receiver() -> None:
-        nonlocal received
-        while received < total:
-            async with asyncio.timeout(config.stall_timeout):
-                data = await stream.recv(min(CHUNK * 4, total - received))
-            if not data:
-                raise EOFError
-            if data != payload[received : received + len(data)]:
-                raise NetFailure(Failure.CANARY_MISMATCH, Stage.TRANSFER, "echo differs from what was sent")
-            received += len(data)
+    async def pump(self, volume: int, meter: Meter, stall: float) -> None:
+        payload = random_payload(volume)
 
-    with ctx.stage(Stage.TRANSFER):
+        async def sender() -> None:
+            for offset in range(0, volume, CHUNK):
+                await self.stream.send(payload[offset : offset + CHUNK])
+
         send_task = asyncio.ensure_future(sender())
         try:
             with at_stage(Stage.TRANSFER):
-                await receiver()
-            with at_stage(Stage.TRANSFER):
+                await self._expect(payload, meter, stall)
                 await send_task
-        except NetFailure as exc:
-            ctx.fact("transfer_bytes", received)
-            ctx.fact("transfer_target_bytes", total)
-            if exc.failure in (Failure.CANARY_MISMATCH, Failure.PROTOCOL_ERROR):
-                raise
-            # a stall, an EOF or a reset part-way through: the cut-after-N-bytes signature
-            raise NetFailure(Failure.TRANSFER_INCOMPLETE, Stage.TRANSFER, exc.detail) from exc
         finally:
             if not send_task.done():
                 send_task.cancel()
@@ -167,6 +134,21 @@ async def push_canary(stream: Stream, config: CanaryConfig, ctx: Recorder) -> No
             # logging "exception was never retrieved"
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await send_task
-    elapsed = max(time.monotonic() - start, 1e-6)
-    ctx.fact("transfer_bytes", received)
-    ctx.fact("throughput_bps", round(received / elapsed, 1))
+
+    async def echo(self, size: int, meter: Meter, stall: float) -> None:
+        payload = random_payload(size)
+        with at_stage(Stage.TRANSFER):
+            await self.stream.send(payload)
+            await self._expect(payload, meter, stall)
+
+    async def _expect(self, payload: bytes, meter: Meter, stall: float) -> None:
+        received = 0
+        while received < len(payload):
+            async with asyncio.timeout(stall):
+                data = await self.stream.recv(min(CHUNK * 4, len(payload) - received))
+            if not data:
+                raise EOFError
+            if data != payload[received : received + len(data)]:
+                raise NetFailure(Failure.CANARY_MISMATCH, Stage.TRANSFER, "echo differs from what was sent")
+            received += len(data)
+            meter.add(len(data))

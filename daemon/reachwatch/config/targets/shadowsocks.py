@@ -14,6 +14,7 @@ from pydantic import Field, field_validator
 from reachwatch.config.secrets import read_secret
 from reachwatch.config.ssuri import key_from_uri_file
 from reachwatch.config.targets.canary import CanaryConfig
+from reachwatch.config.targets.datastage import DataStageConfig
 from reachwatch.config.types import Duration, TargetBase, host_port
 from reachwatch.errors import ConfigError
 
@@ -39,6 +40,10 @@ class ShadowsocksTarget(TargetBase):
     uri_file: str | None = None
     uri_line: int = Field(default=1, ge=1)
     canary: CanaryConfig
+    data_stage: DataStageConfig = Field(
+        default_factory=DataStageConfig,
+        description="what goes through the server to the canary before it counts as usable",
+    )
     # how long the server's first answer may take before the attempt is protocol_no_response
     response_timeout: Duration = 5.0
 

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from reachwatch.config.proxyurl import proxy_credentials
 from reachwatch.config.targets.canary import CanaryConfig
+from reachwatch.config.targets.datastage import DataStageConfig
 from reachwatch.config.types import TargetBase, host_port
 
 
@@ -25,6 +26,10 @@ class ProxyTargetBase(TargetBase):
     url_file: str | None = None
     url_line: int = Field(default=1, ge=1)
     canary: CanaryConfig | None = None
+    data_stage: DataStageConfig = Field(
+        default_factory=DataStageConfig,
+        description="what goes through the tunnel to the canary before the proxy counts as usable",
+    )
 
     def destination(self) -> str:
         return host_port(self.host, self.port)
