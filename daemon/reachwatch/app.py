@@ -118,6 +118,7 @@ class Daemon:
         self.services: Services | None = None
         self._ready = False
         self._stop = asyncio.Event()
+        self._lag_task: asyncio.Task[None] | None = None
         self._reload_lock = asyncio.Lock()
         self._redacted: set[str] = set()
         # the vantage state and each target's confirmed verdict as last journaled: the "before" of a change
@@ -192,6 +193,7 @@ class Daemon:
         self.daemon_status.web = self.web.counters
         self._install_signals()
         self.scheduler.start()
+        self._lag_task = asyncio.get_running_loop().create_task(self.daemon_status.loop_lag.run())
         self._ready = True
         log.info(
             "started",
@@ -255,6 +257,8 @@ class Daemon:
     async def shutdown(self, *, quiet: bool = False) -> None:
         """Drain probes in flight, flush and close the journal, stop listening."""
         self._ready = False
+        if self._lag_task is not None:
+            self._lag_task.cancel()
         if self.scheduler is not None:
             finished = await self.scheduler.drain(self.options.drain_timeout)
             if not quiet:

@@ -28,6 +28,7 @@ from reachwatch.config.schema import Config
 from reachwatch.config.types import TargetBase
 from reachwatch.exposition import LabelMaker, LabelSet, TextFamily
 from reachwatch.failures import Failure, VantageState, Verdict
+from reachwatch.looplag import LoopLagMonitor
 from reachwatch.model import ProbeResult
 from reachwatch.state import CUT_BUCKETS, CutPoints, StateStore, TargetState
 from reachwatch.tor.relaymetrics import RelaySetCollector
@@ -171,6 +172,7 @@ class DaemonStatus:
     web: Callable[[], WebCounters] = WebCounters
     references: Callable[[], list[ReferenceHealth]] = list
     start_lag: Callable[[], StartLagSnapshot | None] = lambda: None
+    loop_lag: LoopLagMonitor = field(default_factory=LoopLagMonitor)
 
 
 @functools.cache
@@ -288,6 +290,13 @@ class ReachwatchCollector(Collector):
         )
         yield GaugeMetricFamily(
             "reachwatch_targets", "Configured targets, controls included.", value=len(self.store.targets)
+        )
+        lag = status.loop_lag
+        yield HistogramMetricFamily(
+            "reachwatch_event_loop_lag_seconds",
+            "How late the event loop ran a task that slept (probe timings are taken on this loop).",
+            buckets=lag.cumulative(),
+            sum_value=lag.total,
         )
         web = status.web()
         yield GaugeMetricFamily(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ from reachwatch.buildinfo import revision
 from reachwatch.config.load import parse_config
 from reachwatch.exposition import TextFamily, encode
 from reachwatch.failures import Failure, Stage, Technique, VantageState, Verdict
+from reachwatch.looplag import LoopLagMonitor
 from reachwatch.metrics import (
     FACT_METRICS,
     MAX_INFO_VALUE,
@@ -400,3 +402,16 @@ def test_build_info_names_version_and_revision_reference_health_and_start_lag() 
     lag = {s[1].get("le"): s[2] for s in samples["reachwatch_scheduler_start_lag_seconds_bucket"]}
     assert lag == {"1.0": 3, "+Inf": 4}
     assert samples["reachwatch_scheduler_start_lag_seconds_sum"][0][2] == 7.5
+
+
+async def test_event_loop_lag_histogram_records_a_blocked_loop() -> None:
+    monitor = LoopLagMonitor(interval=0.02)
+    task = asyncio.get_running_loop().create_task(monitor.run())
+    await asyncio.sleep(0.05)
+    time.sleep(0.3)  # a blocking call on the loop, as a bug would make
+    await asyncio.sleep(0.05)
+    task.cancel()
+    buckets = dict(monitor.cumulative())
+    assert monitor.count >= 2 and buckets["+Inf"] == monitor.count
+    assert buckets["0.1"] < monitor.count  # the stall landed above 100 ms
+    assert monitor.total >= 0.25
