@@ -248,7 +248,8 @@ class Soak:
         floods = [t0 + f * self.args.minutes * 60 for f in (0.3, 0.7)]
         tor_kill = t0 + 0.5 * self.args.minutes * 60
         next_sample = next_scrape = t0
-        next_reload = t0 + RELOAD_S
+        reload_every = min(RELOAD_S, max(30.0, self.args.minutes * 60 / 8))  # a short run reloads too
+        next_reload = t0 + reload_every
         reloads = 0
         flood_proc: subprocess.Popen[bytes] | None = None
         flood_until = 0.0
@@ -265,7 +266,7 @@ class Soak:
             if now >= next_reload:
                 self.reload(t0, cfg, reloads)
                 reloads += 1
-                next_reload += RELOAD_S
+                next_reload += reload_every
             if floods and now >= floods[0] and flood_proc is None:
                 floods.pop(0)
                 flood_proc = self.flood_start(t0)
@@ -346,7 +347,8 @@ def flood(out: Path, seconds: float = FLOOD_S, connections: int = FLOOD_CONNECTI
     import asyncio  # noqa: PLC0415
     import resource  # noqa: PLC0415
 
-    resource.setrlimit(resource.RLIMIT_NOFILE, (65536, 65536))
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     host, port = LISTEN.rsplit(":", 1)
     stats = {"attempts": 0, "connected": 0, "refused": 0, "closed_by_server": 0, "max_open": 0}
     open_now = 0
@@ -429,6 +431,14 @@ def figures(soak: Soak, run: dict[str, Any], peer_counts: dict[str, int]) -> dic
     closed = [e for e in log_events if e.get("event") == "journal_closed"]
     committed = closed[-1].get("committed") if closed else None
     final = run["final_metrics"]
+    kills = [e["t"] for e in soak.events if e["event"] == "tor killed"]
+    conn = sqlite3.connect(f"file:{soak.work / 'state' / 'journal.sqlite3'}?mode=ro", uri=True)
+    after_kill = conn.execute(
+        "SELECT COUNT(*), SUM(failure = 'tor_unavailable') FROM results WHERE kind = 'tor_bridge'"
+        " AND started_at > ?",
+        (run["t0"] + (kills[0] if kills else math.inf),),
+    ).fetchone()
+    conn.close()
     buckets = lag_buckets(final)
     window_p99 = []
     for a, b in zip(soak.scrapes, soak.scrapes[1:], strict=False):
@@ -471,6 +481,7 @@ def figures(soak: Soak, run: dict[str, Any], peer_counts: dict[str, int]) -> dic
         "peer_connections_counted": sum(peer_counts.get(k, 0) for k in soak.plan.counted),
         "journal_rows_vs_committed": {"rows": sum(rows.values()), "committed_logged": committed},
         "journal_write_errors": final.get("reachwatch_journal_write_errors_total"),
+        "tor_bridge_attempts_after_kill": {"rows": after_kill[0], "tor_unavailable": after_kill[1] or 0},
         "web_connections_refused": final.get("reachwatch_web_connections_refused_total"),
         "auth_throttled": final.get("reachwatch_web_auth_throttled_total"),
         "events": soak.events,

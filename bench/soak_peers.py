@@ -66,8 +66,8 @@ async def hostile(role: str, reader: asyncio.StreamReader, writer: asyncio.Strea
                 writer.write(b"\x16")
                 await writer.drain()
                 await asyncio.sleep(5)
-    except (ConnectionError, OSError):
-        pass
+    except (ConnectionError, OSError, asyncio.CancelledError):
+        pass  # the client went away, or the peers are shutting down
     finally:
         writer.transport.abort()
 
