@@ -42,6 +42,7 @@ NOFILE_TARGET = 8192
 FDS_PER_ATTEMPT = 4
 BASE_RESERVE = 64
 MIN_CONNECTIONS = 4  # so a scrape still gets in when the budget is tight
+QUIET_AFTER_FLOOD = 10.0  # seconds without a refused connection before "limit cleared" is logged
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,7 @@ class Listener:
         self.open_connections = 0
         self.refused = 0  # accepted and closed at once: over the cap
         self._full = False
+        self._last_refused = 0.0
         self._sockets: list[socket.socket] = []
         self._accepting: list[asyncio.Task[None]] = []
         self._serving: set[asyncio.Task[None]] = set()
@@ -205,14 +207,17 @@ class Listener:
                     log.warning("web_accept_failed", error=exc.strerror)
                     await asyncio.sleep(1.0)
                 continue
+            now = loop.time()
             if self.open_connections >= self.cap:
                 conn.close()
                 self.refused += 1
+                self._last_refused = now
                 if not self._full:
                     self._full = True
                     log.warning("web_connection_limit_reached", limit=self.cap)
                 continue
-            if self._full:
+            if self._full and now - self._last_refused > QUIET_AFTER_FLOOD:
+                # one line per episode: a flood hovering at the cap must not log every freed slot
                 self._full = False
                 log.info("web_connection_limit_cleared", limit=self.cap, refused_total=self.refused)
             self.open_connections += 1

@@ -301,3 +301,21 @@ def test_a_socket_flood_does_not_blind_the_probes(tmp_path: Path) -> None:
     failures = conn.execute("SELECT failure FROM results WHERE success = 0").fetchall()
     conn.close()
     assert failures == []  # not one attempt lost to the flood
+
+
+async def test_a_flood_hovering_at_the_cap_logs_one_line_not_one_per_freed_slot(fast: WebServer) -> None:
+    with structlog.testing.capture_logs() as logs:
+        held = [await asyncio.open_connection("127.0.0.1", fast.port) for _ in range(8)]
+        for _ in range(5):  # refused; then a slot frees, is taken again, and more are refused
+            r, w = await asyncio.open_connection("127.0.0.1", fast.port)
+            assert await _closed_within(r, 1) == b""
+            w.close()
+            _, first = held.pop(0)
+            first.close()
+            await asyncio.sleep(0.05)
+            held.append(await asyncio.open_connection("127.0.0.1", fast.port))
+            await asyncio.sleep(0.05)
+        for _, w in held:
+            w.close()
+    events = [e["event"] for e in logs if e["event"].startswith("web_connection_limit")]
+    assert events == ["web_connection_limit_reached"]
