@@ -303,7 +303,8 @@ def test_a_socket_flood_does_not_blind_the_probes(tmp_path: Path) -> None:
     assert failures == []  # not one attempt lost to the flood
 
 
-async def test_a_flood_hovering_at_the_cap_logs_one_line_not_one_per_freed_slot(fast: WebServer) -> None:
+async def test_a_flood_hovering_at_the_cap_logs_one_line_not_one_per_freed_slot() -> None:
+    fast = await _server(limits=ListenerLimits(max_connections=8, request_timeout=30.0))
     with structlog.testing.capture_logs() as logs:
         held = [await asyncio.open_connection("127.0.0.1", fast.port) for _ in range(8)]
         for _ in range(5):  # refused; then a slot frees, is taken again, and more are refused
@@ -317,5 +318,6 @@ async def test_a_flood_hovering_at_the_cap_logs_one_line_not_one_per_freed_slot(
             await asyncio.sleep(0.05)
         for _, w in held:
             w.close()
+    await fast.stop()
     events = [e["event"] for e in logs if e["event"].startswith("web_connection_limit")]
     assert events == ["web_connection_limit_reached"]
