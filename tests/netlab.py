@@ -198,6 +198,27 @@ class Lab:
         )
         self.router.run(["nft", "-f", "-"], input=ruleset)
 
+    def kill_flows_after(self, seconds: float, match: str = "") -> None:
+        """Replace the censor's rules with one that kills each matching flow ``seconds`` after its first
+        packet, whatever it carried (censors that cut tunnels by age, not volume).
+
+        A new flow's conntrack id goes into a set with a timeout; once the element expires, the flow's
+        packets no longer match the set and are dropped. ``match`` narrows it (e.g. ``udp dport 51820``).
+        """
+        ruleset = (
+            "table inet censor\n"
+            "delete table inet censor\n"
+            "table inet censor {\n"
+            "  set young { typeof ct id; flags timeout; }\n"
+            "  chain forward {\n"
+            "    type filter hook forward priority 0; policy accept;\n"
+            f"    {match} ct state new add @young {{ ct id timeout {int(seconds * 1000)}ms }}\n"
+            f"    {match} ct state established ct id != @young drop\n"
+            "  }\n"
+            "}\n"
+        )
+        self.router.run(["nft", "-f", "-"], input=ruleset)
+
     def uncensor(self) -> None:
         """Remove every censor rule."""
         self.router.run("nft delete table inet censor", check=False)

@@ -87,3 +87,16 @@ def test_forged_response_does_not_authenticate(ephemeral: str) -> None:
     forged[60:76] = noise.mac(noise.hash_(noise.LABEL_MAC1, noise.raw_public(client)), bytes(forged[:60]))
     assert noise.consume_response(init, client, server_pub, bytes(forged), None) is None
     assert len(init.packet) == noise.INITIATION_LEN
+
+
+def test_transport_messages_round_trip_between_the_two_sides_of_a_session() -> None:
+    ours = noise.Session(local_index=11, remote_index=22, send_key=os.urandom(32), recv_key=os.urandom(32))
+    theirs = noise.Session(local_index=22, remote_index=11, send_key=ours.recv_key, recv_key=ours.send_key)
+    sealed = noise.seal_transport(ours, 5, b"an inner packet")
+    assert len(sealed) == 16 + 16 + 16  # header, 15 bytes padded to 16, tag
+    assert noise.open_transport(theirs, sealed) == (5, b"an inner packet" + b"\x00")
+    assert noise.open_transport(ours, sealed) is None  # our own message is not for our index
+    damaged = bytearray(sealed)
+    damaged[-1] ^= 1
+    assert noise.open_transport(theirs, bytes(damaged)) is None
+    assert noise.open_transport(theirs, sealed[:31]) is None

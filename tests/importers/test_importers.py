@@ -141,6 +141,8 @@ def test_wgquick_writes_keys_to_output_dir_and_validates(tmp_path: Path) -> None
     assert f"PrivateKey = {private}" in conf
     assert private not in text
     assert (Path(e["preshared_key_file"]).stat().st_mode & 0o777) == 0o600
+    # the data stage: our address inside the tunnel, and the VPN's resolver inside it to echo with
+    assert (e["tunnel_address"], e["ping_address"]) == ("10.66.0.2", "10.66.0.1")
     load(text, tmp_path)
 
 

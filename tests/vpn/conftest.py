@@ -264,6 +264,9 @@ class WgServer:
     psk_file: Path | None
 
 
+WG_SERVER_INSIDE, WG_PEER_INSIDE = "10.77.0.1", "10.77.0.2"
+
+
 def start_wireguard(lab: Lab, workdir: Path, *, psk: bool = False, port: int = 51820) -> WgServer:
     """wireguard-go in the server ns with one registered peer: the probe's own key."""
     ifname = f"wg{lab.suffix}"[:15]
@@ -293,6 +296,8 @@ def start_wireguard(lab: Lab, workdir: Path, *, psk: bool = False, port: int = 5
             raise RuntimeError("wireguard-go did not create its interface")
         time.sleep(0.05)
     lab.server.run(["wg", "set", ifname, "private-key", str(server_key), "listen-port", str(port), *peer])
+    # the server's tunnel address: its kernel answers the data stage's echoes from the probe peer's 10.77.0.2
+    lab.server.run(["ip", "addr", "add", f"{WG_SERVER_INSIDE}/24", "dev", ifname])
     lab.server.run(["ip", "link", "set", ifname, "up"])
     wait_udp_listen(lab.server, port)
     return WgServer(port, server_pub, client_key, client_pub, psk_file)

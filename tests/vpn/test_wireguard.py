@@ -22,6 +22,8 @@ from tests.netlab import SERVER_IP, Lab
 from tests.vpn.conftest import (
     PYTHON,
     REPO,
+    WG_PEER_INSIDE,
+    WG_SERVER_INSIDE,
     NsProber,
     WgServer,
     free_port,
@@ -113,6 +115,69 @@ async def test_whole_path_blackholed_is_not_protocol_blocking(
     assert result.failure == Failure.GENERIC_TIMEOUT_ERROR
     assert result.facts["control_answered"] is False
     assert result.evidence is None
+
+
+def with_data(server: WgServer, volume: str = "64KiB", lifetime: str = "2s", **kw: Any) -> dict[str, Any]:
+    stage = {"volume": volume, "min_lifetime": lifetime, "stall_timeout": "1s"}
+    return wg_target(
+        server, tunnel_address=WG_PEER_INSIDE, ping_address=WG_SERVER_INSIDE, data_stage=stage, **kw
+    )
+
+
+async def test_data_stage_carries_echoes_through_the_tunnel_for_the_volume_and_the_lifetime(
+    lab: Lab, tmp_path: Path, prober: NsProber
+) -> None:
+    server = start_wireguard(lab, tmp_path)
+    result = prober.probe("wireguard", with_data(server), timeout=8.0)
+    assert result.success, result
+    facts = result.facts
+    # the volume (64 KiB in 1200-byte echoes), then one 256-byte echo a second until 2 s
+    assert facts["bytes_moved"] == 64 * 1024 + 2 * 256
+    assert facts["transfer_goal_bytes"] == 64 * 1024
+    assert isinstance(facts["flow_alive_s"], float) and facts["flow_alive_s"] >= 2.0
+    assert isinstance(facts["throughput_bps"], float) and facts["throughput_bps"] > 0
+    # the server's own counters saw our data arrive through the tunnel, decrypted
+    transfer = lab.server.run(["wg", "show", f"wg{lab.suffix}"[:15], "transfer"]).stdout.split()
+    assert int(transfer[1]) > 64 * 1024
+
+
+async def test_a_flow_cut_after_n_bytes_fails_at_transfer_with_the_cut_point_near_n(
+    lab: Lab, tmp_path: Path, prober: NsProber
+) -> None:
+    server = start_wireguard(lab, tmp_path)
+    limit = 30_000  # bytes from the server (IP headers and all) before the censor drops the flow
+    lab.censor(f"udp sport {server.port} ct reply bytes > {limit} drop")
+    result = prober.probe("wireguard", with_data(server, lifetime="0s"), timeout=6.0)
+    assert (result.failure, result.stage) == (Failure.TRANSFER_INCOMPLETE, Stage.TRANSFER), result
+    assert result.facts["handshake"] is True
+    cut = result.facts["cut_after_bytes"]
+    assert isinstance(cut, int) and cut == result.facts["bytes_moved"]
+    # each 1200-byte echo costs 1288 bytes on the wire (outer IP+UDP, WireGuard's 32, inner IP+ICMP), and
+    # the 92-byte handshake response went first: the cut lies within one packet of what the limit allows
+    allowed = (limit - 120) * 1200 / 1288
+    assert allowed - 1200 <= cut <= allowed, cut
+
+
+async def test_a_flow_killed_by_age_is_cut_at_that_age(lab: Lab, tmp_path: Path, prober: NsProber) -> None:
+    server = start_wireguard(lab, tmp_path)
+    lab.kill_flows_after(2.0, f"udp dport {server.port}")
+    result = prober.probe("wireguard", with_data(server, volume="16KiB", lifetime="5s"), timeout=9.0)
+    assert (result.failure, result.stage) == (Failure.TRANSFER_INCOMPLETE, Stage.TRANSFER), result
+    assert result.facts["bytes_moved"] >= 16 * 1024  # the volume went through; the flow's age killed it
+    cut_s = result.facts["cut_after_s"]
+    # killed at 2 s after the flow's first packet, seen at the next echo and its 1 s stall timeout
+    assert isinstance(cut_s, float) and 1.5 <= cut_s <= 4.5, cut_s
+
+
+def test_model_needs_both_tunnel_addresses_and_ipv4() -> None:
+    base = {"kind": "wireguard", "name": "w", "host": "h", "private_key_file": "k",
+            "public_key": base64.b64encode(bytes(32)).decode()}  # fmt: skip
+    with pytest.raises(ValueError, match="together"):
+        WireGuardTarget.model_validate({**base, "tunnel_address": "10.0.0.2"})
+    with pytest.raises(ValueError, match="IPv4"):
+        WireGuardTarget.model_validate({**base, "tunnel_address": "fd00::2", "ping_address": "fd00::1"})
+    ok = WireGuardTarget.model_validate({**base, "tunnel_address": "10.0.0.2/32", "ping_address": "10.0.0.1"})
+    assert ok.tunnel_address == "10.0.0.2" and ok.data_stage_on()
 
 
 def test_model_rejects_a_bad_public_key() -> None:

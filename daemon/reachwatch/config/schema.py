@@ -233,6 +233,9 @@ class Config(StrictModel):
             stage = target.__dict__.get("data_stage")
             if not isinstance(stage, DataStageConfig):
                 continue
+            stage_on = getattr(type(target), "data_stage_on", None)
+            if stage_on is not None and not stage_on(target):
+                continue  # e.g. a proxy without a canary: the data stage does not run
             timeout = target.timeout or self.defaults.timeout
             if stage.min_lifetime >= timeout:
                 raise ValueError(

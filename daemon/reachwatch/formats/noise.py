@@ -1,7 +1,9 @@
 """WireGuard's Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s handshake, initiator side (no sockets here).
 
 Builds the 148-byte handshake initiation and completes the handshake from the 92-byte response
-(WireGuard whitepaper §5.4; wireguard-go ``device/noise-protocol.go``). A response that does not decrypt
+(WireGuard whitepaper §5.4; wireguard-go ``device/noise-protocol.go``), then seals and opens transport data
+messages (type 4, §5.4.6) with the session keys the handshake derived: what the data stage sends through
+the tunnel without a tun device. A response that does not decrypt
 and authenticate under our ephemeral and static keys (and the preshared key) is rejected: only the server
 holding the private key that matches the configured public key, with our peer registered, can produce one.
 
@@ -34,8 +36,9 @@ CONSTRUCTION = b"Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s"
 IDENTIFIER = b"WireGuard v1 zx2c4 Jason@zx2c4.com"
 LABEL_MAC1 = b"mac1----"
 LABEL_COOKIE = b"cookie--"
-MSG_INITIATION, MSG_RESPONSE, MSG_COOKIE = 1, 2, 3
+MSG_INITIATION, MSG_RESPONSE, MSG_COOKIE, MSG_TRANSPORT = 1, 2, 3, 4
 INITIATION_LEN, RESPONSE_LEN, COOKIE_LEN = 148, 92, 64
+TRANSPORT_HEADER_LEN, TAG_LEN = 16, 16
 TAI64_BASE = 0x400000000000000A
 
 
@@ -138,10 +141,20 @@ def build_initiation(
     return Initiation(body + mac1 + mac2, index, ck, h, eph, mac1)
 
 
+@dataclass(frozen=True)
+class Session:
+    """The transport keys of a completed handshake, initiator side (whitepaper §5.4.5)."""
+
+    local_index: int  # our sender index: the responder's transport messages carry it as receiver
+    remote_index: int  # the responder's sender index: ours carry it as receiver
+    send_key: bytes
+    recv_key: bytes
+
+
 def consume_response(
     init: Initiation, static: X25519PrivateKey, server_public: bytes, packet: bytes, psk: bytes | None
-) -> int | None:
-    """The responder's index if ``packet`` is an authentic response to ``init``, else None."""
+) -> Session | None:
+    """The session if ``packet`` is an authentic response to ``init``, else None."""
     if len(packet) != RESPONSE_LEN or packet[0] != MSG_RESPONSE or packet[1:4] != b"\x00\x00\x00":
         return None
     sender, receiver = struct.unpack("<II", packet[4:12])
@@ -163,7 +176,30 @@ def consume_response(
         aead_open(k, 0, empty, h)
     except InvalidTag:  # not from the holder of the server key, or a different PSK
         return None
-    return int(sender)
+    send_key, recv_key = kdf(ck, b"", 2)
+    return Session(init.sender_index, int(sender), send_key, recv_key)
+
+
+def seal_transport(session: Session, counter: int, packet: bytes) -> bytes:
+    """A type-4 transport message carrying ``packet`` (an IP packet; ``b""`` is a keepalive), its
+    plaintext zero-padded to a multiple of 16 bytes as the whitepaper asks."""
+    padded = packet + b"\x00" * (-len(packet) % 16)
+    header = struct.pack("<BxxxIQ", MSG_TRANSPORT, session.remote_index, counter)
+    return header + aead_seal(session.send_key, counter, padded, b"")
+
+
+def open_transport(session: Session, message: bytes) -> tuple[int, bytes] | None:
+    """(counter, padded plaintext) of an authentic type-4 message for our session, else None. The caller
+    strips the padding with the inner packet's own length field."""
+    if len(message) < TRANSPORT_HEADER_LEN + TAG_LEN or message[0] != MSG_TRANSPORT:
+        return None
+    receiver, counter = struct.unpack("<IQ", message[4:16])
+    if message[1:4] != b"\x00\x00\x00" or receiver != session.local_index:
+        return None
+    try:
+        return counter, aead_open(session.recv_key, counter, message[16:], b"")
+    except InvalidTag:
+        return None
 
 
 def static_public(static: X25519PrivateKey) -> bytes:

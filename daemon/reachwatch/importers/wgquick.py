@@ -7,12 +7,17 @@ per key, so probing with someone's key would steal their tunnel.
 
 Entries are ``private: true``: the endpoint is the user's own, and publishing it (metrics, API, journal)
 would hand it to the censor.
+
+The data stage: ``Address`` (its first IPv4) becomes ``tunnel_address``, and the first private IPv4 of
+``DNS`` (a VPN's resolver inside the tunnel, usually its gateway) becomes ``ping_address``, the address the
+probe's echoes go to. Without both the entry probes the handshake only; set ``ping_address`` by hand then.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +43,24 @@ def _endpoint(value: str, where: str) -> tuple[str, int]:
         raise ConfigError(where, f"Endpoint {value!r} is not host:port") from None
 
 
+def _first_ipv4(value: str, *, private_only: bool) -> str | None:
+    """The first IPv4 address of a comma-separated wg-quick list (``10.0.0.2/32, fd00::2/128``)."""
+    for item in value.split(","):
+        try:
+            address = ipaddress.ip_address(item.strip().split("/", 1)[0])
+        except ValueError:
+            continue  # a DNS search domain, or junk: nothing to take from it
+        if address.version == 4 and (address.is_private or not private_only):
+            return str(address)
+    return None
+
+
 def import_wgquick(path: Path, text: str, out: Output) -> list[dict[str, Any]]:
     """One ``wireguard`` entry per ``[Peer]`` with an Endpoint; keys go to 0600 files in the output dir."""
     source = str(path)
     section: str | None = None
     private: tuple[str, str] | None = None  # key, where
+    inside: dict[str, str] = {}  # tunnel_address / ping_address, from Address / DNS
     peers: list[dict[str, str]] = []
     for number, raw in enumerate(text.splitlines(), 1):
         where = f"{source}:{number}"
@@ -62,6 +80,10 @@ def import_wgquick(path: Path, text: str, out: Output) -> list[dict[str, Any]]:
         key, value = key.strip().lower(), value.strip()
         if section == "interface" and key == "privatekey":
             private = (_key(value, where, "PrivateKey"), where)
+        elif section == "interface" and key in ("address", "dns"):
+            found = _first_ipv4(value, private_only=key == "dns")
+            if found is not None:
+                inside.setdefault("tunnel_address" if key == "address" else "ping_address", found)
         elif section == "peer" and key in ("publickey", "presharedkey", "endpoint"):
             peers[-1][key] = value
             peers[-1][key + "_where"] = where
@@ -98,6 +120,8 @@ def import_wgquick(path: Path, text: str, out: Output) -> list[dict[str, Any]]:
             "public_key": public,
             "private_key_file": key_file,
         }
+        if len(inside) == 2:
+            entry.update(inside)
         if psk is not None:
             entry["preshared_key_file"] = str(out.write_secret(f"{name}.wg-psk.key", (psk + "\n").encode()))
         entries.append(entry)

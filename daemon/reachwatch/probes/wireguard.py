@@ -15,6 +15,13 @@ Timestamps: the responder rejects an initiation whose TAI64N timestamp is not st
 accepted one for that peer, so the last timestamp used per (our key, server key) is kept in memory and
 bumped when the clock has not moved on.
 
+Data stage (``tunnel_address`` and ``ping_address`` set): the handshake alone is what censors let through,
+so the probe then carries data in the session it just made, on the same UDP flow: ICMP echo requests from
+``tunnel_address`` to ``ping_address`` sealed as transport messages with the session keys
+(``vpn/wgtunnel.py``, ``vpn/ping.py``), their replies opened and checked, for ``data_stage.volume`` bytes
+and ``data_stage.min_lifetime`` seconds (``vpn/datastage.py``). No tun device and no privilege: the
+packets never touch the vantage's own network stack.
+
 Silence is ``protocol_handshake``/``generic_timeout_error``; ``protocol_blocking`` evidence follows the rule
 in ``probes/handshakes.py`` (this endpoint with these keys answered before + a same-path control answering
 now, ``vpn/path_control.py``).
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from typing import NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
@@ -36,7 +44,10 @@ from reachwatch.model import ProbeResult
 from reachwatch.net.dial import pin_address
 from reachwatch.net.udp import UdpSocket, open_udp
 from reachwatch.probes.base import ProbeContext, ProbeSpec
+from reachwatch.vpn.datastage import run_data_stage
 from reachwatch.vpn.path_control import ReplyTally, control_answers
+from reachwatch.vpn.ping import PingEcho
+from reachwatch.vpn.wgtunnel import WireGuardTunnel
 
 # (our public key, server public key) -> last TAI64N timestamp sent
 _LAST_TIMESTAMP: dict[tuple[bytes, bytes], bytes] = {}
@@ -78,8 +89,8 @@ async def _handshake(
     retransmit: float,
     ctx: ProbeContext,
     tally: ReplyTally,
-) -> bool:
-    """Initiate (again every ``retransmit`` s, fresh timestamp); True on an authentic response."""
+) -> noise.Session:
+    """Initiate (again every ``retransmit`` s, fresh timestamp) until an authentic response: the session."""
     ours = noise.static_public(static)
     cookie: bytes | None = None
     while True:
@@ -89,8 +100,9 @@ async def _handshake(
             async with asyncio.timeout(retransmit):
                 while True:
                     data = await sock.recv()
-                    if noise.consume_response(init, static, server, data, psk) is not None:
-                        return True
+                    session = noise.consume_response(init, static, server, data, psk)
+                    if session is not None:
+                        return session
                     got_cookie = noise.open_cookie_reply(init, server, data)
                     if got_cookie is not None and cookie is None:
                         ctx.fact("cookie_reply", True)
@@ -109,21 +121,42 @@ async def probe(target: WireGuardTarget, ctx: ProbeContext) -> ProbeResult:
     with ctx.stage(Stage.RESOLVE):
         ip = await pin_address(target.host)
     ctx.public_fact("ip", ip)
+    with ctx.stage(Stage.PROTOCOL_HANDSHAKE):
+        sock = await open_udp(ip, target.port)
+    try:
+        return await _attempt(target, ctx, sock, _Keys(static, server, psk, private))
+    finally:
+        sock.close()
+
+
+class _Keys(NamedTuple):
+    static: X25519PrivateKey
+    server: bytes
+    psk: bytes | None
+    private: bytes
+
+
+async def _attempt(target: WireGuardTarget, ctx: ProbeContext, sock: UdpSocket, keys: _Keys) -> ProbeResult:
+    """Handshake (with the same-path control alongside), then the data stage on the same socket."""
     wait = max(0.1, ctx.remaining() - min(0.5, ctx.timeout * 0.1))
     control_task = asyncio.create_task(control_answers(target.control)) if target.control else None
-    ok, path_ok, tally = False, False, ReplyTally()
+    session: noise.Session | None = None
+    path_ok, tally = False, ReplyTally()
     try:
         with ctx.stage(Stage.PROTOCOL_HANDSHAKE):
-            sock = await open_udp(ip, target.port)
             try:
                 async with asyncio.timeout(wait):
-                    ok = await _handshake(
-                        sock, static, server, psk=psk, retransmit=target.retransmit, ctx=ctx, tally=tally
+                    session = await _handshake(
+                        sock,
+                        keys.static,
+                        keys.server,
+                        psk=keys.psk,
+                        retransmit=target.retransmit,
+                        ctx=ctx,
+                        tally=tally,
                     )
             except TimeoutError:
                 pass
-            finally:
-                sock.close()
     finally:
         if control_task is not None:
             try:
@@ -134,10 +167,16 @@ async def probe(target: WireGuardTarget, ctx: ProbeContext) -> ProbeResult:
             ctx.fact("control_answered", path_ok)
     if tally.rejected:
         ctx.fact("rejected_replies", tally.rejected)
-    material = private + (psk or b"")  # the keys decide whether this server can answer us at all
-    if ok:
+    material = keys.private + (keys.psk or b"")  # the keys decide whether this server can answer us at all
+    if session is not None:
         ctx.services.handshakes.answered(target, material)
         ctx.fact("handshake", True)
+        if target.tunnel_address is not None and target.ping_address is not None:
+            sock.stage = Stage.TRANSFER
+            echo = PingEcho(
+                WireGuardTunnel(sock, session), source=target.tunnel_address, destination=target.ping_address
+            )
+            await run_data_stage(echo, target.data_stage, ctx)
         return ctx.succeed()
     if tally.rejected:
         return ctx.fail(Failure.PROTOCOL_ERROR, Stage.PROTOCOL_HANDSHAKE)
@@ -149,5 +188,5 @@ SPEC = ProbeSpec(
     kind="wireguard",
     target_model=WireGuardTarget,
     probe=probe,
-    description="WireGuard Noise IKpsk2 handshake with a dedicated probe peer",
+    description="WireGuard Noise IKpsk2 handshake with a dedicated probe peer, then ICMP echoes inside",
 )

@@ -34,6 +34,10 @@ class ProxyTargetBase(TargetBase):
     def destination(self) -> str:
         return host_port(self.host, self.port)
 
+    def data_stage_on(self) -> bool:
+        """Whether the probe carries data after the handshake (a canary to reach is configured)."""
+        return self.canary is not None
+
     def sensitive_values(self) -> list[str]:
         # the canary is the operator's own server abroad: as identifying as the proxy itself
         return [*super().sensitive_values(), *([self.canary.host] if self.canary else [])]

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
+from reachwatch.config.targets.datastage import DataStageConfig
 from reachwatch.config.targets.udp_control import UdpControl
 from reachwatch.config.types import Duration, TargetBase, host_port
 
@@ -25,7 +27,8 @@ def wireguard_key(value: str, field: str) -> bytes:
 
 
 class WireGuardTarget(TargetBase):
-    """A WireGuard endpoint; ``private_key_file`` holds the probe peer's own key (``wg genkey``)."""
+    """A WireGuard endpoint; ``private_key_file`` holds the probe peer's own key (``wg genkey``). With
+    ``tunnel_address`` and ``ping_address`` the probe also carries data through the tunnel."""
 
     kind: Literal["wireguard"]
     host: str = Field(min_length=1)
@@ -35,6 +38,45 @@ class WireGuardTarget(TargetBase):
     preshared_key_file: str | None = None  # the peer's PresharedKey, base64, if the server sets one
     retransmit: Duration = 2.0  # resend a fresh initiation this often while waiting
     control: UdpControl | None = None
+    tunnel_address: str | None = Field(
+        default=None,
+        description=(
+            "the probe peer's own IPv4 address inside the tunnel (wg-quick's Address, inside the peer's "
+            "AllowedIPs on the server); with ping_address it turns the data stage on"
+        ),
+    )
+    ping_address: str | None = Field(
+        default=None,
+        description=(
+            "an IPv4 address inside the tunnel that answers ICMP echo, usually the server's own tunnel "
+            "address (often the DNS of the wg-quick file); the data stage's echoes go there"
+        ),
+    )
+    data_stage: DataStageConfig = Field(
+        default_factory=DataStageConfig,
+        description="what goes through the tunnel (ICMP echoes to ping_address) before it counts as usable",
+    )
+
+    @field_validator("tunnel_address", "ping_address")
+    @classmethod
+    def _ipv4(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ipaddress.IPv4Address(value.split("/", 1)[0])
+            except ValueError:
+                raise ValueError("must be an IPv4 address (IPv6 inside tunnels is not probed yet)") from None
+            return value.split("/", 1)[0]
+        return value
+
+    @model_validator(mode="after")
+    def _both_addresses(self) -> WireGuardTarget:
+        if (self.tunnel_address is None) != (self.ping_address is None):
+            raise ValueError("set tunnel_address and ping_address together (the data stage needs both)")
+        return self
+
+    def data_stage_on(self) -> bool:
+        """Whether the probe carries data after the handshake (both tunnel addresses are given)."""
+        return self.tunnel_address is not None and self.ping_address is not None
 
     @field_validator("public_key")
     @classmethod
