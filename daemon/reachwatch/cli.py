@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
-from reachwatch.buildinfo import version_line
 from reachwatch.errors import ReachwatchError, UsageError
 
 if TYPE_CHECKING:
@@ -34,8 +33,10 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_NOT_REACHABLE, EXIT_BAD_INPUT = 0, 1, 2
 # the names of reachwatch.logging.LEVELS, spelt here so --help need not import logging (a test compares)
 LOG_LEVELS = ("debug", "error", "info", "warning")
-# a sweep of more targets than this shows progress on stderr
+# a sweep of more targets than this shows progress on stderr when stderr is not a terminal
 PROGRESS_THRESHOLD = 10
+# config.schema.DEFAULT_LISTEN_ADDRESS, spelt here so --help need not import the schema (a test compares)
+DEFAULT_LISTEN_ADDRESS = "127.0.0.1:10491"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,6 +45,16 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         sub = self.prog.partition(" ")[2]  # "check" for "reachwatch check"
         raise UsageError(f"{sub}: {message} (see --help)" if sub else f"{message} (see --help)")
+
+
+class _Version(argparse.Action):
+    """``--version`` that finds the revision only when asked (``--help`` imports nothing of ours)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any, **__: Any) -> NoReturn:
+        from reachwatch.buildinfo import version_line  # noqa: PLC0415 - see the module docstring
+
+        sys.stdout.write(version_line() + "\n")
+        parser.exit()
 
 
 # the times a journal can hold and a table can print: the epoch to the end of year 9999 (datetime's range)
@@ -103,11 +114,17 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--log.format", dest="log_format", choices=["console", "json"], help="log format")
 
     parser = _Parser(prog="reachwatch", description="Measure reachability of circumvention endpoints.")
-    parser.add_argument("--version", action="version", version=version_line())
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and revision, and exit")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", parents=[common], help="run the daemon")
-    run.add_argument("--web.listen-address", dest="listen_address", metavar="HOST:PORT")
+    run.add_argument(
+        "--web.listen-address",
+        dest="listen_address",
+        metavar="HOST:PORT",
+        help=f"where /metrics, the status page and the API listen (default: the config's "
+        f"web.listen_address, {DEFAULT_LISTEN_ADDRESS}: loopback only)",
+    )
     run.add_argument(
         "--web.config.file", dest="web_config_file", metavar="FILE", help="exporter-toolkit web config"
     )
@@ -118,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--target", action="append", default=[], metavar="NAME", help="only this target (repeat)"
     )
     check.add_argument("--json", action="store_true", help="JSON instead of a table")
+    check.add_argument(
+        "--wide", action="store_true", help="every column and every fact, lines as long as they need"
+    )
 
     validate = sub.add_parser("validate", parents=[common], help="validate a config file")
     validate.add_argument("file", nargs="?", metavar="CONFIG")
@@ -204,25 +224,29 @@ async def _sweep(args: argparse.Namespace, err: TextIO) -> StateStore:
         known = {t.name for t in targets}
         unknown = [n for n in args.target if n not in known]
         if unknown:
-            raise UsageError(f"check: no target named {unknown[0]!r} in {loaded.source}")
+            raise UsageError(_unknown_target("check", unknown[0], known, loaded.source))
         # controls always run: without them no failure can be judged
         targets = [t for t in targets if t.name in args.target or loaded.config.control_role(t.name)]
-    total = len(targets)
-    tty = err.isatty()
+    from reachwatch.checkview import SweepProgress  # noqa: PLC0415
+
+    roles = {t.name: loaded.config.control_role(t.name) for t in targets}
+    controls = [t.name for t in targets if roles[t.name]]
+    shown = SweepProgress(
+        err,
+        controls,
+        [t.name for t in targets if not roles[t.name]],
+        tty=err.isatty(),
+        quiet_below=PROGRESS_THRESHOLD,
+    )
 
     def progress(done: int, total: int, result: ProbeResult) -> None:
-        if total < PROGRESS_THRESHOLD:
-            return
-        if tty:
-            err.write(f"\r[{done}/{total}] {result.target[:40]:<40}")
-            if done == total:
-                err.write("\n")
-        elif done == total or done % max(1, total // 10) == 0:
-            err.write(f"checked {done}/{total}\n")
-        err.flush()
+        controls_done = bool(controls) and roles[result.target] and all(
+            c in shown.done or c == result.target for c in controls
+        )
+        vantage = (store.vantage_state.value, store.vantage_reason) if controls_done else None
+        shown.finished(result.target, vantage)
 
-    if total >= PROGRESS_THRESHOLD:
-        err.write(f"checking {total} targets (each bounded by its timeout)\n")
+    shown.start()
     try:
         await scheduler.sweep(targets, progress=progress)
     finally:
@@ -247,6 +271,8 @@ def _rows(store: StateStore) -> list[dict[str, Any]]:
                 "role": state.role_label,
                 "verdict": (outcome.verdict if outcome else state.verdict).value,
                 "technique": outcome.technique.value if outcome and outcome.technique else None,
+                "evidence": dict(outcome.evidence) if outcome else {},
+                "reference": outcome.reference.to_dict() if outcome and outcome.reference else None,
                 "last": last.to_dict() if last else None,
             }
         )
@@ -266,23 +292,10 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         }
         out.write(json.dumps(doc, indent=2) + "\n")
     else:
-        out.write(f"vantage: {store.vantage_state.value} ({store.vantage_reason})\n")
-        table = [["TARGET", "KIND", "ROLE", "VERDICT", "TECHNIQUE", "FAILURE", "STAGE", "TIME"]]
-        for r in rows:
-            last = r["last"] or {}
-            table.append(
-                [
-                    r["name"],
-                    r["kind"],
-                    r["role"],
-                    r["verdict"],
-                    r["technique"] or "-",
-                    last.get("failure") or "-",
-                    last.get("stage") or "-",
-                    f"{last.get('duration_s', 0):.2f}s",
-                ]
-            )
-        _print_table(table, out)
+        from reachwatch import checkview  # noqa: PLC0415 - see the module docstring
+
+        view = checkview.render_wide if args.wide else checkview.render
+        out.writelines(line + "\n" for line in view(store.vantage_state.value, store.vantage_reason, rows))
     reachable = all(r["verdict"] == Verdict.REACHABLE.value for r in rows)
     return EXIT_OK if reachable else EXIT_NOT_REACHABLE
 
@@ -314,6 +327,15 @@ def _report_skipped(stats: journal.ReadStats, err: TextIO) -> None:
         )
 
 
+def _unknown_target(command: str, name: str, known: set[str], where: str) -> str:
+    """``check: no target named 'x' in c.yaml (did you mean 'y'?)``: one line, with the nearest name."""
+    import difflib  # noqa: PLC0415
+
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"{command}: no target named {name!r} in {where}{hint}"
+
+
 def cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from reachwatch import journal  # noqa: PLC0415 - see the module docstring
 
@@ -321,6 +343,14 @@ def cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     state = _open_journal_dir(args)
     stats = journal.ReadStats()
     try:
+        known = set(journal.known_targets(state))
+        if args.target not in known:
+            if args.config:  # a configured target that has not been probed yet is not a typo
+                from reachwatch.app import load_full_config  # noqa: PLC0415
+
+                known |= {t.name for t in load_full_config(_config_path(args)).config.all_targets()}
+            if args.target not in known:
+                raise UsageError(_unknown_target("history", args.target, known, f"the journal in {state}"))
         rows = journal.history(state, args.target, since, stats)
     except sqlite3.Error as exc:
         raise _journal_error(state, exc) from None

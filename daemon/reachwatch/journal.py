@@ -434,6 +434,15 @@ def rows_between(
         conn.close()
 
 
+def known_targets(state_dir: Path) -> list[str]:
+    """Every target name the journal holds rows of (any time), sorted."""
+    conn = open_reader(state_dir)
+    try:
+        return [str(r[0]) for r in conn.execute("SELECT DISTINCT target FROM results ORDER BY target")]
+    finally:
+        conn.close()
+
+
 def targets_between(conn: sqlite3.Connection, since: float, until: float) -> list[str]:
     cur = conn.execute(
         "SELECT DISTINCT target FROM results WHERE started_at >= ? AND started_at < ? ORDER BY target",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
 import socket
 import sqlite3
+import ssl
 import subprocess
 import sys
 import time
@@ -14,11 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from reachwatch.cli import parse_time
+from reachwatch.cli import DEFAULT_LISTEN_ADDRESS, parse_time
+from reachwatch.config.schema import DEFAULT_LISTEN_ADDRESS as SCHEMA_DEFAULT
 from reachwatch.errors import UsageError
 from reachwatch.failures import Failure, Stage
 from reachwatch.journal import Journal, JournalRow
 from reachwatch.model import ProbeResult
+from tests.servers import hold_open, rogue_ca, tcp_server
 
 REACHWATCH = [sys.executable, "-m", "reachwatch"]
 
@@ -75,11 +80,11 @@ def test_check_all_reachable_exits_0_with_a_table(tmp_path: Path, listener: int)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("vantage: online")
-    assert lines[1].split() == ["TARGET", "KIND", "ROLE", "VERDICT", "TECHNIQUE", "FAILURE", "STAGE", "TIME"]
-    rows = {ln.split()[0]: ln.split() for ln in lines[2:]}
-    assert rows["site-a"][1:4] == ["tcp", "target", "reachable"]
-    assert rows["ctl"][2] == "international_control"
-    assert proc.stderr == ""
+    assert lines[2].split() == ["CONTROL", "KIND", "WHERE", "RESULT", "TIME"]
+    assert lines[3].split()[:4] == ["ctl", "tcp", "international", "ok"]
+    assert lines[5].split() == ["TARGET", "KIND", "VERDICT", "WHY", "TIME"]
+    assert lines[6].split()[:4] == ["site-a", "tcp", "reachable", "-"]
+    assert proc.stderr == ""  # a small sweep into a pipe: no progress lines
 
 
 def test_check_something_unreachable_exits_1_and_json_says_why(tmp_path: Path, listener: int) -> None:
@@ -112,13 +117,20 @@ def test_check_only_selected_target_and_progress_for_long_sweeps(tmp_path: Path,
     cfg = _config(tmp_path, listener, [(f"t{i}", listener) for i in range(12)])
     proc = rw("check", "--config", str(cfg))
     assert proc.returncode == 0, proc.stderr
-    assert "checking 13 targets" in proc.stderr and "checked 13/13" in proc.stderr
+    # the progress names what it is doing: controls first (why), then the targets, then how far
+    assert proc.stderr.splitlines()[0] == (
+        "checking 1 control first (is this vantage online?), then 12 targets;"
+        " each attempt is bounded by its timeout"
+    )
+    assert "controls done: vantage online (" in proc.stderr and "; checking 12 targets" in proc.stderr
+    assert proc.stderr.splitlines()[-1] == "checked 13/13"
     proc = rw("check", "--config", str(cfg), "--target", "t3")
     assert proc.returncode == 0
-    assert [ln.split()[0] for ln in proc.stdout.splitlines()[2:]] == ["ctl", "t3"]
-    proc = rw("check", "--config", str(cfg), "--target", "nope")
+    names = [ln.split()[0] for ln in proc.stdout.splitlines()[1:] if ln and not ln.startswith(" ")]
+    assert names == ["CONTROL", "ctl", "TARGET", "t3"]
+    proc = rw("check", "--config", str(cfg), "--target", "t33")
     assert proc.returncode == 2
-    assert proc.stderr == f"reachwatch: check: no target named 'nope' in {cfg}\n"
+    assert proc.stderr == f"reachwatch: check: no target named 't33' in {cfg} (did you mean 't3'?)\n"
 
 
 @pytest.mark.parametrize(
@@ -192,6 +204,71 @@ def test_history_shows_a_targets_timeline(tmp_path: Path) -> None:
     proc = rw("history", "relay-a", "--state-dir", str(tmp_path / "nowhere"))
     assert proc.returncode == 2
     assert proc.stderr == f"reachwatch: no journal in {tmp_path / 'nowhere'} (use --state-dir)\n"
+
+
+def test_history_of_an_unknown_target_is_one_line_exit_2(tmp_path: Path, listener: int) -> None:
+    state = tmp_path / "st"
+    _journal(state)
+    proc = rw("history", "nosuch", "--state-dir", str(state))
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr == f"reachwatch: history: no target named 'nosuch' in the journal in {state}\n"
+    proc = rw("history", "relay", "--state-dir", str(state))
+    assert proc.stderr.endswith("(did you mean 'relay-a'?)\n") and proc.returncode == 2
+    # known to the journal but quiet lately: exit 0 and say so
+    proc = rw("history", "relay-a", "--state-dir", str(state), "--since", "1h")
+    assert proc.returncode == 0 and "no journaled attempts for 'relay-a' since" in proc.stdout
+    # configured but never probed yet (given --config): not a typo, exit 0
+    cfg = _config(tmp_path, listener, [("fresh", listener)])
+    proc = rw("history", "fresh", "--state-dir", str(state), "--config", str(cfg))
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_help_documents_the_listen_address_and_its_default() -> None:
+    assert DEFAULT_LISTEN_ADDRESS == SCHEMA_DEFAULT
+    proc = rw("run", "--help")
+    text = " ".join(proc.stdout.split())
+    assert "--web.listen-address HOST:PORT" in text and f"web.listen_address, {SCHEMA_DEFAULT}" in text
+
+
+async def test_check_table_fits_100_columns_and_names_the_substituted_issuer(tmp_path: Path) -> None:
+    """The interception issuer is what the operator must read: under the row, in full, within 100 columns."""
+    issuer_org = "Information Security Certification Authority of a Long-Named Ministry (lab)"
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    rogue_ca("KZ", issuer_org, "ISCA Lab Root").issue_cert("news.example").configure_cert(server_ctx)
+    async with tcp_server(hold_open, ssl_ctx=server_ctx) as tls_port, tcp_server(hold_open) as plain:
+        lines = [
+            "defaults: {timeout: 5s}",
+            "scheduler: {min_destination_spacing: 1ms, per_destination: 8}",
+            "controls:",
+            f"  international: [{{name: ctl, kind: tcp, host: 127.0.0.1, port: {plain}}}]",
+            "targets:",
+            f"  - {{name: news-site-behind-the-national-certificate-authority, kind: tls,"
+            f" host: 127.0.0.1, port: {tls_port}, server_name: news.example}}",
+        ]
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text("\n".join(lines) + "\n")
+        narrow = await _rw_async("check", "--config", str(cfg))
+        wide = await _rw_async("check", "--config", str(cfg), "--wide")
+    out = narrow.stdout.decode()
+    print(out)  # what the operator reads (pytest -s shows it)
+    assert narrow.returncode == 1, narrow.stderr
+    assert max(len(line) for line in out.splitlines()) <= 100, out
+    row = next(ln for ln in out.splitlines() if ln.startswith("news-site"))
+    assert "…" in row.split()[0]  # the long name is cut in the row, whole in --wide and --json
+    evidence = " ".join(ln.strip() for ln in out.splitlines() if ln.startswith("    "))
+    assert f"O={issuer_org}" in evidence or issuer_org in evidence, out
+    wide_text = wide.stdout.decode()
+    assert "news-site-behind-the-national-certificate-authority" in wide_text
+    assert wide_text.splitlines()[1].split()[:4] == ["TARGET", "KIND", "GROUP", "ROLE"]
+    assert issuer_org in wide_text
+
+
+async def _rw_async(*args: str) -> subprocess.CompletedProcess[bytes]:
+    proc = await asyncio.create_subprocess_exec(
+        *REACHWATCH, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    return subprocess.CompletedProcess(list(args), proc.returncode or 0, out, err)
 
 
 def test_export_jsonl_to_file_and_openmetrics_to_stdout(tmp_path: Path) -> None:
@@ -309,3 +386,11 @@ def test_run_with_a_state_dir_that_cannot_be_created_is_one_line_exit_2(tmp_path
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith(f"reachwatch: cannot open journal {blocker / 'st' / 'journal.sqlite3'}: ")
     assert "--state-dir" in proc.stderr
+
+
+def test_version_names_the_revision() -> None:
+    proc = rw("--version")
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert re.fullmatch(
+        r"reachwatch \d+\.\d+\.\d+\S* \(revision ([0-9a-f]{7,40}(-dirty)?|unknown)\)\n", proc.stdout
+    )
