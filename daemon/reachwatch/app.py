@@ -17,6 +17,7 @@ import os
 import signal
 import sqlite3
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from reachwatch.config.load import LoadedConfig, load_config
 from reachwatch.config.secrets import read_secret_file, resolve_path
 from reachwatch.errors import ConfigError, ReachwatchError
 from reachwatch.failures import Technique, VantageState, Verdict
+from reachwatch.incident_live import LiveIncidents
 from reachwatch.journal import Journal, JournalRow, ReadStats
 from reachwatch.journal import latest as journal_latest
 from reachwatch.journal_events import relied_reference, vantage_change, verdict_change
@@ -114,6 +116,7 @@ class Daemon:
         self.loaded: LoadedConfig | None = None
         self.scheduler: Scheduler | None = None
         self.journal: Journal | None = None
+        self.incidents: LiveIncidents | None = None
         self.web: WebServer | None = None
         self.services: Services | None = None
         self._ready = False
@@ -130,6 +133,13 @@ class Daemon:
     # --- Backend protocol for web.py ---------------------------------------------------------------
     def ready(self) -> bool:
         return self._ready
+
+    async def incidents_document(self, query: Mapping[str, str]) -> dict[str, Any]:
+        """``/api/v1/incidents``; raises ``incident_live.QueryError`` for a bad query."""
+        if self.incidents is None:  # journal.enabled: false, nothing to derive incidents from
+            return {"incidents": [], "patterns": [], "counts": {"open": 0, "closed": 0, "patterns": 0}}
+        doc: dict[str, Any] = rwlog.REDACTOR.redact(await self.incidents.document(query))
+        return doc
 
     def status(self) -> dict[str, Any]:
         name = self.loaded.config.vantage.name if self.loaded else "default"
@@ -169,6 +179,10 @@ class Daemon:
             self.daemon_status.journal_write_errors = lambda: journal.write_errors
             self.daemon_status.journal_set_aside = lambda: len(journal.set_aside)
             self._resume(loaded)
+            self.incidents = LiveIncidents(
+                self.options.state_dir, loaded.config, flush=lambda: journal.flush(5)
+            )
+            self.daemon_status.incidents = self.incidents
         self.services = Services(tor=TorService.from_config(loaded.config.tor))
         self.scheduler = Scheduler(
             loaded, self.store, services=self.services, on_result=self._on_result, on_vantage=self._on_vantage
@@ -194,6 +208,8 @@ class Daemon:
         self._install_signals()
         self.scheduler.start()
         self._lag_task = asyncio.get_running_loop().create_task(self.daemon_status.loop_lag.run())
+        if self.incidents is not None:
+            self.incidents.start()
         self._ready = True
         log.info(
             "started",
@@ -265,6 +281,8 @@ class Daemon:
                 log.info("probes_drained", all_finished=finished)
         if self.services is not None and self.services.tor is not None:
             await self.services.tor.close()
+        if self.incidents is not None:
+            await self.incidents.stop()
         if self.journal is not None:
             await asyncio.to_thread(self.journal.close)
             if not quiet:
@@ -325,6 +343,9 @@ class Daemon:
             self.web.set_descriptor_reserve(probe_descriptor_reserve(loaded.config.scheduler.max_concurrency))
             if self.journal is not None:
                 self.journal.retention = loaded.config.journal.retention
+            if self.incidents is not None:
+                self.incidents.config = loaded.config
+                self.incidents.poke()
             log.info("config_reloaded", config=loaded.source, targets=len(loaded.config.all_targets()))
             return True, "config reloaded"
 
@@ -373,11 +394,15 @@ class Daemon:
         previous = self._verdict_before.get(state.name, (Verdict.UNKNOWN, None))
         if changed and current != previous:
             self.journal.append(verdict_change(state, result, previous, reference))
+            if self.incidents is not None:
+                self.incidents.poke()
         self._verdict_before[state.name] = current
 
     def _on_vantage(self, reading: VantageReading) -> None:
         if self.journal is not None and reading.state is not self._vantage_before:
             self.journal.append(vantage_change(self.store, self._vantage_before, time.time()))
+            if self.incidents is not None:
+                self.incidents.poke()
         self._vantage_before = reading.state
         if reading.state is VantageState.OFFLINE:
             # the words an operator looking at an empty dashboard needs first

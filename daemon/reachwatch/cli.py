@@ -1,4 +1,4 @@
-"""The ``reachwatch`` command line: run, check, validate, history, export (and import, when available).
+"""The ``reachwatch`` command line: run, check, validate, history, export, incidents, import.
 
 Flags follow the Prometheus exporter convention (``--config``, ``--web.listen-address``,
 ``--web.config.file``, ``--state-dir``, ``--log.level``, ``--log.format``). Bad input of any kind (config,
@@ -153,6 +153,22 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["jsonl", "openmetrics"], default="jsonl")
     export.add_argument("--output", metavar="FILE", help="default: stdout")
 
+    inc = sub.add_parser(
+        "incidents", parents=[common], help="incidents derived from the journal, open first (show ID: one)"
+    )
+    inc.add_argument(
+        "action", nargs="?", choices=["list", "show"], default="list", help="list (default) or show"
+    )
+    inc.add_argument("id", nargs="?", metavar="ID", help="the incident or pattern to show")
+    _period_arguments(inc, since_default="7d")
+    inc.add_argument("--scope", metavar="NAME", help="a target, group or kind name, or the vantage's name")
+    inc.add_argument("--technique", metavar="T", help="e.g. tcp_reset, international_shutdown, none")
+    inc.add_argument("--status", choices=["open", "closed"], help="only open or only closed incidents")
+    inc.add_argument(
+        "--timezone", metavar="ZONE", help="show times in this IANA zone (default vantage.timezone)"
+    )
+    inc.add_argument("--json", action="store_true", help="the same document as /api/v1/incidents")
+
     # --- import: converters for files users already have (.ovpn, wg-quick, ss:// and proxy links, VPN Gate,
     # RiseupVPN). The importers live in reachwatch/importers/ and return a `targets:` YAML document.
     imp = sub.add_parser(
@@ -162,6 +178,16 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--output-dir", metavar="DIR", help="write extracted secrets here (mode 0600)")
     imp.add_argument("--canary", metavar="HOST:PORT", help="echo canary for proxy and Shadowsocks entries")
     return parser
+
+
+def _period_arguments(parser: argparse.ArgumentParser, since_default: str | None) -> None:
+    if since_default is None:
+        parser.add_argument("--since", required=True, help="24h, 7d, ISO time or unix seconds")
+    else:
+        parser.add_argument(
+            "--since", default=since_default, help=f"24h, ISO time or unix seconds ({since_default})"
+        )
+    parser.add_argument("--until", default=None, help="default: now")
 
 
 def _config_path(args: argparse.Namespace) -> Path | None:
@@ -407,6 +433,90 @@ def cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def _period(args: argparse.Namespace, command: str) -> tuple[float, float]:
+    since = parse_time(args.since)
+    until = parse_time(args.until) if args.until else time.time()
+    if until <= since:
+        raise UsageError(f"{command}: --until must be after --since")
+    return since, until
+
+
+def _zone(name: str | None, command: str) -> Any:
+    if name is None:
+        return None
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # noqa: PLC0415 - see the module docstring
+
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(
+            f"{command}: unknown time zone {name!r} (an IANA name such as Asia/Almaty)"
+        ) from None
+
+
+def _incidents(
+    args: argparse.Namespace, err: TextIO, command: str
+) -> tuple[Any, Any, Any, tuple[float, float]]:
+    """The config, the derived incidents of the period, and the zone to show them in."""
+    from reachwatch import journal  # noqa: PLC0415 - see the module docstring
+    from reachwatch.config.load import load_config  # noqa: PLC0415
+    from reachwatch.incident_store import Period, read  # noqa: PLC0415
+
+    period = _period(args, command)
+    zone = _zone(getattr(args, "timezone", None), command)
+    config = load_config(_config_path(args)).config
+    state = _open_journal_dir(args)
+    stats = journal.ReadStats()
+    try:
+        arranged = read(state, Period(*period), config, zone, stats)
+    except sqlite3.Error as exc:
+        raise _journal_error(state, exc) from None
+    _report_skipped(stats, err)
+    return config, arranged, zone or config.vantage.zone(), period
+
+
+def cmd_incidents(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from reachwatch import incident_text  # noqa: PLC0415 - see the module docstring
+    from reachwatch.incident_store import is_private_in  # noqa: PLC0415
+    from reachwatch.incident_view import Filters, find, incidents_document  # noqa: PLC0415
+    from reachwatch.incidents import is_technique  # noqa: PLC0415
+
+    if args.action == "show" and not args.id:
+        raise UsageError("incidents show: which incident? (reachwatch incidents show ID)")
+    if args.action == "list" and args.id:
+        raise UsageError(f"incidents: unexpected {args.id!r} (to see one: reachwatch incidents show ID)")
+    if args.technique is not None and not is_technique(args.technique):
+        raise UsageError(f"incidents: unknown technique {args.technique!r}")
+    config, arranged, zone, period = _incidents(args, err, "incidents")
+    private = is_private_in(config)
+    if args.action == "show":
+        found = find(arranged, args.id, zone, private)
+        if found is None:
+            raise UsageError(
+                f"incidents show: no incident or pattern {args.id!r} between --since and --until"
+            )
+        if args.json:
+            out.write(json.dumps(found, indent=2, sort_keys=True) + "\n")
+        else:
+            out.write("\n".join(incident_text.details(found)) + "\n")
+        return EXIT_OK
+    filters = Filters(scope=args.scope, technique=args.technique, status=args.status)
+    doc = incidents_document(
+        arranged,
+        vantage=config.vantage.name,
+        zone=zone,
+        is_private=private,
+        filters=filters,
+        period=period,
+        generated_at=time.time(),
+    )
+    if args.json:
+        out.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    else:
+        out.write("\n".join(incident_text.listing(doc)) + "\n")
+    return EXIT_OK
+
+
 def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
     from reachwatch.importers import import_files  # noqa: PLC0415 - only this command needs them
 
@@ -433,6 +543,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             "validate": lambda: cmd_validate(args, out),
             "history": lambda: cmd_history(args, out, err),
             "export": lambda: cmd_export(args, out, err),
+            "incidents": lambda: cmd_incidents(args, out, err),
             "import": lambda: cmd_import(args, out),
         }
         return commands[args.command]()

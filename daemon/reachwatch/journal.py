@@ -503,14 +503,19 @@ def last_vantage_change(
 
 
 def verdict_changes(
-    conn: sqlite3.Connection, since: float, until: float, stats: ReadStats | None = None
+    conn: sqlite3.Connection,
+    since: float,
+    until: float,
+    stats: ReadStats | None = None,
+    *,
+    target: str | None = None,
 ) -> list[VerdictChange]:
-    """Confirmed verdict changes in ``[since, until)`` with the reference observation each relied on."""
-    sql = (
-        f"SELECT {VERDICT_COLUMNS} FROM {VERDICT_FROM} WHERE v.at >= ? AND v.at < ?"  # noqa: S608
-        " ORDER BY v.target, v.at, v.id"
-    )
-    return _decoded_records(conn, "verdict_changes", (sql, (since, until)), decode_verdict, stats)
+    """Confirmed verdict changes in ``[since, until)`` (of one ``target`` when given), with the reference
+    observation each relied on."""
+    where = "v.at >= ? AND v.at < ?" + (" AND v.target = ?" if target is not None else "")
+    params = (since, until) if target is None else (since, until, target)
+    sql = f"SELECT {VERDICT_COLUMNS} FROM {VERDICT_FROM} WHERE {where} ORDER BY v.target, v.at, v.id"  # noqa: S608
+    return _decoded_records(conn, "verdict_changes", (sql, params), decode_verdict, stats)
 
 
 def reference_observations(

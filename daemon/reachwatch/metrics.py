@@ -14,9 +14,9 @@ known by name only.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 from prometheus_client import ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -158,6 +158,25 @@ class StartLagSnapshot:
     total: float
 
 
+class IncidentSource(Protocol):
+    """The daemon's live incidents (``incident_live.LiveIncidents``) as metrics read them."""
+
+    def open_incidents(self) -> Sequence[OpenIncidentLike]: ...
+
+    def counts(self) -> Mapping[tuple[str, str], int]: ...
+
+
+class OpenIncidentLike(Protocol):
+    @property
+    def scope_type(self) -> str: ...
+    @property
+    def scope(self) -> str: ...
+    @property
+    def technique(self) -> str: ...
+    @property
+    def since(self) -> float: ...
+
+
 @dataclass
 class DaemonStatus:
     """Daemon-level facts the collector renders beside the target states (owned by ``app.Daemon``)."""
@@ -173,6 +192,7 @@ class DaemonStatus:
     references: Callable[[], list[ReferenceHealth]] = list
     start_lag: Callable[[], StartLagSnapshot | None] = lambda: None
     loop_lag: LoopLagMonitor = field(default_factory=LoopLagMonitor)
+    incidents: IncidentSource | None = None  # None without a journal
 
 
 @functools.cache
@@ -298,6 +318,8 @@ class ReachwatchCollector(Collector):
             buckets=lag.cumulative(),
             sum_value=lag.total,
         )
+        if status.incidents is not None:
+            yield from _incident_metrics(status.incidents)
         web = status.web()
         yield GaugeMetricFamily(
             "reachwatch_web_connections", "Connections the HTTP listener holds now.", value=web.connections
@@ -459,6 +481,45 @@ def blackbox_alias(family: TextFamily) -> TextFamily:
     cut = len(BLACKBOX_PREFIX)
     alias.lines = [line[cut:] for line in family.lines]
     return alias
+
+
+def _incident_metrics(source: IncidentSource) -> Iterator[Metric]:
+    """Open incidents by scope and technique, and how many the live window holds.
+
+    Labels are bounded: ``scope_type`` is one of four, ``scope`` a configured target, group or kind name
+    or the vantage's name, ``technique`` a closed vocabulary (a shutdown's current state, ``none`` for an
+    outage without evidence). Two open incidents with the same labels (two roll-ups of one group) count 2.
+    """
+    labels = ["scope_type", "scope", "technique"]
+    open_now = GaugeMetricFamily(
+        "reachwatch_incident_open",
+        "Open incidents (from the journal), by scope and technique.",
+        labels=labels,
+    )
+    since = GaugeMetricFamily(
+        "reachwatch_incident_open_since_timestamp_seconds",
+        "Start (first bad attempt) of the oldest open incident with these labels.",
+        labels=labels,
+    )
+    grouped: dict[tuple[str, str, str], list[float]] = {}
+    for incident in source.open_incidents():
+        key = (incident.scope_type, incident.scope, incident.technique)
+        grouped.setdefault(key, []).append(incident.since)
+    for key, starts in sorted(grouped.items()):
+        open_now.add_metric(list(key), len(starts))
+        since.add_metric(list(key), min(starts))
+    yield open_now
+    yield since
+    counts = GaugeMetricFamily(
+        "reachwatch_incidents",
+        "Incidents in the daemon's live window (incidents.window), by scope type and status.",
+        labels=["scope_type", "status"],
+    )
+    found = source.counts()
+    for scope_type in ("target", "group", "kind", "vantage"):
+        for state in ("open", "closed"):
+            counts.add_metric([scope_type, state], found.get((scope_type, state), 0))
+    yield counts
 
 
 def build_registry(store: StateStore, status: DaemonStatus) -> CollectorRegistry:

@@ -1,4 +1,5 @@
-"""The HTTP endpoint: ``/metrics``, ``/-/healthy``, ``/-/ready``, ``POST /-/reload``, ``/api/v1/status``.
+"""The HTTP endpoint: ``/metrics``, ``/-/healthy``, ``/-/ready``, ``POST /-/reload``, ``/api/v1/status``,
+``/api/v1/incidents``.
 
 Served by aiohttp on ``web.listen_address`` (default 127.0.0.1:10491) through ``weblisten.Listener``
 (connection cap within the descriptor budget, header/idle/lifetime deadlines, 431 for oversized headers).
@@ -20,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -31,6 +32,7 @@ from prometheus_client.registry import CollectorRegistry
 from reachwatch import __version__
 from reachwatch.errors import ConfigError
 from reachwatch.exposition import encode
+from reachwatch.incident_live import QueryError
 from reachwatch.metrics import WebCounters
 from reachwatch.state import StateStore
 from reachwatch.webauth import AuthResult, BasicAuth
@@ -59,6 +61,8 @@ class Backend(Protocol):
     async def reload(self) -> tuple[bool, str]: ...
 
     def status(self) -> dict[str, Any]: ...
+
+    async def incidents_document(self, query: Mapping[str, str]) -> dict[str, Any]: ...
 
 
 def status_document(store: StateStore, vantage_name: str) -> dict[str, Any]:
@@ -172,6 +176,7 @@ class WebServer:
         self.app.router.add_post("/-/reload", self._reload)
         self.app.router.add_put("/-/reload", self._reload)
         self.app.router.add_get("/api/v1/status", self._status)
+        self.app.router.add_get("/api/v1/incidents", self._incidents)
         self.app.router.add_get("/", self._index)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
@@ -302,8 +307,21 @@ class WebServer:
         body = json.dumps(self.backend.status(), separators=(",", ":"), sort_keys=False)
         return web.Response(body=body.encode(), content_type="application/json")
 
+    async def _incidents(self, request: web.Request) -> web.Response:
+        """Incidents (``incident_live``): the live window, or ``?since=&until=`` (unix seconds); filters
+        ``scope``, ``technique``, ``status``. A bad query is 400 with one line."""
+        try:
+            doc = await self.backend.incidents_document(dict(request.query))
+        except QueryError as exc:
+            return web.Response(status=400, text=f"{exc}\n")
+        body = json.dumps(doc, separators=(",", ":"), sort_keys=False)
+        return web.Response(body=body.encode(), content_type="application/json")
+
     async def _index(self, request: web.Request) -> web.Response:
-        links = "".join(f'<li><a href="{p}">{p}</a></li>' for p in ("/metrics", "/api/v1/status", "/-/ready"))
+        links = "".join(
+            f'<li><a href="{p}">{p}</a></li>'
+            for p in ("/metrics", "/api/v1/status", "/api/v1/incidents", "/-/ready")
+        )
         html = f"<html><head><title>reachwatch</title></head><body><h1>reachwatch {__version__}</h1>"
         html += f"<ul>{links}</ul></body></html>"
         return web.Response(text=html, content_type="text/html")

@@ -7,7 +7,7 @@ import shutil
 import ssl
 import subprocess
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,9 @@ class Backend:
 
     def status(self) -> dict[str, Any]:
         return status_document(self.store, "test-vantage")
+
+    async def incidents_document(self, query: Mapping[str, str]) -> dict[str, Any]:
+        return {"incidents": [], "patterns": [], "query": dict(query)}
 
 
 @pytest.fixture

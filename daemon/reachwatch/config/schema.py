@@ -11,8 +11,9 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING, Annotated, Literal, Union
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from reachwatch.config.targets import TARGET_MODELS
 from reachwatch.config.targets.datastage import DataStageConfig
@@ -40,6 +41,26 @@ class VantageConfig(StrictModel):
     asn: str = ""
     isp: str = ""  # the access network's operator, coarse (never a subscriber id)
     city: str = ""  # a city, not an address: these labels are published
+    timezone: str = Field(
+        default="UTC",
+        description="IANA time zone of the vantage (e.g. Asia/Almaty): incidents, recurring patterns and"
+        " reports show local time in it beside UTC.",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}: use an IANA name such as Asia/Almaty or UTC"
+            ) from None
+        return value
+
+    def zone(self) -> ZoneInfo:
+        """The vantage's local time zone."""
+        return ZoneInfo(self.timezone)
 
 
 class Defaults(StrictModel):
@@ -148,6 +169,37 @@ class JournalConfig(StrictModel):
     retention: Duration = 30 * 86400.0  # rows older than this are pruned
 
 
+class IncidentsConfig(StrictModel):
+    """How incidents are derived from the journal (``reachwatch incidents``, reports, the API, metrics)."""
+
+    rollup_window: Duration = Field(
+        default=900.0,
+        description="Targets of one group (or kind) whose incidents start within this of the first are"
+        " rolled up into one group (or kind) incident.",
+    )
+    pattern_min_days: int = Field(
+        default=3,
+        ge=2,
+        le=60,
+        description="Incidents of one scope starting at about the same local time on at least this many"
+        " days form a recurring pattern.",
+    )
+    pattern_tolerance: Duration = Field(
+        default=3600.0,
+        description="How far (either side) a start may lie from the pattern's usual local start time.",
+    )
+    window: Duration = Field(
+        default=7 * 86400.0,
+        description="The daemon's live view (API, metrics): incidents of this period, open ones whatever"
+        " their age.",
+    )
+    refresh: Duration = Field(
+        default=30.0,
+        description="How often the daemon re-derives its live view from the journal (also soon after a"
+        " verdict or vantage change).",
+    )
+
+
 class WebConfig(StrictModel):
     """The HTTP endpoint (/metrics, /api/v1/status, /-/reload)."""
 
@@ -210,6 +262,7 @@ class Config(StrictModel):
     )
     targets: list[AnyTarget] = Field(default_factory=list)  # what to measure; fields per kind below
     journal: JournalConfig = Field(default_factory=JournalConfig)
+    incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)
     web: WebConfig = Field(default_factory=WebConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     tor: TorConfig = Field(default_factory=TorConfig)

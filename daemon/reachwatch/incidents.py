@@ -1,0 +1,364 @@
+"""Incidents derived from the journal: when a block or a shutdown began, when it ended, how, and proof.
+
+The rule, stated first (the functions below only apply it):
+
+- A **target incident** opens when the target's confirmed verdict becomes ``blocked`` or
+  ``unreachable`` and closes when it is ``reachable`` again. ``unknown`` (the vantage was cut off, the
+  daemon restarted and has not confirmed yet) neither opens nor closes one: a block that outlasts a
+  shutdown or a restart stays ONE incident. Controls have no target incidents (their outages are the
+  vantage's).
+- A **vantage incident** (a shutdown) opens when the vantage state becomes ``international_shutdown``
+  or ``offline`` and closes when it is ``online`` again; ``unknown`` neither opens nor closes it. Its
+  phases list each state it went through.
+- **Start and end carry their uncertainty**, read from the attempts themselves: the change happened
+  after the last good attempt and at or before the first bad one (start), after the last bad attempt
+  and at or before the first good one (end). A good attempt succeeded without local evidence; for a
+  vantage incident the attempts are the international controls'. The reported start is the first bad
+  attempt, the end the first good one, so both lie within one probe interval of the real change.
+- **Evidence**: per technique, the first and the latest attempt that showed it (failure, stage, local
+  evidence, facts); the confirmed verdict changes inside the incident, each with the reference
+  observation it relied on (the reference's attempt and its time); for a shutdown, the controls' results
+  that decided each phase. ``attempts`` counts every attempt from the first bad to the closing one.
+
+Everything here is pure: journal records in (``Attempt`` per results row, ``VantageChange``,
+``VerdictChange``), ``Incident`` values out; roll-ups and recurring patterns are in
+``incident_patterns``. The same code runs for ``reachwatch incidents``, the API, the report and the
+daemon's metrics, so they always agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from reachwatch.failures import Technique, VantageState, Verdict
+from reachwatch.journal_events import VantageChange, VerdictChange
+
+# verdicts that open (or keep open) a target incident; "unknown" is neither good nor bad
+_BAD_VERDICTS = frozenset({Verdict.BLOCKED.value, Verdict.UNREACHABLE.value})
+_SHUTDOWN_STATES = frozenset({VantageState.INTERNATIONAL_SHUTDOWN.value, VantageState.OFFLINE.value})
+TARGET_ROLE = "target"
+INTERNATIONAL_CONTROL = "international_control"
+SHUTDOWN = "shutdown"  # the incident kind of a vantage incident
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One journaled attempt as incidents read it; ``facts`` stays JSON text until an example needs it."""
+
+    target: str
+    kind: str
+    group: str
+    role: str
+    started_at: float
+    success: bool
+    verdict: str | None  # the confirmed verdict after this attempt
+    technique: str | None
+    failure: str | None = None
+    stage: str | None = None
+    evidence: str | None = None
+    facts: str = "{}"
+    row_id: int = 0  # the journal row (its facts are fetched for the attempts kept as examples only)
+
+    @property
+    def good(self) -> bool:
+        """Succeeded with nothing the probe itself found tampered with."""
+        return self.success and self.evidence is None
+
+
+@dataclass(frozen=True)
+class Bound:
+    """When a change happened: after ``after`` (None: before the record starts) and at or before ``by``."""
+
+    after: float | None
+    by: float
+
+    @property
+    def uncertainty_s(self) -> float | None:
+        return None if self.after is None else self.by - self.after
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"at": self.by, "after": self.after, "uncertainty_s": self.uncertainty_s}
+
+
+def example(a: Attempt) -> dict[str, Any]:
+    """An attempt that showed a technique, as evidence (its facts decoded only now)."""
+    try:
+        facts = json.loads(a.facts)
+    except ValueError:
+        facts = {}
+    return {
+        "started_at": a.started_at,
+        "target": a.target,
+        "failure": a.failure,
+        "stage": a.stage,
+        "local_evidence": a.evidence,
+        "facts": dict(sorted(facts.items())) if isinstance(facts, dict) else {},
+    }
+
+
+@dataclass
+class Incident:
+    """One incident (target, roll-up or vantage); see the module docstring for the rule."""
+
+    id: str
+    scope_type: str  # "target", "group", "kind" or "vantage"
+    scope: str  # the target name, the group, the kind, or the vantage's name
+    start: Bound
+    end: Bound | None  # None while open
+    last_seen: float  # the newest attempt inside the incident
+    kind: str | None = None  # the targets' kind (target incidents, kind roll-ups)
+    group: str | None = None
+    verdicts: list[str] = field(default_factory=list)  # blocked / unreachable, or the vantage states
+    techniques: Counter[str] = field(default_factory=Counter)  # technique -> attempts confirmed with it
+    attempts: int = 0
+    failed_attempts: int = 0
+    # technique (or failure) -> the first and the latest attempt that showed it
+    examples: dict[str, list[Attempt]] = field(default_factory=dict)
+    changes: list[VerdictChange] = field(default_factory=list)
+    phases: list[VantageChange] = field(default_factory=list)  # vantage incidents: the state changes
+    members: list[str] = field(default_factory=list)  # roll-ups: the target incidents' ids
+    targets: list[str] = field(default_factory=list)  # roll-ups: the targets
+    pattern: str | None = None  # the recurring pattern this incident belongs to
+
+    @property
+    def open(self) -> bool:
+        return self.end is None
+
+    @property
+    def blocked(self) -> bool:
+        """Evidence of censorship: a ``blocked`` verdict, or a shutdown."""
+        return self.scope_type == "vantage" or Verdict.BLOCKED.value in self.verdicts
+
+    @property
+    def duration_s(self) -> float:
+        """From the first bad attempt to the first good one (open: to the newest attempt so far)."""
+        return (self.end.by if self.end is not None else self.last_seen) - self.start.by
+
+    @property
+    def technique_list(self) -> list[str]:
+        """Techniques by how many attempts confirmed them, then by name; a shutdown names its states."""
+        if self.scope_type == "vantage":
+            return list(dict.fromkeys(p.state for p in self.phases if p.state in _SHUTDOWN_STATES))
+        return [t for t, _ in sorted(self.techniques.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+    @property
+    def technique(self) -> str:
+        """The main technique: the most confirmed one; ``none`` without evidence (unreachable)."""
+        techniques = self.technique_list
+        return techniques[0] if techniques else "none"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "scope_type": self.scope_type,
+            "scope": self.scope,
+            "kind": self.kind,
+            "group": self.group,
+            "status": "open" if self.open else "closed",
+            "blocked": self.blocked,
+            "verdicts": list(self.verdicts),
+            "technique": self.technique,
+            "techniques": [
+                {"technique": t, "attempts": self.techniques.get(t, 0)} for t in self.technique_list
+            ],
+            "start": self.start.to_dict(),
+            "end": self.end.to_dict() if self.end is not None else None,
+            "last_seen": self.last_seen,
+            "duration_s": self.duration_s,
+            "attempts": self.attempts,
+            "failed_attempts": self.failed_attempts,
+            "evidence": [
+                {"technique": key, "examples": [example(a) for a in examples]}
+                for key, examples in sorted(self.examples.items())
+            ],
+            "verdict_changes": [c.to_dict() for c in self.changes],
+            "phases": [p.to_dict() for p in self.phases],
+            "members": list(self.members),
+            "targets": list(self.targets),
+            "pattern": self.pattern,
+        }
+
+
+def incident_id(prefix: str, scope_type: str, scope: str, start: float) -> str:
+    """Stable across derivations and restarts: the scope and its first bad attempt name it."""
+    digest = hashlib.sha256(f"{scope_type}\0{scope}\0{start:.3f}".encode()).hexdigest()
+    return f"{prefix}-{digest[:10]}"
+
+
+# --- target incidents --------------------------------------------------------------------------------
+
+
+class _Track:
+    """One target's (or the international controls') last good and last bad attempt, as they come."""
+
+    def __init__(self) -> None:
+        self.last_good: float | None = None
+        self.first_bad: float | None = None  # first bad attempt after last_good
+        self.last_bad: float | None = None
+        self.first_good: float | None = None  # first good attempt after last_bad
+
+    def see(self, at: float, good: bool) -> None:
+        if good:
+            if self.first_good is None:
+                self.first_good = at
+            self.last_good, self.first_bad = at, None
+        else:
+            if self.first_bad is None:
+                self.first_bad = at
+            self.last_bad, self.first_good = at, None
+
+    def start(self, fallback: float) -> Bound:
+        return Bound(self.last_good, self.first_bad if self.first_bad is not None else fallback)
+
+    def end(self, fallback: float) -> Bound:
+        return Bound(self.last_bad, self.first_good if self.first_good is not None else fallback)
+
+
+def _example_key(a: Attempt) -> str:
+    if a.verdict == Verdict.BLOCKED.value and a.technique:
+        return a.technique
+    return a.evidence or a.failure or "unknown_failure"
+
+
+def target_incidents(attempts: Iterable[Attempt], changes: Iterable[VerdictChange] = ()) -> list[Incident]:
+    """Incidents of ONE target from its attempts (oldest first) and its confirmed verdict changes."""
+    out: list[Incident] = []
+    track = _Track()
+    current: Incident | None = None
+    since_good = 0  # attempts since the last good one (the first bad included)
+    for a in attempts:
+        if a.role != TARGET_ROLE:
+            return []
+        track.see(a.started_at, a.good)
+        since_good = 0 if a.good else since_good + 1
+        if current is None:
+            if a.verdict not in _BAD_VERDICTS:
+                continue
+            start = track.start(a.started_at)
+            current = Incident(
+                id=incident_id("inc", "target", a.target, start.by),
+                scope_type="target",
+                scope=a.target,
+                start=start,
+                end=None,
+                last_seen=a.started_at,
+                kind=a.kind,
+                group=a.group,
+                attempts=max(since_good, 1) - 1,  # this attempt is counted below
+                failed_attempts=max(since_good, 1) - (0 if a.good else 1),
+            )
+            out.append(current)
+        current.attempts += 1
+        current.failed_attempts += 0 if a.good else 1
+        current.last_seen = a.started_at
+        current.kind, current.group = a.kind, a.group
+        if a.verdict in _BAD_VERDICTS and a.verdict not in current.verdicts:
+            current.verdicts.append(a.verdict)
+        if a.verdict == Verdict.BLOCKED.value and a.technique:
+            current.techniques[a.technique] += 1
+        if not a.good:
+            _keep_example(current, a)
+        if a.verdict == Verdict.REACHABLE.value:
+            current.end = track.end(a.started_at)
+            current = None
+    attach_changes(out, changes)
+    return out
+
+
+def _keep_example(incident: Incident, a: Attempt) -> None:
+    """The first and the latest attempt per technique (their facts are decoded on output only)."""
+    examples = incident.examples.setdefault(_example_key(a), [])
+    if len(examples) < 2:
+        examples.append(a)
+    elif examples[-1].started_at < a.started_at:
+        examples[-1] = a
+
+
+def attach_changes(incidents: list[Incident], changes: Iterable[VerdictChange]) -> None:
+    """Each confirmed verdict change goes to the incident whose span holds it (by the attempt time)."""
+    ordered = sorted(changes, key=lambda c: c.at)
+    i = 0
+    for incident in incidents:
+        stop = incident.end.by if incident.end is not None else float("inf")
+        while i < len(ordered) and ordered[i].at < incident.start.by:
+            i += 1
+        while i < len(ordered) and ordered[i].at <= stop:
+            incident.changes.append(ordered[i])
+            i += 1
+
+
+# --- vantage incidents -------------------------------------------------------------------------------
+
+
+def vantage_incidents(
+    vantage: str, changes: Iterable[VantageChange], controls: Iterable[Attempt]
+) -> list[Incident]:
+    """Shutdown incidents from the vantage state changes and the international controls' attempts.
+
+    Both inputs oldest first. The daemon journals a change right after the attempt that decided it, so
+    at equal times the attempt counts first.
+    """
+    events: list[tuple[float, int, VantageChange | Attempt]] = [(c.at, 1, c) for c in changes]
+    events += [(a.started_at, 0, a) for a in controls if a.role == INTERNATIONAL_CONTROL]
+    events.sort(key=lambda e: (e[0], e[1]))
+    out: list[Incident] = []
+    track = _Track()
+    current: Incident | None = None
+    since_good = 0
+    for at, _, item in events:
+        if isinstance(item, Attempt):
+            track.see(at, item.good)
+            since_good = 0 if item.good else since_good + 1
+            if current is not None:
+                current.attempts += 1
+                current.failed_attempts += 0 if item.good else 1
+                current.last_seen = max(current.last_seen, at)
+                if not item.good:
+                    _keep_example(current, item)
+            continue
+        if item.state in _SHUTDOWN_STATES:
+            if current is None:
+                start = track.start(at)
+                current = Incident(
+                    id=incident_id("inc", "vantage", vantage, start.by),
+                    scope_type="vantage",
+                    scope=vantage,
+                    start=start,
+                    end=None,
+                    last_seen=at,
+                    kind=SHUTDOWN,
+                    attempts=since_good,  # the failures before the state changed belong to it
+                    failed_attempts=since_good,
+                )
+                out.append(current)
+            current.phases.append(item)
+            if item.state not in current.verdicts:
+                current.verdicts.append(item.state)
+        elif current is not None:
+            current.phases.append(item)  # "unknown" too: a restart or a control not yet reporting
+            if item.state == VantageState.ONLINE.value:
+                current.end = track.end(at)
+                current = None
+    return out
+
+
+def derive_all(
+    vantage: str,
+    per_target: Iterable[tuple[list[Attempt], list[VerdictChange]]],
+    vantage_changes: Iterable[VantageChange],
+    controls: Iterable[Attempt],
+) -> Iterator[Incident]:
+    """Every target and vantage incident (roll-ups and patterns: ``incident_patterns.arrange``)."""
+    for attempts, changes in per_target:
+        yield from target_incidents(attempts, changes)
+    yield from vantage_incidents(vantage, vantage_changes, controls)
+
+
+def is_technique(value: str) -> bool:
+    """A value of the technique vocabulary (filters accept these and the shutdown states)."""
+    return value in {t.value for t in Technique} or value in _SHUTDOWN_STATES or value == "none"
