@@ -17,6 +17,7 @@ from reachwatch.buildinfo import revision
 from reachwatch.config.load import parse_config
 from reachwatch.exposition import TextFamily, encode
 from reachwatch.failures import Failure, Stage, Technique, VantageState, Verdict
+from reachwatch.incident_live import OpenIncident
 from reachwatch.looplag import LoopLagMonitor
 from reachwatch.metrics import (
     FACT_METRICS,
@@ -126,7 +127,18 @@ def _populated() -> tuple[StateStore, DaemonStatus]:
     relay = store.targets["relay-a"]
     relay.verdict, relay.technique = Verdict.BLOCKED, Technique.TLS_INTERCEPTION
     store.set_vantage(VantageState.ONLINE)
+    status.incidents = _OneOpenIncident()
     return store, status
+
+
+class _OneOpenIncident:
+    """The daemon's live incidents (``incident_live``) with relay-a's interception open."""
+
+    def open_incidents(self) -> list[OpenIncident]:
+        return [OpenIncident("target", "relay-a", "tls_interception", 1.7e9)]
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        return {("target", "open"): 1}
 
 
 def _documented_names() -> set[str]:
