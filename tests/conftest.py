@@ -5,6 +5,15 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property-based fuzzing (tests/fuzz). The default suite runs a small, derandomized budget: the same
+# examples every run, so a failure in CI reproduces locally and the suite's time stays put.
+# HYPOTHESIS_PROFILE=soak searches far wider (random, thousands of examples per property).
+_FUZZ = {"deadline": 5000, "suppress_health_check": [HealthCheck.too_slow], "database": None}
+settings.register_profile("default", max_examples=60, derandomize=True, **_FUZZ)
+settings.register_profile("soak", max_examples=3000, derandomize=False, **_FUZZ)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
