@@ -1,7 +1,7 @@
 """Cost of a 7,000-relay set: loading the relay list, and CPU/time per ``tor_relay`` probe.
 
 1. Expansion: a synthetic microdesc consensus and an Onionoo details document with ``--relays`` entries
-   (default 7,000, the size of the real network), parsed with ``reachwatch.tor.relaysets`` into
+   (default 7,000, the size of the real network), parsed with ``reachwatch.config.relaysets`` into
    ``tor_relay`` targets (what a config load or reload costs).
 2. Probes: ``--n`` real ``tor_relay`` probes (TCP, TLS, link handshake, RSA + Ed25519 identity checks)
    through ``run_probe`` against a lone Debian tor relay on 127.0.0.1 (``tests/tor/lonerelay.py``),
@@ -33,14 +33,14 @@ from stem.descriptor.networkstatus import NetworkStatusDocumentV3
 from stem.descriptor.router_status_entry import RouterStatusEntryMicroV3
 from tests.tor.lonerelay import lone_relay
 
-from reachwatch.config.load import parse_config
+from reachwatch.config.load import parse_config, with_tor_targets
+from reachwatch.config.relaysets import RelaySetConfig, relay_set_targets
 from reachwatch.config.targets.tor_relay import TorRelayTarget
+from reachwatch.metrics.relaysets import RelaySetCollector
 from reachwatch.probes import PROBES
 from reachwatch.probes.base import ProbeContext, run_probe
 from reachwatch.scheduler import Scheduler
 from reachwatch.state import StateStore
-from reachwatch.tor.relaymetrics import RelaySetCollector
-from reachwatch.tor.relaysets import RelaySetConfig, relay_set_targets, with_tor_targets
 
 
 def _fingerprint(i: int) -> str:

@@ -13,7 +13,6 @@ Lifecycle:
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sqlite3
 import time
@@ -23,13 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from pydantic import BaseModel
 
 from reachwatch import logging as rwlog
 from reachwatch.buildinfo import revision
-from reachwatch.config.load import LoadedConfig, load_config
-from reachwatch.config.secrets import read_secret_file, resolve_path
-from reachwatch.errors import ConfigError, ReachwatchError
+from reachwatch.config.load import LoadedConfig, load_full_config
+from reachwatch.errors import ReachwatchError
 from reachwatch.failures import Technique, VantageState, Verdict
 from reachwatch.incident_live import LiveIncidents
 from reachwatch.journal import Journal, JournalRow, ReadStats
@@ -40,11 +37,9 @@ from reachwatch.model import ProbeResult
 from reachwatch.probes.base import Services
 from reachwatch.scheduler import Scheduler
 from reachwatch.state import StateStore, TargetState
-from reachwatch.tor.relaysets import with_tor_targets
 from reachwatch.tor.service import TorService
 from reachwatch.vantage import VantageReading
 from reachwatch.web import WebServer, status_document
-from reachwatch.webconfig import WebSecurity, load_web_security
 from reachwatch.weblisten import probe_descriptor_reserve
 
 log = structlog.get_logger(__name__)
@@ -65,44 +60,6 @@ class RunOptions:
     log_level: str | None = None
     log_format: str | None = None
     drain_timeout: float = DEFAULT_DRAIN_TIMEOUT
-
-
-def load_full_config(path: Path | None) -> LoadedConfig:
-    """The config with what its sections generate (Tor authorities, relay sets), files checked."""
-    loaded = with_tor_targets(load_config(path))
-    check_files(loaded)
-    return loaded
-
-
-def check_files(loaded: LoadedConfig) -> None:
-    """Every ``*_file`` the config names must be readable, secret ones private; every ``*_env`` set.
-
-    Probes read their secrets at probe time; checking here turns a bad secret into a one-line error at
-    start, ``validate`` or reload instead of a failing probe hours later.
-    """
-    _check_model(loaded.config, loaded.base_dir, loaded.source, "")
-
-
-def _check_model(model: BaseModel, base_dir: Path, source: str, where: str) -> None:
-    for name, value in model:
-        path = f"{where}.{name}" if where else name
-        if isinstance(value, BaseModel):
-            _check_model(value, base_dir, source, path)
-        elif isinstance(value, list | tuple):
-            for i, item in enumerate(value):
-                if isinstance(item, BaseModel):
-                    item_name = getattr(item, "name", None)
-                    label = f" (name {item_name!r})" if isinstance(item_name, str) else ""
-                    _check_model(item, base_dir, source, f"{path}[{i}]{label}")
-        elif isinstance(value, str) and name.endswith("_env") and value not in os.environ:
-            raise ConfigError(f"{source}: {path}", f"environment variable {value} is not set")
-        elif isinstance(value, str) and name.endswith("_file"):
-            if name in rwlog.PUBLIC_FILE_FIELDS:
-                full = resolve_path(value, base_dir)
-                if not os.access(full, os.R_OK):
-                    raise ConfigError(f"{source}: {path}", f"cannot read file {full}")
-            else:
-                read_secret_file(value, base_dir, f"{source}: {path}")
 
 
 class Daemon:
@@ -149,12 +106,8 @@ class Daemon:
         return doc
 
     # --- lifecycle ----------------------------------------------------------------------------------
-    def _load(self) -> tuple[LoadedConfig, WebSecurity]:
-        loaded = load_full_config(self.options.config_path)
-        web_file = self.options.web_config_file
-        if web_file is None and loaded.config.web.config_file:
-            web_file = str(resolve_path(loaded.config.web.config_file, loaded.base_dir))
-        return loaded, load_web_security(web_file)
+    def _load(self) -> LoadedConfig:
+        return load_full_config(self.options.config_path, web_config_file=self.options.web_config_file)
 
     def _apply_logging(self, loaded: LoadedConfig) -> None:
         level = self.options.log_level or loaded.config.log.level
@@ -166,7 +119,7 @@ class Daemon:
 
     async def start(self) -> None:
         """Load, build and start everything; raises ``ReachwatchError`` (exit 2) on bad input."""
-        loaded, security = self._load()
+        loaded = self._load()
         await asyncio.to_thread(revision)  # may ask git (a checkout): not at the first scrape, on the loop
         self.loaded = loaded
         self._apply_logging(loaded)
@@ -200,7 +153,7 @@ class Daemon:
         self.web = WebServer(
             self,
             listen,
-            security,
+            loaded.web,
             descriptor_reserve=probe_descriptor_reserve(loaded.config.scheduler.max_concurrency),
         )
         await self.web.start()
@@ -315,7 +268,7 @@ class Daemon:
             try:
                 # YAML, relay sets from up to 64 MB of Onionoo JSON, secret files: off the event loop,
                 # which keeps probing and serving meanwhile (``_load`` touches no loop-bound state)
-                loaded, security = await asyncio.to_thread(self._load)
+                loaded = await asyncio.to_thread(self._load)
                 assert self.scheduler is not None and self.web is not None and self.services is not None
                 await self.scheduler.reload(loaded)  # raises before changing anything
                 if self.loaded is None or loaded.config.tor != self.loaded.config.tor:
@@ -339,7 +292,7 @@ class Daemon:
             self.daemon_status.config = loaded.config
             self.daemon_status.reload_successful = True
             self.daemon_status.reload_success_timestamp = time.time()
-            self.web.update_security(security)
+            self.web.update_security(loaded.web)
             self.web.set_descriptor_reserve(probe_descriptor_reserve(loaded.config.scheduler.max_concurrency))
             if self.journal is not None:
                 self.journal.retention = loaded.config.journal.retention

@@ -195,25 +195,25 @@ def _config_path(args: argparse.Namespace) -> Path | None:
 
 
 def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
-    from reachwatch.app import load_full_config  # noqa: PLC0415 - see the module docstring
-    from reachwatch.webconfig import load_web_security  # noqa: PLC0415
+    from reachwatch.config.load import load_full_config  # noqa: PLC0415 - see the module docstring
 
     path = args.file or args.config
     if args.file and args.config and args.file != args.config:
         raise UsageError("validate: give the config either as CONFIG or as --config, not both")
     loaded = load_full_config(Path(path) if path else None)
-    if loaded.config.web.config_file:
-        from reachwatch.config.secrets import resolve_path  # noqa: PLC0415
-
-        load_web_security(resolve_path(loaded.config.web.config_file, loaded.base_dir))
     n = len(loaded.config.all_targets())
     out.write(f"{loaded.source}: OK (targets and controls: {n})\n")
     return EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
-    from reachwatch.app import Daemon, RunOptions, load_full_config, run_async  # noqa: PLC0415
-    from reachwatch.webconfig import load_web_security  # noqa: PLC0415
+    if args.check:  # what validate checks, with this command's --web.config.file override
+        from reachwatch.config.load import load_full_config  # noqa: PLC0415 - see the module docstring
+
+        loaded = load_full_config(_config_path(args), web_config_file=args.web_config_file)
+        out.write(f"{loaded.source}: OK\n")
+        return EXIT_OK
+    from reachwatch.app import Daemon, RunOptions, run_async  # noqa: PLC0415
 
     options = RunOptions(
         config_path=_config_path(args),
@@ -223,18 +223,12 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         log_level=args.log_level,
         log_format=args.log_format,
     )
-    if args.check:
-        loaded = load_full_config(options.config_path)
-        if args.web_config_file:
-            load_web_security(args.web_config_file)
-        out.write(f"{loaded.source}: OK\n")
-        return EXIT_OK
     return int(run_async(Daemon(options).run()))
 
 
 async def _sweep(args: argparse.Namespace, err: TextIO) -> StateStore:
     from reachwatch import logging as rwlog  # noqa: PLC0415 - see the module docstring
-    from reachwatch.app import load_full_config  # noqa: PLC0415
+    from reachwatch.config.load import load_full_config  # noqa: PLC0415
     from reachwatch.probes.base import Services  # noqa: PLC0415
     from reachwatch.scheduler import Scheduler  # noqa: PLC0415
     from reachwatch.state import StateStore  # noqa: PLC0415

@@ -2,7 +2,8 @@
 
 Why closed: each value becomes a Prometheus label value, a journal column and an alert condition. An open
 set (raw error strings) would explode cardinality and leak addresses; a closed one lets dashboards and
-alert rules be written once. Raw error text only ever goes to debug logs, scrubbed (see ``redact``).
+alert rules be written once. Raw error text only ever goes to debug logs, scrubbed (``scrub``: here, not
+in ``net``, so the runtime services and the reference client use the same rule without the socket layer).
 
 The failure names follow OONI's df-007 vocabulary where one exists (``connection_reset``,
 ``generic_timeout_error``, ``ssl_unknown_authority`` ...) so results compare with OONI data; protocol-specific
@@ -11,7 +12,16 @@ values (Tor, VPN, proxies) are added here, never invented inside a probe.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
+
+_IPV4 = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b")
+_IPV6 = re.compile(r"\b(?:[0-9a-fA-F]{0,4}:){2,7}[0-9a-fA-F]{0,4}\b")
+
+
+def scrub(text: str) -> str:
+    """Remove IP addresses from an error text before it may reach a debug log."""
+    return _IPV6.sub("[addr]", _IPV4.sub("[addr]", text))
 
 
 class Failure(StrEnum):

@@ -22,15 +22,13 @@ import structlog
 from pydantic import BaseModel
 
 from reachwatch.config.load import LoadedConfig
-from reachwatch.config.secrets import MAX_SECRET_BYTES, resolve_path
+from reachwatch.config.secrets import MAX_SECRET_BYTES, PUBLIC_FILE_FIELDS, resolve_path
 
 REDACTED = "[redacted]"
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 # shorter strings would redact ordinary words; a real host, key or password is longer than this
 MIN_SECRET_LEN = 3
 MIN_LINE_LEN = 16
-# *_file fields that name public material (certificates, CA bundles), not secrets
-PUBLIC_FILE_FIELDS = frozenset({"ca_file", "cert_file", "client_ca_file", "config_file"})
 
 
 class Redactor:

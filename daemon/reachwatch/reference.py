@@ -29,9 +29,8 @@ import structlog
 from reachwatch.config.schema import ReferenceVantage
 from reachwatch.config.secrets import read_secret, resolve_path
 from reachwatch.errors import ConfigError
-from reachwatch.failures import Failure, Stage
+from reachwatch.failures import Failure, Stage, scrub
 from reachwatch.model import Observation, bounded_facts
-from reachwatch.net.errors import scrub
 from reachwatch.verdict import reference_consensus
 
 log = structlog.get_logger(__name__)

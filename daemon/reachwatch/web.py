@@ -3,7 +3,7 @@
 
 Served by aiohttp on ``web.listen_address`` (default 127.0.0.1:10491) through ``weblisten.Listener``
 (connection cap within the descriptor budget, header/idle/lifetime deadlines, 431 for oversized headers).
-Optional TLS and basic auth come from an exporter-toolkit ``web-config.yml`` (``webconfig.py``); the
+Optional TLS and basic auth come from an exporter-toolkit ``web-config.yml`` (``config/webconfig.py``); the
 cost of basic auth is bounded in ``webauth.py``.
 
 Browsers are peers too. On a loopback listener a page elsewhere can resolve its own name to 127.0.0.1
@@ -30,13 +30,13 @@ from aiohttp import web
 from prometheus_client.registry import CollectorRegistry
 
 from reachwatch import __version__
+from reachwatch.config.webconfig import WebSecurity, load_cert_chain
 from reachwatch.errors import ConfigError
 from reachwatch.exposition import encode
 from reachwatch.incident_live import QueryError
 from reachwatch.metrics import WebCounters
 from reachwatch.state import StateStore
 from reachwatch.webauth import AuthResult, BasicAuth
-from reachwatch.webconfig import WebSecurity, load_cert_chain
 from reachwatch.weblisten import (
     BASE_RESERVE,
     Listener,

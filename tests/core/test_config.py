@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from reachwatch.config.load import EMBEDDED, embedded_default_text, load_config
+from reachwatch.config.load import EMBEDDED, embedded_default_text, load_config, with_tor_targets
 from reachwatch.config.schema import Config
 from reachwatch.probes import PROBES
-from reachwatch.tor.relaysets import with_tor_targets
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTDATA = Path(__file__).parent / "testdata"
@@ -172,3 +171,18 @@ def test_private_secret_file_is_accepted(tmp_path: Path) -> None:
     (tmp_path / "ref.pass").chmod(0o600)
     proc = _validate(cfg)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_run_check_checks_the_configs_web_config_as_validate_does(tmp_path: Path) -> None:
+    # one loader for every command: run --check used to skip the config's own web.config_file
+    (tmp_path / "web.yml").write_text("basic_auth_users:\n  prometheus: plain-text\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("web:\n  config_file: web.yml\n")
+    cfg.chmod(0o600)
+    checks = [[*REACHWATCH, "validate", str(cfg)], [*REACHWATCH, "run", "--check", "--config", str(cfg)]]
+    procs = [subprocess.run(a, capture_output=True, text=True, timeout=60, check=False) for a in checks]
+    expected = (
+        f"reachwatch: {tmp_path}/web.yml: basic_auth_users: user 'prometheus': password must be a bcrypt "
+        "hash ($2y$10$...), not plain text\n"
+    )
+    assert [(p.returncode, p.stderr) for p in procs] == [(2, expected), (2, expected)]

@@ -378,7 +378,7 @@ async def test_reload_parses_the_config_off_the_event_loop(
     reaches the caller and keeps the last good config."""
     loaders: list[int] = []
 
-    def recording_load(path: Path | None) -> LoadedConfig:
+    def recording_load(path: Path | None, *, web_config_file: str | None = None) -> LoadedConfig:
         loaders.append(threading.get_ident())
         raise ConfigError("c.yaml", "bad on purpose")
 

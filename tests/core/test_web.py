@@ -17,6 +17,7 @@ import pytest
 import trustme
 
 from reachwatch.config.load import parse_config
+from reachwatch.config.webconfig import WebSecurity, load_web_security
 from reachwatch.errors import ConfigError
 from reachwatch.failures import Failure, Stage
 from reachwatch.metrics import DaemonStatus, build_registry
@@ -24,7 +25,6 @@ from reachwatch.model import ProbeResult
 from reachwatch.reference import parse_status
 from reachwatch.state import StateStore
 from reachwatch.web import WebServer, parse_listen_address, status_document
-from reachwatch.webconfig import WebSecurity, load_web_security
 
 CONFIG = """
 vantage: {name: test-vantage}

@@ -22,9 +22,9 @@ import structlog
 import trustme
 
 from reachwatch import webauth
+from reachwatch.config.webconfig import WebSecurity, load_web_security
 from reachwatch.web import WebServer, host_is_not_a_name
 from reachwatch.webauth import BasicAuth, client_key
-from reachwatch.webconfig import WebSecurity, load_web_security
 from reachwatch.weblisten import ListenerLimits, connection_cap, probe_descriptor_reserve
 
 from .test_daemon import _address, _get, _journal_rows, _metric, _run_argv, _wait, _write_config

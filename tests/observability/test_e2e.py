@@ -302,7 +302,7 @@ async def _lab(tmp: Path) -> AsyncGenerator[Stack, None]:
                 "port": g_port,
                 "fingerprint": "A" * 40,
                 "timeout": 2,
-                # a one-relay "relay set": the per-set aggregates (tor/relaymetrics.py) count it
+                # a one-relay "relay set": the per-set aggregates (metrics/relaysets.py) count it
                 "relay_set": "lab-set",
                 "relay_flags": ["Guard"],
             },

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from reachwatch.config.relaysets import RelaySetConfig, relay_set_targets
 from reachwatch.config.targets.tor_dirport import TorDirPortTarget
 from reachwatch.config.targets.tor_relay import TorRelayTarget
 from reachwatch.probes import PROBES
 from reachwatch.probes.base import ProbeContext, run_probe
-from reachwatch.tor.relaysets import RelaySetConfig, relay_set_targets
 from tests.tor.torlab import TorLab
 
 pytestmark = pytest.mark.slow

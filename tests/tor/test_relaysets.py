@@ -13,15 +13,15 @@ from prometheus_client import CollectorRegistry
 from stem.descriptor.networkstatus import NetworkStatusDocumentV3
 from stem.descriptor.router_status_entry import RouterStatusEntryV3
 
-from reachwatch.config.load import parse_config
+from reachwatch.config.dirauths import DIRECTORY_AUTHORITIES, directory_authority_targets
+from reachwatch.config.load import parse_config, with_tor_targets
+from reachwatch.config.relaysets import RelaySetConfig, load_relays, relay_set_targets
 from reachwatch.config.targets.tor_relay import TorRelayTarget
 from reachwatch.errors import ConfigError
+from reachwatch.metrics.relaysets import RelaySetCollector
 from reachwatch.probes import PROBES
 from reachwatch.probes.base import ProbeContext, run_probe
 from reachwatch.state import StateStore
-from reachwatch.tor.dirauths import DIRECTORY_AUTHORITIES, directory_authority_targets
-from reachwatch.tor.relaymetrics import RelaySetCollector
-from reachwatch.tor.relaysets import RelaySetConfig, load_relays, relay_set_targets, with_tor_targets
 from tests.tor.lonerelay import TorRelayProcess
 
 # A microdesc consensus as tor writes cached-microdesc-consensus (header trimmed to what parsers need;

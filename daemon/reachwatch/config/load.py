@@ -1,4 +1,11 @@
-"""Loading a config file into a validated ``Config``, with one-line errors that name file and field.
+"""Loading a config: ONE ``load_full_config`` for the daemon (start, reload) and every CLI command.
+
+It runs every step, in order: YAML -> ``Config`` (``load_config``/``parse_config``); the targets the
+``tor:`` section generates (directory authorities, relay sets: ``with_tor_targets``); the files and
+environment variables the config names (``check_files``: secret files private, public files readable);
+and the exporter-toolkit web config (the ``--web.config.file`` override or the config's
+``web.config_file``). So ``validate``, ``run --check``, ``check``, the daemon's start and its reload accept
+and refuse exactly the same files.
 
 Errors read like ``config.yaml: targets[2] (name 'obfs4-a').port: must be <= 65535`` so an operator who
 is not a Python programmer can fix the file. The caller (CLI or reload) decides what to do: exit 2, or
@@ -10,16 +17,21 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import structlog
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from reachwatch.config.schema import Config
+from reachwatch.config.dirauths import directory_authority_targets
+from reachwatch.config.messages import format_validation_error
+from reachwatch.config.relaysets import relay_set_targets
+from reachwatch.config.schema import Config, TorConfig
+from reachwatch.config.secrets import PUBLIC_FILE_FIELDS, read_secret_file, resolve_path
+from reachwatch.config.types import TargetBase
+from reachwatch.config.webconfig import WebSecurity, load_web_security
 from reachwatch.errors import ConfigError
 
 log = structlog.get_logger(__name__)
@@ -29,12 +41,28 @@ EMBEDDED = "<embedded default>"
 
 @dataclass(frozen=True)
 class LoadedConfig:
-    """A validated config and where it came from (relative paths resolve against ``base_dir``)."""
+    """A validated config and where it came from (relative paths resolve against ``base_dir``); ``web``
+    is the web config's TLS and basic auth once ``load_full_config`` has read it (plain HTTP before)."""
 
     config: Config
     source: str
     base_dir: Path
     digest: str
+    web: WebSecurity = field(default_factory=WebSecurity)
+
+
+def load_full_config(path: str | Path | None, *, web_config_file: str | None = None) -> LoadedConfig:
+    """The config with everything it implies, checked; ``None`` loads the embedded default.
+
+    ``web_config_file`` (``--web.config.file``) overrides the config's ``web.config_file``; it is relative
+    to the working directory, the config's own is relative to the config file. Raises ``ConfigError``.
+    """
+    loaded = with_tor_targets(load_config(path))
+    check_files(loaded)
+    web_file = web_config_file
+    if web_file is None and loaded.config.web.config_file:
+        web_file = str(resolve_path(loaded.config.web.config_file, loaded.base_dir))
+    return replace(loaded, web=load_web_security(web_file))
 
 
 def embedded_default_text() -> str:
@@ -85,50 +113,64 @@ def parse_config(text: str, source: str, base_dir: Path) -> LoadedConfig:
     return LoadedConfig(config=config, source=source, base_dir=base_dir, digest=digest)
 
 
-def _path(loc: tuple[int | str, ...], data: Any) -> str:
-    """``('targets', 2, 'tcp', 'port')`` -> ``targets[2] (name 'x').port``; drops pydantic's union tags."""
-    out = ""
-    node: Any = data
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-            node = node[part] if isinstance(node, list) and part < len(node) else None
-            if isinstance(node, dict) and isinstance(node.get("name"), str):
-                out += f" (name {node['name']!r})"
-            continue
-        if isinstance(node, dict) and part in node:
-            out += f".{part}" if out else part
-            node = node[part]
-        elif isinstance(node, dict) and "kind" in node and part == node.get("kind"):
-            continue  # the discriminator tag pydantic inserts for unions
-        else:
-            out += f".{part}" if out else str(part)
-            node = None
-    return out or "(top level)"
-
-
-def format_validation_error(exc: ValidationError, data: Any) -> str:
-    """The first error, in words an operator can act on; the count of others if any."""
-    errors = exc.errors(include_url=False)
-    first = errors[0]
-    where = _path(tuple(first["loc"]), data)
-    kind = first["type"]
-    if kind == "extra_forbidden":
-        msg = "unknown key"
-    elif kind == "missing":
-        msg = "required field is missing"
-    elif kind == "union_tag_invalid":
-        msg = f"unknown kind {first['ctx']['tag']!r}; known kinds: {first['ctx']['expected_tags']}"
-    elif kind == "union_tag_not_found":
-        msg = "missing 'kind'"
-    else:
-        msg = first["msg"]
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
-    more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
-    return f"{where}: {msg}{more}"
-
-
 def config_mtime(path: str | Path) -> float:
     """Modification time, for ``reachwatch_config_last_reload_success_timestamp_seconds``."""
     return os.stat(path).st_mtime
+
+
+def tor_targets(tor: TorConfig, base_dir: Path) -> list[TargetBase]:
+    """The targets the ``tor:`` section adds: directory authorities (if enabled), then relay sets."""
+    targets: list[TargetBase] = []
+    if tor.directory_authorities:
+        targets.extend(directory_authority_targets())
+    for spec in tor.relay_sets:
+        targets.extend(relay_set_targets(spec, base_dir))
+    return targets
+
+
+def with_tor_targets(loaded: LoadedConfig) -> LoadedConfig:
+    """``loaded`` with the ``tor:`` section's targets appended to ``targets`` (what the scheduler runs).
+
+    Raises ``ConfigError`` when a generated name collides with a configured one.
+    """
+    extra = tor_targets(loaded.config.tor, loaded.base_dir)
+    if not extra:
+        return loaded
+    names = {t.name for t in loaded.config.all_targets()}
+    for target in extra:
+        if target.name in names:
+            raise ConfigError(loaded.source, f"tor: target name {target.name!r} is already configured")
+        names.add(target.name)
+    config = loaded.config.model_copy(update={"targets": [*loaded.config.targets, *extra]})
+    return replace(loaded, config=config)
+
+
+def check_files(loaded: LoadedConfig) -> None:
+    """Every ``*_file`` the config names must be readable, secret ones private; every ``*_env`` set.
+
+    Probes read their secrets at probe time; checking here turns a bad secret into a one-line error at
+    start, ``validate`` or reload instead of a failing probe hours later.
+    """
+    _check_model(loaded.config, loaded.base_dir, loaded.source, "")
+
+
+def _check_model(model: BaseModel, base_dir: Path, source: str, where: str) -> None:
+    for name, value in model:
+        path = f"{where}.{name}" if where else name
+        if isinstance(value, BaseModel):
+            _check_model(value, base_dir, source, path)
+        elif isinstance(value, list | tuple):
+            for i, item in enumerate(value):
+                if isinstance(item, BaseModel):
+                    item_name = getattr(item, "name", None)
+                    label = f" (name {item_name!r})" if isinstance(item_name, str) else ""
+                    _check_model(item, base_dir, source, f"{path}[{i}]{label}")
+        elif isinstance(value, str) and name.endswith("_env") and value not in os.environ:
+            raise ConfigError(f"{source}: {path}", f"environment variable {value} is not set")
+        elif isinstance(value, str) and name.endswith("_file"):
+            if name in PUBLIC_FILE_FIELDS:
+                full = resolve_path(value, base_dir)
+                if not os.access(full, os.R_OK):
+                    raise ConfigError(f"{source}: {path}", f"cannot read file {full}")
+            else:
+                read_secret_file(value, base_dir, f"{source}: {path}")

@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
+from reachwatch.config.relaysets import RelaySetConfig
 from reachwatch.config.targets import TARGET_MODELS
 from reachwatch.config.targets.datastage import DataStageConfig
 from reachwatch.config.types import NAME_PATTERN, Duration, StrictModel, TargetBase
-from reachwatch.tor.relaysets import RelaySetConfig
 
 if TYPE_CHECKING:
     AnyTarget = TargetBase
@@ -237,7 +237,7 @@ class TorConfig(StrictModel):
     # extra torrc options for every tor reachwatch starts (Socks5Proxy, ClientUseIPv6, a test network's
     # DirAuthority ...); a list value becomes repeated lines
     torrc: dict[str, str | list[str]] = Field(default_factory=dict)
-    # relays without a tor process (reachwatch.tor.relaysets / dirauths): built-in authorities, relay sets
+    # relays without a tor process (config/dirauths.py, config/relaysets.py): authorities, relay sets
     directory_authorities: bool = False
     relay_sets: list[RelaySetConfig] = Field(default_factory=list)
 

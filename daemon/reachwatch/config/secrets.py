@@ -20,6 +20,9 @@ def resolve_path(path: str, base_dir: Path) -> Path:
     return p if p.is_absolute() else base_dir / p
 
 
+# *_file fields that name public material (certificates, CA bundles), not secrets
+PUBLIC_FILE_FIELDS = frozenset({"ca_file", "cert_file", "client_ca_file", "config_file"})
+
 # keys, passwords, URL and bridge lists are a few KB; a bigger "secret" is a wrong path (a disk image)
 MAX_SECRET_BYTES = 1024 * 1024
 

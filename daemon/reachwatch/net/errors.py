@@ -13,12 +13,11 @@ with IP addresses scrubbed, is kept only for debug logs.
 from __future__ import annotations
 
 import errno
-import re
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from reachwatch.failures import Failure, Stage
+from reachwatch.failures import Failure, Stage, scrub
 
 _ERRNO: dict[int, Failure] = {
     errno.ECONNREFUSED: Failure.CONNECTION_REFUSED,
@@ -40,15 +39,6 @@ _ERRNO: dict[int, Failure] = {
 # substituted national root.
 _UNKNOWN_AUTHORITY_CODES = {2, 18, 19, 20, 21, 27}
 _HOSTNAME_CODES = {62, 64}  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
-
-_IPV4 = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b")
-_IPV6 = re.compile(r"\b(?:[0-9a-fA-F]{0,4}:){2,7}[0-9a-fA-F]{0,4}\b")
-
-
-def scrub(text: str) -> str:
-    """Remove IP addresses from an error text before it may reach a debug log."""
-    return _IPV6.sub("[addr]", _IPV4.sub("[addr]", text))
-
 
 class NetFailure(Exception):
     """A classified failure of one network operation."""

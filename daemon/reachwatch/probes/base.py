@@ -23,10 +23,10 @@ from typing import Any, Generic, TypeVar
 import structlog
 
 from reachwatch.config.types import TargetBase
-from reachwatch.failures import Failure, Stage, Technique
+from reachwatch.failures import Failure, Stage, Technique, scrub
 from reachwatch.model import LOCAL_CAUSE_FACT, FactValue, ProbeResult
 from reachwatch.net.dial import connect_tcp, pin_address
-from reachwatch.net.errors import NetFailure, scrub
+from reachwatch.net.errors import NetFailure
 from reachwatch.probes.handshakes import HandshakeMemory
 
 log = structlog.get_logger(__name__)

@@ -33,9 +33,8 @@ import structlog
 from reachwatch.config.secrets import check_private_file, resolve_path
 from reachwatch.config.targets.openvpn_tunnel import OpenVpnTunnelTarget
 from reachwatch.errors import ConfigError
-from reachwatch.failures import Failure, Stage
+from reachwatch.failures import Failure, Stage, scrub
 from reachwatch.model import ProbeResult
-from reachwatch.net.errors import scrub
 from reachwatch.probes.base import ProbeContext, ProbeSpec
 
 log = structlog.get_logger(__name__)

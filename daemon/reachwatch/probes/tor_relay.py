@@ -12,7 +12,7 @@ When the relay's genuine certificates arrive bound to another TLS certificate (a
 middlebox relaying them), the mismatch also carries local evidence ``tls_interception``.
 
 Relay-set membership (``relay_set``, ``relay_flags``) is carried on the target so the aggregate collector
-(``reachwatch.tor.relaymetrics``) can count per set and flag without per-relay series.
+(``reachwatch.metrics.relaysets``) can count per set and flag without per-relay series.
 """
 
 from __future__ import annotations

@@ -22,8 +22,7 @@ from stem.control import EventType
 from stem.response.events import StatusEvent
 
 from reachwatch.config.bridgeline import BridgeLine
-from reachwatch.failures import Stage
-from reachwatch.net.errors import scrub
+from reachwatch.failures import Stage, scrub
 from reachwatch.tor.supervisor import TorBinaries, TorProcess
 
 # free text from tor (WARNING, SUMMARY) is cut to this length before it becomes a fact

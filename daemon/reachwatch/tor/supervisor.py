@@ -33,8 +33,7 @@ import structlog
 from stem.control import Controller
 from stem.response.events import Event
 
-from reachwatch.failures import Failure
-from reachwatch.net.errors import scrub
+from reachwatch.failures import Failure, scrub
 
 log = structlog.get_logger(__name__)
 

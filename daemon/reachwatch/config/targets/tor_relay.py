@@ -21,7 +21,7 @@ class TorRelayTarget(TargetBase):
     port: int = Field(ge=1, le=65535)
     fingerprint: str  # RSA identity: "$HEX", "HEX" or "HEX HEX ..." (normalized to 40 upper-case hex)
     ed25519_identity: str | None = None  # base64, as in tor's fingerprint-ed25519 / consensus "id ed25519"
-    # set by relay-set expansion (tor.relaysets); aggregate metrics group by these
+    # set by relay-set expansion (config.relaysets); aggregate metrics group by these
     relay_set: str | None = Field(default=None, pattern=NAME_PATTERN)
     relay_flags: tuple[str, ...] = ()  # consensus flags (set by relay-set expansion, for aggregates)
     # False for relay-set members unless the set asks for per-relay series (cardinality)

@@ -9,14 +9,15 @@ Config (inside the ``tor:`` section)::
           flags: [Guard, Stable]             # a relay must carry all of them
           sample: 500                        # optional: a deterministic sample (seeded)
           seed: 0
-          per_relay_metrics: false           # aggregate metrics only (tor.relaymetrics)
+          per_relay_metrics: false           # aggregate metrics only (metrics/relaysets.py)
           interval: 6h
 
 Sources are recognised by content: a JSON object with ``relays`` (Onionoo ``details``: ``fingerprint``,
 ``or_addresses``, ``flags``, ``running``), ``network-status-version 3 microdesc`` (tor's
 ``cached-microdesc-consensus``) or ``network-status-version 3`` (``cached-consensus``), both parsed with
-stem. Not stem's strict mode, which rejects documents tor itself writes; instead every router entry
-must carry a valid fingerprint, IP address and ORPort. Signatures are not checked: the file is the
+stem (imported when a consensus is parsed, so a config without relay sets never loads it). Not stem's
+strict mode, which rejects documents tor itself writes; instead every router entry must carry a valid
+fingerprint, IP address and ORPort. Signatures are not checked: the file is the
 operator's choice, and the probe verifies each relay's identity on the wire anyway. A file that cannot
 be parsed is a one-line ``ConfigError`` naming the file.
 
@@ -33,22 +34,16 @@ from __future__ import annotations
 import ipaddress
 import json
 import random
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import Field, field_validator
-from stem.descriptor.networkstatus import NetworkStatusDocumentV3
 
 from reachwatch.config.targets.tor_relay import TorRelayTarget
 from reachwatch.config.tor_identity import normalize_fingerprint
-from reachwatch.config.types import Duration, StrictModel, TargetBase, split_host_port
+from reachwatch.config.types import Duration, StrictModel, split_host_port
 from reachwatch.errors import ConfigError
-from reachwatch.tor.dirauths import directory_authority_targets
-
-if TYPE_CHECKING:
-    from reachwatch.config.load import LoadedConfig
-    from reachwatch.config.schema import TorConfig
 
 # dir-spec "known-flags"; a bounded label set for the aggregate metrics
 KNOWN_FLAGS = frozenset(
@@ -130,6 +125,10 @@ def _onionoo(data: Any) -> list[Relay]:
 
 
 def _consensus(raw: bytes) -> list[Relay]:
+    # stem's descriptor parser is a pure format; imported here so that loading a config without relay
+    # sets (validate, --help, the daemon on most configs) never imports stem
+    from stem.descriptor.networkstatus import NetworkStatusDocumentV3  # noqa: PLC0415
+
     # validate=False: stem 1.8's strict mode rejects documents tor itself writes (an empty
     # "client-versions" line, fields newer than stem). We check what we use, per entry, instead.
     document = NetworkStatusDocumentV3(raw, validate=False)
@@ -218,30 +217,3 @@ def relay_set_targets(spec: RelaySetConfig, base_dir: Path) -> list[TorRelayTarg
             )
         )
     return targets
-
-
-def tor_targets(tor: TorConfig, base_dir: Path) -> list[TargetBase]:
-    """The targets the ``tor:`` section adds: directory authorities (if enabled), then relay sets."""
-    targets: list[TargetBase] = []
-    if tor.directory_authorities:
-        targets.extend(directory_authority_targets())
-    for spec in tor.relay_sets:
-        targets.extend(relay_set_targets(spec, base_dir))
-    return targets
-
-
-def with_tor_targets(loaded: LoadedConfig) -> LoadedConfig:
-    """``loaded`` with the ``tor:`` section's targets appended to ``targets`` (what the scheduler runs).
-
-    Raises ``ConfigError`` when a generated name collides with a configured one.
-    """
-    extra = tor_targets(loaded.config.tor, loaded.base_dir)
-    if not extra:
-        return loaded
-    names = {t.name for t in loaded.config.all_targets()}
-    for target in extra:
-        if target.name in names:
-            raise ConfigError(loaded.source, f"tor: target name {target.name!r} is already configured")
-        names.add(target.name)
-    config = loaded.config.model_copy(update={"targets": [*loaded.config.targets, *extra]})
-    return replace(loaded, config=config)

@@ -9,7 +9,7 @@ ratio over thousands of relays. Per-relay series for 7,000 relays would be ~100k
 Like ``metrics.ReachwatchCollector`` this renders the ``StateStore`` at scrape time from each member's
 *last* result, so the numbers are "as of the latest sweep" and a removed set disappears. Members are
 ``tor_relay`` targets with ``relay_set`` set (relay sets and the directory authorities). ``flag`` is
-``all`` (every member) or one of the relay's consensus flags (a closed set, ``relaysets.KNOWN_FLAGS``),
+``all`` (every member) or one of the relay's consensus flags (a closed set, ``config.relaysets.KNOWN_FLAGS``),
 so cardinality is sets x 15 flags x failures: bounded whatever the set size.
 
 Per-relay series come from the main collector (``metrics.py``): relay-set members carry

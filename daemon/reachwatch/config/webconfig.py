@@ -28,7 +28,7 @@ from typing import Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
-from reachwatch.config.load import format_validation_error
+from reachwatch.config.messages import format_validation_error
 from reachwatch.config.secrets import check_private_file, resolve_path
 from reachwatch.config.types import StrictModel
 from reachwatch.errors import ConfigError

@@ -29,9 +29,9 @@ from reachwatch.config.types import TargetBase
 from reachwatch.exposition import LabelMaker, LabelSet, TextFamily
 from reachwatch.failures import Failure, VantageState, Verdict
 from reachwatch.looplag import LoopLagMonitor
+from reachwatch.metrics.relaysets import RelaySetCollector
 from reachwatch.model import ProbeResult
 from reachwatch.state import CUT_BUCKETS, CutPoints, StateStore, TargetState
-from reachwatch.tor.relaymetrics import RelaySetCollector
 
 TARGET_LABELS = ("target", "kind", "group", "role")
 # per verdict, its label values: iterating an Enum costs ~10 µs, and this runs for every target
@@ -201,7 +201,7 @@ def _has_per_target_flag(kind_model: type[TargetBase]) -> bool:
 
 
 def _per_target(target: TargetBase) -> bool:
-    """False for e.g. members of a large relay set: aggregated by tor/relaymetrics.py instead."""
+    """False for e.g. members of a large relay set: aggregated by metrics/relaysets.py instead."""
     # asked of the class first: getattr with a default on a pydantic model that lacks the field goes
     # through its __getattr__ and an exception (~2 µs, once per target per scrape)
     return not _has_per_target_flag(type(target)) or bool(getattr(target, "per_target_metrics", True))
