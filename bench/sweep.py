@@ -240,6 +240,26 @@ def report(
         )
     if bb:
         print(f"CPU per probe, reachwatch / blackbox_exporter: {rw['cpu_s'] / bb['cpu_s']:.2f}")
+        print(f"peak RSS, reachwatch / blackbox_exporter: {rw['peak_rss_mb'] / bb['peak_rss_mb']:.2f}")
+
+
+def summary(n: int, rw: dict[str, float], bb: dict[str, float] | None) -> dict[str, float]:
+    """The figures bench/lean.py checks against issue 9's goals (ratios only when blackbox ran)."""
+    out = {
+        "endpoints": n,
+        "rw_ok": rw["ok"],
+        "rw_cpu_ms": 1000 * rw["cpu_s"] / n,
+        "rw_rss_mb": rw["peak_rss_mb"],
+    }
+    if bb:
+        out |= {
+            "bb_ok": bb["ok"],
+            "bb_cpu_ms": 1000 * bb["cpu_s"] / n,
+            "bb_rss_mb": bb["peak_rss_mb"],
+            "cpu_ratio": rw["cpu_s"] / bb["cpu_s"],
+            "rss_ratio": rw["peak_rss_mb"] / bb["peak_rss_mb"],
+        }
+    return out
 
 
 def main() -> int:
@@ -248,6 +268,7 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=2.0)
     ap.add_argument("--concurrency", type=int, default=500)
     ap.add_argument("--no-blackbox", action="store_true")
+    ap.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
     ap.add_argument("--in-netns", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--worker", choices=["reachwatch", "blackbox-load"], help=argparse.SUPPRESS)
     ap.add_argument("--ca-file", help=argparse.SUPPRESS)
@@ -310,6 +331,8 @@ def main() -> int:
             server.terminate()
             server.wait(timeout=10)
         report(args.endpoints, args.timeout, args.concurrency, rw, bb)
+        if args.json:
+            print(json.dumps(summary(args.endpoints, rw, bb)))
     return 0
 
 
