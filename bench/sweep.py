@@ -37,6 +37,7 @@ import aiohttp
 import trustme
 import uvloop
 
+from reachwatch import logging as rwlog
 from reachwatch.config.load import parse_config
 from reachwatch.scheduler import Scheduler
 from reachwatch.state import StateStore
@@ -77,6 +78,8 @@ def raise_nofile() -> None:
 
 # -- reachwatch worker ---------------------------------------------------------------------------------
 def reachwatch_worker(n: int, timeout: float, concurrency: int, ca_file: str) -> dict[str, float]:
+    # as the daemon runs: info level (unconfigured structlog printed a debug line per failed attempt)
+    rwlog.configure("info", stream=sys.stderr)
     lines = [
         f"defaults: {{timeout: {timeout}s}}",
         f"scheduler: {{max_concurrency: {concurrency}, per_destination: 1, min_destination_spacing: 0.001s}}",

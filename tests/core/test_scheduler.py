@@ -28,7 +28,7 @@ from reachwatch.model import ProbeResult
 from reachwatch.net.dial import connect_tcp
 from reachwatch.probes import PROBES
 from reachwatch.probes.base import ProbeContext, ProbeSpec
-from reachwatch.scheduler import MIN_DELAY, Scheduler, jittered
+from reachwatch.scheduler import MIN_DELAY, Limits, Scheduler, jittered
 from reachwatch.state import StateStore, TargetState
 from tests.servers import blackhole, free_port, tcp_server
 
@@ -613,3 +613,58 @@ async def test_start_lag_counts_the_wait_at_a_full_global_gate(tmp_path: Path) -
     assert lag.total >= hold - 0.05, lag  # one waited for the other's whole attempt
     buckets = dict(lag.cumulative())
     assert buckets["0.1"] == 1 and buckets["+Inf"] == 2  # the first started on time
+
+
+async def test_destination_gates_last_only_while_used_and_start_times_while_they_constrain(
+    tmp_path: Path,
+) -> None:
+    # 3,000 distinct destinations through the real gates (no sockets: the slot is what is measured);
+    # before, every destination ever seen kept a lock, a semaphore and a start time for the daemon's life
+    loaded = config(
+        tmp_path, scheduler={"max_concurrency": 64, "min_destination_spacing": "1s"}, targets=[]
+    )
+    limits = Limits(loaded.config)
+    targets = [
+        TcpTarget(name=f"t{i}", kind="tcp", host=f"10.{i // 250}.{i % 250}.1", port=443) for i in range(3000)
+    ]
+
+    async def attempt(target: TcpTarget) -> None:
+        async with limits.slot(target):
+            await asyncio.sleep(0)
+
+    await asyncio.gather(*(attempt(t) for t in targets[:1500]))
+    assert limits._gates == {}  # nothing waits or runs: no gate is kept
+    assert limits.last_start("10.0.0.1:443") is not None  # still within the spacing
+    await asyncio.sleep(1.05)  # every start is now older than the spacing
+    await asyncio.gather(*(attempt(t) for t in targets[1500:]))
+    assert limits._gates == {}
+    # the pruning ran when the table doubled: the first 1,500 starts no longer constrain and are gone
+    assert limits.last_start("10.0.0.1:443") is None
+    assert len(limits._last_start) <= 1500
+
+
+async def test_a_cancelled_wait_for_a_gate_gives_back_what_it_held(tmp_path: Path) -> None:
+    loaded = config(tmp_path, scheduler={"max_concurrency": 1, "per_kind": {"tcp": 1}}, targets=[])
+    limits = Limits(loaded.config)
+    a, b = (TcpTarget(name=n, kind="tcp", host="127.0.0.1", port=p) for n, p in (("a", 1), ("b", 2)))
+    held = asyncio.Event()
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with limits.slot(a):
+            held.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold())
+    await held.wait()
+    waiter = asyncio.create_task(limits.slot(b).__aenter__())
+    await asyncio.sleep(0.01)  # b holds its destination gate and waits for the kind gate
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    release.set()
+    await holder
+    assert limits._gates == {}  # b's gate was dropped although it never got in
+    async with asyncio.timeout(1):  # and every semaphore was given back: b gets in at once now
+        async with limits.slot(b):
+            pass

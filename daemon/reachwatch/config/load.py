@@ -91,10 +91,30 @@ def load_config(path: str | Path | None) -> LoadedConfig:
     return parse_config(text, str(p), p.resolve().parent)
 
 
+# libyaml's parser when PyYAML was built with it (the wheels are): 10,000 targets parse in 1 s instead
+# of 5.5 s, with a peak of +52 MB instead of +77 MB (bench/lean.py; the peak stays as the daemon's RSS)
+_FAST_LOADER: type[yaml.SafeLoader] | None = getattr(yaml, "CSafeLoader", None)
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load``, through libyaml when available.
+
+    Both build their values with the same safe constructor and resolver, so a document that parses
+    means the same. On an error the pure-Python parser reads the text again: it has the last word on
+    what is valid, and its messages (line, column, problem) are the ones our error fixtures pin.
+    """
+    if _FAST_LOADER is not None:
+        try:
+            return yaml.load(text, Loader=_FAST_LOADER)  # noqa: S506 - CSafeLoader is the safe loader
+        except yaml.YAMLError:
+            pass
+    return yaml.safe_load(text)
+
+
 def parse_config(text: str, source: str, base_dir: Path) -> LoadedConfig:
     """Validate YAML text; raises ``ConfigError`` with one line."""
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
