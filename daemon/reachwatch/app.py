@@ -198,7 +198,6 @@ class Daemon:
                 continue
             state = self.store.ensure(target, loaded.config.control_role(target.name))
             state.last = row.result
-            state.recent.append(row.result)
             state.verdict = Verdict(row.verdict)
             state.technique = Technique(row.technique) if row.technique else None
             state.verdict_since = since

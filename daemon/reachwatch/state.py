@@ -16,7 +16,7 @@ from reachwatch.config.types import TargetBase
 from reachwatch.failures import Failure, Stage, Technique, VantageState, Verdict
 from reachwatch.model import FactValue, Observation, ProbeResult
 
-# how many recent outcomes are kept per target (k-of-n confirmation and the API's short history)
+# how many recent outcomes are kept per target (k-of-n confirmation)
 RECENT = 20
 # upper bounds of the cut-point histogram (``reachwatch_probe_transfer_bytes``): 1 KiB to 8 MiB, doubling,
 # so a censor's threshold (Russia's 15-20 KB, Kazakhstan's ~50 KB) lands in a bucket of its own scale
@@ -55,9 +55,13 @@ class CutPoints:
         self.sum += cut_bytes
 
 
-@dataclass
+@dataclass(slots=True)
 class TargetState:
-    """What we know about one target right now."""
+    """What we know about one target right now.
+
+    Kept small (slots, no history of results: the journal has it): a daemon holds one per target, and
+    20 kept results cost ~10 kB a target, 100 MB at 10,000 targets (bench/lean.py).
+    """
 
     target: TargetBase
     role: str | None = None  # "domestic" / "international" for controls, None for ordinary targets
@@ -65,13 +69,12 @@ class TargetState:
     verdict: Verdict = Verdict.UNKNOWN
     technique: Technique | None = None
     verdict_since: float = field(default_factory=time.time)
-    recent: deque[ProbeResult] = field(default_factory=lambda: deque(maxlen=RECENT))
     probes_total: int = 0
     failures_total: Counter[tuple[Stage | None, Failure]] = field(default_factory=Counter)
     # the reference observation consulted for the latest attempt (None: no reference asked, none fresh);
     # the one a verdict relied on is also on that attempt's outcome (``last_outcome.reference``)
     reference_observation: Observation | None = None
-    # per-attempt outcomes, oldest first, parallel to ``recent`` (input of k-of-n confirmation)
+    # per-attempt outcomes, oldest first (input of k-of-n confirmation)
     outcomes: deque[Outcome] = field(default_factory=lambda: deque(maxlen=RECENT))
     # where this target's data stages were cut (``reachwatch_probe_transfer_bytes``)
     cuts: CutPoints = field(default_factory=CutPoints)
@@ -113,7 +116,6 @@ class TargetState:
         if isinstance(cut, int) and not isinstance(cut, bool) and cut >= 0:
             self.cuts.observe(cut)
         self.last = result
-        self.recent.append(result)
 
 
 @dataclass

@@ -151,9 +151,7 @@ class Listener:
     async def start(self) -> None:
         """Bind and listen; raises ``OSError``."""
         loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(
-            self.host, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
+        infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         seen: set[tuple[Any, ...]] = set()
         try:
             for family, kind, proto, _, resolved in infos:
