@@ -366,7 +366,7 @@ def cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         known = set(journal.known_targets(state))
         if args.target not in known:
             if args.config:  # a configured target that has not been probed yet is not a typo
-                from reachwatch.app import load_full_config  # noqa: PLC0415
+                from reachwatch.config.load import load_full_config  # noqa: PLC0415
 
                 known |= {t.name for t in load_full_config(_config_path(args)).config.all_targets()}
             if args.target not in known:

@@ -20,6 +20,7 @@ import stat
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import structlog
 import yaml
