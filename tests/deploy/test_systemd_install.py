@@ -13,6 +13,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "deploy" / "systemd" / "reachwatch.service"
 INSTALL = REPO / "deploy" / "install.sh"
+DROP_IN = REPO / "deploy" / "systemd" / "reachwatch.service.d" / "openvpn-tunnel.conf"
 
 
 def _unit_with_exec(tmp_path: Path) -> Path:
@@ -51,6 +52,29 @@ def test_unit_exposure_is_low(tmp_path: Path) -> None:
     assert line, out.stdout + out.stderr
     exposure = float(line[0].split(":")[1].split()[0])
     assert exposure <= 2.0, line[0]
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+def test_openvpn_tunnel_drop_in_opens_only_user_and_net_namespaces_and_the_tun_device(tmp_path: Path) -> None:
+    """The drop-in for openvpn_tunnel's data stage keeps exposure low and grants no capability."""
+    root = tmp_path / "root"
+    units = root / "etc/systemd/system"
+    (units / "reachwatch.service.d").mkdir(parents=True)
+    shutil.copy(UNIT, units / "reachwatch.service")
+    shutil.copy(DROP_IN, units / "reachwatch.service.d" / DROP_IN.name)
+    out = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", f"--root={root}", "reachwatch.service"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    table = out.stdout
+    opened = {ln.split()[1] for ln in table.splitlines() if ln.startswith("✗ RestrictNamespaces")}
+    assert opened == {"RestrictNamespaces=~user", "RestrictNamespaces=~net"}, table
+    assert "/dev/net/tun:rw" in table, table
+    assert not [ln for ln in table.splitlines() if ln.startswith("✗ CapabilityBoundingSet")], table
+    line = [ln for ln in table.splitlines() if "Overall exposure level" in ln]
+    assert line and float(line[0].split(":")[1].split()[0]) <= 2.0, line
 
 
 def test_unit_hardening_directives_present() -> None:

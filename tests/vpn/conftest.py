@@ -14,10 +14,12 @@ import os
 import select
 import shutil
 import socket
+import stat
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,16 +178,18 @@ while True:
 
 
 class NsProber:
-    """A long-lived probe worker (``tests.vpn.nsprobe``) inside a namespace; one process for many probes."""
+    """A long-lived probe worker (``tests.vpn.nsprobe``) inside a namespace; one process for many probes.
 
-    def __init__(self, ns: Any, cwd: Path) -> None:
+    ``argv`` replaces the command that starts it (see ``unprivileged_prober``)."""
+
+    def __init__(self, ns: Any, cwd: Path, argv: Sequence[str] = (), pythonpath: str = str(REPO)) -> None:
         self.proc = ns.popen(
-            [str(PYTHON), "-m", "tests.vpn.nsprobe"],
+            list(argv) or [str(PYTHON), "-m", "tests.vpn.nsprobe"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             bufsize=0,  # unbuffered: select() must see every line that readline() has not consumed
             cwd=str(REPO),
-            env={**os.environ, "PYTHONPATH": str(REPO)},
+            env={**os.environ, "PYTHONPATH": pythonpath},
         )
         self.cwd = cwd
 
@@ -214,6 +218,37 @@ class NsProber:
         self.proc.stdout.close()
 
 
+UNPRIVILEGED_UID = 65534  # nobody
+
+
+def unprivileged_home() -> Path:
+    """A directory the unprivileged prober owns, outside root's 0700 pytest tree (caller removes it)."""
+    home = Path(tempfile.mkdtemp(prefix="rw-unpriv-"))
+    home.chmod(0o755)
+    os.chown(home, UNPRIVILEGED_UID, UNPRIVILEGED_UID)
+    return home
+
+
+def unprivileged_prober(lab: Lab, home: Path) -> NsProber:
+    """A probe worker as the shipped unit runs the daemon: a non-root user with no capability at all
+    (empty bounding set, no new privileges). Two things differ from a stock Debian host and are set up for
+    this process only, in a private mount namespace: ``/dev/net/tun`` is 0666 there (as Debian's udev
+    rule makes it; this machine has 0600), and the interpreter is the system's ``/usr/bin/python3`` with
+    the venv's packages (the venv's own interpreter lives under root's home)."""
+    tun = home / "tun"
+    os.mknod(tun, 0o666 | stat.S_IFCHR, os.makedev(10, 200))
+    tun.chmod(0o666)
+    site = next((REPO / ".venv" / "lib").glob("python3*/site-packages"))
+    drop = [
+        "setpriv", f"--reuid={UNPRIVILEGED_UID}", f"--regid={UNPRIVILEGED_UID}", "--clear-groups",
+        "--bounding-set=-all", "--inh-caps=-all", "--ambient-caps=-all", "--no-new-privs",
+    ]  # fmt: skip
+    run_as = " ".join(["exec", *drop, "/usr/bin/python3", "-m", "tests.vpn.nsprobe"])
+    argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+            f"mount --bind {tun} /dev/net/tun && {run_as}"]  # fmt: skip
+    return NsProber(lab.client, home, argv, pythonpath=f"{site}:{REPO / 'daemon'}:{REPO}")
+
+
 @pytest.fixture
 def prober(lab: Lab, tmp_path: Path) -> Iterator[NsProber]:
     """A probe worker in the lab's client namespace ("inside the country")."""
@@ -228,6 +263,26 @@ def lab() -> Iterator[Lab]:
         pytest.skip("needs root")
     with Lab("vpn") as the_lab:
         yield the_lab
+
+
+TCP_ECHO = """
+import socket, sys, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(16)
+def serve(c):
+    while data := c.recv(65536):
+        c.sendall(data)
+    c.close()
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"""
+
+
+def start_tcp_echo(lab: Lab, ip: str, port: int) -> None:
+    """A TCP echo (the operator's canary) in the server ns."""
+    lab.server.popen(["python3", "-c", TCP_ECHO, ip, str(port)])
+    wait_tcp_listen(lab.server, port)
 
 
 def start_udp_echo(lab: Lab, ip: str, port: int) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +15,16 @@ from reachwatch.failures import Failure, Stage
 from reachwatch.probes import openvpn_tunnel
 from reachwatch.probes.base import run_probe
 from tests.netlab import SERVER_IP, Lab
-from tests.vpn.conftest import NsProber, Pki, make_ctx, start_openvpn_server
+from tests.vpn.conftest import (
+    UNPRIVILEGED_UID,
+    NsProber,
+    Pki,
+    make_ctx,
+    start_openvpn_server,
+    start_tcp_echo,
+    unprivileged_home,
+    unprivileged_prober,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -119,3 +131,82 @@ async def test_censor_cutting_the_flow_after_n_packets_is_seen_at_stage_tunnel(
         assert (cut.failure, cut.stage) == (Failure.GENERIC_TIMEOUT_ERROR, Stage.TUNNEL), cut
     finally:
         server.stop()
+
+
+# -- the data stage: a real tun device in the client's own user+network namespace ----------------------
+
+OVPN_GATEWAY = "10.231.0.1"  # the multi-client server's own tunnel address (start_openvpn_server multi)
+CANARY_PORT = 7007
+
+
+@pytest.fixture
+def tun_lab(lab: Lab, ovpn_pki: Pki, tmp_path: Path) -> Iterator[tuple[Lab, Path]]:
+    """openvpn --server with a tun device in the server ns, and an echo canary on all its addresses."""
+    server = start_openvpn_server(
+        ovpn_pki, tmp_path, "udp", [], netns=lab.server.name, local=SERVER_IP, port=1194, multi=True
+    )
+    start_tcp_echo(lab, "0.0.0.0", CANARY_PORT)
+    try:
+        yield lab, write_ovpn(tmp_path / "user.ovpn", ovpn_pki)
+    finally:
+        server.stop()
+
+
+def data_target(ovpn: Path, lifetime: str = "1s", volume: str = "64KiB") -> dict[str, Any]:
+    return {
+        "name": "tun", "host": SERVER_IP, "port": 1194, "config_file": str(ovpn),
+        "canary": {"host": OVPN_GATEWAY, "port": CANARY_PORT},
+        "data_stage": {"volume": volume, "min_lifetime": lifetime, "stall_timeout": "2s"},
+    }  # fmt: skip
+
+
+@pytest.mark.root
+def test_data_stage_goes_through_a_real_tun_from_a_user_without_any_capability(
+    tun_lab: tuple[Lab, Path], ovpn_pki: Pki
+) -> None:
+    lab, _ = tun_lab
+    home = unprivileged_home()
+    try:
+        ovpn = write_ovpn(home / "user.ovpn", ovpn_pki)
+        os.chown(ovpn, UNPRIVILEGED_UID, UNPRIVILEGED_UID)
+        prober = unprivileged_prober(lab, home)
+        try:
+            result = prober.probe("openvpn_tunnel", data_target(ovpn), timeout=20)
+            # ip netns exec, unshare, sh and setpriv all exec: the pid is the worker's own
+            worker = Path(f"/proc/{prober.proc.pid}/status").read_text()
+        finally:
+            prober.close()
+    finally:
+        shutil.rmtree(home)
+    # the worker that ran the probe: not root, no capability, none to gain
+    assert f"Uid:\t{UNPRIVILEGED_UID}" in worker and "CapEff:\t0000000000000000" in worker, worker
+    assert "CapBnd:\t0000000000000000" in worker and "NoNewPrivs:\t1" in worker, worker
+    assert result.success, result
+    facts = result.facts
+    assert facts["tunnel_up"] is True
+    assert facts["bytes_moved"] == 64 * 1024 + 256 and facts["transfer_goal_bytes"] == 64 * 1024
+    assert isinstance(facts["throughput_bps"], float) and facts["throughput_bps"] > 0
+    assert isinstance(facts["bytes_in"], int) and facts["bytes_in"] > 64 * 1024  # counted by openvpn itself
+    # nothing left behind: no client, no namespace helper
+    assert lab.client.run(["pgrep", "-f", "netns_helper"], check=False).stdout == ""
+
+
+@pytest.mark.root
+def test_data_stage_cut_after_n_bytes_fails_at_transfer_near_n(
+    tun_lab: tuple[Lab, Path], prober: NsProber
+) -> None:
+    lab, ovpn = tun_lab
+    first = prober.probe("openvpn_tunnel", data_target(ovpn, lifetime="0s"), timeout=20)
+    assert first.success, first
+    # learn what the handshake costs on this path, then let the flow carry that and 20 KB more
+    lab.censor("udp sport 1194 counter")
+    prober.probe("openvpn_tunnel", data_target(ovpn, lifetime="0s", volume="0"), timeout=20)
+    handshake = int(lab.router.run("nft list chain inet censor forward").stdout.split("bytes ")[1].split()[0])
+    limit = handshake + 20_000
+    lab.censor(f"udp sport 1194 ct reply bytes > {limit} drop")
+    cut = prober.probe("openvpn_tunnel", data_target(ovpn, lifetime="0s"), timeout=20)
+    assert (cut.failure, cut.stage) == (Failure.TRANSFER_INCOMPLETE, Stage.TRANSFER), cut
+    moved = cut.facts["cut_after_bytes"]
+    # echoed payload rides TCP inside the tunnel: 20 KB of wire bytes carry a bit less than 20 KB of payload
+    # (per packet ~80 bytes of headers and tunnel overhead, and the canary line before the stage)
+    assert isinstance(moved, int) and 20_000 * 0.8 <= moved <= 20_000, moved

@@ -1,22 +1,26 @@
-"""``openvpn_tunnel``: can the real OpenVPN client bring a tunnel up, and does the tunnel survive?
+"""``openvpn_tunnel``: can the real OpenVPN client bring a tunnel up, and does the tunnel carry data?
 
 The deep stage behind ``openvpn``: it runs the ``openvpn`` binary with the user's own ``.ovpn`` (and
-credentials from ``auth_user_pass_file``) until "Initialization Sequence Completed", then holds the tunnel
-for ``hold`` seconds with fast keepalives (``--ping``/``--ping-restart``). Russia cut OpenVPN in 2023 *after*
-the handshake, once a flow had carried some packets: the reset probe passes, this one reports the cut as a
-failure at stage ``tunnel`` (with ``tunnel_survived_s``).
+credentials from ``auth_user_pass_file``) until "Initialization Sequence Completed". Russia cut OpenVPN in
+2023 *after* the handshake, once a flow had carried some packets; so what follows is what makes it
+``reachable``:
 
-How it runs: ``--dev null`` (no tun device, no routes, no root needed), the remote forced to the target's
-``host``/``port``/``proto`` (``remote``/``proto``/``port``/``<connection>`` lines of the file are dropped, so
-the destination the scheduler limits and redacts is the one contacted), scripts disabled
-(``--script-security 1``), pushed ``ping`` settings ignored so our keepalive holds. At the end the client
-gets SIGTERM and a second to send its exit notification (so the server frees the session at once), then
-SIGKILL; the deadline kills it too (the runner cancels us, ``finally`` stops the process). Leave the
-deadline room: the SIGTERM grace is taken from it.
+- with a ``canary`` (the data stage): the client runs with a real tun device in a user and network
+  namespace of its own (``vpn/tunnel_netns.py``; the daemon keeps no capability), its link relayed to the
+  server over the daemon's own socket (``net/relay.py``), and the data stage (``vpn/datastage.py``) goes
+  through the tunnel to the canary: a nonce echo at stage ``tunnel``, then ``data_stage.volume`` bytes
+  and ``data_stage.min_lifetime`` seconds at stage ``transfer``, with the cut point when it stops short.
+  Why a namespace and not a data channel in user space: ``docs/ARCHITECTURE.md``.
+- without one: ``--dev null`` (no tun, no namespace) and the tunnel is held for ``hold`` seconds with fast
+  keepalives (``--ping``/``--ping-restart``); a cut is a failure at stage ``tunnel`` (with
+  ``tunnel_survived_s``). That proves the session holds, not that it carries a user's data.
 
-What it cannot do: push a 64-256 KB payload to a canary. With ``--dev null`` there is no interface to send
-through (a tun device needs root and routes on the vantage). So this stage checks tunnel survival and
-control-channel/keepalive traffic only; the bytes the client moved are read from its ``--status`` file and
+How it runs: the remote forced to the target's ``host``/``port``/``proto`` (``remote``/``proto``/``port``/
+``<connection>`` lines of the file are dropped, so the destination the scheduler limits and redacts is the
+one contacted), scripts disabled (``--script-security 1``), pushed ``ping`` settings ignored so our
+keepalive holds. At the end the client gets SIGTERM and a second to send its exit notification (so the
+server frees the session at once), then SIGKILL; the deadline stops it too. Leave the deadline room: the
+SIGTERM grace is taken from it. The bytes the client moved are read from its ``--status`` file and
 reported as ``bytes_in``/``bytes_out``.
 """
 
@@ -31,11 +35,18 @@ from pathlib import Path
 import structlog
 
 from reachwatch.config.secrets import check_private_file, resolve_path
+from reachwatch.config.targets.canary import CanaryConfig
 from reachwatch.config.targets.openvpn_tunnel import OpenVpnTunnelTarget
 from reachwatch.errors import ConfigError
 from reachwatch.failures import Failure, Stage, scrub
 from reachwatch.model import ProbeResult
+from reachwatch.net.dial import STREAM_LIMIT, close_quietly, connect_tcp, pin_address
+from reachwatch.net.relay import relay_tcp, relay_udp
+from reachwatch.net.udp import UdpSocket, open_udp
 from reachwatch.probes.base import ProbeContext, ProbeSpec
+from reachwatch.vpn.canary import PlainStream, StreamEcho, verify_canary
+from reachwatch.vpn.datastage import run_data_stage
+from reachwatch.vpn.tunnel_netns import NamespacedClient
 
 log = structlog.get_logger(__name__)
 
@@ -43,6 +54,7 @@ MAX_LINE = 4096
 EXIT_GRACE = 1.0  # seconds the client gets to send its exit notification before SIGKILL
 MAX_LINES = 5000  # a chatty or looping client must not cost unbounded CPU; we stop reading after this
 READY = "Initialization Sequence Completed"
+_CLEANUPS: set[asyncio.Future[None]] = set()  # namespaced clients still being stopped
 # directives of the user's file that we replace or must not run; matched as whole words so that e.g.
 # remote-cert-tls (server certificate checks) is kept while remote is dropped
 _DROP = re.compile(
@@ -135,6 +147,29 @@ async def _next_line(stream: asyncio.StreamReader) -> str | None:
     return raw.decode(errors="replace") if raw else None
 
 
+async def _await_ready(output: asyncio.StreamReader) -> tuple[Failure, Stage] | None:
+    """Read the client's output until "Initialization Sequence Completed": ``None``, or why not."""
+    for _ in range(MAX_LINES):
+        line = await _next_line(output)
+        if line is None:
+            return Failure.EOF_ERROR, Stage.PROTOCOL_HANDSHAKE  # exited without a reason we know
+        if READY in line:
+            return None
+        if "Options error" in line:
+            raise ConfigError("config_file", "openvpn rejected the configuration (Options error)")
+        failure = _classify(line, up=False)
+        if failure is not None:
+            return failure
+    return Failure.PROTOCOL_ERROR, Stage.PROTOCOL_HANDSHAKE
+
+
+async def _drain(output: asyncio.StreamReader) -> None:
+    """Keep reading the client's output while the data stage runs (a full pipe would stall the client)."""
+    while (line := await _next_line(output)) is not None:
+        if _classify(line, up=True) is not None:
+            log.debug("openvpn_client_event_in_data_stage", line=scrub(line.strip())[:300])
+
+
 async def probe(target: OpenVpnTunnelTarget, ctx: ProbeContext) -> ProbeResult:
     config_path = resolve_path(target.config_file, ctx.base_dir)
     check_private_file(config_path, "config_file")  # .ovpn files embed keys
@@ -146,10 +181,14 @@ async def probe(target: OpenVpnTunnelTarget, ctx: ProbeContext) -> ProbeResult:
         work = Path(tmp)
         (work / "client.ovpn").write_text(filtered_config(config_text))
         status = work / "status.txt"
+        # with a canary the client has a real tun device in its own namespace and reaches the server
+        # through the daemon's relay on 127.0.0.1 there ({link_port}: filled in by the helper)
+        remote = ("127.0.0.1", "{link_port}") if target.canary else (target.host, str(target.port))
+        device = ["--dev", "tun", "--disable-dco"] if target.canary else ["--dev", "null"]
         argv = [
             target.openvpn_binary, "--cd", str(config_path.parent), "--config", str(work / "client.ovpn"),
-            "--client", "--dev", "null", "--nobind", "--verb", "3", "--script-security", "1",
-            "--remote", target.host, str(target.port), "udp" if target.proto == "udp" else "tcp-client",
+            "--client", *device, "--nobind", "--verb", "3", "--script-security", "1",
+            "--remote", *remote, "udp" if target.proto == "udp" else "tcp-client",
             "--connect-retry-max", "1",
             "--ping", str(target.ping), "--ping-restart", str(target.ping_restart),
             "--pull-filter", "ignore", "ping", "--auth-nocache", "--status", str(status), "1",
@@ -159,6 +198,8 @@ async def probe(target: OpenVpnTunnelTarget, ctx: ProbeContext) -> ProbeResult:
             auth = resolve_path(target.auth_user_pass_file, ctx.base_dir)
             check_private_file(auth, "auth_user_pass_file")
             argv += ["--auth-user-pass", str(auth)]
+        if target.canary is not None:
+            return await _run_namespaced(target, target.canary, ctx, argv, status)
         return await _run(target, ctx, argv, status)
 
 
@@ -178,19 +219,7 @@ async def _run(target: OpenVpnTunnelTarget, ctx: ProbeContext, argv: list[str], 
     failure: tuple[Failure, Stage] | None = None
     try:
         with ctx.stage(Stage.PROTOCOL_HANDSHAKE):
-            for _ in range(MAX_LINES):
-                line = await _next_line(proc.stdout)
-                if line is None or READY in line:
-                    break
-                if "Options error" in line:
-                    raise ConfigError("config_file", "openvpn rejected the configuration (Options error)")
-                failure = _classify(line, up=False)
-                if failure is not None:
-                    break
-            else:
-                failure = (Failure.PROTOCOL_ERROR, Stage.PROTOCOL_HANDSHAKE)
-            if failure is None and (line is None or READY not in line):
-                failure = (Failure.EOF_ERROR, Stage.PROTOCOL_HANDSHAKE)  # exited without a reason we know
+            failure = await _await_ready(proc.stdout)
         if failure is not None:
             return ctx.fail(*failure)
         up_at = time.monotonic()
@@ -221,6 +250,68 @@ async def _run(target: OpenVpnTunnelTarget, ctx: ProbeContext, argv: list[str], 
         await _stop(proc)
 
 
+async def _run_namespaced(
+    target: OpenVpnTunnelTarget, canary: CanaryConfig, ctx: ProbeContext, argv: list[str], status: Path
+) -> ProbeResult:
+    """The client with a tun device in its own namespace; the data stage through the tunnel to the canary."""
+    with ctx.stage(Stage.RESOLVE):
+        ip = await pin_address(target.host)
+        canary_ip = await pin_address(canary.host)
+    ctx.public_fact("ip", ip)
+    # the link is the daemon's own connection to the server (the flow a censor sees), relayed to the client
+    outer: UdpSocket | None = None
+    if target.proto == "tcp":
+        with ctx.stage(Stage.CONNECT):
+            reader, writer = await connect_tcp(ip, target.port)
+    else:
+        outer = await open_udp(ip, target.port, Stage.TUNNEL)
+    client = NamespacedClient(argv, target.proto)
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        link = await client.start()
+        relay = relay_udp(link, outer) if outer is not None else relay_tcp(link, reader, writer)
+        tasks.append(asyncio.create_task(relay))
+        with ctx.stage(Stage.PROTOCOL_HANDSHAKE):
+            failure = await _await_ready(client.output)
+        if failure is not None:
+            return ctx.fail(*failure)
+        ctx.fact("tunnel_up", True)
+        tasks.append(asyncio.create_task(_drain(client.output)))
+        with ctx.stage(Stage.TUNNEL):
+            inside = await client.connect(canary_ip, canary.port, within=max(0.5, ctx.remaining() - 2.0))
+            stream = PlainStream(*await asyncio.open_connection(sock=inside, limit=STREAM_LIMIT))
+        try:
+            with ctx.stage(Stage.TUNNEL):
+                await verify_canary(stream)
+            await run_data_stage(StreamEcho(stream), target.data_stage, ctx, reserve=EXIT_GRACE + 1.0)
+        finally:
+            await stream.close()
+        counted = _status_bytes(status)
+        if counted is not None:
+            ctx.fact("bytes_in", counted[0])
+            ctx.fact("bytes_out", counted[1])
+        return ctx.succeed()
+    finally:
+
+        async def clean_up() -> None:
+            # the client says goodbye through the relay (explicit-exit-notify): stop it before the relay
+            await client.close()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if outer is not None:
+                outer.close()
+            else:
+                await close_quietly(writer)
+
+        # shielded (and referenced until done): the attempt's deadline must not leave a client, a relay or
+        # a socket behind
+        cleanup = asyncio.ensure_future(clean_up())
+        _CLEANUPS.add(cleanup)
+        cleanup.add_done_callback(_CLEANUPS.discard)
+        await asyncio.shield(cleanup)
+
+
 async def _stop(proc: asyncio.subprocess.Process) -> None:
     """SIGTERM first so the client tells the server it leaves (explicit-exit-notify), then SIGKILL."""
     if proc.returncode is not None:
@@ -244,5 +335,5 @@ SPEC = ProbeSpec(
     kind="openvpn_tunnel",
     target_model=OpenVpnTunnelTarget,
     probe=probe,
-    description="real openvpn client (--dev null) to Initialization Sequence Completed, tunnel held",
+    description="real openvpn client to Initialization Sequence Completed, data stage through the tunnel",
 )

@@ -86,10 +86,16 @@ class EchoPath(Protocol):
         ...
 
 
-async def run_data_stage(path: EchoPath, config: DataStageConfig, ctx: Recorder) -> None:
-    """Run the whole stage at stage ``transfer``; raises ``NetFailure`` when the flow stopped early."""
+async def run_data_stage(
+    path: EchoPath, config: DataStageConfig, ctx: Recorder, *, reserve: float = DEADLINE_MARGIN
+) -> None:
+    """Run the whole stage at stage ``transfer``; raises ``NetFailure`` when the flow stopped early.
+
+    ``reserve``: seconds of the attempt's deadline the probe needs after the stage (closing its way out);
+    the lifetime check is clipped to leave them.
+    """
     meter = Meter(goal=config.volume)
-    lifetime = min(config.min_lifetime, max(0.0, ctx.remaining() - DEADLINE_MARGIN))
+    lifetime = min(config.min_lifetime, max(0.0, ctx.remaining() - reserve))
     if lifetime < config.min_lifetime:
         ctx.fact("lifetime_clipped", True)
     with ctx.stage(Stage.TRANSFER), _facts(meter, ctx):

@@ -7,11 +7,16 @@ from typing import Literal
 
 from pydantic import Field
 
+from reachwatch.config.targets.canary import CanaryConfig
+from reachwatch.config.targets.datastage import DataStageConfig
 from reachwatch.config.types import Duration, TargetBase
 
 
 class OpenVpnTunnelTarget(TargetBase):
-    """The user's ``.ovpn`` file plus the endpoint it is checked against."""
+    """The user's ``.ovpn`` file plus the endpoint it is checked against. With a ``canary`` the client
+    runs with a real tun device in its own user and network namespace and the data stage goes through
+    the tunnel to the canary; without one, the client runs with ``--dev null`` and the tunnel is only held
+    for ``hold`` seconds."""
 
     kind: Literal["openvpn_tunnel"]
     host: str = Field(min_length=1)
@@ -23,6 +28,25 @@ class OpenVpnTunnelTarget(TargetBase):
     ping: int = Field(default=1, ge=1, le=60)  # keepalive interval in seconds (--ping)
     ping_restart: int = Field(default=5, ge=2, le=300)  # seconds of silence that count as a cut
     openvpn_binary: str = "openvpn"  # the client to run (path or name on PATH)
+    canary: CanaryConfig | None = Field(
+        default=None,
+        description=(
+            "an echo service reachable through the tunnel (usually the operator's canary abroad): turns on "
+            "the data stage, with the client in its own network namespace (needs unprivileged user "
+            "namespaces and /dev/net/tun)"
+        ),
+    )
+    data_stage: DataStageConfig = Field(
+        default_factory=DataStageConfig,
+        description="what goes through the tunnel to the canary before it counts as usable (with canary)",
+    )
+
+    def data_stage_on(self) -> bool:
+        """Whether the probe carries data through the tunnel (a canary is configured)."""
+        return self.canary is not None
+
+    def sensitive_values(self) -> list[str]:
+        return [*super().sensitive_values(), *([self.canary.host] if self.canary else [])]
 
     def destination(self) -> str:
         return f"{self.host}:{self.port}"
