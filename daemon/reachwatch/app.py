@@ -22,11 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from reachwatch import logging as rwlog
+from reachwatch import refproto
 from reachwatch.buildinfo import revision
 from reachwatch.config.load import LoadedConfig, load_full_config
-from reachwatch.errors import ReachwatchError
+from reachwatch.config.secrets import read_secret_file
+from reachwatch.errors import ConfigError, ReachwatchError
 from reachwatch.failures import Technique, VantageState, Verdict
 from reachwatch.incident_live import LiveIncidents
 from reachwatch.journal import Journal, JournalRow, ReadStats
@@ -35,7 +38,7 @@ from reachwatch.journal_events import relied_reference, vantage_change, verdict_
 from reachwatch.metrics import DaemonStatus, ReferenceHealth, StartLagSnapshot, build_registry
 from reachwatch.model import ProbeResult
 from reachwatch.probes.base import Services
-from reachwatch.scheduler import Scheduler
+from reachwatch.scheduler import Scheduler, destination_of
 from reachwatch.state import StateStore, TargetState
 from reachwatch.tor.service import TorService
 from reachwatch.vantage import VantageReading
@@ -62,6 +65,18 @@ class RunOptions:
     drain_timeout: float = DEFAULT_DRAIN_TIMEOUT
 
 
+def signing_key(loaded: LoadedConfig) -> Ed25519PrivateKey | None:
+    """The key that signs this vantage's v2 observations (``web.reference_key_file``), or ``None``."""
+    path = loaded.config.web.reference_key_file
+    if path is None:
+        return None
+    field = f"{loaded.source}: web.reference_key_file"
+    try:
+        return refproto.load_private_key(read_secret_file(path, loaded.base_dir, field))
+    except ValueError as exc:
+        raise ConfigError(field, str(exc)) from None
+
+
 class Daemon:
     """One running reachwatch."""
 
@@ -86,6 +101,7 @@ class Daemon:
         self._verdict_before: dict[str, tuple[Verdict, Technique | None]] = {}
         # per target, the reference observation last journaled (one row per observation, not per attempt)
         self._reference_seen: dict[str, tuple[str, str, float]] = {}
+        self._signing_key: Ed25519PrivateKey | None = None
 
     # --- Backend protocol for web.py ---------------------------------------------------------------
     def ready(self) -> bool:
@@ -105,9 +121,35 @@ class Daemon:
         doc: dict[str, Any] = rwlog.REDACTOR.redact(status_document(self.store, name))
         return doc
 
+    async def observations(self, nonce: str | None) -> bytes:
+        """Reference protocol v2: every target's latest attempt with its destination (``None`` for a
+        private target), redacted like the status, signed with ``web.reference_key_file`` if set."""
+        name = self.loaded.config.vantage.name if self.loaded else "default"
+        entries = [
+            entry
+            for state in sorted(self.store.targets.values(), key=lambda s: s.name)
+            if (
+                entry := refproto.observation_entry(
+                    refproto.TargetView(
+                        name=state.name,
+                        kind=state.target.kind,
+                        destination=None if state.target.private else destination_of(state.target),
+                        last=state.last,
+                    )
+                )
+            )
+            is not None
+        ]
+        redacted: list[dict[str, Any]] = rwlog.REDACTOR.redact(entries)
+        # thousands of targets: JSON and the signature off the event loop
+        return await asyncio.to_thread(
+            refproto.build_envelope, redacted, vantage=name, nonce=nonce, key=self._signing_key
+        )
+
     # --- lifecycle ----------------------------------------------------------------------------------
-    def _load(self) -> LoadedConfig:
-        return load_full_config(self.options.config_path, web_config_file=self.options.web_config_file)
+    def _load(self) -> tuple[LoadedConfig, Ed25519PrivateKey | None]:
+        loaded = load_full_config(self.options.config_path, web_config_file=self.options.web_config_file)
+        return loaded, signing_key(loaded)
 
     def _apply_logging(self, loaded: LoadedConfig) -> None:
         level = self.options.log_level or loaded.config.log.level
@@ -119,7 +161,7 @@ class Daemon:
 
     async def start(self) -> None:
         """Load, build and start everything; raises ``ReachwatchError`` (exit 2) on bad input."""
-        loaded = self._load()
+        loaded, self._signing_key = self._load()
         await asyncio.to_thread(revision)  # may ask git (a checkout): not at the first scrape, on the loop
         self.loaded = loaded
         self._apply_logging(loaded)
@@ -267,7 +309,7 @@ class Daemon:
             try:
                 # YAML, relay sets from up to 64 MB of Onionoo JSON, secret files: off the event loop,
                 # which keeps probing and serving meanwhile (``_load`` touches no loop-bound state)
-                loaded = await asyncio.to_thread(self._load)
+                loaded, key = await asyncio.to_thread(self._load)
                 assert self.scheduler is not None and self.web is not None and self.services is not None
                 await self.scheduler.reload(loaded)  # raises before changing anything
                 if self.loaded is None or loaded.config.tor != self.loaded.config.tor:
@@ -282,7 +324,7 @@ class Daemon:
                     keeping=self.loaded.source if self.loaded else None,
                 )
                 return False, str(exc)
-            self.loaded = loaded
+            self.loaded, self._signing_key = loaded, key
             names = {t.name for t in loaded.config.all_targets()}
             for memory in (self._verdict_before, self._reference_seen):
                 for name in [n for n in memory if n not in names]:

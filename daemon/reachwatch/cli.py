@@ -1,4 +1,4 @@
-"""The ``reachwatch`` command line: run, check, validate, history, export, incidents, import.
+"""The ``reachwatch`` command line: run, check, validate, history, export, incidents, import, keygen.
 
 Flags follow the Prometheus exporter convention (``--config``, ``--web.listen-address``,
 ``--web.config.file``, ``--state-dir``, ``--log.level``, ``--log.format``). Bad input of any kind (config,
@@ -177,6 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("files", nargs="+", metavar="FILE")
     imp.add_argument("--output-dir", metavar="DIR", help="write extracted secrets here (mode 0600)")
     imp.add_argument("--canary", metavar="HOST:PORT", help="echo canary for proxy and Shadowsocks entries")
+
+    keygen = sub.add_parser(
+        "keygen", parents=[common], help="a key pair that signs this vantage's answers as a reference"
+    )
+    keygen.add_argument("--output-dir", default=".", metavar="DIR", help="where NAME.key/.pub go (default .)")
+    keygen.add_argument("--name", default="reference", help="file name stem (default: reference)")
     return parser
 
 
@@ -518,6 +524,37 @@ def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_keygen(args: argparse.Namespace, out: TextIO) -> int:
+    """Write an Ed25519 key pair: the private key 0600 (never overwritten), the public key beside it."""
+    import os  # noqa: PLC0415
+    import re  # noqa: PLC0415
+
+    from reachwatch.refproto import generate_key  # noqa: PLC0415 - only this command signs
+
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", args.name) or args.name.startswith("."):
+        raise UsageError(f"keygen --name: {args.name!r} is not a plain file name stem")
+    directory = Path(args.output_dir)
+    private_path, public_path = directory / f"{args.name}.key", directory / f"{args.name}.pub"
+    pem, public = generate_key()
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # O_EXCL: an existing key is never replaced (the vantages pinned its public half)
+        fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        raise UsageError(f"keygen: {private_path} exists; keys are never overwritten") from None
+    except OSError as exc:
+        raise UsageError(f"keygen: cannot write {private_path}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pem)
+    public_path.write_text(public + "\n", encoding="ascii")
+    out.write(
+        f"private key: {private_path} (mode 0600): on the reference, web.reference_key_file: {private_path}\n"
+        f"public key:  {public}\n"
+        f"on each vantage that reads this reference, pin it in reference_vantages: public_key: {public}\n"
+    )
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
@@ -539,6 +576,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             "export": lambda: cmd_export(args, out, err),
             "incidents": lambda: cmd_incidents(args, out, err),
             "import": lambda: cmd_import(args, out),
+            "keygen": lambda: cmd_keygen(args, out),
         }
         return commands[args.command]()
     except ReachwatchError as exc:

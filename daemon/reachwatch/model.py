@@ -131,6 +131,7 @@ class Observation:
     failure: Failure | None = None
     stage: Stage | None = None
     destination: str | None = None  # the destination the reference probed, when it said (protocol v2)
+    kind: str | None = None  # the reference's kind for the target (protocol v2)
     facts: dict[str, FactValue] = field(default_factory=dict)
     stage_durations: dict[str, float] = field(default_factory=dict)
     version: int = 1  # the reference protocol the observation came in
@@ -150,6 +151,7 @@ class Observation:
             "failure": self.failure.value if self.failure else None,
             "stage": self.stage.value if self.stage else None,
             "destination": self.destination,
+            "kind": self.kind,
             "facts": dict(self.facts),
             "stage_durations": dict(self.stage_durations),
             "version": self.version,

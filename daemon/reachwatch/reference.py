@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import math
 import ssl
 import time
 from pathlib import Path
@@ -26,11 +25,13 @@ from typing import Any
 import aiohttp
 import structlog
 
+from reachwatch import refproto
 from reachwatch.config.schema import ReferenceVantage
 from reachwatch.config.secrets import read_secret, resolve_path
 from reachwatch.errors import ConfigError
-from reachwatch.failures import Failure, Stage, scrub
-from reachwatch.model import Observation, bounded_facts
+from reachwatch.failures import scrub
+from reachwatch.model import Observation
+from reachwatch.refproto import parse_status
 from reachwatch.verdict import reference_consensus
 
 log = structlog.get_logger(__name__)
@@ -45,8 +46,18 @@ class ReferenceFetchError(Exception):
     """A reference's status could not be fetched or understood (message is safe to log)."""
 
 
+class ReferenceRejected(ReferenceFetchError):
+    """An answer the pinned key does not vouch for (forged, unsigned, replayed): never used, logged."""
+
+
 class ReferenceClient:
-    """One reference vantage: fetch its status, answer "did it reach target X recently?"."""
+    """One reference vantage: fetch its observations, answer "what did it see of target X recently?".
+
+    Protocol v2 (``refproto``) first: observations with destinations, signed when the reference has a
+    key. With ``public_key`` pinned only a v2 answer signed by that key over our fresh nonce is used;
+    anything else is rejected and logged once per streak. Without a pinned key a reference that does
+    not serve v2 (404) is read through v1 ``/api/v1/status`` from then on (until a reload).
+    """
 
     def __init__(
         self,
@@ -80,21 +91,63 @@ class ReferenceClient:
                 raise ConfigError(
                     f"reference_vantages[{config.name}].ca_file", f"cannot load CA file {ca_path}: {exc}"
                 ) from None
+        self._pinned = refproto.parse_public_key(config.public_key) if config.public_key else None
+        self.version = refproto.VERSION  # falls back to 1 for an unpinned reference without v2
         self._session: aiohttp.ClientSession | None = None
         self._lock = asyncio.Lock()
-        # target name -> the reference's latest attempt
+        # the reference's latest attempts, by target name and by destination probed (v2)
         self._last: dict[str, Observation] = {}
+        self._by_destination: dict[str, list[Observation]] = {}
         self.fetched_at: float | None = None  # wall time of the last fetch attempt (success or not)
         self.ok: bool = False  # whether the last fetch succeeded
         self.fetches = 0  # fetch attempts since start (reachwatch_reference_fetches_total)
         self.fetch_failures = 0
+        self.rejected: int = 0  # answers rejected by the pinned key (counted; logged once per streak)
+        self._rejecting = False
 
     @property
     def status_url(self) -> str:
         return self.config.url.rstrip("/") + "/api/v1/status"
 
-    async def fetch(self) -> dict[str, Observation]:
-        """GET the reference's status; raises ``ReferenceFetchError``."""
+    @property
+    def observations_url(self) -> str:
+        return self.config.url.rstrip("/") + refproto.PATH
+
+    async def fetch(self) -> refproto.Answer:
+        """GET the reference's observations (v2, or v1 for an unpinned reference without v2).
+
+        Raises ``ReferenceRejected`` for an answer the pinned key does not vouch for and
+        ``ReferenceFetchError`` for anything else that went wrong.
+        """
+        if self.version == refproto.VERSION:
+            nonce = refproto.new_nonce()
+            status, body = await self._get(self.observations_url, {"nonce": nonce})
+            if status == 404 and self._pinned is None:
+                log.info("reference_protocol_v1", reference=self.name)
+                self.version = 1
+            elif status != 200:
+                raise ReferenceFetchError(f"HTTP status {status}")
+            else:
+                # up to 16 MiB of JSON is seconds of CPU on a Pi: parsed in a thread, probes keep their timing
+                return await asyncio.to_thread(self._open_v2, body, nonce)
+        status, body = await self._get(self.status_url, {})
+        if status != 200:
+            raise ReferenceFetchError(f"HTTP status {status}")
+        latest = await asyncio.to_thread(_parse_body, body, self.name)
+        return refproto.Answer(latest, {}, signed=False)
+
+    def _open_v2(self, body: bytes, nonce: str) -> refproto.Answer:
+        try:
+            return refproto.open_envelope(body, reference=self.name, pinned=self._pinned, nonce=nonce)
+        except refproto.SignatureRejected as exc:
+            raise ReferenceRejected(str(exc)) from None
+        except refproto.ProtocolError as exc:
+            if self._pinned is not None:  # with a key pinned, garbage is as good as a forgery
+                raise ReferenceRejected(str(exc)) from None
+            raise ReferenceFetchError(str(exc)) from None
+
+    async def _get(self, url: str, params: dict[str, str]) -> tuple[int, bytes]:
+        """One bounded GET: status and body (an error status's body is not read)."""
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.config.timeout),
@@ -108,11 +161,11 @@ class ReferenceClient:
             async with (
                 asyncio.timeout(self.config.timeout),
                 self._session.get(
-                    self.status_url, headers=self._headers, ssl=self._ssl, allow_redirects=False
+                    url, params=params, headers=self._headers, ssl=self._ssl, allow_redirects=False
                 ) as resp,
             ):
                 if resp.status != 200:
-                    raise ReferenceFetchError(f"HTTP status {resp.status}")
+                    return resp.status, b""
                 if resp.content_length is not None and resp.content_length > self.max_bytes:
                     raise ReferenceFetchError(too_large)
                 body = bytearray()
@@ -122,27 +175,39 @@ class ReferenceClient:
                         raise ReferenceFetchError(too_large)
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
             raise ReferenceFetchError(scrub(f"{type(exc).__name__}: {exc}")) from exc
-        # up to 16 MiB of JSON is seconds of CPU on a Pi: parsed in a thread, the probes keep their timing
-        return await asyncio.to_thread(_parse_body, bytes(body), self.name)
+        return 200, bytes(body)
 
     async def refresh(self, now: float | None = None) -> bool:
         """Fetch now and replace the cache; on failure log and forget the cache. True on success."""
         now = time.time() if now is None else now
         self.fetches += 1
         try:
-            latest = await self.fetch()
+            answer = await self.fetch()
+        except ReferenceRejected as exc:
+            # a forgery is an attack on the verdicts: an error, but once per streak, not every 30 s
+            self.fetch_failures += 1
+            self.rejected += 1
+            if not self._rejecting:
+                log.error("reference_answer_rejected", reference=self.name, reason=str(exc))
+            self._rejecting = True
+            self._forget()
         except ReferenceFetchError as exc:
             self.fetch_failures += 1
             # warn on the transition only: a reference down for hours must not fill the log every 30 s
             emit = log.warning if self.ok or self.fetched_at is None else log.debug
             emit("reference_unavailable", reference=self.name, error=str(exc))
-            self._last, self.ok = {}, False
+            self._rejecting = False
+            self._forget()
         else:
             if not self.ok and self.fetched_at is not None:
                 log.info("reference_available", reference=self.name)
-            self._last, self.ok = latest, True
+            self._last, self._by_destination, self.ok = answer.by_name, answer.by_destination, True
+            self._rejecting = False
         self.fetched_at = now
         return self.ok
+
+    def _forget(self) -> None:
+        self._last, self._by_destination, self.ok = {}, {}, False
 
     async def refresh_if_stale(self, now: float | None = None) -> None:
         """Fetch when the cache is older than ``refresh_interval``; concurrent callers share one fetch."""
@@ -151,20 +216,40 @@ class ReferenceClient:
             if self.fetched_at is None or now - self.fetched_at >= self.refresh_interval:
                 await self.refresh(now)
 
-    def observation_for(self, target_name: str, now: float) -> Observation | None:
-        """This reference's latest attempt at ``target_name`` if made within ``max_age`` of ``now``.
+    def observation_for(
+        self,
+        target_name: str,
+        now: float,
+        *,
+        destination: str | None = None,
+        kind: str | None = None,
+    ) -> Observation | None:
+        """This reference's latest attempt at our target if made within ``max_age`` of ``now``.
 
-        ``None`` when the reference does not know the target, its attempt is too old (or too far in the
-        future: clocks differ), or its status could not be fetched.
+        Matched by ``destination`` when the reference published destinations (v2): the same name
+        probed there first, then the same kind, then the freshest. Otherwise by name, unless the
+        reference says it probed a different destination under that name (another server of the same
+        name proves nothing about ours). ``None`` when nothing matches, the attempt is too old (or too
+        far in the future: clocks differ), or the reference could not be read.
         """
-        seen = self._last.get(target_name)
+        seen = self._match(target_name, destination, kind)
         if seen is None or abs(now - seen.observed_at) > self.config.max_age:
             return None
         return seen
 
-    def success_for(self, target_name: str, now: float) -> bool | None:
-        """Did this reference's fresh attempt at ``target_name`` succeed (``None``: no fresh attempt)?"""
-        seen = self.observation_for(target_name, now)
+    def _match(self, name: str, destination: str | None, kind: str | None) -> Observation | None:
+        if destination is not None:
+            there = self._by_destination.get(destination, [])
+            if there:
+                return max(there, key=lambda o: (o.target == name, o.kind == kind, o.observed_at))
+        seen = self._last.get(name)
+        if seen is not None and destination is not None and seen.destination not in (None, destination):
+            return None
+        return seen
+
+    def success_for(self, target_name: str, now: float, *, destination: str | None = None) -> bool | None:
+        """Did this reference's fresh attempt at the target succeed (``None``: no fresh attempt)?"""
+        seen = self.observation_for(target_name, now, destination=destination)
         return None if seen is None else seen.success
 
     async def close(self) -> None:
@@ -180,63 +265,6 @@ def _parse_body(body: bytes, reference: str) -> dict[str, Observation]:
         raise ReferenceFetchError(f"malformed status: {type(exc).__name__}") from exc
 
 
-def parse_status(data: Any, reference: str = "reference") -> dict[str, Observation]:
-    """Target name -> the latest attempt from a ``/api/v1/status`` document; raises ``ValueError``.
-
-    Targets without a ``last`` attempt are skipped, and so are attempts without a finite time or a
-    boolean success; a document that is not the status shape is an error. Failure and stage values this
-    version does not know become ``None``; facts are kept only in a fact's shape and size
-    (``model.bounded_facts``).
-    """
-    if not isinstance(data, dict) or not isinstance(data.get("targets"), list):
-        raise ValueError("no 'targets' list")
-    latest: dict[str, Observation] = {}
-    for item in data["targets"]:
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-            continue
-        last = item.get("last")
-        if not isinstance(last, dict):
-            continue
-        observation = _observation(last, item["name"], reference)
-        if observation is not None:
-            latest[item["name"]] = observation
-    return latest
-
-
-def _observation(last: dict[str, Any], name: str, reference: str) -> Observation | None:
-    started_at, success = last.get("started_at"), last.get("success")
-    if (
-        not isinstance(started_at, int | float)
-        or isinstance(started_at, bool)
-        or not math.isfinite(started_at)
-        or not isinstance(success, bool)
-    ):
-        return None
-    durations = last.get("stage_durations")
-    return Observation(
-        reference=reference,
-        target=name,
-        observed_at=float(started_at),
-        success=success,
-        failure=_FAILURES.get(str(last.get("failure"))),
-        stage=_STAGES.get(str(last.get("stage"))),
-        facts=bounded_facts(last.get("facts")),
-        stage_durations={
-            k: float(v)
-            for k, v in (durations.items() if isinstance(durations, dict) else ())
-            if k in _STAGES and _finite(v)
-        },
-    )
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-_FAILURES = {f.value: f for f in Failure}
-_STAGES = {s.value: s for s in Stage}
-
-
 class ReferenceSet:
     """All configured reference vantages, asked as one."""
 
@@ -247,22 +275,33 @@ class ReferenceSet:
     def __bool__(self) -> bool:
         return bool(self.clients)
 
-    def observation_for(self, target_name: str, now: float) -> Observation | None:
+    def observation_for(
+        self, target_name: str, now: float, *, destination: str | None = None, kind: str | None = None
+    ) -> Observation | None:
         """The references' fresh observations combined by ``verdict.reference_consensus`` (the majority)."""
-        return reference_consensus([c.observation_for(target_name, now) for c in self.clients])
+        return reference_consensus(
+            [c.observation_for(target_name, now, destination=destination, kind=kind) for c in self.clients]
+        )
 
-    def success_for(self, target_name: str, now: float) -> bool | None:
+    def success_for(self, target_name: str, now: float, *, destination: str | None = None) -> bool | None:
         """Whether the references' consensus reached the target recently (``None``: no consensus)."""
-        seen = self.observation_for(target_name, now)
+        seen = self.observation_for(target_name, now, destination=destination)
         return None if seen is None else seen.success
 
-    async def observe(self, target_name: str, now: float | None = None) -> Observation | None:
+    async def observe(
+        self,
+        target_name: str,
+        now: float | None = None,
+        *,
+        destination: str | None = None,
+        kind: str | None = None,
+    ) -> Observation | None:
         """Refresh stale caches (bounded by each reference's timeout), then ``observation_for``."""
         now = time.time() if now is None else now
         if not self.clients:
             return None
         await asyncio.gather(*(c.refresh_if_stale(now) for c in self.clients))
-        return self.observation_for(target_name, now)
+        return self.observation_for(target_name, now, destination=destination, kind=kind)
 
     async def close(self) -> None:
         for client in self.clients:

@@ -494,7 +494,9 @@ class Scheduler:
         if vantage is VantageState.ONLINE and result.evidence is None and _reference_can_matter(result):
             # only asked when it can change the verdict: a local failure, or a measured throughput
             try:
-                reference = await self.references.observe(target.name)
+                reference = await self.references.observe(
+                    target.name, destination=destination_of(target), kind=target.kind
+                )
             except Exception as exc:  # a reference must never cost us the verdict of our own result
                 log.error("reference_lookup_failed", target=target.name, error=type(exc).__name__)
         changed = update_verdict(

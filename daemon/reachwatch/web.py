@@ -29,7 +29,7 @@ import structlog
 from aiohttp import web
 from prometheus_client.registry import CollectorRegistry
 
-from reachwatch import __version__
+from reachwatch import __version__, refproto
 from reachwatch.config.webconfig import WebSecurity, load_cert_chain
 from reachwatch.errors import ConfigError
 from reachwatch.exposition import encode
@@ -63,6 +63,7 @@ class Backend(Protocol):
     def status(self) -> dict[str, Any]: ...
 
     async def incidents_document(self, query: Mapping[str, str]) -> dict[str, Any]: ...
+    async def observations(self, nonce: str | None) -> bytes: ...
 
 
 def status_document(store: StateStore, vantage_name: str) -> dict[str, Any]:
@@ -177,6 +178,7 @@ class WebServer:
         self.app.router.add_put("/-/reload", self._reload)
         self.app.router.add_get("/api/v1/status", self._status)
         self.app.router.add_get("/api/v1/incidents", self._incidents)
+        self.app.router.add_get(refproto.PATH, self._observations)
         self.app.router.add_get("/", self._index)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
@@ -316,6 +318,14 @@ class WebServer:
             return web.Response(status=400, text=f"{exc}\n")
         body = json.dumps(doc, separators=(",", ":"), sort_keys=False)
         return web.Response(body=body.encode(), content_type="application/json")
+
+    async def _observations(self, request: web.Request) -> web.Response:
+        """Reference protocol v2 (``refproto``): this vantage's observations, signed when it has a key."""
+        nonce = request.query.get("nonce")
+        if nonce is not None and not refproto.NONCE_PATTERN.match(nonce):
+            return web.Response(status=400, text="nonce: 16-64 characters of [0-9A-Za-z_-]\n")
+        body = await self.backend.observations(nonce)
+        return web.Response(body=body, content_type="application/json")
 
     async def _index(self, request: web.Request) -> web.Response:
         links = "".join(

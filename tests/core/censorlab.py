@@ -31,6 +31,7 @@ from typing import Any
 
 import trustme
 
+from reachwatch.refproto import generate_key
 from tests.netlab import ROUTER_INNER_IP, Lab
 from tests.servers import rogue_ca
 
@@ -61,8 +62,9 @@ KZ_ROOT = ("KZ", "ISCA", "Information Security Certification Authority")
 BLOB = 2 * 1024 * 1024
 
 STATUS_CODE = """
-import sys, urllib.request
-with urllib.request.urlopen(sys.argv[1], timeout=5) as r:
+import ssl, sys, urllib.request
+ctx = ssl.create_default_context(cafile=sys.argv[2]) if len(sys.argv) > 2 else None
+with urllib.request.urlopen(sys.argv[1], timeout=5, context=ctx) as r:
     sys.stdout.write(r.read().decode())
 """
 
@@ -78,8 +80,11 @@ TARGET_NAMES = (
 )
 
 
-def lab_config(ca_file: Path, *, vantage: str, reference: bool) -> dict[str, Any]:
-    """The same targets and controls for both vantages; only the in-country one has a reference."""
+def lab_config(
+    ca_file: Path, *, vantage: str, reference: bool, public_key: str | None = None
+) -> dict[str, Any]:
+    """The same targets and controls for both vantages; only the in-country one has a reference (over
+    HTTPS, its answers signed by the key pinned as ``public_key``)."""
     tls = {"kind": "tls", "port": 443, "ca_file": str(ca_file)}
     doc: dict[str, Any] = {
         "vantage": {"name": vantage},
@@ -140,7 +145,13 @@ def lab_config(ca_file: Path, *, vantage: str, reference: bool) -> dict[str, Any
     }
     if reference:
         doc["reference_vantages"] = [
-            {"name": "abroad", "url": f"http://{REF_IP}:{WEB_PORT}", "timeout": "2s"}
+            {
+                "name": "abroad",
+                "url": f"https://{REF_IP}:{WEB_PORT}",
+                "timeout": "2s",
+                "ca_file": str(ca_file),
+                **({"public_key": public_key} if public_key else {}),
+            }
         ]
     return doc
 
@@ -156,6 +167,7 @@ class CensorLab:
         self.ca_file = workdir / "ca.pem"
         self._netns_dirs: list[Path] = []
         self._isp_dns: subprocess.Popen[bytes] | None = None
+        self.public_key: str | None = None  # the reference's signing key, pinned by the in-country daemon
 
     # -- building ----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -272,7 +284,24 @@ class CensorLab:
 
     def _daemon(self, ns: Any, name: str, listen: str, *, reference: bool) -> None:
         config = self.dir / f"{name}.yaml"
-        config.write_text(json.dumps(lab_config(self.ca_file, vantage=name, reference=reference)))
+        doc = lab_config(self.ca_file, vantage=name, reference=reference, public_key=self.public_key)
+        scheme = "http"
+        if not reference:  # the reference: HTTPS (a certificate for its address) and a signing key
+            pem, self.public_key = generate_key()
+            key_file, web_config = self.dir / f"{name}-signing.key", self.dir / f"{name}-web.yml"
+            key_file.write_bytes(pem)
+            key_file.chmod(0o600)
+            host = listen.rsplit(":", 1)[0]
+            cert, tls_key = self.dir / f"{name}-tls.pem", self.dir / f"{name}-tls.key"
+            issued = self.ca.issue_cert(host)
+            issued.cert_chain_pems[0].write_to_path(str(cert))
+            issued.private_key_pem.write_to_path(str(tls_key))
+            tls_key.chmod(0o600)
+            tls = {"cert_file": str(cert), "key_file": str(tls_key)}
+            web_config.write_text(json.dumps({"tls_server_config": tls}))
+            doc["web"] = {"reference_key_file": str(key_file), "config_file": str(web_config)}
+            scheme = "https"
+        config.write_text(json.dumps(doc))
         config.chmod(0o600)
         log = self.dir / f"{name}.log"
         argv = [
@@ -291,7 +320,7 @@ class CensorLab:
         ]
         with log.open("ab") as out:
             proc = ns.popen(argv, stdout=out, stderr=subprocess.STDOUT)
-        url = f"http://{listen}/api/v1/status"
+        url = f"{scheme}://{listen}/api/v1/status"
         self._wait(lambda: proc.poll() is not None or self._get(ns, url) is not None, 30, f"{name} API")
         assert proc.poll() is None, log.read_text()[-3000:]
 
@@ -351,9 +380,8 @@ class CensorLab:
         r(f"tc filter add dev {dev} parent 1: protocol ip prio 1 u32 match ip src {source}/32 flowid 1:10")
 
     # -- reading the daemons -----------------------------------------------------------------------
-    @staticmethod
-    def _get(ns: Any, url: str) -> str | None:
-        proc = ns.run([sys.executable, "-c", STATUS_CODE, url], check=False)
+    def _get(self, ns: Any, url: str) -> str | None:
+        proc = ns.run([sys.executable, "-c", STATUS_CODE, url, str(self.ca_file)], check=False)
         return str(proc.stdout) if proc.returncode == 0 else None
 
     def status(self) -> dict[str, Any]:
@@ -369,7 +397,7 @@ class CensorLab:
         return body
 
     def reference_status(self) -> dict[str, Any] | None:
-        body = self._get(self.lab.server, f"http://{REF_IP}:{WEB_PORT}/api/v1/status")
+        body = self._get(self.lab.server, f"https://{REF_IP}:{WEB_PORT}/api/v1/status")
         return json.loads(body) if body is not None else None
 
     def log_tail(self, name: str, size: int = 3000) -> str:

@@ -3,9 +3,10 @@
 The scheduler runs in the client namespace ("inside the country") as its own process; servers, an
 international control and a reference vantage run in the server namespace ("abroad"); a domestic control
 runs on the router. The reference vantage is a real HTTP server serving the documented /api/v1/status
-JSON shape. Proves: a silent drop is ``tcp_blackhole`` only with a reference and ``unreachable`` without;
-an injected RST is ``tcp_reset``; a dead server is never blocked; an international shutdown is
-``unknown`` for every target, never ``blocked``.
+JSON shape over HTTPS (plain HTTP to a reference off loopback is refused: a censor could forge it),
+read through v1 after v2's 404. Proves: a silent drop is ``tcp_blackhole`` only with a reference and
+``unreachable`` without; an injected RST is ``tcp_reset``; a dead server is never blocked; an
+international shutdown is ``unknown`` for every target, never ``blocked``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
 from tests.netlab import ROUTER_INNER_IP, Lab
 
@@ -63,6 +65,34 @@ def _serve(ns: Any, ip: str, port: int, directory: Path) -> None:
     )
 
 
+TLS_SERVER = """
+import functools, http.server, ssl, sys
+ip, port, root, chain, key = sys.argv[1:6]
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=root)
+httpd = http.server.ThreadingHTTPServer((ip, int(port)), handler)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(chain, key)
+httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+httpd.serve_forever()
+"""
+
+
+def _serve_tls(ns: Any, ip: str, port: int, directory: Path, tmp_path: Path) -> Path:
+    """A static HTTPS server (a certificate for ``ip`` from a fresh CA); returns the CA file."""
+    ca = trustme.CA()
+    cert = ca.issue_cert(ip)
+    chain, key, ca_file = tmp_path / "ref-chain.pem", tmp_path / "ref-key.pem", tmp_path / "ref-ca.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(chain))
+    cert.private_key_pem.write_to_path(str(key))
+    ca.cert_pem.write_to_path(str(ca_file))
+    ns.popen(
+        [sys.executable, "-c", TLS_SERVER, ip, str(port), str(directory), str(chain), str(key)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return ca_file
+
+
 def _write_reference(root: Path, successes: dict[str, bool]) -> None:
     now = time.time()
     targets = [
@@ -90,7 +120,12 @@ def _config(tmp_path: Path, name: str, *, reference: bool) -> Path:
     }
     if reference:
         doc["reference_vantages"] = [
-            {"name": "abroad", "url": f"http://{REF_IP}:{REF_PORT}", "timeout": "2s"}
+            {
+                "name": "abroad",
+                "url": f"https://{REF_IP}:{REF_PORT}",
+                "timeout": "2s",
+                "ca_file": str(tmp_path / "ref-ca.pem"),
+            }
         ]
     path = tmp_path / name
     path.write_text(json.dumps(doc))
@@ -117,7 +152,7 @@ def test_censor_techniques_need_a_reference_and_a_shutdown_is_never_blocked(tmp_
             lab.server_ip(int(ip.rsplit(".", 1)[1]))
         for ip in (INTL_IP, DROP_IP, RST_IP):
             _serve(lab.server, ip, PORT, www)
-        _serve(lab.server, REF_IP, REF_PORT, ref_root)
+        _serve_tls(lab.server, REF_IP, REF_PORT, ref_root, tmp_path)
         _serve(lab.router, ROUTER_INNER_IP, DOMESTIC_PORT, www)
         endpoints = [(INTL_IP, PORT), (DROP_IP, PORT), (RST_IP, PORT), (REF_IP, REF_PORT)]
         endpoints.append((ROUTER_INNER_IP, DOMESTIC_PORT))

@@ -8,6 +8,7 @@ Targets are a discriminated union on ``kind`` assembled from the literal registr
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 from typing import TYPE_CHECKING, Annotated, Literal, Union
 from urllib.parse import urlsplit
@@ -121,14 +122,32 @@ class ReferenceVantage(StrictModel):
     password_file: str | None = None
     password_env: str | None = None  # environment variable holding the basic-auth password
     ca_file: str | None = None
+    public_key: str | None = Field(
+        default=None,
+        description=(
+            "the reference's Ed25519 public key (the line `reachwatch keygen` printed on the reference): "
+            "only answers it signed over our fresh nonce are used; a forged, unsigned or replayed answer "
+            "is rejected and logged"
+        ),
+    )
 
     @model_validator(mode="after")
-    def _credentials_need_tls(self) -> ReferenceVantage:
-        # Basic auth in clear text would give the censor on the path the password, and a way to forge
-        # the answers that decide our verdicts; only a tunnel ending on this host may carry it
+    def _no_clear_text(self) -> ReferenceVantage:
+        # the answers decide our verdicts: in clear text a censor on the path reads the password and
+        # rewrites the answers; only a tunnel ending on this host may carry plain HTTP
         host = (urlsplit(self.url).hostname or "").lower()
-        if self.username is not None and self.url.startswith("http://") and not _is_loopback(host):
-            raise ValueError("username set on a plain http:// URL: use https:// (or a tunnel on loopback)")
+        if self.url.startswith("http://") and not _is_loopback(host):
+            raise ValueError(
+                "plain http:// to a reference that is not on loopback: use https:// (a censor on the path "
+                "could forge the answers that decide verdicts)"
+            )
+        if self.public_key is not None:
+            try:
+                raw = base64.b64decode(self.public_key.strip(), validate=True)
+            except ValueError:
+                raise ValueError("public_key is not base64 (the line `reachwatch keygen` printed)") from None
+            if len(raw) != 32:
+                raise ValueError(f"public_key is {len(raw)} bytes, an Ed25519 public key is 32")
         return self
 
 
@@ -213,6 +232,13 @@ class WebConfig(StrictModel):
             "probe_duration_seconds, probe_stage_duration_seconds) for dashboards built for it. Off by "
             "default: a Prometheus that also scrapes blackbox_exporter and runs the common "
             "BlackboxProbeFailed rule (probe_success == 0) would page for every blocked target."
+        ),
+    )
+    reference_key_file: str | None = Field(
+        default=None,
+        description=(
+            "Ed25519 private key (PEM, mode 0600; `reachwatch keygen` writes one) that signs the "
+            "observations this vantage serves to others at /api/v2/observations"
         ),
     )
 
