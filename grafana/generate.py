@@ -45,6 +45,9 @@ VARIABLE_QUERIES = {
 }
 
 ANNOTATION_EXPR = f"changes(reachwatch:vantage_state:code{{{V}}}[5m]) > 0"
+# an incident's start (the first bad attempt, from the daemon's journal) as the annotation's time: the
+# series value is a timestamp, so the mark sits where the incident began, not where it was first scraped
+INCIDENT_ANNOTATION_EXPR = f"reachwatch_incident_open_since_timestamp_seconds{{{V}}} * 1000"
 
 
 def variables() -> list[dict[str, Any]]:
@@ -105,7 +108,8 @@ def dashboard(key: str) -> dict[str, Any]:
         "graphTooltip": 1,
         "refresh": "1m",
         "time": {"from": "now-24h", "to": "now"},
-        "timezone": "utc",
+        # the viewer's local time (an in-country operator: the vantage's); the time picker switches to UTC
+        "timezone": "browser",
         "links": [
             {
                 "type": "dashboards",
@@ -127,7 +131,18 @@ def dashboard(key: str) -> dict[str, Any]:
                     "titleFormat": "vantage state changed",
                     "textFormat": "{{vantage}}",
                     "step": "60s",
-                }
+                },
+                {
+                    "name": "Incidents (start)",
+                    "datasource": DS,
+                    "enable": True,
+                    "iconColor": "red",
+                    "expr": INCIDENT_ANNOTATION_EXPR,
+                    "useValueForTime": True,
+                    "titleFormat": "incident: {{scope_type}} {{scope}}",
+                    "textFormat": "{{technique}} at {{vantage}} (reachwatch incidents)",
+                    "step": "60s",
+                },
             ]
         },
         "templating": {"list": variables()},

@@ -151,6 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--since", required=True)
     export.add_argument("--until", default=None, help="default: now")
     export.add_argument("--format", choices=["jsonl", "openmetrics"], default="jsonl")
+    export.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="openmetrics: a label on every series (repeat; job=, instance=, vantage_role=...), after the"
+        " config's vantage identity (vantage, country, asn, isp, city); K= removes one",
+    )
     export.add_argument("--output", metavar="FILE", help="default: stdout")
 
     inc = sub.add_parser(
@@ -266,8 +274,10 @@ async def _sweep(args: argparse.Namespace, err: TextIO) -> StateStore:
     )
 
     def progress(done: int, total: int, result: ProbeResult) -> None:
-        controls_done = bool(controls) and roles[result.target] and all(
-            c in shown.done or c == result.target for c in controls
+        controls_done = (
+            bool(controls)
+            and roles[result.target]
+            and all(c in shown.done or c == result.target for c in controls)
         )
         vantage = (store.vantage_state.value, store.vantage_reason) if controls_done else None
         shown.finished(result.target, vantage)
@@ -411,9 +421,10 @@ def cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     until = parse_time(args.until) if args.until else time.time()
     if until <= since:
         raise UsageError("export: --until must be after --since")
+    labels = _export_labels(args) if args.format == "openmetrics" else {}
     state = _open_journal_dir(args)
     stats = journal.ReadStats()
-    lines = journal.export(state, since, until, args.format, stats)
+    lines = journal.export(state, since, until, args.format, stats, labels=labels)
     try:
         if args.output:
             try:
@@ -515,6 +526,25 @@ def cmd_incidents(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     else:
         out.write("\n".join(incident_text.listing(doc)) + "\n")
     return EXIT_OK
+
+
+def _export_labels(args: argparse.Namespace) -> dict[str, str]:
+    """The vantage identity of ``--config`` and the ``--label`` pairs (see ``journal.identity_labels``)."""
+    from reachwatch.config.load import load_config  # noqa: PLC0415 - see the module docstring
+    from reachwatch.journal import identity_labels  # noqa: PLC0415
+
+    extra: dict[str, str] = {}
+    for item in args.label:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"export: --label {item!r} is not K=V")
+        extra[key] = value
+    v = load_config(_config_path(args)).config.vantage
+    vantage = {"vantage": v.name, "country": v.country, "asn": v.asn, "isp": v.isp, "city": v.city}
+    try:
+        return identity_labels(vantage, extra)
+    except ValueError as exc:
+        raise UsageError(f"export: --label: {exc}") from None
 
 
 def cmd_import(args: argparse.Namespace, out: TextIO) -> int:

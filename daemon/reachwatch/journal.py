@@ -20,10 +20,11 @@ from __future__ import annotations
 import contextlib
 import json
 import queue
+import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -530,22 +531,54 @@ def reference_observations(
 
 
 ExportFormat = Literal["jsonl", "openmetrics"]
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
 def export(
-    state_dir: Path, since: float, until: float, fmt: ExportFormat, stats: ReadStats | None = None
+    state_dir: Path,
+    since: float,
+    until: float,
+    fmt: ExportFormat,
+    stats: ReadStats | None = None,
+    *,
+    labels: Mapping[str, str] | None = None,
 ) -> Iterator[str]:
     """Journal rows in ``[since, until)`` as text lines (each ending in a newline); rows this version
-    cannot decode are left out and counted in ``stats``."""
+    cannot decode are left out and counted in ``stats``. ``labels`` (OpenMetrics only) go on every
+    series: the vantage identity and ``job``/``instance``, so backfilled samples join the live series."""
     if fmt == "jsonl":
         for row in rows_between(state_dir, since, until, stats):
             yield json.dumps(row.to_dict(), sort_keys=True) + "\n"
         return
     conn = open_reader(state_dir)
     try:
-        yield from openmetrics_lines(conn, since, until, stats)
+        yield from openmetrics_lines(conn, since, until, stats, labels)
     finally:
         conn.close()
+
+
+SERIES_LABELS = frozenset(
+    {"target", "kind", "group", "role", "stage", "verdict", "technique"}
+    | {fm.label for fm in FACT_METRICS.values() if fm.info}
+)
+"""Labels the exported series set themselves: an identity label of the same name would overwrite them."""
+
+
+def identity_labels(vantage: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
+    """The labels an export adds: the config's vantage identity (``vantage`` = its name, and ``country``,
+    ``asn``, ``isp``, ``city`` when set), then ``extra`` (``--label k=v``; an empty value removes one).
+    Raises ``ValueError`` naming a label Prometheus would refuse or one the series set themselves."""
+    labels = {k: v for k, v in vantage.items() if v}
+    for key, value in extra.items():
+        if not _LABEL_NAME.fullmatch(key) or key.startswith("__"):
+            raise ValueError(f"{key!r} is not a label name Prometheus accepts")
+        if key in SERIES_LABELS:
+            raise ValueError(f"label {key!r} is set by every exported series itself")
+        if value:
+            labels[key] = value
+        else:
+            labels.pop(key, None)
+    return labels
 
 
 # --- OpenMetrics export --------------------------------------------------------------------------------
@@ -621,8 +654,13 @@ def _labelstr(labels: dict[str, str]) -> str:
 
 
 def openmetrics_lines(
-    conn: sqlite3.Connection, since: float, until: float, stats: ReadStats | None = None
+    conn: sqlite3.Connection,
+    since: float,
+    until: float,
+    stats: ReadStats | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> Iterator[str]:
+    identity = dict(labels or {})
     targets = targets_between(conn, since, until)
     for index, (name, help_text, extract) in enumerate(_families()):
         counting = stats if index == 0 else None  # every family reads the same rows: count them once
@@ -631,14 +669,14 @@ def openmetrics_lines(
         for target in targets:
             series: dict[tuple[tuple[str, str], ...], dict[float, float]] = {}
             for row in _target_rows(conn, target, since, until, counting):
-                base = {"target": row.result.target, "kind": row.result.kind, "group": row.group}
+                base = {**identity, "target": row.result.target, "kind": row.result.kind, "group": row.group}
                 base["role"] = row.role
                 for extra, value in extract(row):
                     key = tuple(sorted({**base, **extra}.items()))
                     # same timestamp twice in one series would be rejected: the later row wins
                     series.setdefault(key, {})[round(row.result.started_at, 3)] = value
             for key in sorted(series):
-                labels = _labelstr(dict(key))
+                rendered = _labelstr(dict(key))
                 for ts, value in sorted(series[key].items()):
-                    yield f"{name}{{{labels}}} {value!r} {ts!r}\n"
+                    yield f"{name}{{{rendered}}} {value!r} {ts!r}\n"
     yield "# EOF\n"

@@ -41,6 +41,12 @@ VANTAGE_MAP = [
         },
     }
 ]
+INCIDENT_MAP = [
+    {
+        "type": "range",
+        "options": {"from": 1, "to": 1e9, "result": {"text": "open", "color": RED, "index": 0}},
+    }
+]
 SUCCESS_MAP = [
     {
         "type": "value",

@@ -8,6 +8,7 @@ from dashgen.panels import (
     GOOD_HIGH,
     GOOD_LOW,
     GREEN,
+    INCIDENT_MAP,
     NEUTRAL,
     ORANGE,
     RED,
@@ -43,6 +44,25 @@ def overview() -> list[Panel]:
             mappings=VANTAGE_MAP,
             width=24,
             height=6,
+        ),
+        state_timeline(
+            "Open incidents",
+            "Incidents the daemon derives from its journal (reachwatch incidents): a target, a group or kind "
+            "whose targets went down together, or the vantage (a shutdown). A bar runs while the incident "
+            "is open; its label names the technique (a shutdown: its current state; 'none': unreachable "
+            "without evidence of blocking). Start, end with their uncertainty and the evidence: "
+            "reachwatch incidents show ID, or a report (reachwatch report).",
+            [
+                Query(
+                    f"reachwatch_incident_open{{{V}}} > 0",
+                    "{{vantage}} {{scope_type}} {{scope}}: {{technique}}",
+                )
+            ],
+            unit="none",
+            thresholds=ANY_BAD,
+            mappings=INCIDENT_MAP,
+            width=24,
+            height=8,
         ),
         bargauge(
             "Reachable now, by category",

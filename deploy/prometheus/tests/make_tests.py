@@ -329,6 +329,7 @@ def vstate(v, state, values, length=40):
     return out
 
 
+SHUTDOWN2 = {**V2, "scope_type": "vantage", "scope": "ir-mashhad-1", "technique": "international_shutdown"}
 vantage_state_tests = {
     "name": "vantage states: offline after 10m, international shutdown after 5m; online vantage quiet",
     "interval": "1m",
@@ -345,6 +346,8 @@ vantage_state_tests = {
             "values": "0x5 1x35",
         },
         {"series": sel("reachwatch_vantage_state", {**V2, "state": "offline"}), "values": "0x40"},
+        # the daemon's shutdown incident of V2 began at 00:05 (unix 300), its series from then on
+        {"series": sel("reachwatch_incident_open_since_timestamp_seconds", SHUTDOWN2), "values": "_x5 300x35"},
     ],
     "alert_rule_test": [
         {"eval_time": "15m", "alertname": "ReachwatchVantageOffline", "exp_alerts": []},
@@ -358,6 +361,12 @@ vantage_state_tests = {
             "eval_time": "15m",
             "alertname": "ReachwatchInternationalShutdown",
             "exp_alerts": [exp("ReachwatchInternationalShutdown", {**V2, "state": "international_shutdown"})],
+        },
+        {"eval_time": "5m", "alertname": "ReachwatchShutdownIncident", "exp_alerts": []},
+        {
+            "eval_time": "8m",
+            "alertname": "ReachwatchShutdownIncident",
+            "exp_alerts": [exp("ReachwatchShutdownIncident", SHUTDOWN2, "1970-01-01 00:05:00 +0000 UTC")],
         },
     ],
 }
