@@ -347,7 +347,10 @@ vantage_state_tests = {
         },
         {"series": sel("reachwatch_vantage_state", {**V2, "state": "offline"}), "values": "0x40"},
         # the daemon's shutdown incident of V2 began at 00:05 (unix 300), its series from then on
-        {"series": sel("reachwatch_incident_open_since_timestamp_seconds", SHUTDOWN2), "values": "_x5 300x35"},
+        {
+            "series": sel("reachwatch_incident_open_since_timestamp_seconds", SHUTDOWN2),
+            "values": "_x5 300x35",
+        },
     ],
     "alert_rule_test": [
         {"eval_time": "15m", "alertname": "ReachwatchVantageOffline", "exp_alerts": []},
