@@ -379,7 +379,7 @@ class Daemon:
     def _journal_decisions(self, result: ProbeResult, state: TargetState, changed: bool) -> None:
         """Journal a confirmed verdict change with its evidence, and a reference observation relied on."""
         assert self.journal is not None
-        reference = relied_reference(state, result, time.time())
+        reference = relied_reference(state, time.time())
         if reference is not None and self._reference_seen.get(state.name) != reference.key:
             self._reference_seen[state.name] = reference.key
             if not changed:  # a change carries its reference into the journal itself

@@ -163,6 +163,9 @@ def _incident_lines(inc: dict[str, Any]) -> list[str]:
     for change in inc["verdict_changes"]:
         what = change["verdict"] + (f"/{change['technique']}" if change["technique"] else "")
         lines.append(f"  verdict {change['previous_verdict']} -> {what} at {change['at_local']}")
+        if change.get("compared"):
+            lines.append("    compared:")
+            lines += _facts(change["compared"])
         ref = change.get("reference")
         if ref:
             outcome = "reached it" if ref["success"] else f"failed ({ref['failure']})"

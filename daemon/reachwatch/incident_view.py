@@ -75,6 +75,7 @@ def _redacted(doc: dict[str, Any]) -> dict[str, Any]:
             example["facts"] = {}
     for change in doc["verdict_changes"]:
         change["facts"] = {}
+        change["compared"] = {}
         reference = change.get("reference")
         if reference is not None:
             reference["facts"] = {}

@@ -146,6 +146,7 @@ class VerdictChange:
     evidence: str | None = None  # the technique the probe itself saw (local evidence)
     facts: dict[str, FactValue] = field(default_factory=dict)
     reference: ReferenceObservation | None = None  # the observation this verdict relied on
+    compared: dict[str, FactValue] = field(default_factory=dict)  # the figures the verdict compared
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -163,6 +164,7 @@ class VerdictChange:
             "evidence": self.evidence,
             "facts": dict(self.facts),
             "reference": self.reference.to_dict() if self.reference is not None else None,
+            "compared": dict(self.compared),
         }
 
 
@@ -171,8 +173,8 @@ class VerdictChange:
 VANTAGE_INSERT = "INSERT INTO vantage_changes (at, state, previous, reason, controls) VALUES (?, ?, ?, ?, ?)"
 VERDICT_INSERT = (
     "INSERT INTO verdict_changes (at, target, kind, grp, role, verdict, technique, previous_verdict,"
-    " previous_technique, failure, stage, evidence, facts, reference, reference_observed_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " previous_technique, failure, stage, evidence, facts, reference, reference_observed_at, compared)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # the same observation relied on by many attempts is stored once (UNIQUE reference, target, observed_at)
 REFERENCE_INSERT = (
@@ -182,8 +184,8 @@ REFERENCE_INSERT = (
 VANTAGE_COLUMNS = "at, state, previous, reason, controls"
 VERDICT_COLUMNS = (
     "v.at, v.target, v.kind, v.grp, v.role, v.verdict, v.technique, v.previous_verdict, v.previous_technique,"
-    " v.failure, v.stage, v.evidence, v.facts, r.reference, r.target, r.observed_at, r.relied_at, r.success,"
-    " r.failure, r.stage, r.destination, r.facts"
+    " v.failure, v.stage, v.evidence, v.facts, v.compared, r.reference, r.target, r.observed_at, r.relied_at,"
+    " r.success, r.failure, r.stage, r.destination, r.facts"
 )
 VERDICT_FROM = (
     "verdict_changes v LEFT JOIN reference_observations r ON r.reference = v.reference"
@@ -233,6 +235,7 @@ def verdict_values(change: VerdictChange) -> tuple[Any, ...]:
         _dumps(_safe_facts(change.facts)),
         ref.reference if ref is not None else None,
         ref.observed_at if ref is not None else None,
+        _dumps(_safe_facts(change.compared)),
     )
 
 
@@ -290,8 +293,8 @@ def decode_reference(rec: Sequence[Any]) -> ReferenceObservation:
 
 def decode_verdict(rec: Sequence[Any]) -> VerdictChange:
     (at, target, kind, grp, role, verdict, technique, prev_verdict, prev_technique, failure, stage) = rec[:11]
-    evidence, facts = rec[11], rec[12]
-    reference = decode_reference(rec[13:]) if rec[13] is not None else None
+    evidence, facts, compared = rec[11], rec[12], rec[13]
+    reference = decode_reference(rec[14:]) if rec[14] is not None else None
     return VerdictChange(
         at=_finite(at),
         target=str(target),
@@ -307,6 +310,7 @@ def decode_verdict(rec: Sequence[Any]) -> VerdictChange:
         evidence=_enum(evidence, Technique),
         facts=_facts(facts),
         reference=reference,
+        compared=_facts(compared) if compared is not None else {},
     )
 
 
@@ -387,13 +391,13 @@ def vantage_change(store: StateStore, previous: VantageState, at: float) -> Vant
     )
 
 
-def relied_reference(state: TargetState, result: ProbeResult, at: float) -> ReferenceObservation | None:
-    """The reference observation the latest outcome relied on: a ``blocked`` outcome without local
-    evidence can only come from a reference vantage that reached the target (``verdict.judge``)."""
+def relied_reference(state: TargetState, at: float) -> ReferenceObservation | None:
+    """The reference observation the latest outcome relied on (``Outcome.reference``: the verdict engine
+    keeps it when a reference made the attempt ``blocked``: a forged reset, a throttle, a cut flow)."""
     outcome = state.last_outcome
-    if outcome is None or outcome.verdict is not Verdict.BLOCKED or result.evidence is not None:
+    if outcome is None:
         return None
-    return observation_record(getattr(state, "reference_observation", None), state.name, at)
+    return observation_record(outcome.reference, state.name, at)
 
 
 def verdict_change(
@@ -418,4 +422,5 @@ def verdict_change(
         evidence=result.evidence.value if result.evidence else None,
         facts=dict(result.facts),
         reference=reference,
+        compared=dict(state.last_outcome.evidence) if state.last_outcome is not None else {},
     )

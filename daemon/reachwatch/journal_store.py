@@ -112,6 +112,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX reference_observations_time ON reference_observations (relied_at);
     """,
+    # 3: the figures a verdict compared (a throttled transfer's and the reference's throughput, a cut's
+    # bytes against the reference's): the outcome's own evidence, beside the attempt's facts
+    """
+    ALTER TABLE verdict_changes ADD COLUMN compared TEXT;
+    """,
 )
 """Schema migrations, oldest first; version N means the first N have run. Append, never edit."""
 

@@ -41,7 +41,7 @@ from reachwatch.journal_events import (
     verdict_change,
 )
 from reachwatch.journal_store import DB_NAME
-from reachwatch.model import ProbeResult
+from reachwatch.model import Observation, ProbeResult
 from reachwatch.state import Outcome, TargetState
 
 T0 = time.time() - 3600
@@ -90,6 +90,7 @@ def _verdict(i: int, reference: ReferenceObservation | None = None) -> VerdictCh
         evidence=None,
         facts={"ip": "192.0.2.7"},
         reference=reference,
+        compared={"reference_bytes_moved": 65536, "cut_after_bytes": 18000},
     )
 
 
@@ -353,25 +354,23 @@ async def test_the_daemon_journals_vantage_and_verdict_changes_with_what_decided
     assert change.at in {r.result.started_at for r in rows}
 
 
-def test_a_blocked_outcome_without_local_evidence_records_the_reference_it_relied_on() -> None:
+def test_the_reference_an_outcome_relied_on_and_the_figures_it_compared_are_recorded() -> None:
     state = TargetState(target=TcpTarget(name="site", kind="tcp", host="192.0.2.7", port=443))
     failed = ProbeResult("site", "tcp", T0, 1.0, False, Failure.GENERIC_TIMEOUT_ERROR, Stage.CONNECT)
-    state.outcomes.append(Outcome(Verdict.BLOCKED, Technique.TCP_BLACKHOLE))
-    state.reference_observation = _Observation("abroad", T0 - 30, True)  # type: ignore[attr-defined]
-    ref = relied_reference(state, failed, T0 + 1)
+    seen = Observation("abroad", "site", T0 - 30, True, destination="192.0.2.7:443", facts={"bytes_moved": 9})
+    state.outcomes.append(Outcome(Verdict.BLOCKED, Technique.THROTTLED, seen, {"throughput_bps": 1200.0}))
+    ref = relied_reference(state, T0 + 1)
     assert ref is not None and (ref.reference, ref.observed_at, ref.relied_at) == ("abroad", T0 - 30, T0 + 1)
-    # local evidence needs no reference; an unreachable outcome relied on none
-    tampered = ProbeResult(
-        "site", "tcp", T0, 1.0, False, Failure.CONNECTION_RESET, Stage.CONNECT, evidence=Technique.TCP_RESET
-    )
-    assert relied_reference(state, tampered, T0) is None
-    state.outcomes.append(Outcome(Verdict.UNREACHABLE))
-    assert relied_reference(state, failed, T0) is None
-    state.verdict, state.technique = Verdict.BLOCKED, Technique.TCP_BLACKHOLE
+    assert (ref.destination, ref.facts) == ("192.0.2.7:443", {"bytes_moved": 9})
+    state.verdict, state.technique = Verdict.BLOCKED, Technique.THROTTLED
     change = verdict_change(state, failed, (Verdict.REACHABLE, None), ref)
     assert (change.previous_verdict, change.verdict, change.technique, change.at) == (
         "reachable",
         "blocked",
-        "tcp_blackhole",
+        "throttled",
         T0,
     )
+    assert change.compared == {"throughput_bps": 1200.0}
+    # an outcome that relied on no reference (local evidence, or unreachable) records none
+    state.outcomes.append(Outcome(Verdict.BLOCKED, Technique.TCP_RESET))
+    assert relied_reference(state, T0) is None
