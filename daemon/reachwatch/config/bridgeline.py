@@ -97,9 +97,9 @@ def parse_bridge_line(text: str) -> BridgeLine:
     transport: str | None = None
     if not _ADDR.match(words[0]):
         if not _TRANSPORT.match(words[0]):
-            raise BridgeLineError(
-                f"bridge line must start with IP:PORT or a transport name, not {words[0][:40]!r}"
-            )
+            # never quote the line: a private bridge's address or cert would reach the error log and the
+            # HTTP reply of /-/reload
+            raise BridgeLineError("bridge line must start with IP:PORT or a transport name")
         transport = words[0]
         words = words[1:]
         if not words:
@@ -114,10 +114,10 @@ def parse_bridge_line(text: str) -> BridgeLine:
         fingerprint = match[1].upper()
         words = words[1:]
     params: list[tuple[str, str]] = []
-    for word in words:
+    for position, word in enumerate(words, 1):
         key, sep, value = word.partition("=")
         if not sep or not key:
-            raise BridgeLineError(f"expected key=value after the fingerprint, got {word[:20]!r}...")
+            raise BridgeLineError(f"parameter {position} after the fingerprint is not key=value")
         params.append((key, value))
     if transport is None and params:
         raise BridgeLineError("a vanilla bridge line takes no key=value parameters (missing transport name?)")

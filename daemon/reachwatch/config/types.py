@@ -9,12 +9,13 @@ from there. Nothing here imports a probe, the network layer or a runtime service
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 _DURATION = re.compile(r"^(?P<num>\d+(?:\.\d+)?)(?P<unit>ms|s|m|h|d)$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -34,8 +35,19 @@ def parse_duration(value: Any) -> Any:
     return value
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
-"""Seconds, written in YAML as ``30s``/``5m``/``2h`` or a bare number."""
+MAX_DURATION = 10 * 365 * 86400.0
+"""Ten years: longer than any interval, timeout or retention means something else was meant."""
+
+
+def _finite_duration(value: float) -> float:
+    # .inf (YAML), 1e300 or 9999999999999d silently disabled a target: its first attempt never came
+    if not math.isfinite(value) or value > MAX_DURATION:
+        raise ValueError("a duration must be finite and at most 10 years (3650d)")
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0), AfterValidator(_finite_duration)]
+"""Seconds, written in YAML as ``30s``/``5m``/``2h`` or a bare number; finite, at most ten years."""
 
 _BYTES = re.compile(r"^(?P<num>\d+)\s*(?P<unit>B|KiB|MiB|KB|MB)?$")
 _BYTE_UNITS = {None: 1, "B": 1, "KiB": 1024, "MiB": 1024 * 1024, "KB": 1000, "MB": 1000 * 1000}
@@ -97,6 +109,38 @@ def is_ip_literal(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+_HOST_FORBIDDEN = frozenset("/\\?#@,;:[]<>\"'`|{}^%")
+
+
+def check_host(value: str) -> str:
+    """A target's ``host``: a DNS name (IDN letters allowed) or an IP address, IPv6 optionally bracketed.
+
+    Refused: spaces, a URL (``https://x/``) and a ``host:port`` (the port has its own field): they
+    passed before and failed at every attempt as a resolver error. The value is never quoted in the
+    message: the host of a private target is itself a secret.
+    """
+    if is_ip_literal(value):
+        return value
+    if not value:
+        raise ValueError("a host name or IP address is required")
+    if "://" in value:
+        raise ValueError("is a URL: give only the host name (the port and path have their own fields)")
+    if any(ch.isspace() or not ch.isprintable() for ch in value):
+        raise ValueError("a host name cannot contain spaces or control characters")
+    if ":" in value:
+        raise ValueError("is not a host name or IP address (a port goes in the port field)")
+    if any(ch in _HOST_FORBIDDEN for ch in value) or len(value) > 253:
+        raise ValueError("is not a host name or IP address")
+    labels = value.removesuffix(".").split(".")
+    if any(not label or len(label) > 63 or label.startswith("-") for label in labels):
+        raise ValueError("is not a host name or IP address (an empty, overlong or '-'-led label)")
+    return value
+
+
+Host = Annotated[str, AfterValidator(check_host)]
+"""A host name or IP address (see ``check_host``)."""
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from reachwatch.config.types import StrictModel
+from reachwatch.config.types import Host, StrictModel
 
 # keys of the canary before the data stage was shared by every kind; named in the error so an operator
 # knows where the setting went
@@ -18,7 +18,7 @@ _MOVED = {"push_bytes": "data_stage.volume", "stall_timeout": "data_stage.stall_
 class CanaryConfig(StrictModel):
     """Where the canary (an echo service abroad, e.g. ``socat TCP-LISTEN:7007,fork EXEC:cat``) is."""
 
-    host: str = Field(min_length=1, description="the echo service's host (the operator's own server abroad)")
+    host: Host = Field(min_length=1, description="the echo service's host (the operator's own server abroad)")
     port: int = Field(ge=1, le=65535, description="the echo service's TCP port")
 
     @model_validator(mode="before")

@@ -8,14 +8,14 @@ from typing import Literal
 from pydantic import Field
 
 from reachwatch.config.targets.udp_control import UdpControl
-from reachwatch.config.types import Duration, TargetBase, host_port
+from reachwatch.config.types import Duration, Host, TargetBase, host_port
 
 
 class Ikev2Target(TargetBase):
     """An IKEv2 responder (strongSwan, libreswan, Windows RRAS, routers...)."""
 
     kind: Literal["ikev2"]
-    host: str = Field(min_length=1)
+    host: Host = Field(min_length=1)
     port: int = Field(default=500, ge=1, le=65535)
     nat_t: bool | None = None  # None: the non-ESP marker exactly when port == 4500
     dh_group: Literal[14, 19, 31] = 19  # the KE sent first; the SA offers all three

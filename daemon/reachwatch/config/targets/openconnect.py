@@ -8,14 +8,14 @@ from typing import Literal
 from pydantic import Field
 
 from reachwatch.config.targets.tls import TlsOptions
-from reachwatch.config.types import Duration, TargetBase, host_port, is_ip_literal
+from reachwatch.config.types import Duration, Host, TargetBase, host_port, is_ip_literal
 
 
 class OpenConnectTarget(TargetBase, TlsOptions):
     """An OpenConnect/AnyConnect server (HTTPS). ``server_name`` defaults to ``host`` (none for an IP)."""
 
     kind: Literal["openconnect"]
-    host: str = Field(min_length=1)
+    host: Host = Field(min_length=1)
     port: int = Field(default=443, ge=1, le=65535)
     server_name: str | None = None
     path: str = Field(default="/", pattern=r"^/[A-Za-z0-9_./-]*$")  # a group URL such as /staff

@@ -8,14 +8,14 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from reachwatch.config.targets.udp_control import UdpControl
-from reachwatch.config.types import Duration, TargetBase, host_port
+from reachwatch.config.types import Duration, Host, TargetBase, host_port
 
 
 class OpenVpnTarget(TargetBase):
     """An OpenVPN server; key files only when the server uses tls-auth / tls-crypt / tls-crypt-v2."""
 
     kind: Literal["openvpn"]
-    host: str = Field(min_length=1)
+    host: Host = Field(min_length=1)
     port: int = Field(default=1194, ge=1, le=65535)
     proto: Literal["udp", "tcp"] = "udp"  # over TCP every packet carries a 2-byte length prefix
     tls_auth_file: str | None = None  # the .ovpn's tls-auth static key (HMAC firewall)

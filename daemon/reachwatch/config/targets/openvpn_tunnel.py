@@ -9,7 +9,7 @@ from pydantic import Field
 
 from reachwatch.config.targets.canary import CanaryConfig
 from reachwatch.config.targets.datastage import DataStageConfig
-from reachwatch.config.types import Duration, TargetBase
+from reachwatch.config.types import Duration, Host, TargetBase
 
 
 class OpenVpnTunnelTarget(TargetBase):
@@ -19,7 +19,7 @@ class OpenVpnTunnelTarget(TargetBase):
     for ``hold`` seconds."""
 
     kind: Literal["openvpn_tunnel"]
-    host: str = Field(min_length=1)
+    host: Host = Field(min_length=1)
     port: int = Field(default=1194, ge=1, le=65535)
     proto: Literal["udp", "tcp"] = "udp"  # replaces the file's proto
     config_file: str = Field(min_length=1)

@@ -15,7 +15,7 @@ from reachwatch.config.secrets import read_secret
 from reachwatch.config.ssuri import key_from_uri_file
 from reachwatch.config.targets.canary import CanaryConfig
 from reachwatch.config.targets.datastage import DataStageConfig
-from reachwatch.config.types import Duration, TargetBase, host_port
+from reachwatch.config.types import Duration, Host, TargetBase, host_port
 from reachwatch.errors import ConfigError
 
 CIPHERS_2017 = ("aes-128-gcm", "aes-256-gcm", "chacha20-ietf-poly1305")  # AEAD 2017: the key is a password
@@ -29,7 +29,7 @@ class ShadowsocksTarget(TargetBase):
     (``uri_file``/``uri_line``), never from the YAML."""
 
     kind: Literal["shadowsocks"]
-    host: str = Field(min_length=1)
+    host: Host = Field(min_length=1)
     port: int = Field(ge=1, le=65535)
     # the cipher: AEAD 2017 (aes-128-gcm, aes-256-gcm, chacha20-ietf-poly1305; the key is a password) or
     # 2022 edition (2022-blake3-aes-128-gcm, 2022-blake3-aes-256-gcm; the key is a base64 PSK of 16/32

@@ -10,7 +10,7 @@ from pydantic import Field
 from reachwatch.config.proxyurl import proxy_credentials
 from reachwatch.config.targets.canary import CanaryConfig
 from reachwatch.config.targets.datastage import DataStageConfig
-from reachwatch.config.types import TargetBase, host_port
+from reachwatch.config.types import Host, TargetBase, host_port
 
 
 class ProxyTargetBase(TargetBase):
@@ -18,7 +18,7 @@ class ProxyTargetBase(TargetBase):
     ``password_file``/``password_env`` with ``username``, or ``url_file`` (+ ``url_line``) naming the
     proxy URL (``socks5://user:pass@host:port``) the user already has."""
 
-    host: str = Field(min_length=1)
+    host: Host = Field(min_length=1)
     port: int = Field(ge=1, le=65535)
     username: str | None = None
     password_file: str | None = None

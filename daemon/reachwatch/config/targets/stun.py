@@ -6,14 +6,14 @@ from typing import Literal
 
 from pydantic import Field
 
-from reachwatch.config.types import TargetBase, host_port
+from reachwatch.config.types import Host, TargetBase, host_port
 
 
 class StunTarget(TargetBase):
     """A STUN server (``stun:host:port`` in an ICE list)."""
 
     kind: Literal["stun"]
-    host: str = Field(min_length=1)
+    host: Host = Field(min_length=1)
     port: int = Field(default=3478, ge=1, le=65535)
 
     def destination(self) -> str:

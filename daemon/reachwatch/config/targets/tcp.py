@@ -6,14 +6,14 @@ from typing import Literal
 
 from pydantic import Field
 
-from reachwatch.config.types import TargetBase, host_port
+from reachwatch.config.types import Host, TargetBase, host_port
 
 
 class TcpTarget(TargetBase):
     """A host and port to connect to."""
 
     kind: Literal["tcp"]
-    host: str = Field(min_length=1)
+    host: Host = Field(min_length=1)
     port: int = Field(ge=1, le=65535)
 
     def destination(self) -> str:

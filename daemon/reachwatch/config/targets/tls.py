@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from reachwatch.config.types import Duration, StrictModel, TargetBase, host_port
+from reachwatch.config.types import Duration, Host, StrictModel, TargetBase, host_port
 
 
 class TlsOptions(StrictModel):
@@ -40,7 +40,7 @@ class TlsTarget(TargetBase, TlsOptions):
     """
 
     kind: Literal["tls"]
-    host: str = Field(min_length=1)
+    host: Host = Field(min_length=1)
     port: int = Field(default=443, ge=1, le=65535)
     server_name: str | None = None
     neutral_sni: str | None = None

@@ -8,14 +8,14 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from reachwatch.config.tor_identity import normalize_fingerprint
-from reachwatch.config.types import TargetBase, host_port
+from reachwatch.config.types import Host, TargetBase, host_port
 
 
 class TorDirPortTarget(TargetBase):
     """A DirPort, and optionally the identity its descriptor must carry."""
 
     kind: Literal["tor_dirport"]
-    host: str = Field(min_length=1)
+    host: Host = Field(min_length=1)
     port: int = Field(ge=1, le=65535)
     fingerprint: str | None = None  # expected RSA identity; the served descriptor must match it
 

@@ -10,14 +10,14 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from reachwatch.config.tor_identity import decode_ed25519_identity, normalize_fingerprint
-from reachwatch.config.types import NAME_PATTERN, TargetBase, host_port
+from reachwatch.config.types import NAME_PATTERN, Host, TargetBase, host_port
 
 
 class TorRelayTarget(TargetBase):
     """A relay's ORPort and the identity it must prove."""
 
     kind: Literal["tor_relay"]
-    host: str = Field(min_length=1)
+    host: Host = Field(min_length=1)
     port: int = Field(ge=1, le=65535)
     fingerprint: str  # RSA identity: "$HEX", "HEX" or "HEX HEX ..." (normalized to 40 upper-case hex)
     ed25519_identity: str | None = None  # base64, as in tor's fingerprint-ed25519 / consensus "id ed25519"

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from reachwatch.config.types import StrictModel
+from reachwatch.config.types import Host, StrictModel
 
 
 class UdpControl(StrictModel):
     """A UDP endpoint on the same route as the target that answers any datagram (echo, DNS...)."""
 
-    host: str = Field(min_length=1)
+    host: Host = Field(min_length=1)
     port: int = Field(ge=1, le=65535)

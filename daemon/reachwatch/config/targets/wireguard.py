@@ -12,7 +12,7 @@ from pydantic import Field, field_validator, model_validator
 
 from reachwatch.config.targets.datastage import DataStageConfig
 from reachwatch.config.targets.udp_control import UdpControl
-from reachwatch.config.types import Duration, TargetBase, host_port
+from reachwatch.config.types import Duration, Host, TargetBase, host_port
 
 
 def wireguard_key(value: str, field: str) -> bytes:
@@ -31,7 +31,7 @@ class WireGuardTarget(TargetBase):
     ``tunnel_address`` and ``ping_address`` the probe also carries data through the tunnel."""
 
     kind: Literal["wireguard"]
-    host: str = Field(min_length=1)
+    host: Host = Field(min_length=1)
     port: int = Field(default=51820, ge=1, le=65535)
     public_key: str  # the server's public key, base64 (as in wg-quick's [Peer] PublicKey)
     private_key_file: str = Field(min_length=1)
