@@ -27,6 +27,7 @@ from reachwatch.errors import ReachwatchError, UsageError
 
 if TYPE_CHECKING:
     from reachwatch import journal
+    from reachwatch.config.load import LoadedConfig
     from reachwatch.model import ProbeResult
     from reachwatch.state import StateStore
 
@@ -130,10 +131,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--check", action="store_true", help="validate the configuration and exit")
 
-    check = sub.add_parser("check", parents=[common], help="probe every target once and print a table")
+    check = sub.add_parser(
+        "check",
+        parents=[common],
+        help="probe every target once (or just THINGs) and print a table",
+        description="Probe every target of the config once, or only the THINGs given, with the controls "
+        "(of --config, else of the embedded default config) run first so the verdicts are judged.",
+    )
+    check.add_argument(
+        "things",
+        nargs="*",
+        metavar="THING",
+        help="a bridge line (quoted), an ss:// socks5:// http:// tcp:// tls:// URL, a .ovpn, wg-quick, "
+        "links or bridges file, or host:port",
+    )
     check.add_argument(
         "--target", action="append", default=[], metavar="NAME", help="only this target (repeat)"
     )
+    check.add_argument(
+        "--kind",
+        choices=["tcp", "tls"],
+        default="tcp",
+        help="what to test on a host:port THING (default tcp)",
+    )
+    check.add_argument("--canary", metavar="HOST:PORT", help="echo canary abroad for ss:// and proxy THINGs")
     check.add_argument("--json", action="store_true", help="JSON instead of a table")
     check.add_argument(
         "--wide", action="store_true", help="every column and every fact, lines as long as they need"
@@ -241,14 +262,35 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def _sweep(args: argparse.Namespace, err: TextIO) -> StateStore:
+    from reachwatch.config.load import load_full_config  # noqa: PLC0415 - see the module docstring
+
+    if args.things:
+        if args.target:
+            raise UsageError("check: give THINGs or --target, not both")
+        import tempfile  # noqa: PLC0415
+
+        from reachwatch.checkconfig import one_off_config  # noqa: PLC0415
+
+        # secrets of the THINGs live in private files only while the check runs
+        with tempfile.TemporaryDirectory(prefix="reachwatch-check-") as secrets:
+            loaded = one_off_config(
+                args.things,
+                config_path=_config_path(args),
+                kind=args.kind,
+                canary=args.canary,
+                secrets_dir=Path(secrets),
+            )
+            return await _sweep_loaded(args, loaded, err)
+    return await _sweep_loaded(args, load_full_config(_config_path(args)), err)
+
+
+async def _sweep_loaded(args: argparse.Namespace, loaded: LoadedConfig, err: TextIO) -> StateStore:
     from reachwatch import logging as rwlog  # noqa: PLC0415 - see the module docstring
-    from reachwatch.config.load import load_full_config  # noqa: PLC0415
     from reachwatch.probes.base import Services  # noqa: PLC0415
     from reachwatch.scheduler import Scheduler  # noqa: PLC0415
     from reachwatch.state import StateStore  # noqa: PLC0415
     from reachwatch.tor.service import TorService  # noqa: PLC0415
 
-    loaded = load_full_config(_config_path(args))
     rwlog.REDACTOR.update(rwlog.sensitive_values(loaded))
     store = StateStore()
     services = Services(tor=TorService.from_config(loaded.config.tor))

@@ -1,8 +1,9 @@
 """Importers: the files users already have -> reachwatch target entries (YAML), without probing anything.
 
 One module per format: ``ovpn`` (OpenVPN client configs), ``wgquick`` (wg-quick ``.conf``), ``ssuri``
-(``ss://`` links), ``proxyurl`` (``socks5://``/``http://`` links), ``vpngate`` (the VPN Gate CSV list),
-``riseup`` (RiseupVPN ``eip-service.json``). ``import_files`` detects the format of each file, gathers
+(``ss://`` links), ``proxyurl`` (``socks5://``/``http://`` links), ``bridges`` (Tor bridge lines, the bridge
+distributor's text, Tor Browser's built-in bridge JSON), ``vpngate`` (the VPN Gate CSV list), ``riseup``
+(RiseupVPN ``eip-service.json``). ``import_files`` detects the format of each file, gathers
 the entries and prints them as a ``targets:`` YAML document that ``reachwatch`` loads as is.
 
 Errors are one-line ``ConfigError``s naming the file (and line where there is one); the CLI exits 2.
@@ -22,6 +23,15 @@ import yaml
 from reachwatch.config.proxyurl import SCHEMES
 from reachwatch.config.types import split_host_port
 from reachwatch.errors import ConfigError
+from reachwatch.importers.bridges import (
+    bridge_entry,
+    import_tor_browser_json,
+    is_torrc_directive,
+    looks_like_bridge_line,
+    looks_like_distributor_text,
+    looks_like_tor_browser_json,
+    parse_line,
+)
 from reachwatch.importers.common import Output
 from reachwatch.importers.ovpn import import_ovpn
 from reachwatch.importers.proxyurl import import_proxy_url
@@ -33,7 +43,7 @@ from reachwatch.importers.wgquick import import_wgquick
 MAX_FILE_BYTES = 8 * 1024 * 1024  # the VPN Gate list is ~1-2 MB
 
 
-def _parse_canary(canary: str | None) -> tuple[str | None, int | None]:
+def parse_canary(canary: str | None) -> tuple[str | None, int | None]:
     if canary is None:
         return None, None
     try:
@@ -43,22 +53,48 @@ def _parse_canary(canary: str | None) -> tuple[str | None, int | None]:
 
 
 def _links(path: Path, text: str, out: Output) -> list[dict[str, Any]]:
-    """A file of links, one per line: ``ss://`` URIs and proxy URLs, ``#`` comments."""
+    """A file of lines: ``ss://`` URIs, proxy URLs and Tor bridge lines, ``#`` comments.
+
+    The bridge distributor's answers (e-mail, Telegram, the web page) carry sentences around their
+    bridge lines: in such a text only bridge lines count (``importers.bridges``).
+    """
+    distributor = looks_like_distributor_text(text)
     entries: list[dict[str, Any]] = []
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        scheme = line.split("://", 1)[0].lower() if "://" in line else ""
-        if scheme == "ss":
-            entries.append(import_ss_uri(path, number, line, out))
-        elif scheme in SCHEMES:
-            entries.append(import_proxy_url(path, number, line, out))
-        else:
-            raise ConfigError(
-                f"{path}:{number}", "not a recognised line (expected ss://, socks5:// or http:// link)"
-            )
+        entry = _line_entry(path, number, line, out, distributor=distributor)
+        if entry is not None:
+            entries.append(entry)
+    if not entries:
+        raise ConfigError(str(path), "no bridge lines, ss:// or proxy links in this file")
     return entries
+
+
+def _line_entry(
+    path: Path, number: int, line: str, out: Output, *, distributor: bool
+) -> dict[str, Any] | None:
+    """The entry for one line, or None for a line to skip (a torrc directive, a duplicate, prose)."""
+    if looks_like_bridge_line(line):
+        return bridge_entry(parse_line(f"{path}:{number}", line), out)
+    if distributor or is_torrc_directive(line):
+        return None
+    scheme = line.split("://", 1)[0].lower() if "://" in line else ""
+    if scheme == "ss":
+        return import_ss_uri(path, number, line, out)
+    if scheme in SCHEMES:
+        return import_proxy_url(path, number, line, out)
+    raise ConfigError(
+        f"{path}:{number}",
+        f"not a recognised line: {_shown(line)} (expected a bridge line such as 'obfs4 IP:PORT FINGERPRINT"
+        " cert=... iat-mode=0', or an ss://, socks5:// or http:// link)",
+    )
+
+
+def _shown(line: str) -> str:
+    """The start of an unrecognised line, enough to find it (a line of a secret file is not printed whole)."""
+    return repr(line[:24] + "..." if len(line) > 24 else line)
 
 
 def import_file(path: Path, out: Output) -> list[dict[str, Any]]:
@@ -78,6 +114,8 @@ def import_file(path: Path, out: Output) -> list[dict[str, Any]]:
         return import_riseup(path, text, out)
     if looks_like_vpngate(text):
         return import_vpngate(path, text, out)
+    if looks_like_tor_browser_json(text):
+        return import_tor_browser_json(path, text, out)
     if "[Interface]" in text:
         return import_wgquick(path, text, out)
     if suffix == ".ovpn" or (suffix == ".conf" and "\nremote " in "\n" + text):
@@ -91,7 +129,7 @@ def import_files(
     """YAML (``targets:`` list) for all ``paths``. ``output_dir``: write secrets there (0600) instead of
     referencing the original files. ``canary``: ``host:port`` of the echo canary for proxy and
     Shadowsocks entries (required for Shadowsocks)."""
-    host, port = _parse_canary(canary)
+    host, port = parse_canary(canary)
     out = Output(output_dir=Path(output_dir) if output_dir else None, canary_host=host, canary_port=port)
     out.check_output_dir()
     entries: list[dict[str, Any]] = []

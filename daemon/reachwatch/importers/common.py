@@ -47,6 +47,7 @@ class Output:
     canary_host: str | None = None
     canary_port: int | None = None
     used: set[str] = field(default_factory=set)
+    seen: set[str] = field(default_factory=set)  # bridge lines already imported in this run (duplicates)
     pending: dict[str, bytes] = field(default_factory=dict)  # file name -> secret, written by commit()
 
     def unique_name(self, base: str) -> str:
