@@ -83,9 +83,9 @@ def entries_for(things: Sequence[str], out: Output, *, kind: PlainKind = "tcp") 
                 where, f"unknown scheme {scheme[:12]!r}://: use ss, socks5, socks5h, http, tcp or tls"
             )
         elif _is_bridge_line(thing):
-            entry = bridge_entry(parse_line(where, thing), out)
-            if entry is not None:
-                entries.append({**entry, "name": f"check-{index}-{entry['name']}"})
+            bridge = bridge_entry(parse_line(where, thing), out)
+            if bridge is not None:
+                entries.append({**bridge, "name": f"check-{index}-{bridge['name']}"})
         elif os.sep in thing or thing.endswith((".ovpn", ".conf", ".txt", ".json")):
             raise ConfigError(where, f"no such file: {thing[:200]}")
         else:
