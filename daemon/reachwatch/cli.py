@@ -236,6 +236,14 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
     if args.file and args.config and args.file != args.config:
         raise UsageError("validate: give the config either as CONFIG or as --config, not both")
     loaded = load_full_config(Path(path) if path else None)
+    from reachwatch.formats.blockpage import pattern_problem  # noqa: PLC0415
+
+    for target in loaded.config.all_targets():
+        for i, pattern in enumerate(getattr(target, "blockpage_patterns", None) or []):
+            problem = pattern_problem(pattern)
+            if problem is not None:
+                where = f"target {target.name!r} blockpage_patterns[{i}] {pattern!r}"
+                out.write(f"{loaded.source}: warning: {where} cannot match as written: {problem}\n")
     n = len(loaded.config.all_targets())
     out.write(f"{loaded.source}: OK (targets and controls: {n})\n")
     return EXIT_OK

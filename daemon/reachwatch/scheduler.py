@@ -65,9 +65,13 @@ def _reference_can_matter(result: ProbeResult) -> bool:
     """Whether a reference observation could change this result's verdict (see ``verdict.judge``).
 
     A failure can become ``blocked`` with a reference; a success only when it measured a throughput
-    the reference's can show to be throttled.
+    the reference's can show to be throttled, or fetched a page with block-page words the reference's
+    page can show to be the censor's.
     """
-    return not result.success or number_fact(result.facts, "throughput_bps") is not None
+    if not result.success:
+        return True
+    measured = number_fact(result.facts, "throughput_bps") is not None
+    return measured or bool(result.facts.get("blockpage_markers"))
 
 
 def jittered(interval: float, jitter: float, rng: random.Random) -> float:

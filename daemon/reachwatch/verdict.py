@@ -117,6 +117,50 @@ def flow_cut(result: ProbeResult, reference: Observation | None) -> bool:
     return reference_moved_data(reference, number_fact(result.facts, "transfer_goal_bytes"))
 
 
+# how far a page may drift from the reference's and still be "the same page" (a date, a counter, an ad)
+PAGE_LENGTH_RATIO = 0.5
+PAGE_SIMHASH_BITS = 12
+
+
+def page_differs(result: ProbeResult, reference: Observation | None) -> dict[str, FactValue] | None:
+    """What differs between our page and the reference's, when ours carries block-page words.
+
+    Markers alone prove nothing (news about censorship uses the same words); a page that also differs
+    from what a reference fetched of the same URL (status, title, length beyond a factor of 2, or a
+    simhash more than ``PAGE_SIMHASH_BITS`` apart) is the censor's page. ``None``: not a block page.
+    """
+    if not result.facts.get("blockpage_markers") or reference is None or not reference.success:
+        return None
+    ours, theirs = result.facts, reference.facts
+    figures: dict[str, FactValue] = {}
+    for key, kind in (("status", int), ("title", str)):
+        mine_value, their_value = ours.get(key), theirs.get(key)
+        same_kind = isinstance(mine_value, kind) and isinstance(their_value, kind)
+        if same_kind and mine_value != their_value and mine_value is not None and their_value is not None:
+            figures |= {key: mine_value, f"reference_{key}": their_value}
+    mine, other = number_fact(ours, "body_bytes"), reference.fact_number("body_bytes")
+    if (
+        mine is not None
+        and other is not None
+        and max(mine, other) > 0
+        and min(mine, other) / max(mine, other) < PAGE_LENGTH_RATIO
+    ):
+        figures |= {"body_bytes": mine, "reference_body_bytes": other}
+    a, b = ours.get("simhash"), theirs.get("simhash")
+    if isinstance(a, str) and isinstance(b, str):
+        distance = _simhash_distance(a, b)
+        if distance is not None and distance > PAGE_SIMHASH_BITS:
+            figures["simhash_distance"] = distance
+    return figures or None
+
+
+def _simhash_distance(a: str, b: str) -> int | None:
+    try:
+        return bin(int(a, 16) ^ int(b, 16)).count("1") if len(a) == len(b) == 16 else None
+    except ValueError:
+        return None
+
+
 def throttled(
     result: ProbeResult, reference: Observation | None, ratio: float
 ) -> dict[str, FactValue] | None:
@@ -185,6 +229,8 @@ def judge(
     """
     online = vantage is VantageState.ONLINE
     if result.success and result.evidence is None:
+        if online and (figures := page_differs(result, reference)) is not None:
+            return Outcome(Verdict.BLOCKED, Technique.HTTP_BLOCKPAGE, reference, figures)
         figures = throttled(result, reference, throttle_ratio) if online else None
         if figures is None:
             return Outcome(Verdict.REACHABLE)
@@ -197,6 +243,8 @@ def judge(
     if result.evidence is not None and result.failure is not Failure.INTERNAL_ERROR:
         # the probe itself saw the censor's hand (a forged certificate cannot come from a dead server)
         return Outcome(Verdict.BLOCKED, result.evidence)
+    if online and (figures := page_differs(result, reference)) is not None:
+        return Outcome(Verdict.BLOCKED, Technique.HTTP_BLOCKPAGE, reference, figures)
     if online and flow_cut(result, reference):
         return Outcome(Verdict.BLOCKED, Technique.FLOW_CUT, reference, _cut_figures(result, reference))
     if online and reference is not None and reference.success:

@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001 - Russian block pages: Cyrillic letters are meant
 """A censored country in three network namespaces, with two real reachwatch daemons.
 
 Built on ``tests.netlab.Lab`` (client ns "in the country" <-> router ns "the censor" <-> server ns
@@ -50,6 +51,21 @@ DOH_IP = "198.18.1.13"  # truthful resolver abroad: dnsmasq on :53, DoH on :443
 SNI_REF_IP = "198.18.1.14"  # TLS server behind the SNI filter (no neutral_sni: the reference decides)
 TRUE_IP = "198.18.1.20"  # what the poisoned name really resolves to
 POISON_IP = "10.10.34.35"  # what the ISP resolver says instead (a bogon)
+# web pages abroad the censor replaces with its block pages (nftables redirect to the router's responders)
+PAGE_FP_IP, PAGE_PATTERN_IP, PAGE_REF_IP = "198.18.1.21", "198.18.1.22", "198.18.1.23"
+BLOCKPAGE_UTF8_PORT, BLOCKPAGE_CP1251_PORT = 8082, 8083
+# the Roskomnadzor-style page (built-in fingerprint ru-149fz), UTF-8
+RKN_PAGE = (
+    '<html><head><meta charset="utf-8"><title>Доступ ограничен</title></head><body>'
+    "<p>Доступ к информационному ресурсу ограничен на основании Федерального закона от 27.07.2006 "
+    "№ 149-ФЗ «Об информации, информационных технологиях и о защите информации».</p></body></html>"
+)
+# an ISP's own page no built-in fingerprint knows, Windows-1251 (declared in the header only)
+ISP_PAGE = (
+    "<html><head><title>Сайт недоступен</title></head><body><h1>Сайт заблокирован</h1>"
+    "<p>Уважаемый абонент! Запрошенный сайт заблокирован вашим провайдером. Справки: 8-800-000-00-00."
+    "</p></body></html>"
+)
 
 BANK, FORBIDDEN, NEUTRAL, POISONED, DOH_NAME = (
     "bank.test",
@@ -77,6 +93,9 @@ TARGET_NAMES = (
     "throughput",
     "dropped",
     "dead",
+    "page-fingerprint",
+    "page-pattern",
+    "page-vs-reference",
 )
 
 
@@ -140,6 +159,14 @@ def lab_config(
                 "interval": "2s",
             },
             {"name": "dropped", "kind": "tcp", "host": DROP_IP, "port": HTTP_PORT},
+            {"name": "page-fingerprint", "kind": "http", "url": f"http://{PAGE_FP_IP}:{HTTP_PORT}/"},
+            {
+                "name": "page-pattern",
+                "kind": "http",
+                "url": f"http://{PAGE_PATTERN_IP}:{HTTP_PORT}/",
+                "blockpage_patterns": ["ЗАБЛОКИРОВАН"],  # the page says it in lower case, in cp1251
+            },
+            {"name": "page-vs-reference", "kind": "http", "url": f"http://{PAGE_REF_IP}:{HTTP_PORT}/"},
             {"name": "dead", "kind": "tcp", "host": DEAD_IP, "port": HTTP_PORT},
         ],
     }
@@ -173,7 +200,8 @@ class CensorLab:
     def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.ca.cert_pem.write_to_path(str(self.ca_file))
-        for ip in (DROP_IP, DEAD_IP, REF_IP, MITM_IP, SNI_IP, BULK_IP, DOH_IP, SNI_REF_IP):
+        pages = (PAGE_FP_IP, PAGE_PATTERN_IP, PAGE_REF_IP)
+        for ip in (DROP_IP, DEAD_IP, REF_IP, MITM_IP, SNI_IP, BULK_IP, DOH_IP, SNI_REF_IP, *pages):
             self.lab.server_ip(int(ip.rsplit(".", 1)[1]))
         # system resolvers: must exist before the daemons start (ip netns exec bind-mounts them)
         self._resolv_conf(self.lab.client.name, ROUTER_INNER_IP)
@@ -250,7 +278,7 @@ class CensorLab:
         kz = rogue_ca(*KZ_ROOT)
         abroad = [
             {"type": "http", "host": ip, "port": HTTP_PORT, "blob": BLOB}
-            for ip in (INTL_IP, DROP_IP, BULK_IP)
+            for ip in (INTL_IP, DROP_IP, BULK_IP, PAGE_FP_IP, PAGE_PATTERN_IP, PAGE_REF_IP)
         ]
         abroad += [
             {"type": "http", "host": MITM_IP, "port": 443, "cert": pem(self.ca, "bank", BANK)},
@@ -271,6 +299,16 @@ class CensorLab:
             # the interception box: the bank's name, signed by the rogue national root
             {"type": "tls", "host": ROUTER_INNER_IP, "port": MITM_PORT, "cert": pem(kz, "mitm", BANK)},
             {"type": "sni_relay", "host": ROUTER_INNER_IP, "port": RELAY_PORT, "forbidden": FORBIDDEN},
+            *(
+                {
+                    "type": "page",
+                    "host": ROUTER_INNER_IP,
+                    "port": port,
+                    "file": str(path),
+                    "content_type": ctype,
+                }
+                for port, path, ctype in self._block_pages()
+            ),
         ]
         for ns, name, spec in ((self.lab.server, "abroad", abroad), (self.lab.router, "router", domestic)):
             spec_file, ready = self.dir / f"{name}.json", self.dir / f"{name}.ready"
@@ -281,6 +319,15 @@ class CensorLab:
                 )
             self._wait(lambda r=ready, p=proc: r.exists() or p.poll() is not None, 20, f"{name} servers")
             assert proc.poll() is None, (self.dir / f"{name}-servers.log").read_text()[-2000:]
+
+    def _block_pages(self) -> list[tuple[int, Path, str]]:
+        utf8, cp1251 = self.dir / "blockpage-rkn.html", self.dir / "blockpage-isp.html"
+        utf8.write_bytes(RKN_PAGE.encode("utf-8"))
+        cp1251.write_bytes(ISP_PAGE.encode("cp1251"))
+        return [
+            (BLOCKPAGE_UTF8_PORT, utf8, "text/html"),  # charset from <meta>
+            (BLOCKPAGE_CP1251_PORT, cp1251, "text/html; charset=windows-1251"),
+        ]
 
     def _daemon(self, ns: Any, name: str, listen: str, *, reference: bool) -> None:
         config = self.dir / f"{name}.yaml"
@@ -342,7 +389,9 @@ class CensorLab:
             input_rules = ""
             if phase == "offline":
                 forward += f"\nip daddr {INTL_IP} drop"
-                input_rules = f"tcp dport {DOMESTIC_PORT} drop"
+                # everything in the country goes quiet, the censor's own block page responders too
+                ports = f"{DOMESTIC_PORT}, {BLOCKPAGE_UTF8_PORT}, {BLOCKPAGE_CP1251_PORT}"
+                input_rules = f"tcp dport {{ {ports} }} drop"
             self.lab.censor(forward)
             self._redirects(input_rules)
             self._throttle_from(BULK_IP)
@@ -358,6 +407,9 @@ class CensorLab:
             "    type nat hook prerouting priority dstnat; policy accept;\n"
             f"    ip daddr {MITM_IP} tcp dport 443 redirect to :{MITM_PORT}\n"
             f"    ip daddr {{ {SNI_IP}, {SNI_REF_IP} }} tcp dport 443 redirect to :{RELAY_PORT}\n"
+            f"    ip daddr {PAGE_FP_IP} tcp dport {HTTP_PORT} redirect to :{BLOCKPAGE_UTF8_PORT}\n"
+            f"    ip daddr {{ {PAGE_PATTERN_IP}, {PAGE_REF_IP} }} tcp dport {HTTP_PORT}"
+            f" redirect to :{BLOCKPAGE_CP1251_PORT}\n"
             "  }\n"
             "  chain input {\n"
             "    type filter hook input priority 0; policy accept;\n"

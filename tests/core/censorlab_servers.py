@@ -7,6 +7,8 @@ creates ``READY_FILE`` so the test knows all sockets are bound. Services (all re
   bytes (the throughput probe's download);
 - ``tls``: a TLS server presenting ``cert`` (a PEM with key and chain): the real server abroad, or the
   censor's interception box presenting a certificate from a rogue national root;
+- ``page``: the censor's block page responder: every ``GET`` answers the bytes of ``file`` with
+  ``content_type`` (a Russian page in UTF-8 or Windows-1251);
 - ``doh``: RFC 8484 ``POST /dns-query`` over HTTPS, relayed over UDP to a real resolver (``upstream``);
 - ``sni_relay``: a transparent TCP relay for connections the router redirected to it (nftables
   ``redirect``): it reads the first data (the ClientHello) and, when it contains ``forbidden``, forwards
@@ -128,6 +130,15 @@ def _http_app(blob: int) -> web.Application:
     return app
 
 
+def _page_app(body: bytes, content_type: str) -> web.Application:
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", page)
+    return app
+
+
 def _doh_app(upstream: str) -> web.Application:
     host, _, port = upstream.rpartition(":")
 
@@ -155,6 +166,9 @@ async def main(spec_path: Path, ready: Path) -> None:
             servers.append(await _sni_relay(spec))
         elif kind == "http":
             runners.append(await _http_site(spec, _http_app(int(spec.get("blob", 0)))))
+        elif kind == "page":
+            app = _page_app(Path(spec["file"]).read_bytes(), spec["content_type"])
+            runners.append(await _http_site(spec, app))
         elif kind == "doh":
             runners.append(await _http_site(spec, _doh_app(spec["upstream"])))
         else:

@@ -1,3 +1,4 @@
+
 """End to end: a real censor on a router namespace, the real daemon inside the country, a real reference
 vantage abroad, and the verdict + technique the in-country daemon publishes for each technique.
 
@@ -143,3 +144,23 @@ def test_with_every_control_cut_the_same_censor_is_unknown_never_blocked(censorl
         if line.startswith("reachwatch_target_blocked{") and not line.endswith(" 0.0")
     ]
     assert blocked == []
+
+
+def test_russian_block_pages_from_the_censors_responder_are_http_blockpage(censorlab: CensorLab) -> None:
+    """The censor answers three sites with its own pages: the Roskomnadzor-style page in UTF-8 (charset in
+    ``<meta>``; the built-in fingerprint, no operator pattern), and an ISP page in Windows-1251 (charset
+    in the header) that no fingerprint knows: recognised by an upper-case operator pattern, and without
+    one by its block-page words plus a page unlike the one the reference fetched."""
+    censorlab.set_phase("censored")
+    blockpage = ("blocked", "http_blockpage")
+    status = censorlab.wait_for(
+        {**CONTROLS, "page-fingerprint": blockpage, "page-pattern": blockpage, "page-vs-reference": blockpage}
+    )
+    fp = target(status, "page-fingerprint")["last"]["facts"]
+    assert (fp["blockpage"], fp["charset"], fp["title"]) == ("ru-149fz", "utf-8", "Доступ ограничен")
+    pattern = target(status, "page-pattern")["last"]["facts"]
+    assert (pattern["blockpage"], pattern["charset"]) == ("operator_pattern", "cp1251")
+    compared = target(status, "page-vs-reference")
+    assert compared["last"]["success"] is True  # a 200 page: only the comparison makes it blocked
+    assert compared["last"]["facts"]["blockpage_markers"] is True
+    assert compared["last"]["facts"]["title"] == "Сайт недоступен"

@@ -6,18 +6,23 @@ off the socket), ``time_to_first_byte_s``. One attempt, no redirects followed: a
 its block page is a result.
 
 Success: a well-formed response whose status is in ``expected_status`` (default: any 2xx/3xx) and whose
-body/``Location`` matches none of ``blockpage_patterns``. A match is ``http_blockpage`` with local evidence
-``http_blockpage``; garbage instead of HTTP is ``http_invalid_response``. TLS failures of ``https`` carry
-the same issuer facts and interception evidence as the ``tls`` probe.
+body/``Location`` is no block page. The body is decoded as a browser would (``formats.blockpage``: header
+charset, ``<meta>``, UTF-8, detection; fact ``charset``); ``blockpage_patterns`` match it
+case-insensitively, and so does the built-in fingerprint set (Russian and Kazakh ISPs, filtering
+vendors; facts ``blockpage``, ``blockpage_set``), including a redirect to a censor's host. Either is
+``http_blockpage`` with local evidence ``http_blockpage``. A page that only carries block-page words
+records ``blockpage_markers``: with ``title`` and ``simhash`` the verdict engine compares it with what a
+reference vantage fetched. Garbage instead of HTTP is ``http_invalid_response``. TLS failures of
+``https`` carry the same issuer facts and interception evidence as the ``tls`` probe.
 """
 
 from __future__ import annotations
 
-import re
 import time
 
 from reachwatch.config.targets.http import HttpsTarget, HttpTarget
 from reachwatch.failures import Failure, Stage, Technique
+from reachwatch.formats import blockpage
 from reachwatch.model import ProbeResult
 from reachwatch.net.http import HttpExchange
 from reachwatch.net.tls import discard
@@ -30,10 +35,27 @@ def status_ok(status: int, expected: list[int]) -> bool:
     return status in expected if expected else 200 <= status < 400
 
 
-def find_blockpage(patterns: list[str], body: bytes, location: str | None) -> bool:
-    """Whether any pattern matches the body or the redirect target (block pages are often a redirect)."""
-    text = body.decode("latin-1")
-    return any(re.search(p, text) or (location and re.search(p, location)) for p in patterns)
+def judge_page(
+    ctx: ProbeContext, patterns: list[str], body: bytes, content_type: str | None, location: str | None
+) -> bool:
+    """Record the page's comparable facts; True when it is a block page (operator pattern or built-in)."""
+    text, charset = blockpage.decode_body(body, content_type)
+    ctx.fact("charset", charset)
+    page_title = blockpage.title(text)
+    if page_title:
+        ctx.public_fact("title", page_title)  # a private site's title identifies it
+    ctx.public_fact("simhash", blockpage.simhash(text))
+    if patterns and blockpage.matches(blockpage.compile_patterns(patterns), text, location):
+        ctx.fact("blockpage", "operator_pattern")
+        return True
+    found = blockpage.find_fingerprint(text, location)
+    if found is not None:
+        ctx.fact("blockpage", found.name)
+        ctx.fact("blockpage_set", blockpage.FINGERPRINT_SET)
+        return True
+    if blockpage.has_markers(text, location):
+        ctx.fact("blockpage_markers", True)
+    return False
 
 
 async def probe(target: HttpTarget | HttpsTarget, ctx: ProbeContext) -> ProbeResult:
@@ -66,7 +88,8 @@ async def probe(target: HttpTarget | HttpsTarget, ctx: ProbeContext) -> ProbeRes
     ctx.fact("status", response.status)
     ctx.fact("body_bytes", len(response.body))
     ctx.fact("truncated", response.truncated)
-    if find_blockpage(target.blockpage_patterns, response.body, response.header("location")):
+    page = (response.body, response.header("content-type"), response.header("location"))
+    if judge_page(ctx, target.blockpage_patterns, *page):
         return ctx.fail(Failure.HTTP_BLOCKPAGE, Stage.HTTP, evidence=Technique.HTTP_BLOCKPAGE)
     if not status_ok(response.status, target.expected_status):
         return ctx.fail(Failure.HTTP_UNEXPECTED_STATUS_CODE, Stage.HTTP)

@@ -22,8 +22,10 @@ class _HttpFields(TargetBase):
     - ``address``: connect to this IP instead of resolving the URL's host (the Host header and SNI still
       carry the URL's host).
     - ``expected_status``: accepted status codes; empty means any 2xx or 3xx.
-    - ``blockpage_patterns``: regular expressions searched in the body (decoded as latin-1, so any byte
-      matches) and in the ``Location`` header.
+    - ``blockpage_patterns``: regular expressions searched, case-insensitively, in the body decoded with
+      its charset (header, ``<meta>``, UTF-8 or detected: ``заблокирован`` matches UTF-8 and cp1251
+      pages alike) and in the ``Location`` header; the built-in block page set applies without them.
+      ``reachwatch validate`` warns about a pattern that cannot match as written.
     - ``max_bytes``: read at most this much of the body, then stop (fact ``truncated``).
     - ``headers``: extra request headers.
     """
