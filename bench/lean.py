@@ -12,6 +12,8 @@ Prints, for the tree under test:
   /metrics scrape. The default config probes public endpoints; this machine has no Internet, so every
   attempt fails fast (no route / DNS): realistic for memory, as a censored vantage sees the same;
 - one /metrics render for ``--targets`` targets (bench/outputs.py);
+- what the scheduler's state keeps per target after 20 results each (the daemon's steady state; a
+  sweep sees one result per target);
 - with ``--sweep N``: bench/sweep.py at N TLS endpoints beside blackbox_exporter (root, both cores),
   whose RSS and CPU-per-probe ratios are the last two goals.
 
@@ -49,6 +51,39 @@ def report():
 threading.Thread(target=report, daemon=True).start()
 from reachwatch.cli import main
 sys.exit(main())
+"""
+
+STATE = r"""
+import asyncio, sys, time, tracemalloc
+from pathlib import Path
+from reachwatch.config.load import parse_config
+from reachwatch.failures import Failure, Stage
+from reachwatch.model import ProbeResult
+from reachwatch.scheduler import Scheduler
+from reachwatch.state import StateStore
+
+n, rounds = int(sys.argv[1]), int(sys.argv[2])
+text = "targets:\n" + "".join(
+    f"  - {{name: t{i}, kind: tls, host: 127.0.{i // 250 % 250}.{i % 250 + 1}, port: 443}}\n"
+    for i in range(n)
+)
+loaded = parse_config(text, "bench.yaml", Path.cwd())
+
+async def main() -> None:
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    sched = Scheduler(loaded, StateStore())
+    for k in range(rounds):
+        for i, t in enumerate(loaded.config.targets):
+            ok = (i + k) % 3 != 0
+            await sched.record(t, None, ProbeResult(
+                target=t.name, kind="tls", started_at=time.time(), duration_s=0.01, success=ok,
+                failure=None if ok else Failure.GENERIC_TIMEOUT_ERROR, stage=None if ok else Stage.CONNECT,
+                stage_durations={"resolve": 0.0, "connect": 0.01, "tls_handshake": 0.002},
+                facts={"ip": "127.0.0.1", "tls_version": "TLSv1.3"} if ok else {"ip": "127.0.0.1"}))
+    print((tracemalloc.get_traced_memory()[0] - before) / n)
+
+asyncio.run(main())
 """
 
 GOALS = {
@@ -145,6 +180,18 @@ def render_time(env: dict[str, str], tree: Path, targets: int) -> float:
     return int(match.group(1)) / 1000
 
 
+def state_per_target(env: dict[str, str], targets: int, rounds: int) -> float:
+    """Bytes the scheduler's state keeps per target after ``rounds`` results each (tracemalloc)."""
+    out = subprocess.run(
+        [sys.executable, "-c", STATE, str(targets), str(rounds)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return float(out.split()[-1])
+
+
 def sweep(env: dict[str, str], endpoints: int) -> dict[str, float]:
     # this tree's sweep script (it reports the ratios) against the tree under test's daemon code
     out = subprocess.run(
@@ -180,6 +227,7 @@ def main() -> int:
     res["help_modules"], res["help_our_modules"] = cli_modules(env)
     res.update(daemon_rss(env, args.settle))
     res["render_s"] = render_time(env, tree, args.targets)
+    res["state_bytes_per_target"] = state_per_target(env, args.targets, rounds=20)
     if args.sweep:
         res.update(sweep(env, args.sweep))
     print(f"{'measure':<34}{'value':>12}  goal")

@@ -36,7 +36,21 @@ class Outcome:
     verdict: Verdict
     technique: Technique | None = None
     reference: Observation | None = field(default=None, compare=False)
+    # read-only once built: outcomes with no reference and no figures are shared (``plain_outcome``)
     evidence: dict[str, FactValue] = field(default_factory=dict, compare=False)
+
+
+# one shared instance per (verdict, technique) for outcomes that carry nothing else: a target keeps its
+# last RECENT outcomes, and a fresh one per attempt (with its own empty dict) cost ~2.7 kB a target
+_PLAIN_OUTCOMES: dict[tuple[Verdict, Technique | None], Outcome] = {}
+
+
+def plain_outcome(verdict: Verdict, technique: Technique | None = None) -> Outcome:
+    """The shared ``Outcome(verdict, technique)`` with no reference and no evidence figures."""
+    outcome = _PLAIN_OUTCOMES.get((verdict, technique))
+    if outcome is None:
+        outcome = _PLAIN_OUTCOMES[(verdict, technique)] = Outcome(verdict, technique)
+    return outcome
 
 
 @dataclass
@@ -105,7 +119,7 @@ class TargetState:
         The scheduler then retries after ``confirmation.residual_window`` instead of a full interval.
         """
         last = self.last_outcome
-        return last is not None and last != Outcome(self.verdict, self.technique)
+        return last is not None and (last.verdict, last.technique) != (self.verdict, self.technique)
 
     def record(self, result: ProbeResult) -> None:
         """Count one attempt and keep it as the latest (counters feed the ``*_total`` metrics)."""

@@ -27,7 +27,7 @@ from typing import NamedTuple
 from reachwatch.config.schema import ConfirmationConfig
 from reachwatch.failures import Failure, Stage, Technique, VantageState, Verdict
 from reachwatch.model import LOCAL_CAUSE_FACT, FactValue, Observation, ProbeResult, number_fact
-from reachwatch.state import Outcome, TargetState
+from reachwatch.state import Outcome, TargetState, plain_outcome
 
 # Failures that, at a given stage, a censor produces and a reference success makes attributable.
 # Anything not listed (e.g. a DNS failure, an HTTP status) needs local evidence from the probe.
@@ -233,16 +233,16 @@ def judge(
             return Outcome(Verdict.BLOCKED, Technique.HTTP_BLOCKPAGE, reference, figures)
         figures = throttled(result, reference, throttle_ratio) if online else None
         if figures is None:
-            return Outcome(Verdict.REACHABLE)
+            return plain_outcome(Verdict.REACHABLE)
         return Outcome(Verdict.BLOCKED, Technique.THROTTLED, reference, figures)
     # from here: a failure, or a success the probe itself saw tampered with (e.g. reachable but throttled)
     if vantage is VantageState.OFFLINE:
-        return Outcome(Verdict.UNKNOWN)
+        return plain_outcome(Verdict.UNKNOWN)
     if vantage is VantageState.INTERNATIONAL_SHUTDOWN and role != "domestic":
-        return Outcome(Verdict.UNKNOWN)
+        return plain_outcome(Verdict.UNKNOWN)
     if result.evidence is not None and result.failure is not Failure.INTERNAL_ERROR:
         # the probe itself saw the censor's hand (a forged certificate cannot come from a dead server)
-        return Outcome(Verdict.BLOCKED, result.evidence)
+        return plain_outcome(Verdict.BLOCKED, result.evidence)
     if online and (figures := page_differs(result, reference)) is not None:
         return Outcome(Verdict.BLOCKED, Technique.HTTP_BLOCKPAGE, reference, figures)
     if online and flow_cut(result, reference):
@@ -252,7 +252,7 @@ def judge(
         if technique is not None:
             return Outcome(Verdict.BLOCKED, technique, reference)
     # a dead server, an outage we cannot see without controls, or a failure nothing attributes
-    return Outcome(Verdict.UNREACHABLE)
+    return plain_outcome(Verdict.UNREACHABLE)
 
 
 def _cut_figures(result: ProbeResult, reference: Observation | None) -> dict[str, FactValue]:
@@ -335,7 +335,7 @@ def update_verdict(
     )
     decision = confirm(
         state.outcomes,
-        Outcome(state.verdict, state.technique),
+        plain_outcome(state.verdict, state.technique),
         attempts=confirmation.attempts,
         required=confirmation.required,
     )
