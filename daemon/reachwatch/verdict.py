@@ -161,6 +161,31 @@ def _simhash_distance(a: str, b: str) -> int | None:
         return None
 
 
+def intercepted(result: ProbeResult, reference: Observation | None) -> dict[str, FactValue] | None:
+    """Interception by any root: our chain was refused, the reference validated another for the name.
+
+    Our handshake failed with ``ssl_unknown_authority`` (a root we do not trust), the reference's
+    attempt at the same target succeeded (so its chain validated), and the leaf we were shown
+    (``tls_leaf_sha256``) is not the one it was shown. The same leaf on both sides would mean our trust
+    store lacks a root, not a substitute certificate; without the reference's leaf (a reference older
+    than this rule) nothing is attributed. The presented issuer stays in the facts (and the metrics).
+    """
+    if result.success or result.stage is not Stage.TLS_HANDSHAKE:
+        return None
+    if result.failure is not Failure.SSL_UNKNOWN_AUTHORITY or result.facts.get(LOCAL_CAUSE_FACT):
+        return None
+    if reference is None or not reference.success:
+        return None
+    ours, theirs = result.facts.get("tls_leaf_sha256"), reference.facts.get("tls_leaf_sha256")
+    if not isinstance(ours, str) or not isinstance(theirs, str) or not ours or not theirs or ours == theirs:
+        return None
+    figures: dict[str, FactValue] = {"tls_leaf_sha256": ours, "reference_tls_leaf_sha256": theirs}
+    issuer = result.facts.get("tls_issuer")
+    if isinstance(issuer, str):
+        figures["tls_issuer"] = issuer
+    return figures
+
+
 def throttled(
     result: ProbeResult, reference: Observation | None, ratio: float
 ) -> dict[str, FactValue] | None:
@@ -245,6 +270,8 @@ def judge(
         return plain_outcome(Verdict.BLOCKED, result.evidence)
     if online and (figures := page_differs(result, reference)) is not None:
         return Outcome(Verdict.BLOCKED, Technique.HTTP_BLOCKPAGE, reference, figures)
+    if online and (figures := intercepted(result, reference)) is not None:
+        return Outcome(Verdict.BLOCKED, Technique.TLS_INTERCEPTION, reference, figures)
     if online and flow_cut(result, reference):
         return Outcome(Verdict.BLOCKED, Technique.FLOW_CUT, reference, _cut_figures(result, reference))
     if online and reference is not None and reference.success:

@@ -53,6 +53,9 @@ TRUE_IP = "198.18.1.20"  # what the poisoned name really resolves to
 POISON_IP = "10.10.34.35"  # what the ISP resolver says instead (a bogon)
 # web pages abroad the censor replaces with its block pages (nftables redirect to the router's responders)
 PAGE_FP_IP, PAGE_PATTERN_IP, PAGE_REF_IP = "198.18.1.21", "198.18.1.22", "198.18.1.23"
+ANY_MITM_IP = "198.18.1.24"  # TLS server whose port 443 a box signing with an ordinary-named root intercepts
+ANY_MITM_PORT = 8445
+ANY_ROOT = ("XX", "Example ISP", "Corporate Security Gateway CA")  # on no list of national roots
 BLOCKPAGE_UTF8_PORT, BLOCKPAGE_CP1251_PORT = 8082, 8083
 # the Roskomnadzor-style page (built-in fingerprint ru-149fz), UTF-8
 RKN_PAGE = (
@@ -96,6 +99,7 @@ TARGET_NAMES = (
     "page-fingerprint",
     "page-pattern",
     "page-vs-reference",
+    "tls-intercepted-any",
 )
 
 
@@ -131,6 +135,7 @@ def lab_config(
                 ],
             },
             {**tls, "name": "tls-intercepted", "host": MITM_IP, "server_name": BANK},
+            {**tls, "name": "tls-intercepted-any", "host": ANY_MITM_IP, "server_name": BANK},
             {
                 "name": "https-intercepted",
                 "kind": "https",
@@ -200,7 +205,7 @@ class CensorLab:
     def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.ca.cert_pem.write_to_path(str(self.ca_file))
-        pages = (PAGE_FP_IP, PAGE_PATTERN_IP, PAGE_REF_IP)
+        pages = (PAGE_FP_IP, PAGE_PATTERN_IP, PAGE_REF_IP, ANY_MITM_IP)
         for ip in (DROP_IP, DEAD_IP, REF_IP, MITM_IP, SNI_IP, BULK_IP, DOH_IP, SNI_REF_IP, *pages):
             self.lab.server_ip(int(ip.rsplit(".", 1)[1]))
         # system resolvers: must exist before the daemons start (ip netns exec bind-mounts them)
@@ -275,13 +280,14 @@ class CensorLab:
             ca.issue_cert(*hosts).private_key_and_cert_chain_pem.write_to_path(str(path))
             return str(path)
 
-        kz = rogue_ca(*KZ_ROOT)
+        kz, any_root = rogue_ca(*KZ_ROOT), rogue_ca(*ANY_ROOT)
         abroad = [
             {"type": "http", "host": ip, "port": HTTP_PORT, "blob": BLOB}
             for ip in (INTL_IP, DROP_IP, BULK_IP, PAGE_FP_IP, PAGE_PATTERN_IP, PAGE_REF_IP)
         ]
         abroad += [
             {"type": "http", "host": MITM_IP, "port": 443, "cert": pem(self.ca, "bank", BANK)},
+            {"type": "tls", "host": ANY_MITM_IP, "port": 443, "cert": pem(self.ca, "bank-any", BANK)},
             *(
                 {"type": "tls", "host": ip, "port": 443, "cert": pem(self.ca, "forbidden", FORBIDDEN)}
                 for ip in (SNI_IP, SNI_REF_IP)
@@ -298,6 +304,13 @@ class CensorLab:
             {"type": "http", "host": ROUTER_INNER_IP, "port": DOMESTIC_PORT, "blob": BLOB},
             # the interception box: the bank's name, signed by the rogue national root
             {"type": "tls", "host": ROUTER_INNER_IP, "port": MITM_PORT, "cert": pem(kz, "mitm", BANK)},
+            # another box, signing with a root of an ordinary name (a corporate or ISP gateway)
+            {
+                "type": "tls",
+                "host": ROUTER_INNER_IP,
+                "port": ANY_MITM_PORT,
+                "cert": pem(any_root, "mitm-any", BANK),
+            },
             {"type": "sni_relay", "host": ROUTER_INNER_IP, "port": RELAY_PORT, "forbidden": FORBIDDEN},
             *(
                 {
@@ -407,6 +420,7 @@ class CensorLab:
             "    type nat hook prerouting priority dstnat; policy accept;\n"
             f"    ip daddr {MITM_IP} tcp dport 443 redirect to :{MITM_PORT}\n"
             f"    ip daddr {{ {SNI_IP}, {SNI_REF_IP} }} tcp dport 443 redirect to :{RELAY_PORT}\n"
+            f"    ip daddr {ANY_MITM_IP} tcp dport 443 redirect to :{ANY_MITM_PORT}\n"
             f"    ip daddr {PAGE_FP_IP} tcp dport {HTTP_PORT} redirect to :{BLOCKPAGE_UTF8_PORT}\n"
             f"    ip daddr {{ {PAGE_PATTERN_IP}, {PAGE_REF_IP} }} tcp dport {HTTP_PORT}"
             f" redirect to :{BLOCKPAGE_CP1251_PORT}\n"

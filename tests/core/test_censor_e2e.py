@@ -1,4 +1,3 @@
-
 """End to end: a real censor on a router namespace, the real daemon inside the country, a real reference
 vantage abroad, and the verdict + technique the in-country daemon publishes for each technique.
 
@@ -19,7 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.core.censorlab import KZ_ROOT, POISON_IP, TARGET_NAMES, TRUE_IP, CensorLab, target
+from tests.core.censorlab import ANY_ROOT, KZ_ROOT, POISON_IP, TARGET_NAMES, TRUE_IP, CensorLab, target
 from tests.netlab import Lab
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -164,3 +163,22 @@ def test_russian_block_pages_from_the_censors_responder_are_http_blockpage(censo
     assert compared["last"]["success"] is True  # a 200 page: only the comparison makes it blocked
     assert compared["last"]["facts"]["blockpage_markers"] is True
     assert compared["last"]["facts"]["title"] == "Сайт недоступен"
+
+
+def test_interception_by_a_root_with_an_ordinary_name_is_tls_interception_by_the_reference(
+    censorlab: CensorLab,
+) -> None:
+    """No list names this root: the reference validated another leaf for the same name, so the refused
+    chain is a substitute; the presented issuer is named in the API and in /metrics (the alert's join)."""
+    censorlab.set_phase("censored")
+    status = censorlab.wait_for({**CONTROLS, "tls-intercepted-any": ("blocked", "tls_interception")})
+    last = target(status, "tls-intercepted-any")["last"]
+    country, org, cn = ANY_ROOT
+    assert (last["failure"], last["evidence"]) == ("ssl_unknown_authority", None)  # not local evidence
+    assert last["facts"]["tls_issuer"] == f"CN={cn},O={org},C={country}"
+    issuers = [
+        line
+        for line in censorlab.metrics().splitlines()
+        if line.startswith("reachwatch_tls_presented_issuer_info{") and 'target="tls-intercepted-any"' in line
+    ]
+    assert len(issuers) == 1 and f'issuer="CN={cn},O={org},C={country}"' in issuers[0], issuers

@@ -567,3 +567,83 @@ def test_update_verdict_keeps_the_observation_it_consulted() -> None:
     state.record(fine)
     update_verdict(state, fine, vantage=VS.ONLINE, reference=None, confirmation=conf, now=2.0)
     assert state.reference_observation is None and state.reference_success is None
+
+
+# -- interception by any root: our chain refused, the reference validated another -----------------------
+
+SUBSTITUTE = {"tls_leaf_sha256": "aa" * 32, "tls_issuer": "CN=Corporate Security Gateway CA,O=Example ISP"}
+REAL_LEAF = {"tls_leaf_sha256": "bb" * 32}
+INTERCEPTED = Outcome(V.BLOCKED, T.TLS_INTERCEPTION)
+
+
+@pytest.mark.parametrize(
+    ("result", "vantage", "reference", "expected"),
+    [
+        (
+            fail(F.SSL_UNKNOWN_AUTHORITY, S.TLS_HANDSHAKE, facts=SUBSTITUTE),
+            VS.ONLINE,
+            seen(True, REAL_LEAF),
+            INTERCEPTED,
+        ),
+        # the same leaf on both sides: our trust store lacks the root, nobody substituted anything
+        (
+            fail(F.SSL_UNKNOWN_AUTHORITY, S.TLS_HANDSHAKE, facts=SUBSTITUTE),
+            VS.ONLINE,
+            seen(True, {"tls_leaf_sha256": "aa" * 32}),
+            Outcome(V.UNREACHABLE),
+        ),
+        # no reference, a reference that failed too, or one that does not say which leaf it saw
+        (
+            fail(F.SSL_UNKNOWN_AUTHORITY, S.TLS_HANDSHAKE, facts=SUBSTITUTE),
+            VS.ONLINE,
+            None,
+            Outcome(V.UNREACHABLE),
+        ),
+        (
+            fail(F.SSL_UNKNOWN_AUTHORITY, S.TLS_HANDSHAKE, facts=SUBSTITUTE),
+            VS.ONLINE,
+            seen(False, REAL_LEAF),
+            Outcome(V.UNREACHABLE),
+        ),
+        (
+            fail(F.SSL_UNKNOWN_AUTHORITY, S.TLS_HANDSHAKE, facts=SUBSTITUTE),
+            VS.ONLINE,
+            seen(True),
+            Outcome(V.UNREACHABLE),
+        ),
+        # our leaf unknown (the diagnostic handshake failed), or another certificate failure (an expired
+        # certificate may be our clock)
+        (
+            fail(F.SSL_UNKNOWN_AUTHORITY, S.TLS_HANDSHAKE),
+            VS.ONLINE,
+            seen(True, REAL_LEAF),
+            Outcome(V.UNREACHABLE),
+        ),
+        (
+            fail(F.SSL_INVALID_CERTIFICATE, S.TLS_HANDSHAKE, facts=SUBSTITUTE),
+            VS.ONLINE,
+            seen(True, REAL_LEAF),
+            Outcome(V.UNREACHABLE),
+        ),
+        # the vantage must be online
+        (
+            fail(F.SSL_UNKNOWN_AUTHORITY, S.TLS_HANDSHAKE, facts=SUBSTITUTE),
+            VS.UNKNOWN,
+            seen(True, REAL_LEAF),
+            Outcome(V.UNREACHABLE),
+        ),
+        (
+            fail(F.SSL_UNKNOWN_AUTHORITY, S.TLS_HANDSHAKE, facts=SUBSTITUTE),
+            VS.OFFLINE,
+            seen(True, REAL_LEAF),
+            Outcome(V.UNKNOWN),
+        ),
+    ],
+)
+def test_interception_by_any_root_table(
+    result: ProbeResult, vantage: VantageState, reference: Observation | None, expected: Outcome
+) -> None:
+    outcome = judge(result, role=None, vantage=vantage, reference=reference)
+    assert outcome == expected
+    if expected == INTERCEPTED:
+        assert outcome.evidence["tls_issuer"] == SUBSTITUTE["tls_issuer"] and outcome.reference is reference

@@ -7,7 +7,9 @@ the presented issuer (fact ``tls_issuer``) so a national interception root is vi
 
 Local evidence:
 - ``tls_interception``: a pin is configured and the presented key/certificate differs, or the presented
-  chain names a known national interception root (``net.tls.KNOWN_INTERCEPTION_ROOTS``);
+  chain names a known national interception root (``net.tls.KNOWN_INTERCEPTION_ROOTS``). Any other root
+  is attributed by the verdict engine: the refused chain's leaf (fact ``tls_leaf_sha256``) differs from
+  the one a reference vantage validated for the same name (``verdict.intercepted``);
 - ``tls_interference``: the handshake timed out or was reset, and ONE diagnostic handshake to the same
   IP with ``neutral_sni`` completed: the block keys on the name in the ClientHello (Kazakhstan's usual
   method), not on the address.
@@ -96,6 +98,9 @@ async def handshake_with_evidence(
         raise
     ctx.fact("tls_version", session.version)
     ctx.public_fact("tls_subject", session.chain.leaf_subject)
+    # the leaf this vantage was shown (a hash of the DER: no parsing on the success path): a reference
+    # that validated a different leaf for the same name while ours failed is interception, whatever root
+    ctx.public_fact("tls_leaf_sha256", session.chain.leaf_sha256())
     try:
         check_pins(session.chain, opts.spki_sha256, opts.cert_sha256, session.verified)
     except NetFailure:
@@ -115,6 +120,7 @@ async def _diagnose_refused_chain(
         ctx.fact("tls_issuer_unavailable", True)
         return
     root = record_issuer(ctx, chain)
+    ctx.public_fact("tls_leaf_sha256", chain.leaf_sha256())
     pin_differs = False
     if opts.pinned():
         try:
