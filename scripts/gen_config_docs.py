@@ -90,6 +90,7 @@ KIND_VALUES: dict[str, dict[str, Any]] = {
     "socks5": {"port": 1080},
     "http_proxy": {"port": 3128},
     "shadowsocks": {"port": 8388, "password_file": "shadowsocks.pass"},
+    "port_survey": {"secret_file": "canary.secret"},
 }
 
 _BULLET = re.compile(r"^\s*[-*]\s+")
@@ -378,8 +379,12 @@ def field_doc(model: type[BaseModel], name: str) -> str:
 
 
 def field_order(model: type[BaseModel]) -> list[str]:
-    """A target's own fields first, then those of option mixins (``TlsOptions``), each in source order."""
-    own = [n for n in model.model_fields if n not in TargetBase.model_fields]
+    """A target's own fields first, then those of option mixins (``TlsOptions``), each in source order.
+
+    A common field the kind declares again with another default (``port_survey``'s hourly ``interval``)
+    counts as its own: the kind's table is where a reader looks for what differs."""
+    base = TargetBase.model_fields
+    own = [n for n in model.model_fields if n not in base or model.model_fields[n].default != base[n].default]
     mixins = [c for c in model_classes(model) if not issubclass(c, TargetBase)]
     from_mixin = {n for c in mixins for n in class_source(c).own}
     return [n for n in own if n not in from_mixin] + [n for n in own if n in from_mixin]
@@ -752,9 +757,11 @@ def render() -> tuple[str, list[str], list[str]]:
         info = Config.model_fields[name]
         ann = info.annotation
         item = typing.get_args(ann)[0] if typing.get_origin(ann) is list else ann
+        if typing.get_origin(ann) in (typing.Union, types.UnionType):  # an optional section: X | None
+            item = next((a for a in typing.get_args(ann) if a is not type(None)), ann)
         if not (isinstance(item, type) and issubclass(item, BaseModel)):
             continue  # `targets`: its own chapter below
-        title = f"`{name}`" + (" (list items)" if item is not ann else "")
+        title = f"`{name}`" + (" (list items)" if typing.get_origin(ann) is list else "")
         out.append(f'<a id="{anchor(item.__name__)}"></a>\n\n### {title}\n')
         intro = class_intro(item)
         if intro:

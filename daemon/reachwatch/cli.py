@@ -1,4 +1,5 @@
-"""The ``reachwatch`` command line: run, check, validate, history, export, incidents, import, keygen.
+"""The ``reachwatch`` command line: run, check, validate, history, export, incidents, import, keygen,
+canary.
 
 Flags follow the Prometheus exporter convention (``--config``, ``--web.listen-address``,
 ``--web.config.file``, ``--state-dir``, ``--log.level``, ``--log.format``). Bad input of any kind (config,
@@ -197,6 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--timezone", metavar="ZONE", help="show times in this IANA zone (default vantage.timezone)"
     )
     inc.add_argument("--json", action="store_true", help="the same document as /api/v1/incidents")
+
+    canary = sub.add_parser(
+        "canary",
+        parents=[common],
+        help="run the keyed echo canary (the config's canary: section) on a host abroad",
+    )
+    canary.add_argument("--check", action="store_true", help="validate the canary section and secret, exit")
 
     # --- import: converters for files users already have (.ovpn, wg-quick, ss:// and proxy links, VPN Gate,
     # RiseupVPN). The importers live in reachwatch/importers/ and return a `targets:` YAML document.
@@ -577,6 +585,21 @@ def cmd_incidents(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out.write("\n".join(incident_text.listing(doc)) + "\n")
     return EXIT_OK
 
+def cmd_canary(args: argparse.Namespace, out: TextIO) -> int:
+    from reachwatch import canaryd  # noqa: PLC0415 - see the module docstring
+    from reachwatch.app import run_async  # noqa: PLC0415
+    from reachwatch.config.load import load_full_config  # noqa: PLC0415
+
+    path = _config_path(args)
+    if args.check:
+        loaded = load_full_config(path)
+        section = canaryd.canary_section(loaded)
+        canaryd.key_for(section, loaded)
+        ports = f"{len(section.tcp_ports)} TCP, {len(section.udp_ports)} UDP ports"
+        out.write(f"{loaded.source}: canary OK ({ports})\n")
+        return EXIT_OK
+    return int(run_async(canaryd.run(path)))
+
 
 def _export_labels(args: argparse.Namespace) -> dict[str, str]:
     """The vantage identity of ``--config`` and the ``--label`` pairs (see ``journal.identity_labels``)."""
@@ -646,7 +669,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         from reachwatch import logging as rwlog  # noqa: PLC0415 - not for --help (module docstring)
 
         # one-shot commands keep stderr quiet by default; the daemon re-configures from its config
-        default_level = "info" if args.command == "run" and not args.check else "warning"
+        serving = args.command in ("run", "canary") and not args.check
+        default_level = "info" if serving else "warning"
         rwlog.configure(args.log_level or default_level, args.log_format or "console", err)
         commands = {
             "run": lambda: cmd_run(args, out),
@@ -657,6 +681,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             "incidents": lambda: cmd_incidents(args, out, err),
             "import": lambda: cmd_import(args, out),
             "keygen": lambda: cmd_keygen(args, out),
+            "canary": lambda: cmd_canary(args, out),
         }
         return commands[args.command]()
     except ReachwatchError as exc:

@@ -19,7 +19,6 @@ cannot crash a task (``run_probe`` turns bugs into ``internal_error``) and neith
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import random
 import time
@@ -253,6 +252,9 @@ class _Job:
     task: asyncio.Task[None] | None = None
     attempting: bool = False
     retries: int = 0  # confirmation retries in a row
+    last_end: float | None = None  # monotonic end of the latest attempt
+    # set when the vantage state changed and this target's interval depends on it (``vantage_intervals``)
+    replan: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class Scheduler:
@@ -391,7 +393,12 @@ class Scheduler:
     # -- the per-target loop ---------------------------------------------------------------------
 
     def interval_for(self, target: TargetBase, role: str | None) -> float:
-        """The target's own interval, else ``controls_interval`` (controls) or ``defaults.interval``."""
+        """The target's interval for the current vantage state (``vantage_intervals``, e.g. a port survey
+        during a shutdown), else its own interval, else ``controls_interval`` (controls) or
+        ``defaults.interval``."""
+        by_state = target.vantage_intervals().get(self.store.vantage_state.value)
+        if by_state is not None:
+            return by_state
         if target.interval is not None:
             return target.interval
         return self.config.scheduler.controls_interval if role else self.config.defaults.interval
@@ -421,8 +428,8 @@ class Scheduler:
         first = min(interval, CONTROLS_STAGGER) if job.role else interval
         delay = self.rng.uniform(0.0, first)
         while True:
-            due = time.monotonic() + delay
-            if await self._wait_stop(delay):
+            due = await self._until_due(job, time.monotonic() + delay)
+            if due is None:
                 return
             try:
                 await self._attempt(job.target, job.role, job, due)
@@ -434,17 +441,40 @@ class Scheduler:
                 log.error("scheduler_attempt_failed", target=job.target.name, error=type(exc).__name__)
             finally:
                 job.attempting = False
+                job.last_end = time.monotonic()
             if self._stopping.is_set():
                 return
             retry = self.wants_retry(self.store.targets.get(job.target.name), job.retries)
             job.retries = job.retries + 1 if retry else 0
             delay = self.next_delay(self.interval_for(job.target, job.role), retry=retry)
 
-    async def _wait_stop(self, delay: float) -> bool:
-        """Sleep ``delay`` s; True (stop) as soon as draining starts."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=max(0.0, delay))
-        return self._stopping.is_set()
+    async def _until_due(self, job: _Job, due: float) -> float | None:
+        """Sleep until ``due`` (monotonic); ``None`` (stop) as soon as draining starts.
+
+        A vantage change that shortens the target's interval (``vantage_intervals``: a port survey when
+        a shutdown begins) brings the attempt forward to one new interval after the previous attempt;
+        a change that lengthens it leaves the attempt already planned where it is.
+        """
+        while True:
+            job.replan.clear()
+            stop = asyncio.ensure_future(self._stopping.wait())
+            replan = asyncio.ensure_future(job.replan.wait())
+            try:
+                await asyncio.wait(
+                    {stop, replan},
+                    timeout=max(0.0, due - time.monotonic()),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                for waiter in (stop, replan):
+                    waiter.cancel()
+            if self._stopping.is_set():
+                return None
+            if not job.replan.is_set():
+                return due
+            if job.last_end is not None:
+                interval = self.interval_for(job.target, job.role)
+                due = min(due, job.last_end + jittered(interval, self.config.defaults.jitter, self.rng))
 
     # -- one attempt -----------------------------------------------------------------------------
 
@@ -535,6 +565,9 @@ class Scheduler:
         reading, changed = update_store(self.store)
         if changed:
             log.debug("vantage_state_changed", state=reading.state.value, reason=reading.reason)
+            for job in self._jobs.values():
+                if job.target.vantage_intervals():
+                    job.replan.set()
             await self._call(self.on_vantage, reading)
 
     # -- one-shot sweep --------------------------------------------------------------------------

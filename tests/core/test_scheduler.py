@@ -22,6 +22,7 @@ import pytest
 from aiohttp import web
 
 from reachwatch.config.load import LoadedConfig, parse_config
+from reachwatch.config.targets.port_survey import PortSurveyTarget
 from reachwatch.config.targets.tcp import TcpTarget
 from reachwatch.failures import Failure, Stage, Technique, VantageState, Verdict
 from reachwatch.model import ProbeResult
@@ -668,3 +669,59 @@ async def test_a_cancelled_wait_for_a_gate_gives_back_what_it_held(tmp_path: Pat
     async with asyncio.timeout(1):  # and every semaphore was given back: b gets in at once now
         async with limits.slot(b):
             pass
+
+async def test_a_shutdown_brings_a_port_survey_forward_and_keeps_it_frequent(tmp_path: Path) -> None:
+    """``port_survey`` surveys every ``shutdown_interval`` while the vantage is in an international
+    shutdown: the attempt planned an hour ahead comes forward when the shutdown begins, and the survey
+    falls back to its hourly baseline once the controls are back."""
+    surveyed: list[float] = []
+
+    async def survey(target: PortSurveyTarget, ctx: ProbeContext) -> ProbeResult:
+        surveyed.append(time.monotonic())
+        return ctx.succeed()
+
+    probes = {
+        **PROBES,
+        "port_survey": ProbeSpec(kind="port_survey", target_model=PortSurveyTarget, probe=survey),
+    }
+    secret = tmp_path / "canary.secret"
+    secret.write_text("0123456789abcdef0123\n")
+    secret.chmod(0o600)
+    peer = Peer(hold=0.0)
+    async with peer.listener() as domestic, AsyncExitStack() as abroad_stack:
+        abroad = await abroad_stack.enter_async_context(peer.listener())
+        loaded = config(
+            tmp_path,
+            scheduler={"controls_interval": "100ms"},
+            controls={"domestic": [tcp("egov", domestic)], "international": [tcp("wiki", abroad)]},
+            targets=[
+                {
+                    "name": "ports",
+                    "kind": "port_survey",
+                    "host": "127.0.0.1",
+                    "secret_file": str(secret),
+                    "tcp_ports": [7],
+                    "udp_ports": [],
+                    "interval": "1h",
+                    "shutdown_interval": "300ms",
+                }
+            ],
+        )
+        store = StateStore()
+        sched = Scheduler(loaded, store, probes=probes, rng=LowRandom())
+        assert sched.interval_for(loaded.config.targets[0], None) == 3600.0
+        async with running(sched):
+            await asyncio.sleep(0.5)
+            assert store.vantage_state is VantageState.ONLINE
+            assert len(surveyed) == 1  # the baseline: the next one is an hour away
+            await abroad_stack.aclose()  # the international control's server goes away
+            shutdown_seen = time.monotonic()
+            while store.vantage_state is not VantageState.INTERNATIONAL_SHUTDOWN:
+                await asyncio.sleep(0.02)
+                assert time.monotonic() - shutdown_seen < 5
+            assert sched.interval_for(loaded.config.targets[0], None) == 0.3
+            await asyncio.sleep(1.0)
+            during = [t for t in surveyed if t > shutdown_seen]
+            # at most one interval after the previous survey (which was long enough ago): at once
+            assert len(during) >= 3, during
+            assert all(0.24 - 0.01 <= b - a <= 0.36 + 0.15 for a, b in itertools.pairwise(during))

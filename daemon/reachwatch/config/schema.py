@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
+from reachwatch.config.canary_service import CanaryServiceConfig
 from reachwatch.config.relaysets import RelaySetConfig
 from reachwatch.config.targets import TARGET_MODELS
 from reachwatch.config.targets.datastage import DataStageConfig
@@ -292,6 +293,13 @@ class Config(StrictModel):
     web: WebConfig = Field(default_factory=WebConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     tor: TorConfig = Field(default_factory=TorConfig)
+    canary: CanaryServiceConfig | None = Field(
+        default=None,
+        description=(
+            "settings of `reachwatch canary`, the keyed echo service abroad that port_survey targets and "
+            "proxy canaries with mode: reachwatch talk to (the daemon itself ignores this section)"
+        ),
+    )
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:

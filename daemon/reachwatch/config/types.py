@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -63,6 +64,7 @@ def parse_byte_count(value: Any) -> Any:
             raise ValueError(f"invalid byte count {value!r}: use a number with B, KiB, MiB, KB or MB")
         return int(match["num"]) * _BYTE_UNITS[match["unit"]]
     return value
+
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -206,6 +208,13 @@ class TargetBase(StrictModel):
     def destination(self) -> str:
         """The endpoint this target loads (``host_port``), for per-destination limits and redaction."""
         raise NotImplementedError
+
+    def vantage_intervals(self) -> Mapping[str, float]:
+        """Intervals that replace ``interval`` while the vantage is in a given state (state -> seconds).
+
+        Empty for most kinds; ``port_survey`` surveys more often during an ``international_shutdown``,
+        the hours whose ports matter. The scheduler reads it (``Scheduler.interval_for``)."""
+        return {}
 
     def sensitive_values(self) -> list[str]:
         """Strings that identify a private target and must be redacted from every output."""

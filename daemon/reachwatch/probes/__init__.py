@@ -42,6 +42,8 @@ PROBE_MODULES: dict[str, str] = {
     "shadowsocks": "shadowsocks",
     "socks5": "socks5",
     "http_proxy": "http_proxy",
+    # the network itself: which ports still reach abroad
+    "port_survey": "port_survey",
 }
 
 

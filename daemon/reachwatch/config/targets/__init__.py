@@ -17,6 +17,7 @@ from reachwatch.config.targets import (
     openconnect,
     openvpn,
     openvpn_tunnel,
+    port_survey,
     shadowsocks,
     socks5,
     stun,
@@ -56,6 +57,8 @@ TARGET_MODELS: dict[str, type[TargetBase]] = {
     "shadowsocks": shadowsocks.ShadowsocksTarget,
     "socks5": socks5.Socks5Target,
     "http_proxy": http_proxy.HttpProxyTarget,
+    # the network itself: which ports still reach abroad
+    "port_survey": port_survey.PortSurveyTarget,
 }
 
 __all__ = ["TARGET_MODELS"]
