@@ -19,7 +19,7 @@ from reachwatch.net.errors import NetFailure
 from reachwatch.net.http_connect import http_connect
 from reachwatch.probes.base import ProbeContext, ProbeSpec, open_tcp
 from reachwatch.probes.socks5 import handshake_or_control, load_credentials
-from reachwatch.vpn.canary import PlainStream, StreamEcho, verify_canary
+from reachwatch.vpn.canary import PlainStream, StreamEcho, greeting, verify_canary
 from reachwatch.vpn.datastage import run_data_stage
 
 _NOWHERE = "127.0.0.1"
@@ -27,6 +27,7 @@ _NOWHERE = "127.0.0.1"
 
 async def probe(target: HttpProxyTarget, ctx: ProbeContext) -> ProbeResult:
     username, password = await load_credentials(target, ctx)
+    hello = await greeting(target.canary, ctx.base_dir)
     ip, reader, writer = await open_tcp(ctx, target.host, target.port)
     stream = PlainStream(reader, writer)
     try:
@@ -58,7 +59,7 @@ async def probe(target: HttpProxyTarget, ctx: ProbeContext) -> ProbeResult:
         ctx.fact("http_status", tunnel.head.status)
         stream.pending = tunnel.early_data
         with ctx.stage(Stage.TUNNEL):
-            await verify_canary(stream)
+            await verify_canary(stream, hello)
         await run_data_stage(StreamEcho(stream), target.data_stage, ctx)
     finally:
         await stream.close()

@@ -44,7 +44,7 @@ from reachwatch.net.dial import STREAM_LIMIT, close_quietly, connect_tcp, pin_ad
 from reachwatch.net.relay import relay_tcp, relay_udp
 from reachwatch.net.udp import UdpSocket, open_udp
 from reachwatch.probes.base import ProbeContext, ProbeSpec
-from reachwatch.vpn.canary import PlainStream, StreamEcho, verify_canary
+from reachwatch.vpn.canary import PlainStream, StreamEcho, greeting, verify_canary
 from reachwatch.vpn.datastage import run_data_stage
 from reachwatch.vpn.tunnel_netns import NamespacedClient
 
@@ -254,6 +254,7 @@ async def _run_namespaced(
     target: OpenVpnTunnelTarget, canary: CanaryConfig, ctx: ProbeContext, argv: list[str], status: Path
 ) -> ProbeResult:
     """The client with a tun device in its own namespace; the data stage through the tunnel to the canary."""
+    hello = await greeting(canary, ctx.base_dir)
     with ctx.stage(Stage.RESOLVE):
         ip = await pin_address(target.host)
         canary_ip = await pin_address(canary.host)
@@ -282,7 +283,7 @@ async def _run_namespaced(
             stream = PlainStream(*await asyncio.open_connection(sock=inside, limit=STREAM_LIMIT))
         try:
             with ctx.stage(Stage.TUNNEL):
-                await verify_canary(stream)
+                await verify_canary(stream, hello)
             await run_data_stage(StreamEcho(stream), target.data_stage, ctx, reserve=EXIT_GRACE + 1.0)
         finally:
             await stream.close()

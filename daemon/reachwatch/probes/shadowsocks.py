@@ -5,9 +5,10 @@ Both editions: AEAD 2017 (``formats/shadowsocks.py``, password) and 2022 / SIP02
 the ``ss://`` URI).
 
 Stages: ``connect`` (TCP to the server), ``protocol_handshake`` (our request - salt, target address and
-the canary line in one write - until the server's first chunk decrypts: proof that it holds our key),
-``tunnel`` (the decrypted answer is the canary's echo of our nonce), ``transfer`` (the data stage,
-``vpn.datastage``).
+the canary's greeting in one write - until the server's first chunk decrypts: proof that it holds our key),
+``tunnel`` (the decrypted answer is the canary's answer to our nonce: its echo, or with
+``mode: reachwatch`` its keyed reply; anything else is ``canary_mismatch``), ``transfer`` (the data
+stage, ``vpn.datastage``).
 
 A Shadowsocks server answers nothing without the key, and also closes without a word when it cannot
 reach the target; so no answer within ``response_timeout`` is ``protocol_no_response`` and a close is
@@ -40,13 +41,7 @@ from reachwatch.formats.ss2022 import METHODS_2022, ClockSkew, decode_psk
 from reachwatch.model import ProbeResult
 from reachwatch.net.errors import NetFailure
 from reachwatch.probes.base import ProbeContext, ProbeSpec, open_tcp
-from reachwatch.vpn.canary import (
-    Stream,
-    StreamEcho,
-    canary_line,
-    recv_exactly,
-    verify_canary,
-)
+from reachwatch.vpn.canary import Stream, StreamEcho, greeting, recv_exactly, verify_canary
 from reachwatch.vpn.datastage import run_data_stage
 from reachwatch.vpn.shadowsocks import ShadowsocksStream
 from reachwatch.vpn.ss2022 import Shadowsocks2022Stream
@@ -94,6 +89,7 @@ async def probe(target: ShadowsocksTarget, ctx: ProbeContext) -> ProbeResult:
     if method not in SUPPORTED:
         raise ConfigError(target.name, f"unsupported cipher {method!r}")
     psk = _psk(target, method, password)
+    hello = await greeting(target.canary, ctx.base_dir)
     _, reader, writer = await open_tcp(ctx, target.host, target.port)
     host, port = target.canary.host, target.canary.port
     stream: Stream
@@ -102,9 +98,8 @@ async def probe(target: ShadowsocksTarget, ctx: ProbeContext) -> ProbeResult:
     else:
         stream = ShadowsocksStream(reader, writer, method=method, password=password, host=host, port=port)
     try:
-        line = canary_line()
         with ctx.stage(Stage.PROTOCOL_HANDSHAKE):
-            await stream.send(line)
+            await stream.send(hello.first)
             try:
                 async with asyncio.timeout(min(target.response_timeout, ctx.remaining())):
                     first = await recv_exactly(stream, 1, Stage.PROTOCOL_HANDSHAKE)
@@ -118,10 +113,8 @@ async def probe(target: ShadowsocksTarget, ctx: ProbeContext) -> ProbeResult:
                 raise NetFailure(Failure.PROTOCOL_NO_RESPONSE, Stage.PROTOCOL_HANDSHAKE, str(exc)) from None
             _note_skew(target, stream, ctx)
         with ctx.stage(Stage.TUNNEL):
-            rest = await recv_exactly(stream, len(line) - 1, Stage.TUNNEL)
-            if first + rest != line:
-                raise NetFailure(Failure.CANARY_MISMATCH, Stage.TUNNEL, "canary answered something else")
-            await verify_canary(stream)  # a second round trip on the same stream
+            hello.check(first + await recv_exactly(stream, hello.answer_size - 1, Stage.TUNNEL))
+            await verify_canary(stream)  # a second round trip on the same stream (the canary now echoes)
         await run_data_stage(StreamEcho(stream), target.data_stage, ctx)
     finally:
         await stream.close()

@@ -22,7 +22,7 @@ from reachwatch.model import ProbeResult
 from reachwatch.net.socks import socks5_connect, socks5_handshake
 from reachwatch.net.tcp_control import other_payload_gets_reaction
 from reachwatch.probes.base import ProbeContext, ProbeSpec, open_tcp
-from reachwatch.vpn.canary import PlainStream, StreamEcho, verify_canary
+from reachwatch.vpn.canary import PlainStream, StreamEcho, greeting, verify_canary
 from reachwatch.vpn.datastage import run_data_stage
 
 T = TypeVar("T")
@@ -64,6 +64,7 @@ async def handshake_or_control(
 
 async def probe(target: Socks5Target, ctx: ProbeContext) -> ProbeResult:
     username, password = await load_credentials(target, ctx)
+    hello = await greeting(target.canary, ctx.base_dir)
     ip, reader, writer = await open_tcp(ctx, target.host, target.port)
     stream = PlainStream(reader, writer)
     try:
@@ -78,7 +79,7 @@ async def probe(target: Socks5Target, ctx: ProbeContext) -> ProbeResult:
             return ctx.succeed()
         with ctx.stage(Stage.TUNNEL):
             await socks5_connect(reader, writer, target.canary.host, target.canary.port)
-            await verify_canary(stream)
+            await verify_canary(stream, hello)
         await run_data_stage(StreamEcho(stream), target.data_stage, ctx)
     finally:
         await stream.close()

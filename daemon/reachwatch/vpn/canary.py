@@ -4,9 +4,12 @@ A proxy or VPN that completes its handshake may still be useless: censors cut fl
 once they carried a few kilobytes. So every probe whose tunnel reaches the canary (an echo service:
 ``socat TCP-LISTEN:7007,fork EXEC:cat`` is enough) ends with two steps through the established stream:
 
-1. ``verify_canary`` (stage ``tunnel``): send one line with a fresh random nonce, expect it echoed
-   byte for byte. Anything else is ``canary_mismatch`` (a transparent proxy, a block page, a captive
-   portal answered instead of the canary).
+1. ``verify_canary`` (stage ``tunnel``): the greeting (``Greeting``). With an echo service
+   (``mode: echo``) one line with a fresh random nonce, expected back byte for byte; with
+   ``reachwatch canary`` (``mode: reachwatch``) a keyed ``ECHO`` request carrying the nonce
+   (``formats.canary``), answered by the canary's keyed reply naming the port it arrived on, after which it
+   echoes. Anything else is ``canary_mismatch`` (a transparent proxy, a block page, a captive portal, a
+   redirect answered instead of the canary); the keyed reply proves no middlebox can pass for it.
 2. the data stage (stage ``transfer``, ``vpn.datastage``) with ``StreamEcho`` as its path: the volume
    pipelined through the echo, then one small echo a second for the flow's minimum lifetime.
 
@@ -19,12 +22,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
+from reachwatch.config.targets.canary import CanaryConfig
 from reachwatch.failures import Failure, Stage
+from reachwatch.formats import canary as wire
 from reachwatch.formats.errors import StreamCorrupt
 from reachwatch.net.dial import close_quietly
 from reachwatch.net.errors import NetFailure, classified
@@ -97,15 +105,54 @@ def canary_line() -> bytes:
     return NONCE_PREFIX + secrets.token_hex(16).encode() + b"\n"
 
 
-async def verify_canary(stream: Stream, *, first_sent: bytes | None = None) -> None:
-    """Send a nonce line (unless the caller already sent ``first_sent``) and expect it echoed."""
-    line = first_sent if first_sent is not None else canary_line()
-    if first_sent is None:
-        with at_stage(Stage.TUNNEL):
-            await stream.send(line)
-    echoed = await recv_exactly(stream, len(line), Stage.TUNNEL)
-    if echoed != line:
-        raise NetFailure(Failure.CANARY_MISMATCH, Stage.TUNNEL, "canary answered something else")
+@dataclass(frozen=True)
+class Greeting:
+    """How a stream to the canary opens: ``first`` goes out, ``answer_size`` bytes must come back and pass
+    ``check``. ``key`` is set for ``reachwatch canary`` (the keyed ``ECHO`` request to ``port``)."""
+
+    first: bytes
+    answer_size: int
+    key: bytes | None = None
+    port: int = 0
+
+    def check(self, answer: bytes, stage: Stage = Stage.TUNNEL) -> None:
+        """``canary_mismatch`` at ``stage`` unless ``answer`` is the canary's."""
+        if self.key is None:
+            if answer != self.first:
+                raise NetFailure(Failure.CANARY_MISMATCH, stage, "canary answered something else")
+            return
+        try:
+            reply = wire.verify_reply(answer, self.key, self.first)
+        except wire.FrameError as exc:
+            raise NetFailure(Failure.CANARY_MISMATCH, stage, str(exc)) from None
+        if reply.port != self.port:
+            raise NetFailure(Failure.CANARY_MISMATCH, stage, "the canary got us on another port")
+
+
+def echo_greeting() -> Greeting:
+    """The greeting of a plain echo service: a fresh nonce line."""
+    line = canary_line()
+    return Greeting(line, len(line))
+
+
+async def greeting(canary: CanaryConfig | None, base_dir: Path) -> Greeting:
+    """The greeting ``canary`` expects. For ``mode: reachwatch`` the secret is read on every attempt (a
+    rotated secret needs no reload), in a worker thread; an unusable one is a ``ConfigError``."""
+    if canary is None or canary.mode == "echo":
+        return echo_greeting()
+    secret = await asyncio.to_thread(canary.canary_secret, base_dir, "canary")
+    key = wire.derive_key(secret)
+    nonce = os.urandom(wire.NONCE_SIZE)
+    request = wire.Request(wire.FrameType.ECHO, wire.Proto.TCP, canary.port, nonce).encode(key)
+    return Greeting(request, wire.REPLY_SIZE, key, canary.port)
+
+
+async def verify_canary(stream: Stream, hello: Greeting | None = None) -> None:
+    """Greet the canary (``hello``, default a nonce line to an echo service) and check its answer."""
+    hello = hello or echo_greeting()
+    with at_stage(Stage.TUNNEL):
+        await stream.send(hello.first)
+    hello.check(await recv_exactly(stream, hello.answer_size, Stage.TUNNEL))
 
 
 class StreamEcho:
