@@ -303,7 +303,7 @@ class Scheduler:
         self._stopping = asyncio.Event()
         for target in loaded.config.all_targets():
             store.ensure(target, loaded.config.control_role(target.name))
-        update_store(store)  # "no controls configured" is known before any attempt
+        update_store(store, max_age=self.config.controls.max_age)  # "no controls configured" is known now
 
     @property
     def config(self) -> Config:
@@ -521,8 +521,9 @@ class Scheduler:
         self.last_tick = time.time()
         state = self.store.ensure(target, role)
         state.record(result)
-        if role is not None:
-            await self._refresh_vantage()
+        # every result, not only a control's: a control result that aged past controls.max_age must stop
+        # counting even when the controls themselves stopped reporting
+        await self._refresh_vantage()
         vantage = self.store.vantage_state
         reference: Observation | None = None
         if vantage is VantageState.ONLINE and result.evidence is None and _reference_can_matter(result):
@@ -562,7 +563,7 @@ class Scheduler:
 
     async def _refresh_vantage(self) -> None:
         """Recompute the vantage state from the controls; tell ``on_vantage`` when it changed."""
-        reading, changed = update_store(self.store)
+        reading, changed = update_store(self.store, max_age=self.config.controls.max_age)
         if changed:
             log.debug("vantage_state_changed", state=reading.state.value, reason=reading.reason)
             for job in self._jobs.values():

@@ -55,6 +55,7 @@ POISON_IP = "10.10.34.35"  # what the ISP resolver says instead (a bogon)
 PAGE_FP_IP, PAGE_PATTERN_IP, PAGE_REF_IP = "198.18.1.21", "198.18.1.22", "198.18.1.23"
 ANY_MITM_IP = "198.18.1.24"  # TLS server whose port 443 a box signing with an ordinary-named root intercepts
 ANY_MITM_PORT = 8445
+CONTROL_MITM_IP = "198.18.1.25"  # an international control the KZ-root box intercepts (not when offline)
 ANY_ROOT = ("XX", "Example ISP", "Corporate Security Gateway CA")  # on no list of national roots
 BLOCKPAGE_UTF8_PORT, BLOCKPAGE_CP1251_PORT = 8082, 8083
 # the Roskomnadzor-style page (built-in fingerprint ru-149fz), UTF-8
@@ -118,7 +119,11 @@ def lab_config(
             "domestic": [
                 {"name": "egov", "kind": "http", "url": f"http://{ROUTER_INNER_IP}:{DOMESTIC_PORT}/"}
             ],
-            "international": [{"name": "wiki", "kind": "http", "url": f"http://{INTL_IP}:{HTTP_PORT}/"}],
+            "international": [
+                {"name": "wiki", "kind": "http", "url": f"http://{INTL_IP}:{HTTP_PORT}/"},
+                # a control behind the KZ-root interception box once the censor is at work
+                {**tls, "name": "bank-control", "host": CONTROL_MITM_IP, "server_name": BANK},
+            ],
         },
         "targets": [
             {
@@ -205,7 +210,7 @@ class CensorLab:
     def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.ca.cert_pem.write_to_path(str(self.ca_file))
-        pages = (PAGE_FP_IP, PAGE_PATTERN_IP, PAGE_REF_IP, ANY_MITM_IP)
+        pages = (PAGE_FP_IP, PAGE_PATTERN_IP, PAGE_REF_IP, ANY_MITM_IP, CONTROL_MITM_IP)
         for ip in (DROP_IP, DEAD_IP, REF_IP, MITM_IP, SNI_IP, BULK_IP, DOH_IP, SNI_REF_IP, *pages):
             self.lab.server_ip(int(ip.rsplit(".", 1)[1]))
         # system resolvers: must exist before the daemons start (ip netns exec bind-mounts them)
@@ -288,6 +293,7 @@ class CensorLab:
         abroad += [
             {"type": "http", "host": MITM_IP, "port": 443, "cert": pem(self.ca, "bank", BANK)},
             {"type": "tls", "host": ANY_MITM_IP, "port": 443, "cert": pem(self.ca, "bank-any", BANK)},
+            {"type": "tls", "host": CONTROL_MITM_IP, "port": 443, "cert": pem(self.ca, "bank-ctl", BANK)},
             *(
                 {"type": "tls", "host": ip, "port": 443, "cert": pem(self.ca, "forbidden", FORBIDDEN)}
                 for ip in (SNI_IP, SNI_REF_IP)
@@ -386,10 +392,12 @@ class CensorLab:
 
     # -- the censor --------------------------------------------------------------------------------
     def set_phase(self, phase: str) -> None:
-        """``open``, ``censored`` or ``offline`` (the censor stays, every control is cut)."""
+        """``open``, ``censored``, ``offline`` (the censor stays, every control is cut) or
+        ``intercepted_control`` (censored, and the only international control left answering is the one
+        behind the interception box)."""
         if phase == self.phase:
             return
-        if phase not in ("open", "censored", "offline"):
+        if phase not in ("open", "censored", "offline", "intercepted_control"):
             raise ValueError(phase)
         censoring = phase != "open"
         self._isp_resolver(poisoned=censoring)
@@ -400,18 +408,23 @@ class CensorLab:
         else:
             forward = f"ip daddr {DROP_IP} drop"
             input_rules = ""
-            if phase == "offline":
+            if phase in ("offline", "intercepted_control"):
                 forward += f"\nip daddr {INTL_IP} drop"
-                # everything in the country goes quiet, the censor's own block page responders too
+            if phase == "offline":
+                # everything in the country goes quiet, the censor's own boxes and responders too
+                # the control behind the interception box is cut like every other (the box stays)
+                forward += f"\nip daddr {CONTROL_MITM_IP} drop"
                 ports = f"{DOMESTIC_PORT}, {BLOCKPAGE_UTF8_PORT}, {BLOCKPAGE_CP1251_PORT}"
                 input_rules = f"tcp dport {{ {ports} }} drop"
             self.lab.censor(forward)
-            self._redirects(input_rules)
+            self._redirects(input_rules, control_box=phase != "offline")
             self._throttle_from(BULK_IP)
         self.phase = phase
 
-    def _redirects(self, input_rules: str) -> None:
+    def _redirects(self, input_rules: str, *, control_box: bool) -> None:
         """Transparent interception on the router: the client's SYN to port 443 is answered locally."""
+        control_rule = f"    ip daddr {CONTROL_MITM_IP} tcp dport 443 redirect to :{MITM_PORT}\n"
+        control_rule = control_rule if control_box else ""
         ruleset = (
             "table ip rwlab\n"
             "delete table ip rwlab\n"
@@ -421,6 +434,7 @@ class CensorLab:
             f"    ip daddr {MITM_IP} tcp dport 443 redirect to :{MITM_PORT}\n"
             f"    ip daddr {{ {SNI_IP}, {SNI_REF_IP} }} tcp dport 443 redirect to :{RELAY_PORT}\n"
             f"    ip daddr {ANY_MITM_IP} tcp dport 443 redirect to :{ANY_MITM_PORT}\n"
+            f"{control_rule}"
             f"    ip daddr {PAGE_FP_IP} tcp dport {HTTP_PORT} redirect to :{BLOCKPAGE_UTF8_PORT}\n"
             f"    ip daddr {{ {PAGE_PATTERN_IP}, {PAGE_REF_IP} }} tcp dport {HTTP_PORT}"
             f" redirect to :{BLOCKPAGE_CP1251_PORT}\n"

@@ -182,3 +182,23 @@ def test_interception_by_a_root_with_an_ordinary_name_is_tls_interception_by_the
         if line.startswith("reachwatch_tls_presented_issuer_info{") and 'target="tls-intercepted-any"' in line
     ]
     assert len(issuers) == 1 and f'issuer="CN={cn},O={org},C={country}"' in issuers[0], issuers
+
+
+def test_an_intercepted_control_keeps_the_vantage_online_and_is_itself_interception(
+    censorlab: CensorLab,
+) -> None:
+    """Every plain international control is cut; the one left completes TLS with the KZ-root substitute:
+    the vantage is online (something abroad-facing answered), the control is blocked/tls_interception,
+    and the censor's techniques keep their verdicts instead of turning unknown: the cut control itself is
+    a blackhole the reference sees through."""
+    censorlab.set_phase("intercepted_control")
+    status = censorlab.wait_for(
+        {
+            "bank-control": ("blocked", "tls_interception"),
+            "wiki": ("blocked", "tcp_blackhole"),
+            "dropped": ("blocked", "tcp_blackhole"),
+            "dead": ("unreachable", None),
+        },
+        vantage="online",
+    )
+    assert target(status, "bank-control")["role"] == "international_control"

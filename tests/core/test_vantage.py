@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from reachwatch.config.load import parse_config
-from reachwatch.failures import Failure, Stage, VantageState
+from reachwatch.failures import Failure, Stage, Technique, VantageState
 from reachwatch.model import ProbeResult
 from reachwatch.state import StateStore
 from reachwatch.vantage import reading_from_store, update_store, vantage_state
@@ -109,3 +109,55 @@ def test_store_with_no_controls_says_so() -> None:
     reading, _ = update_store(store)
     assert reading.state is V.UNKNOWN
     assert store.vantage_reason == "no controls configured"
+
+
+def test_a_stale_control_result_no_longer_keeps_the_vantage_online() -> None:
+    """The controls stopped reporting (a stuck scheduler, a dead uplink that also stalls the probes): their
+    last success must not keep calling the vantage online past controls.max_age."""
+    cfg = parse_config(CONFIG, "t.yaml", Path.cwd()).config
+    store = StateStore()
+    for t in cfg.all_targets():
+        store.ensure(t, cfg.control_role(t.name))
+    for name in ("egov", "wiki", "gstatic"):
+        store.targets[name].record(_result(name, True))
+    now = time.time()
+    assert update_store(store, now, max_age=600)[0].state is V.ONLINE
+    reading, changed = update_store(store, now + 601, max_age=600)
+    assert (reading.state, changed) == (V.UNKNOWN, True)
+    assert "controls.max_age" in reading.reason
+
+
+def test_an_intercepted_control_proves_the_vantage_online() -> None:
+    """A control whose TLS completed with a substituted certificate reached a server: with every other
+    control failing the vantage is online (and the control's own verdict is the interception)."""
+    cfg = parse_config(CONFIG, "t.yaml", Path.cwd()).config
+    store = StateStore()
+    for t in cfg.all_targets():
+        store.ensure(t, cfg.control_role(t.name))
+    intercepted = ProbeResult(
+        target="wiki",
+        kind="tls",
+        started_at=time.time(),
+        duration_s=0.3,
+        success=False,
+        failure=Failure.SSL_UNKNOWN_AUTHORITY,
+        stage=Stage.TLS_HANDSHAKE,
+        evidence=Technique.TLS_INTERCEPTION,
+    )
+    store.targets["egov"].record(_result("egov", False))
+    store.targets["gstatic"].record(_result("gstatic", False))
+    store.targets["wiki"].record(intercepted)
+    assert update_store(store)[0].state is V.ONLINE
+    # a certificate failure without that evidence proves nothing (a dead control behind a captive portal)
+    store.targets["wiki"].record(
+        ProbeResult(
+            target="wiki",
+            kind="tls",
+            started_at=time.time(),
+            duration_s=0.3,
+            success=False,
+            failure=Failure.SSL_UNKNOWN_AUTHORITY,
+            stage=Stage.TLS_HANDSHAKE,
+        )
+    )
+    assert update_store(store)[0].state is V.OFFLINE

@@ -180,6 +180,15 @@ class ControlsConfig(StrictModel):
 
     domestic: list[AnyTarget] = Field(default_factory=list)  # in-country sites: alive during a shutdown
     international: list[AnyTarget] = Field(default_factory=list)  # sites abroad the censor leaves alone
+    max_age: Duration = Field(
+        default=600.0,
+        gt=0,
+        description=(
+            "a control's latest result decides the vantage state only while it is this fresh (keep it "
+            "above scheduler.controls_interval plus a control's timeout): an old success must not keep a "
+            "vantage whose controls stopped reporting online"
+        ),
+    )
 
 
 class JournalConfig(StrictModel):
