@@ -12,8 +12,8 @@ Prints, for the tree under test:
   /metrics scrape. The default config probes public endpoints; this machine has no Internet, so every
   attempt fails fast (no route / DNS): realistic for memory, as a censored vantage sees the same;
 - one /metrics render for ``--targets`` targets (bench/outputs.py);
-- what the scheduler's state keeps per target after 20 results each (the daemon's steady state; a
-  sweep sees one result per target);
+- what the scheduler's state keeps per target after 20 results each, and what each target's task
+  costs while it waits for its turn (the daemon's steady state; a sweep sees one result per target);
 - with ``--sweep N``: bench/sweep.py at N TLS endpoints beside blackbox_exporter (root, both cores),
   whose RSS and CPU-per-probe ratios are the last two goals.
 
@@ -63,7 +63,7 @@ from reachwatch.scheduler import Scheduler
 from reachwatch.state import StateStore
 
 n, rounds = int(sys.argv[1]), int(sys.argv[2])
-text = "targets:\n" + "".join(
+text = "defaults: {interval: 1h}\ntargets:\n" + "".join(
     f"  - {{name: t{i}, kind: tls, host: 127.0.{i // 250 % 250}.{i % 250 + 1}, port: 443}}\n"
     for i in range(n)
 )
@@ -81,7 +81,11 @@ async def main() -> None:
                 failure=None if ok else Failure.GENERIC_TIMEOUT_ERROR, stage=None if ok else Stage.CONNECT,
                 stage_durations={"resolve": 0.0, "connect": 0.01, "tls_handshake": 0.002},
                 facts={"ip": "127.0.0.1", "tls_version": "TLSv1.3"} if ok else {"ip": "127.0.0.1"}))
-    print((tracemalloc.get_traced_memory()[0] - before) / n)
+    kept = tracemalloc.get_traced_memory()[0]
+    sched.start()  # one task per target, each asleep until its first attempt (interval 1 h)
+    await asyncio.sleep(1.0)
+    print((kept - before) / n, (tracemalloc.get_traced_memory()[0] - kept) / n)
+    await sched.drain(10)
 
 asyncio.run(main())
 """
@@ -180,8 +184,8 @@ def render_time(env: dict[str, str], tree: Path, targets: int) -> float:
     return int(match.group(1)) / 1000
 
 
-def state_per_target(env: dict[str, str], targets: int, rounds: int) -> float:
-    """Bytes the scheduler's state keeps per target after ``rounds`` results each (tracemalloc)."""
+def state_per_target(env: dict[str, str], targets: int, rounds: int) -> tuple[float, float]:
+    """Bytes per target (tracemalloc): the state kept after ``rounds`` results each, and a waiting task."""
     out = subprocess.run(
         [sys.executable, "-c", STATE, str(targets), str(rounds)],
         env=env,
@@ -189,7 +193,8 @@ def state_per_target(env: dict[str, str], targets: int, rounds: int) -> float:
         text=True,
         check=True,
     ).stdout
-    return float(out.split()[-1])
+    state, task = out.split()[-2:]
+    return float(state), float(task)
 
 
 def sweep(env: dict[str, str], endpoints: int) -> dict[str, float]:
@@ -227,7 +232,9 @@ def main() -> int:
     res["help_modules"], res["help_our_modules"] = cli_modules(env)
     res.update(daemon_rss(env, args.settle))
     res["render_s"] = render_time(env, tree, args.targets)
-    res["state_bytes_per_target"] = state_per_target(env, args.targets, rounds=20)
+    res["state_bytes_per_target"], res["waiting_task_bytes_per_target"] = state_per_target(
+        env, args.targets, rounds=20
+    )
     if args.sweep:
         res.update(sweep(env, args.sweep))
     print(f"{'measure':<34}{'value':>12}  goal")
