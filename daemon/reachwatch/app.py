@@ -37,6 +37,7 @@ from reachwatch.journal import latest as journal_latest
 from reachwatch.journal_events import relied_reference, vantage_change, verdict_change
 from reachwatch.metrics import DaemonStatus, ReferenceHealth, StartLagSnapshot, build_registry
 from reachwatch.model import ProbeResult
+from reachwatch.portsurvey import PortsSeen, status_section
 from reachwatch.probes.base import Services
 from reachwatch.scheduler import Scheduler, destination_of
 from reachwatch.state import StateStore, TargetState
@@ -101,6 +102,8 @@ class Daemon:
         self._verdict_before: dict[str, tuple[Verdict, Technique | None]] = {}
         # per target, the reference observation last journaled (one row per observation, not per attempt)
         self._reference_seen: dict[str, tuple[str, str, float]] = {}
+        # which ports each port survey found open since the vantage state last changed (status page)
+        self.ports_seen = PortsSeen()
         self._signing_key: Ed25519PrivateKey | None = None
 
     # --- Backend protocol for web.py ---------------------------------------------------------------
@@ -118,7 +121,11 @@ class Daemon:
         name = self.loaded.config.vantage.name if self.loaded else "default"
         # defense in depth: facts of private targets carry no addresses by construction; the same
         # redaction as the logs guarantees it even if a probe gets that wrong
-        doc: dict[str, Any] = rwlog.REDACTOR.redact(status_document(self.store, name))
+        document = status_document(self.store, name)
+        ports = status_section(self.store, self.ports_seen)
+        if ports is not None:
+            document["ports"] = ports
+        doc: dict[str, Any] = rwlog.REDACTOR.redact(document)
         return doc
 
     async def observations(self, nonce: str | None) -> bytes:
@@ -326,6 +333,7 @@ class Daemon:
                 return False, str(exc)
             self.loaded, self._signing_key = loaded, key
             names = {t.name for t in loaded.config.all_targets()}
+            self.ports_seen.retain(names)
             for memory in (self._verdict_before, self._reference_seen):
                 for name in [n for n in memory if n not in names]:
                     del memory[name]
@@ -345,6 +353,7 @@ class Daemon:
 
     # --- scheduler callbacks ------------------------------------------------------------------------
     def _on_result(self, result: ProbeResult, state: TargetState, changed: bool) -> None:
+        self.ports_seen.observe(self.store, state.target, result)
         if self.journal is not None:
             self.journal.append(
                 JournalRow(

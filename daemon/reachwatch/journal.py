@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 import structlog
 
+from reachwatch.config.ports import parse_port_label
 from reachwatch.failures import Technique, Verdict
 from reachwatch.journal_events import (
     REFERENCE_COLUMNS,
@@ -60,6 +61,8 @@ from reachwatch.journal_store import (
 )
 from reachwatch.metrics import FACT_METRICS, FactMetric, cap_label_value
 from reachwatch.model import ProbeResult
+from reachwatch.portsurvey import KIND as PORT_SURVEY
+from reachwatch.portsurvey import states_of
 
 log = structlog.get_logger(__name__)
 
@@ -620,6 +623,23 @@ def _fact_extractor(key: str, fm: FactMetric) -> _Extract:
     return extract
 
 
+def _port_samples(row: JournalRow) -> list[Sample]:
+    """A port survey's ports as ``reachwatch_port_open`` (1 open, 0 closed or filtered; untested left
+    out): the shutdown hours nobody scraped are exactly the ones whose ports matter."""
+    if row.result.kind != PORT_SURVEY:
+        return []
+    samples: list[Sample] = []
+    for label, state in states_of(row.result.facts).items():
+        if state == "untested":
+            continue
+        try:
+            proto, port = parse_port_label(label)
+        except ValueError:
+            continue
+        samples.append(({"proto": proto, "port": str(port)}, 1.0 if state == "open" else 0.0))
+    return sorted(samples, key=lambda s: (s[0]["proto"], int(s[0]["port"])))
+
+
 def _families() -> list[tuple[str, str, _Extract]]:
     fams: list[tuple[str, str, _Extract]] = [
         (
@@ -640,6 +660,7 @@ def _families() -> list[tuple[str, str, _Extract]]:
             "Start of the attempt.",
             lambda r: [({}, r.result.started_at)],
         ),
+        ("reachwatch_port_open", "1 if this port survey reached the canary on the port.", _port_samples),
     ]
     fams += [(fm.name, fm.help, _fact_extractor(k, fm)) for k, fm in FACT_METRICS.items()]
     return sorted(fams, key=lambda f: f[0])

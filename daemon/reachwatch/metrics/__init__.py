@@ -29,6 +29,7 @@ from reachwatch.config.types import TargetBase
 from reachwatch.exposition import LabelMaker, LabelSet, TextFamily
 from reachwatch.failures import Failure, VantageState, Verdict
 from reachwatch.looplag import LoopLagMonitor
+from reachwatch.metrics.ports import PortSurveyCollector
 from reachwatch.metrics.relaysets import RelaySetCollector
 from reachwatch.model import ProbeResult
 from reachwatch.state import CUT_BUCKETS, CutPoints, StateStore, TargetState
@@ -527,6 +528,7 @@ def build_registry(store: StateStore, status: DaemonStatus) -> CollectorRegistry
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ReachwatchCollector(store, status))
     registry.register(RelaySetCollector(store))
+    registry.register(PortSurveyCollector(store))
     # process_* (CPU seconds, RSS, open fds): the cheapest way to see a daemon that leaks or spins
     ProcessCollector(registry=registry)
     return registry
