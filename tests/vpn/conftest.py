@@ -17,6 +17,7 @@ import socket
 import stat
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -234,11 +235,13 @@ def unprivileged_prober(lab: Lab, home: Path) -> NsProber:
     (empty bounding set, no new privileges). Two things differ from a stock Debian host and are set up for
     this process only, in a private mount namespace: ``/dev/net/tun`` is 0666 there (as Debian's udev
     rule makes it; this machine has 0600), and the interpreter is the system's ``/usr/bin/python3`` with
-    the venv's packages (the venv's own interpreter lives under root's home)."""
+    the packages of the environment running the suite (a venv's own interpreter lives under root's home)."""
     tun = home / "tun"
     os.mknod(tun, 0o666 | stat.S_IFCHR, os.makedev(10, 200))
     tun.chmod(0o666)
-    site = next((REPO / ".venv" / "lib").glob("python3*/site-packages"))
+    # the packages of the environment running the suite (a venv, tox, a distro build), never a fixed path
+    paths = sysconfig.get_paths()
+    site = ":".join(dict.fromkeys((paths["purelib"], paths["platlib"])))
     drop = [
         "setpriv", f"--reuid={UNPRIVILEGED_UID}", f"--regid={UNPRIVILEGED_UID}", "--clear-groups",
         "--bounding-set=-all", "--inh-caps=-all", "--ambient-caps=-all", "--no-new-privs",
