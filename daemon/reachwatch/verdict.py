@@ -20,6 +20,7 @@ failure is ``unreachable``; with the vantage offline or internationally cut off 
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -186,6 +187,42 @@ def intercepted(result: ProbeResult, reference: Observation | None) -> dict[str,
     return figures
 
 
+_NO_NAME = frozenset({Failure.DNS_NXDOMAIN_ERROR, Failure.DNS_NO_ANSWER})
+
+
+def dns_tampered(result: ProbeResult, reference: Observation | None) -> dict[str, FactValue] | None:
+    """DNS behind a hostname target: our resolver's answer against the one the reference used.
+
+    A failed attempt is ``dns_tampering`` when a reference reached the same target and either our
+    resolver said the name does not exist (NXDOMAIN / no answer at ``resolve``), or the address we were
+    given (fact ``ip``) is a bogon (private, reserved, loopback: never a server abroad), or is not the
+    address the reference reached (disjoint answers: the address we got does not work, the one abroad
+    does). An IP-literal target has the same ``ip`` on both sides and is never attributed here.
+    """
+    if result.success or result.facts.get(LOCAL_CAUSE_FACT) or result.failure is Failure.INTERNAL_ERROR:
+        return None
+    if reference is None or not reference.success:
+        return None
+    theirs = reference.facts.get("ip")
+    if result.stage is Stage.RESOLVE:
+        if result.failure in _NO_NAME:
+            return {
+                "resolver_answer": result.failure.value,
+                **({"reference_ip": theirs} if isinstance(theirs, str) else {}),
+            }
+        return None
+    ours = result.facts.get("ip")
+    if not isinstance(ours, str) or not isinstance(theirs, str) or ours == theirs:
+        return None  # an IP-literal target, or an honest resolver: the other rules decide
+    figures: dict[str, FactValue] = {"ip": ours, "reference_ip": theirs}
+    try:
+        if not ipaddress.ip_address(ours).is_global:
+            figures["bogon"] = True
+    except ValueError:
+        return None
+    return figures
+
+
 def throttled(
     result: ProbeResult, reference: Observation | None, ratio: float
 ) -> dict[str, FactValue] | None:
@@ -270,6 +307,8 @@ def judge(
         return plain_outcome(Verdict.BLOCKED, result.evidence)
     if online and (figures := page_differs(result, reference)) is not None:
         return Outcome(Verdict.BLOCKED, Technique.HTTP_BLOCKPAGE, reference, figures)
+    if online and (figures := dns_tampered(result, reference)) is not None:
+        return Outcome(Verdict.BLOCKED, Technique.DNS_TAMPERING, reference, figures)
     if online and (figures := intercepted(result, reference)) is not None:
         return Outcome(Verdict.BLOCKED, Technique.TLS_INTERCEPTION, reference, figures)
     if online and flow_cut(result, reference):

@@ -101,6 +101,9 @@ TARGET_NAMES = (
     "page-pattern",
     "page-vs-reference",
     "tls-intercepted-any",
+    "tls-poisoned",
+    "https-poisoned",
+    "tcp-poisoned",
 )
 
 
@@ -141,6 +144,15 @@ def lab_config(
             },
             {**tls, "name": "tls-intercepted", "host": MITM_IP, "server_name": BANK},
             {**tls, "name": "tls-intercepted-any", "host": ANY_MITM_IP, "server_name": BANK},
+            # hostname targets behind the poisoned ISP resolver (abroad the name resolves to TRUE_IP)
+            {**tls, "name": "tls-poisoned", "host": POISONED},
+            {
+                "name": "https-poisoned",
+                "kind": "https",
+                "url": f"https://{POISONED}/",
+                "ca_file": str(ca_file),
+            },
+            {"name": "tcp-poisoned", "kind": "tcp", "host": POISONED, "port": 443},
             {
                 "name": "https-intercepted",
                 "kind": "https",
@@ -210,7 +222,7 @@ class CensorLab:
     def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.ca.cert_pem.write_to_path(str(self.ca_file))
-        pages = (PAGE_FP_IP, PAGE_PATTERN_IP, PAGE_REF_IP, ANY_MITM_IP, CONTROL_MITM_IP)
+        pages = (PAGE_FP_IP, PAGE_PATTERN_IP, PAGE_REF_IP, ANY_MITM_IP, CONTROL_MITM_IP, TRUE_IP)
         for ip in (DROP_IP, DEAD_IP, REF_IP, MITM_IP, SNI_IP, BULK_IP, DOH_IP, SNI_REF_IP, *pages):
             self.lab.server_ip(int(ip.rsplit(".", 1)[1]))
         # system resolvers: must exist before the daemons start (ip netns exec bind-mounts them)
@@ -293,6 +305,7 @@ class CensorLab:
         abroad += [
             {"type": "http", "host": MITM_IP, "port": 443, "cert": pem(self.ca, "bank", BANK)},
             {"type": "tls", "host": ANY_MITM_IP, "port": 443, "cert": pem(self.ca, "bank-any", BANK)},
+            {"type": "http", "host": TRUE_IP, "port": 443, "cert": pem(self.ca, "poisoned", POISONED)},
             {"type": "tls", "host": CONTROL_MITM_IP, "port": 443, "cert": pem(self.ca, "bank-ctl", BANK)},
             *(
                 {"type": "tls", "host": ip, "port": 443, "cert": pem(self.ca, "forbidden", FORBIDDEN)}

@@ -14,6 +14,7 @@ yields ``unknown``, never ``blocked``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -202,3 +203,27 @@ def test_an_intercepted_control_keeps_the_vantage_online_and_is_itself_intercept
         vantage="online",
     )
     assert target(status, "bank-control")["role"] == "international_control"
+
+
+def test_a_poisoned_resolver_in_front_of_tls_https_and_tcp_targets_is_dns_tampering(
+    censorlab: CensorLab,
+) -> None:
+    """No dns target needed: the ISP resolver's bogon answer for the hostname, against the address the
+    reference reached, is named as the cause of the failed tls, https and tcp attempts."""
+    censorlab.set_phase("censored")
+    tampering = ("blocked", "dns_tampering")
+    censorlab.wait_for(
+        {**CONTROLS, "tls-poisoned": tampering, "https-poisoned": tampering, "tcp-poisoned": tampering}
+    )
+    names = ("tls-poisoned", "https-poisoned", "tcp-poisoned")
+
+    def answered() -> list[tuple[object, object]]:
+        lasts = [target(censorlab.status(), n)["last"] for n in names]
+        return [(last["facts"].get("ip"), last["stage"]) for last in lasts]
+
+    # the resolver restarts with each phase switch: an attempt in that moment fails at resolve, so wait
+    # for attempts that got an answer
+    deadline = time.monotonic() + 20
+    while answered() != [(POISON_IP, "connect")] * 3 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert answered() == [(POISON_IP, "connect")] * 3

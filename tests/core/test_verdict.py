@@ -136,7 +136,8 @@ MITM = fail(F.SSL_UNKNOWN_AUTHORITY, S.TLS_HANDSHAKE, T.TLS_INTERCEPTION)
         ),
         (fail(F.PROTOCOL_NO_RESPONSE, S.PROTOCOL_HANDSHAKE), None, VS.ONLINE, None, Outcome(V.UNREACHABLE)),
         # failures a reference cannot attribute (need local evidence)
-        (fail(F.DNS_NXDOMAIN_ERROR, S.RESOLVE), None, VS.ONLINE, True, Outcome(V.UNREACHABLE)),
+        # (a name that does not exist here while the reference reached it: dns_tampering, see below)
+        (fail(F.DNS_SERVFAIL_ERROR, S.RESOLVE), None, VS.ONLINE, True, Outcome(V.UNREACHABLE)),
         (fail(F.AUTH_FAILED, S.PROTOCOL_HANDSHAKE), None, VS.ONLINE, True, Outcome(V.UNREACHABLE)),
         (fail(F.INTERNAL_ERROR, S.CONNECT), None, VS.ONLINE, True, Outcome(V.UNREACHABLE)),
         # local evidence needs no reference
@@ -647,3 +648,55 @@ def test_interception_by_any_root_table(
     assert outcome == expected
     if expected == INTERCEPTED:
         assert outcome.evidence["tls_issuer"] == SUBSTITUTE["tls_issuer"] and outcome.reference is reference
+
+
+# -- DNS behind every hostname: our resolver's answer against the reference's --------------------------
+
+DNS = Outcome(V.BLOCKED, T.DNS_TAMPERING)
+THERE = {"ip": "151.101.1.69"}
+
+
+@pytest.mark.parametrize(
+    ("result", "reference", "expected"),
+    [
+        # NXDOMAIN (or no answer) here, the reference reached the name
+        (fail(F.DNS_NXDOMAIN_ERROR, S.RESOLVE), seen(True, THERE), DNS),
+        (fail(F.DNS_NO_ANSWER, S.RESOLVE), seen(True, THERE), DNS),
+        # a bogon answer (tls, https, tcp: whatever stage then failed)
+        (fail(F.GENERIC_TIMEOUT_ERROR, S.CONNECT, facts={"ip": "10.10.34.35"}), seen(True, THERE), DNS),
+        (fail(F.CONNECTION_REFUSED, S.CONNECT, facts={"ip": "127.0.0.1"}), seen(True, THERE), DNS),
+        (fail(F.SSL_UNKNOWN_AUTHORITY, S.TLS_HANDSHAKE, facts={"ip": "192.168.1.1"}), seen(True, THERE), DNS),
+        # a disjoint answer: the address we were given fails, the reference's works
+        (fail(F.GENERIC_TIMEOUT_ERROR, S.CONNECT, facts={"ip": "104.16.0.1"}), seen(True, THERE), DNS),
+        # the same address on both sides (an IP target, or an honest resolver): today's rules
+        (
+            fail(F.GENERIC_TIMEOUT_ERROR, S.CONNECT, facts=THERE),
+            seen(True, THERE),
+            Outcome(V.BLOCKED, T.TCP_BLACKHOLE),
+        ),
+        # no evidence: no reference, a reference that failed too, no address known on either side
+        (fail(F.DNS_NXDOMAIN_ERROR, S.RESOLVE), None, Outcome(V.UNREACHABLE)),
+        (fail(F.DNS_NXDOMAIN_ERROR, S.RESOLVE), seen(False, THERE), Outcome(V.UNREACHABLE)),
+        (
+            fail(F.GENERIC_TIMEOUT_ERROR, S.CONNECT, facts={"ip": "10.1.1.1"}),
+            seen(True),
+            Outcome(V.BLOCKED, T.TCP_BLACKHOLE),
+        ),
+        (fail(F.GENERIC_TIMEOUT_ERROR, S.CONNECT), seen(True, THERE), Outcome(V.BLOCKED, T.TCP_BLACKHOLE)),
+        # a resolver that failed without saying the name is missing proves nothing
+        (fail(F.DNS_SERVFAIL_ERROR, S.RESOLVE), seen(True, THERE), Outcome(V.UNREACHABLE)),
+        # a success is not second-guessed
+        (
+            ProbeResult(
+                target="t", kind="tls", started_at=0, duration_s=1, success=True, facts={"ip": "10.0.0.1"}
+            ),
+            seen(True, THERE),
+            Outcome(V.REACHABLE),
+        ),
+    ],
+)
+def test_dns_behind_every_hostname_table(
+    result: ProbeResult, reference: Observation | None, expected: Outcome
+) -> None:
+    assert judge(result, role=None, vantage=VS.ONLINE, reference=reference) == expected
+    assert judge(result, role=None, vantage=VS.UNKNOWN, reference=reference) != DNS  # online only
