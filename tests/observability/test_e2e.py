@@ -3,20 +3,23 @@ the shipped routing and inhibition -> a webhook served here; every dashboard and
 through the Prometheus HTTP API.
 
 The lab (all on 127.0.0.1): two controls (TCP listeners), a genuine TLS server, the same name served with
-a certificate from a rogue "national" CA (TLS interception), a refused port that a reference vantage
-reaches (TCP reset attributed by the reference), dnsmasq answering a bogon (DNS tampering), a paced HTTP
-server (throttling against a control download), microsocks with an echo canary (proxy throughput), an
-OpenVPN port nobody serves, a Tor relay that is not one (in a one-relay relay set), and a vanilla
-bridge and a bootstrap through it on a refused port, tested by the daemon's real tor. A second reachwatch
-is the reference vantage outside the country. Tests run in order: alerts; inhibition during an
-international shutdown (the international control stops) and then offline (the domestic one stops too);
-then every expression over the whole run.
+a certificate from a rogue "national" CA (TLS interception), a server name that resolves, for the
+in-country vantage only, to an address where nothing listens (the refusal a forged RST produces; its own
+/etc/hosts in a private mount namespace) while the reference vantage reaches the server under the same
+name and port (TCP reset attributed by the reference, matched by destination), dnsmasq answering a bogon
+(DNS tampering), a paced HTTP server (throttling against a control download), microsocks with an echo
+canary (proxy throughput), an OpenVPN port nobody serves, a Tor relay that is not one (in a one-relay
+relay set), and a vanilla bridge and a bootstrap through it on a refused port, tested by the daemon's
+real tor. A second reachwatch is the reference vantage outside the country. Tests run in order: alerts;
+inhibition during an international shutdown (the international control stops) and then offline (the
+domestic one stops too); then every expression over the whole run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import ssl
 import time
 from collections.abc import AsyncGenerator, Callable, Iterator
@@ -35,9 +38,22 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from reachwatch.probes import PROBES
 from tests.observability import lab
 from tests.proxy.conftest import echo_canary, microsocks
-from tests.servers import dnsmasq, free_port, hold_open, http_app, paced_app, rogue_ca, tcp_server
+from tests.servers import (
+    LOOPBACK,
+    dnsmasq,
+    free_port,
+    hold_open,
+    http_app,
+    paced_app,
+    rogue_ca,
+    tcp_server,
+)
 
 pytestmark = pytest.mark.slow
+
+# one server name for both vantages; the in-country one resolves it to a loopback address with no listener
+RELAY_NAME = "relay.lab"
+NOWHERE = "127.0.0.2"
 
 ROGUE_ORG = "Qaznet Trust Network (lab)"
 IN = {
@@ -107,11 +123,22 @@ def daemon_config(
     }
 
 
-async def start_daemon(st: Stack, tmp: Path, name: str, port: int, config: dict[str, Any]) -> None:
+async def start_daemon(
+    st: Stack, tmp: Path, name: str, port: int, config: dict[str, Any], *, hosts: str | None = None
+) -> None:
+    """Start one daemon; ``hosts`` becomes its own ``/etc/hosts`` (a private mount namespace), so two
+    vantages on one loopback can resolve one server name to different addresses."""
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     (tmp / name).mkdir()
     argv = [*lab.REACHWATCH, "run", "--config", str(path), "--state-dir", str(tmp / name)]
+    if hosts is not None:
+        hosts_file = tmp / f"{name}.hosts"
+        hosts_file.write_text(f"127.0.0.1 localhost\n::1 localhost\n{hosts}\n")
+        userns = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]
+        bind = 'mount --bind "$0" /etc/hosts && exec "$@"'
+        private_mounts = ["unshare", *userns, "--mount", "--propagation", "private"]
+        argv = [*private_mounts, "sh", "-c", bind, str(hosts_file), *argv]
     st.procs.start(name, [*argv, "--web.listen-address", f"127.0.0.1:{port}", "--log.format", "json"])
 
     async def ready() -> bool:
@@ -257,14 +284,18 @@ async def _lab(tmp: Path) -> AsyncGenerator[Stack, None]:
         }
         ref_targets = [
             {"name": "news-intercepted", "kind": "tls", "group": "news", "port": g_port, **tls_common},
-            {"name": "relay-reset", "kind": "tcp", "group": "news", "host": "127.0.0.1", "port": listening},
+            {"name": "relay-reset", "kind": "tcp", "group": "news", "host": RELAY_NAME, "port": listening},
         ]
-        await start_daemon(st, tmp, "reachwatch-ref", ref_port, daemon_config("lab-ref", ctl, ref_targets))
+        await start_daemon(
+            st, tmp, "reachwatch-ref", ref_port, daemon_config("lab-ref", ctl, ref_targets),
+            hosts=f"{LOOPBACK} {RELAY_NAME}",
+        )  # fmt: skip
         await lab.wait_until(lambda: _all_ok(st, ref_port), 30, "the reference vantage reaching its targets")
         in_targets = [
             {"name": "news-genuine", "kind": "tls", "group": "news", "port": g_port, **tls_common},
             {"name": "news-intercepted", "kind": "tls", "group": "news", "port": r_port, **tls_common},
-            {"name": "relay-reset", "kind": "tcp", "group": "news", "host": "127.0.0.1", "port": refused},
+            # the same name and port; here it resolves where nothing listens: refused, as by a forged RST
+            {"name": "relay-reset", "kind": "tcp", "group": "news", "host": RELAY_NAME, "port": listening},
             {
                 "name": "dns-poisoned",
                 "kind": "dns",
@@ -344,6 +375,7 @@ async def _lab(tmp: Path) -> AsyncGenerator[Stack, None]:
                     {"name": "lab-ref", "url": f"http://127.0.0.1:{ref_port}", "max_age": 60}
                 ],
             ),
+            hosts=f"{NOWHERE} {RELAY_NAME}",
         )
 
         async def tor_results_scraped() -> bool:
