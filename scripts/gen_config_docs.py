@@ -9,8 +9,7 @@ docstring that names the field, and last the trailing comment of the field's lin
 config/examples/*.yaml or a YAML block of a module docstring. Each kind's section opens with its probe
 module's docstring; its stages, failures and evidence are those the module names (docstring or code).
 Every YAML example is validated with ``reachwatch.config.load.parse_config`` before it is written.
-Secret fields are decided as ``app.check_files`` does (``*_env``; ``*_file`` except
-``logging.PUBLIC_FILE_FIELDS``), plus any field a module passes by name to the secret-file readers.
+Secret fields are those typed ``SecretFile``/``SecretEnv`` (``config.secrets``), as the loader reads them.
 
     .venv/bin/python scripts/gen_config_docs.py            # (re)write docs/CONFIGURATION.md
     .venv/bin/python scripts/gen_config_docs.py --check    # exit 1 if the committed file is stale
@@ -23,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import contextlib
-import importlib
 import inspect
 import io
 import re
@@ -45,9 +42,9 @@ from pydantic.fields import FieldInfo
 
 from reachwatch.config.load import parse_config
 from reachwatch.config.schema import Config
+from reachwatch.config.secrets import FileKind, field_kind
 from reachwatch.config.types import TargetBase, parse_duration
 from reachwatch.failures import Failure, Stage, Technique
-from reachwatch.logging import PUBLIC_FILE_FIELDS
 from reachwatch.probes import PROBES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -533,37 +530,9 @@ def default_text(model: type[BaseModel], name: str) -> str:
     return f"`{to_yaml(value, True)}`"
 
 
-@cache
-def _secret_literals(module: str) -> frozenset[str]:
-    """Field names a module passes to the secret readers (``check_private_file(path, "config_file")``)."""
-    try:
-        tree = ast.parse(inspect.getsource(sys.modules[module]))
-    except (OSError, TypeError, KeyError):
-        return frozenset()
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call):
-            func = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
-            if func in {"check_private_file", "read_secret_file", "read_secret"}:
-                names |= {
-                    a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)
-                }
-    return frozenset(names)
-
-
 def is_secret(model: type[BaseModel], name: str) -> bool:
-    """As ``app.check_files`` decides: ``*_env``, and ``*_file`` except the public ones (CA, certs)."""
-    if name.endswith("_env") or (name.endswith("_file") and name not in PUBLIC_FILE_FIELDS):
-        return True
-    # the model's module and its probe's (config/targets/<kind>.py -> probes/<kind>.py), imported as needed
-    modules = {c.__module__ for c in model_classes(model)}
-    for module in list(modules):
-        if module.startswith("reachwatch.config.targets."):
-            probe = module.replace("reachwatch.config.targets.", "reachwatch.probes.")
-            with contextlib.suppress(ImportError):
-                importlib.import_module(probe)
-                modules.add(probe)
-    return any(name in _secret_literals(m) for m in modules)
+    """Declared by the field's type (``config.secrets``): ``SecretFile`` or ``SecretEnv``."""
+    return field_kind(model.model_fields[name]) in (FileKind.SECRET_FILE, FileKind.SECRET_ENV)
 
 
 def _flatten(tp: Any) -> list[Any]:

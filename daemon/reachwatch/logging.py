@@ -22,7 +22,7 @@ import structlog
 from pydantic import BaseModel
 
 from reachwatch.config.load import LoadedConfig
-from reachwatch.config.secrets import MAX_SECRET_BYTES, PUBLIC_FILE_FIELDS, resolve_path
+from reachwatch.config.secrets import MAX_SECRET_BYTES, FileKind, file_fields, resolve_path
 
 REDACTED = "[redacted]"
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
@@ -76,28 +76,21 @@ class Redactor:
 REDACTOR = Redactor()
 
 
-def _secret_values(model: BaseModel, base_dir: Path) -> list[str]:
-    """Values of every ``*_file`` / ``*_env`` secret in the config (best effort; load reports errors)."""
+def _secret_values(config: BaseModel, base_dir: Path) -> list[str]:
+    """Values of every secret the config names (``SecretEnv``/``SecretFile`` fields; best effort: the
+    loader reports unreadable ones)."""
     out: list[str] = []
-    for name, value in model:
-        if isinstance(value, BaseModel):
-            out += _secret_values(value, base_dir)
-        elif isinstance(value, list | tuple):
-            for item in value:
-                if isinstance(item, BaseModel):
-                    out += _secret_values(item, base_dir)
-        elif isinstance(value, str) and name.endswith("_env"):
-            secret = os.environ.get(value)
+    for item in file_fields(config):
+        if item.kind is FileKind.SECRET_ENV:
+            secret = os.environ.get(item.value)
             if secret:
                 out.append(secret)
-        elif isinstance(value, str) and name.endswith("_file") and name not in PUBLIC_FILE_FIELDS:
-            out += _file_secret(value, base_dir)
+        elif item.kind is FileKind.SECRET_FILE:
+            out += _file_secret(item.value, base_dir)
     return out
 
 
-def _file_secret(value: Any, base_dir: Path) -> list[str]:
-    if not isinstance(value, str):
-        return []
+def _file_secret(value: str, base_dir: Path) -> list[str]:
     try:
         with resolve_path(value, base_dir).open("rb") as fh:
             # as much as a probe may read (config.secrets), so no part of a secret escapes redaction

@@ -14,6 +14,7 @@ import pytest
 from pydantic import Field
 
 from reachwatch.config.load import parse_config
+from reachwatch.config.secrets import PublicFile, SecretEnv, SecretFile
 from reachwatch.config.types import Duration, StrictModel, TargetBase
 from reachwatch.errors import ConfigError
 from reachwatch.probes import PROBES
@@ -106,9 +107,9 @@ class _DemoTarget(TargetBase, _Options):
     port: int = Field(default=443, ge=1, le=65535)
     every: Duration = 300.0  # how often
     mode: Literal["a", "b"] = Field(default="a", description="from Field(description)")
-    token_file: str | None = None
-    token_env: str | None = None
-    ca_file: str | None = None
+    token_file: SecretFile | None = None
+    token_env: SecretEnv | None = None
+    ca_file: PublicFile | None = None
     """An attribute docstring."""
     undocumented: list[str] = Field(default_factory=list, max_length=3)
 

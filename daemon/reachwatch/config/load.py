@@ -24,13 +24,13 @@ from typing import Any
 
 import structlog
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from reachwatch.config.dirauths import directory_authority_targets
 from reachwatch.config.messages import format_validation_error
 from reachwatch.config.relaysets import relay_set_targets
 from reachwatch.config.schema import Config, TorConfig
-from reachwatch.config.secrets import PUBLIC_FILE_FIELDS, read_secret_file, resolve_path
+from reachwatch.config.secrets import FileKind, file_fields, read_secret_file, resolve_path
 from reachwatch.config.types import TargetBase
 from reachwatch.config.webconfig import WebSecurity, load_web_security
 from reachwatch.errors import ConfigError
@@ -167,31 +167,20 @@ def with_tor_targets(loaded: LoadedConfig) -> LoadedConfig:
 
 
 def check_files(loaded: LoadedConfig) -> None:
-    """Every ``*_file`` the config names must be readable, secret ones private; every ``*_env`` set.
+    """Every secret file the config names must be private, every public file readable, every secret
+    environment variable set (the fields are typed ``SecretFile``/``PublicFile``/``SecretEnv``).
 
     Probes read their secrets at probe time; checking here turns a bad secret into a one-line error at
     start, ``validate`` or reload instead of a failing probe hours later.
     """
-    _check_model(loaded.config, loaded.base_dir, loaded.source, "")
-
-
-def _check_model(model: BaseModel, base_dir: Path, source: str, where: str) -> None:
-    for name, value in model:
-        path = f"{where}.{name}" if where else name
-        if isinstance(value, BaseModel):
-            _check_model(value, base_dir, source, path)
-        elif isinstance(value, list | tuple):
-            for i, item in enumerate(value):
-                if isinstance(item, BaseModel):
-                    item_name = getattr(item, "name", None)
-                    label = f" (name {item_name!r})" if isinstance(item_name, str) else ""
-                    _check_model(item, base_dir, source, f"{path}[{i}]{label}")
-        elif isinstance(value, str) and name.endswith("_env") and value not in os.environ:
-            raise ConfigError(f"{source}: {path}", f"environment variable {value} is not set")
-        elif isinstance(value, str) and name.endswith("_file"):
-            if name in PUBLIC_FILE_FIELDS:
-                full = resolve_path(value, base_dir)
-                if not os.access(full, os.R_OK):
-                    raise ConfigError(f"{source}: {path}", f"cannot read file {full}")
-            else:
-                read_secret_file(value, base_dir, f"{source}: {path}")
+    for item in file_fields(loaded.config):
+        where = f"{loaded.source}: {item.path}"
+        if item.kind is FileKind.SECRET_ENV:
+            if item.value not in os.environ:
+                raise ConfigError(where, f"environment variable {item.value} is not set")
+        elif item.kind is FileKind.SECRET_FILE:
+            read_secret_file(item.value, loaded.base_dir, where)
+        else:
+            full = resolve_path(item.value, loaded.base_dir)
+            if not os.access(full, os.R_OK):
+                raise ConfigError(where, f"cannot read file {full}")

@@ -40,6 +40,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from reachwatch.config.secrets import PublicFile
 from reachwatch.config.targets.tor_relay import TorRelayTarget
 from reachwatch.config.tor_identity import normalize_fingerprint
 from reachwatch.config.types import Duration, StrictModel, split_host_port
@@ -60,7 +61,7 @@ class RelaySetConfig(StrictModel):
     """One set of relays to probe, from one file."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,40}$")
-    source: str = Field(min_length=1)  # relative paths are relative to the config file
+    source: PublicFile = Field(min_length=1)  # relative paths are relative to the config file
     flags: list[str] = Field(default_factory=list)
     sample: int | None = Field(default=None, ge=1)
     seed: int = 0  # the same seed picks the same sample

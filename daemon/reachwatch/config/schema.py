@@ -18,6 +18,7 @@ from pydantic import Field, field_validator, model_validator
 
 from reachwatch.config.canary_service import CanaryServiceConfig
 from reachwatch.config.relaysets import RelaySetConfig
+from reachwatch.config.secrets import PublicFile, SecretEnv, SecretFile
 from reachwatch.config.targets import TARGET_MODELS
 from reachwatch.config.targets.datastage import DataStageConfig
 from reachwatch.config.types import NAME_PATTERN, Duration, StrictModel, TargetBase
@@ -120,9 +121,9 @@ class ReferenceVantage(StrictModel):
     timeout: Duration = 10.0  # bound on one fetch of the reference's status
     max_age: Duration = 1800.0  # its result must be this fresh to count
     username: str | None = None
-    password_file: str | None = None
-    password_env: str | None = None  # environment variable holding the basic-auth password
-    ca_file: str | None = None
+    password_file: SecretFile | None = None
+    password_env: SecretEnv | None = None  # environment variable holding the basic-auth password
+    ca_file: PublicFile | None = None
     public_key: str | None = Field(
         default=None,
         description=(
@@ -233,7 +234,7 @@ class WebConfig(StrictModel):
     """The HTTP endpoint (/metrics, /api/v1/status, /-/reload)."""
 
     listen_address: str = DEFAULT_LISTEN_ADDRESS
-    config_file: str | None = None  # exporter-toolkit style web-config.yml (TLS, basic auth)
+    config_file: PublicFile | None = None  # exporter-toolkit style web-config.yml (TLS, basic auth)
     per_target_metrics: bool = True
     blackbox_compat_metrics: bool = Field(
         default=False,
@@ -244,7 +245,7 @@ class WebConfig(StrictModel):
             "BlackboxProbeFailed rule (probe_success == 0) would page for every blocked target."
         ),
     )
-    reference_key_file: str | None = Field(
+    reference_key_file: SecretFile | None = Field(
         default=None,
         description=(
             "Ed25519 private key (PEM, mode 0600; `reachwatch keygen` writes one) that signs the "

@@ -1,17 +1,100 @@
-"""Reading secrets (keys, passwords, bridge lines) from files or environment variables.
+"""Secrets as types, and reading them from files or environment variables.
 
 Secrets are never accepted inline in the YAML: a config file gets copied, pasted into bug reports and
 backed up, a key file with mode 0600 does not. A file readable by group or others is refused, because on
 a shared box that is a leak already.
+
+Whether a field names a secret is declared by its type, never guessed from its name: ``SecretFile`` (a
+path to a file only its owner may read: keys, passwords, proxy URLs, ``.ovpn`` files with inline keys),
+``SecretEnv`` (the name of an environment variable holding a secret) and ``PublicFile`` (a path to a file
+that need only be readable: CA bundles, the web config, relay lists). ``file_fields`` walks a loaded
+config and yields every such field that is set; the loader's checks (``config.load.check_files``), the
+log redactor (``logging``) and the reference documentation (``scripts/gen_config_docs.py``) all read it.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+import typing
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 from reachwatch.errors import ConfigError
+
+
+class FileKind(StrEnum):
+    """What a path or variable-name field holds."""
+
+    SECRET_FILE = "secret_file"  # noqa: S105 - a kind of field, not a password
+    SECRET_ENV = "secret_env"  # noqa: S105
+    PUBLIC_FILE = "public_file"
+
+
+@dataclass(frozen=True)
+class FileMarker:
+    """The marker ``SecretFile``/``SecretEnv``/``PublicFile`` carry in their ``Annotated`` metadata."""
+
+    kind: FileKind
+
+
+SecretFile = Annotated[str, FileMarker(FileKind.SECRET_FILE)]
+"""A path (relative to the config file) to a secret file: mode 0600 or 0400, checked at load."""
+SecretEnv = Annotated[str, FileMarker(FileKind.SECRET_ENV)]
+"""The name of an environment variable holding a secret; it must be set when the config is loaded."""
+PublicFile = Annotated[str, FileMarker(FileKind.PUBLIC_FILE)]
+"""A path (relative to the config file) to a file that is not secret; it must be readable."""
+
+
+def field_kind(info: FieldInfo) -> FileKind | None:
+    """The ``FileKind`` a model field is declared with (``SecretFile | None`` included), else ``None``."""
+    for item in info.metadata:
+        if isinstance(item, FileMarker):
+            return item.kind
+    stack: list[Any] = [info.annotation]
+    while stack:
+        tp = stack.pop()
+        if typing.get_origin(tp) is Annotated:
+            for item in tp.__metadata__:
+                if isinstance(item, FileMarker):
+                    return item.kind
+        stack.extend(typing.get_args(tp))
+    return None
+
+
+@dataclass(frozen=True)
+class FileField:
+    """One set path or variable-name field of a config: where (``targets[2] (name 'x').password_file``),
+    what kind, and its value as written."""
+
+    path: str
+    kind: FileKind
+    value: str
+
+
+def file_fields(model: BaseModel, where: str = "") -> Iterator[FileField]:
+    """Every set ``SecretFile``/``SecretEnv``/``PublicFile`` field of ``model`` and the models inside it,
+    in declaration order; list items are named by index and, when they have one, by ``name``."""
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        path = f"{where}.{name}" if where else name
+        kind = field_kind(info)
+        if kind is not None and isinstance(value, str):
+            yield FileField(path, kind, value)
+        elif isinstance(value, BaseModel):
+            yield from file_fields(value, path)
+        elif isinstance(value, list | tuple):
+            for i, item in enumerate(value):
+                if isinstance(item, BaseModel):
+                    item_name = getattr(item, "name", None)
+                    label = f" (name {item_name!r})" if isinstance(item_name, str) else ""
+                    yield from file_fields(item, f"{path}[{i}]{label}")
 
 
 def resolve_path(path: str, base_dir: Path) -> Path:
@@ -19,9 +102,6 @@ def resolve_path(path: str, base_dir: Path) -> Path:
     p = Path(path).expanduser()
     return p if p.is_absolute() else base_dir / p
 
-
-# *_file fields that name public material (certificates, CA bundles), not secrets
-PUBLIC_FILE_FIELDS = frozenset({"ca_file", "cert_file", "client_ca_file", "config_file"})
 
 # keys, passwords, URL and bridge lists are a few KB; a bigger "secret" is a wrong path (a disk image)
 MAX_SECRET_BYTES = 1024 * 1024

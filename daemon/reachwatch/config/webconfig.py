@@ -29,7 +29,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from reachwatch.config.messages import format_validation_error
-from reachwatch.config.secrets import check_private_file, resolve_path
+from reachwatch.config.secrets import PublicFile, SecretFile, check_private_file, resolve_path
 from reachwatch.config.types import StrictModel
 from reachwatch.errors import ConfigError
 
@@ -37,9 +37,9 @@ _BCRYPT = re.compile(r"^\$2[abxy]?\$\d{2}\$[./A-Za-z0-9]{53}$")
 
 
 class TLSServerConfig(StrictModel):
-    cert_file: str
-    key_file: str
-    client_ca_file: str | None = None
+    cert_file: PublicFile
+    key_file: SecretFile
+    client_ca_file: PublicFile | None = None
     client_auth_type: Literal[
         "NoClientCert", "RequestClientCert", "VerifyClientCertIfGiven", "RequireAndVerifyClientCert"
     ] = "NoClientCert"

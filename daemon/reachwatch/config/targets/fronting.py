@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from reachwatch.config.secrets import PublicFile
 from reachwatch.config.types import TargetBase, Url, host_port
 
 
@@ -21,7 +22,7 @@ class FrontingTarget(TargetBase):
     expect_status: list[int] = Field(default_factory=lambda: [200], min_length=1)  # statuses that prove it
     expect_body: str | None = None  # text the real service's answer must contain
     max_bytes: int = Field(default=64 * 1024, ge=1, le=1024 * 1024)  # body read bound
-    ca_file: str | None = None  # PEM CA bundle for the front instead of the system roots
+    ca_file: PublicFile | None = None  # PEM CA bundle for the front instead of the system roots
 
     @field_validator("url")
     @classmethod

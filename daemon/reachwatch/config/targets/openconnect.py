@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from reachwatch.config.secrets import SecretEnv, SecretFile
 from reachwatch.config.targets.tls import TlsOptions
 from reachwatch.config.types import Duration, Host, TargetBase, host_port, is_ip_literal
 
@@ -19,13 +20,13 @@ class OpenConnectTarget(TargetBase, TlsOptions):
     port: int = Field(default=443, ge=1, le=65535)
     server_name: str | None = None
     path: str = Field(default="/", pattern=r"^/[A-Za-z0-9_./-]*$")  # a group URL such as /staff
-    camouflage_secret_file: str | None = None
-    camouflage_secret_env: str | None = None  # environment variable holding the camouflage secret
+    camouflage_secret_file: SecretFile | None = None
+    camouflage_secret_env: SecretEnv | None = None  # environment variable holding the camouflage secret
     handshake_timeout: Duration | None = None  # bound on the TLS handshake alone
     # optional login (a dedicated probe account): proves the credentials, not only the server
     username: str | None = None
-    password_file: str | None = None  # the probe account's password (mode 0600)
-    password_env: str | None = None  # or an environment variable holding it
+    password_file: SecretFile | None = None  # the probe account's password (mode 0600)
+    password_env: SecretEnv | None = None  # or an environment variable holding it
 
     def destination(self) -> str:
         return host_port(self.host, self.port)

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from reachwatch.config.secrets import SecretFile
 from reachwatch.config.targets.udp_control import UdpControl
 from reachwatch.config.types import Duration, Host, TargetBase, host_port
 
@@ -18,11 +19,11 @@ class OpenVpnTarget(TargetBase):
     host: Host = Field(min_length=1)
     port: int = Field(default=1194, ge=1, le=65535)
     proto: Literal["udp", "tcp"] = "udp"  # over TCP every packet carries a 2-byte length prefix
-    tls_auth_file: str | None = None  # the .ovpn's tls-auth static key (HMAC firewall)
+    tls_auth_file: SecretFile | None = None  # the .ovpn's tls-auth static key (HMAC firewall)
     key_direction: Literal[0, 1] | None = None  # as in .ovpn; unset = bidirectional
     auth: str = "SHA1"
-    tls_crypt_file: str | None = None  # the tls-crypt static key (HMAC-SHA256 + AES-256-CTR)
-    tls_crypt_v2_file: str | None = None  # this client's tls-crypt-v2 key (client key + wrapped key)
+    tls_crypt_file: SecretFile | None = None  # the tls-crypt static key (HMAC-SHA256 + AES-256-CTR)
+    tls_crypt_v2_file: SecretFile | None = None  # this client's tls-crypt-v2 key (client key + wrapped key)
     retransmit: Duration = 2.0  # UDP resend interval, like the client's first retransmit
     control: UdpControl | None = None
 

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from reachwatch.config.secrets import SecretFile
 from reachwatch.config.targets.canary import CanaryConfig
 from reachwatch.config.targets.datastage import DataStageConfig
 from reachwatch.config.types import Duration, Host, TargetBase
@@ -22,8 +23,8 @@ class OpenVpnTunnelTarget(TargetBase):
     host: Host = Field(min_length=1)
     port: int = Field(default=1194, ge=1, le=65535)
     proto: Literal["udp", "tcp"] = "udp"  # replaces the file's proto
-    config_file: str = Field(min_length=1)
-    auth_user_pass_file: str | None = None
+    config_file: SecretFile = Field(min_length=1)
+    auth_user_pass_file: SecretFile | None = None
     hold: Duration = 10.0  # how long the tunnel must stay up after Initialization Sequence Completed
     ping: int = Field(default=1, ge=1, le=60)  # keepalive interval in seconds (--ping)
     ping_restart: int = Field(default=5, ge=2, le=300)  # seconds of silence that count as a cut

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from reachwatch.config.secrets import read_secret
+from reachwatch.config.secrets import SecretEnv, SecretFile, read_secret
 from reachwatch.config.ssuri import key_from_uri_file
 from reachwatch.config.targets.canary import CanaryConfig
 from reachwatch.config.targets.datastage import DataStageConfig
@@ -35,9 +35,9 @@ class ShadowsocksTarget(TargetBase):
     # 2022 edition (2022-blake3-aes-128-gcm, 2022-blake3-aes-256-gcm; the key is a base64 PSK of 16/32
     # bytes); with uri_file, the URI's own method is used
     method: str = "chacha20-ietf-poly1305"
-    password_file: str | None = None
-    password_env: str | None = None
-    uri_file: str | None = None
+    password_file: SecretFile | None = None
+    password_env: SecretEnv | None = None
+    uri_file: SecretFile | None = None
     uri_line: int = Field(default=1, ge=1)
     canary: CanaryConfig
     data_stage: DataStageConfig = Field(

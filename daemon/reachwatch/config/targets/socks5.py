@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from reachwatch.config.proxyurl import proxy_credentials
+from reachwatch.config.secrets import SecretEnv, SecretFile
 from reachwatch.config.targets.canary import CanaryConfig
 from reachwatch.config.targets.datastage import DataStageConfig
 from reachwatch.config.types import Host, TargetBase, host_port
@@ -21,9 +22,9 @@ class ProxyTargetBase(TargetBase):
     host: Host = Field(min_length=1)
     port: int = Field(ge=1, le=65535)
     username: str | None = None
-    password_file: str | None = None
-    password_env: str | None = None
-    url_file: str | None = None
+    password_file: SecretFile | None = None
+    password_env: SecretEnv | None = None
+    url_file: SecretFile | None = None
     url_line: int = Field(default=1, ge=1)
     canary: CanaryConfig | None = None
     data_stage: DataStageConfig = Field(

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from reachwatch.config.secrets import PublicFile
 from reachwatch.config.types import Duration, Host, StrictModel, TargetBase, host_port
 
 
@@ -19,7 +20,7 @@ class TlsOptions(StrictModel):
       or hex). ``cert_sha256``: SHA-256 fingerprints of the leaf certificate (hex, colons allowed).
     """
 
-    ca_file: str | None = None
+    ca_file: PublicFile | None = None
     verify: bool = True
     spki_sha256: list[str] = Field(default_factory=list)
     cert_sha256: list[str] = Field(default_factory=list)

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from reachwatch.config.secrets import SecretFile
 from reachwatch.config.targets.datastage import DataStageConfig
 from reachwatch.config.targets.udp_control import UdpControl
 from reachwatch.config.types import Duration, Host, TargetBase, host_port
@@ -34,8 +35,8 @@ class WireGuardTarget(TargetBase):
     host: Host = Field(min_length=1)
     port: int = Field(default=51820, ge=1, le=65535)
     public_key: str  # the server's public key, base64 (as in wg-quick's [Peer] PublicKey)
-    private_key_file: str = Field(min_length=1)
-    preshared_key_file: str | None = None  # the peer's PresharedKey, base64, if the server sets one
+    private_key_file: SecretFile = Field(min_length=1)
+    preshared_key_file: SecretFile | None = None  # the peer's PresharedKey, base64, if the server sets one
     retransmit: Duration = 2.0  # resend a fresh initiation this often while waiting
     control: UdpControl | None = None
     tunnel_address: str | None = Field(
