@@ -244,7 +244,7 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
     if args.file and args.config and args.file != args.config:
         raise UsageError("validate: give the config either as CONFIG or as --config, not both")
     loaded = load_full_config(Path(path) if path else None)
-    from reachwatch.formats.blockpage import pattern_problem  # noqa: PLC0415
+    from reachwatch.config.targets.http import pattern_problem  # noqa: PLC0415
 
     for target in loaded.config.all_targets():
         for i, pattern in enumerate(getattr(target, "blockpage_patterns", None) or []):

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reachwatch.cli import main
+from reachwatch.config.targets.http import pattern_problem
 from reachwatch.failures import Failure, Stage, Technique, VantageState, Verdict
 from reachwatch.formats import blockpage
 from reachwatch.model import FactValue, Observation, ProbeResult
@@ -204,7 +205,7 @@ def test_a_page_with_markers_that_differs_from_the_references_is_a_block_page(
     ],
 )
 def test_patterns_that_cannot_match_as_written_are_named(pattern: str, problem: str | None) -> None:
-    found = blockpage.pattern_problem(pattern)
+    found = pattern_problem(pattern)
     assert (found is None) if problem is None else (found is not None and problem in found)
 
 

@@ -1,7 +1,8 @@
 # ruff: noqa: RUF001 - the patterns are Russian and Kazakh text: Cyrillic letters are meant
 """Block pages: a body decoded as the browser would, and the censors' pages recognised in it.
 
-Pure: bytes in, text and matches out. Used by the ``http``/``https`` probe and by ``reachwatch validate``.
+Pure: bytes in, text and matches out. Used by the ``http``/``https`` probe. How operator patterns are
+compiled and checked (``PATTERN_FLAGS``, ``pattern_problem``) is config, in ``config/targets/http.py``.
 
 Why each piece:
 - **Decoding.** Russian and Kazakh block pages come in UTF-8 and in Windows-1251 (older DPI boxes); a
@@ -29,10 +30,11 @@ from urllib.parse import urlsplit
 
 import charset_normalizer
 
+from reachwatch.config.targets.http import PATTERN_FLAGS
+
 FINGERPRINT_SET = "2026.1"
 """Version of the built-in fingerprint set; recorded with each match (fact ``blockpage_set``)."""
 
-_FLAGS = re.IGNORECASE | re.UNICODE
 _META_WINDOW = 2048
 _META = re.compile(
     rb"""<meta[^>]+?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]{1,40})""",
@@ -55,7 +57,7 @@ class Fingerprint:
 
 
 def _fp(name: str, country: str | None, *patterns: str, hosts: tuple[str, ...] = ()) -> Fingerprint:
-    return Fingerprint(name, country, tuple(re.compile(p, _FLAGS) for p in patterns), hosts)
+    return Fingerprint(name, country, tuple(re.compile(p, PATTERN_FLAGS) for p in patterns), hosts)
 
 
 FINGERPRINTS: tuple[Fingerprint, ...] = (
@@ -99,7 +101,7 @@ MARKERS = re.compile(
     r"\b(blocked|access\s+denied|restricted|censored|"
     r"заблокир\w*|блокир\w*|ограничен\w*|запрещ\w*|недоступ\w*|"
     r"шектелген|бұғатталған)\b",
-    _FLAGS,
+    PATTERN_FLAGS,
 )
 
 
@@ -163,7 +165,7 @@ def decode_body(body: bytes, content_type: str | None = None) -> tuple[str, str]
 
 def compile_patterns(patterns: list[str]) -> list[re.Pattern[str]]:
     """Operator patterns as they are matched: case-insensitive, Unicode-aware."""
-    return [re.compile(p, _FLAGS) for p in patterns]
+    return [re.compile(p, PATTERN_FLAGS) for p in patterns]
 
 
 def page_text(text: str) -> str:
@@ -228,33 +230,3 @@ def simhash_distance(a: str, b: str) -> int | None:
         return bin(int(a, 16) ^ int(b, 16)).count("1") if len(a) == len(b) == 16 else None
     except ValueError:
         return None
-
-
-# --- patterns as written ------------------------------------------------------------------------------
-
-_BYTE_ESCAPE = re.compile(r"\\x[89a-fA-F][0-9a-fA-F]")
-
-
-def pattern_problem(pattern: str) -> str | None:
-    """Why an operator pattern cannot match a decoded page as written (``None``: it can).
-
-    - it matches the empty string, so it matches every page;
-    - it spells UTF-8 bytes read as latin-1 ("Ð·Ð°Ð±..." instead of "заб..."), a work-around for the old
-      latin-1 matching that now never matches;
-    - it escapes non-ASCII bytes (``\\xd0\\xb7``): patterns match characters, not bytes.
-    """
-    try:
-        compiled = re.compile(pattern, _FLAGS)
-    except re.error as exc:
-        return f"invalid regular expression: {exc}"
-    if compiled.search("") is not None:
-        return "matches the empty string, so every page would be a block page"
-    if _BYTE_ESCAPE.search(pattern):
-        return "escapes bytes (\\x80-\\xff): patterns match decoded characters, write the letters themselves"
-    try:
-        recoded = pattern.encode("latin-1").decode("utf-8")
-    except (UnicodeEncodeError, UnicodeDecodeError):
-        return None
-    if recoded != pattern:
-        return f"looks like UTF-8 read as latin-1: write {recoded!r} instead"
-    return None

@@ -12,6 +12,8 @@ from reachwatch.config.targets.tls import TlsOptions
 from reachwatch.config.types import TargetBase, Url, host_port
 
 DEFAULT_MAX_BYTES = 64 * 1024
+PATTERN_FLAGS = re.IGNORECASE | re.UNICODE
+"""How ``blockpage_patterns`` are compiled: matched against the decoded page (``formats.blockpage``)."""
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 field-name
 
 
@@ -101,3 +103,31 @@ class HttpsTarget(_HttpFields, TlsOptions):
     def sensitive_values(self) -> list[str]:
         values = [*super().sensitive_values(), self.server_name, *self.spki_sha256, *self.cert_sha256]
         return [v for v in values if v]
+
+
+_BYTE_ESCAPE = re.compile(r"\\x[89a-fA-F][0-9a-fA-F]")
+
+
+def pattern_problem(pattern: str) -> str | None:
+    """Why an operator pattern cannot match a decoded page as written (``None``: it can).
+
+    - it matches the empty string, so it matches every page;
+    - it spells UTF-8 bytes read as latin-1 ("Ð·Ð°Ð±..." instead of "заб..."), a work-around for the old
+      latin-1 matching that now never matches;
+    - it escapes non-ASCII bytes (``\\xd0\\xb7``): patterns match characters, not bytes.
+    """
+    try:
+        compiled = re.compile(pattern, PATTERN_FLAGS)
+    except re.error as exc:
+        return f"invalid regular expression: {exc}"
+    if compiled.search("") is not None:
+        return "matches the empty string, so every page would be a block page"
+    if _BYTE_ESCAPE.search(pattern):
+        return "escapes bytes (\\x80-\\xff): patterns match decoded characters, write the letters themselves"
+    try:
+        recoded = pattern.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return None
+    if recoded != pattern:
+        return f"looks like UTF-8 read as latin-1: write {recoded!r} instead"
+    return None
