@@ -64,6 +64,7 @@ targets:
     canary: {{host: canary.example.org, port: 7}}
   - {{name: a-socks, kind: socks5, host: 192.0.2.8, port: 1080}}
   - {{name: a-proxy, kind: http_proxy, host: 192.0.2.8, port: 3128, url_file: key.txt}}
+  - {{name: a-survey, kind: port_survey, host: canary.example.org, secret_file: key.txt}}
 tor:
   directory_authorities: true
   relay_sets: [{{name: onionoo, source: relays.json}}]

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from reachwatch.config.secrets import read_secret
+from reachwatch.config.secrets import SecretEnv, SecretFile, read_secret
 from reachwatch.config.types import Host, StrictModel
 from reachwatch.errors import ConfigError
 
@@ -25,11 +25,11 @@ class CanarySecret(StrictModel):
     an environment variable, never the YAML. ``openssl rand -hex 32 > canary.secret`` makes a good one.
     """
 
-    secret_file: str | None = Field(
+    secret_file: SecretFile | None = Field(
         default=None,
         description="file holding the secret shared with `reachwatch canary` (mode 0600, 16+ characters)",
     )
-    secret_env: str | None = Field(
+    secret_env: SecretEnv | None = Field(
         default=None, description="environment variable holding the secret (instead of secret_file)"
     )
 
