@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from html import escape as html_escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
@@ -205,6 +206,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the keyed echo canary (the config's canary: section) on a host abroad",
     )
     canary.add_argument("--check", action="store_true", help="validate the canary section and secret, exit")
+
+    rep = sub.add_parser(
+        "report", parents=[common], help="a report to publish: incidents with their evidence (html, md, json)"
+    )
+    _period_arguments(rep, since_default=None)
+    rep.add_argument(
+        "--format", choices=["html", "md", "json"], default="html", help="html (default) needs matplotlib"
+    )
+    rep.add_argument(
+        "--output", required=True, metavar="FILE", help="md/json: the raw data goes to FILE.jsonl"
+    )
+    rep.add_argument(
+        "--timezone", metavar="ZONE", help="report times in this IANA zone (default vantage.timezone)"
+    )
+    rep.add_argument(
+        "--max-raw-rows",
+        type=int,
+        default=100_000,
+        metavar="N",
+        help="rows in the raw-data attachment at most",
+    )
 
     # --- import: converters for files users already have (.ovpn, wg-quick, ss:// and proxy links, VPN Gate,
     # RiseupVPN). The importers live in reachwatch/importers/ and return a `targets:` YAML document.
@@ -620,6 +642,85 @@ def _export_labels(args: argparse.Namespace) -> dict[str, str]:
         raise UsageError(f"export: --label: {exc}") from None
 
 
+def cmd_report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from reachwatch import journal, report_plot  # noqa: PLC0415 - see the module docstring
+    from reachwatch import logging as rwlog  # noqa: PLC0415
+    from reachwatch import report as reports  # noqa: PLC0415
+    from reachwatch.config.load import load_config  # noqa: PLC0415
+
+    since, until = _period(args, "report")
+    zone = _zone(args.timezone, "report")
+    if args.max_raw_rows < 0:
+        raise UsageError("report: --max-raw-rows must be 0 or more")
+    if args.format == "html" and not report_plot.available():
+        raise UsageError(
+            "report: --format html draws its timelines with matplotlib, which is not installed: pip install"
+            " 'reachwatch[report]' or apt install python3-matplotlib (md and json work without it)"
+        )
+    loaded = load_config(_config_path(args))
+    state = _open_journal_dir(args)
+    output = Path(args.output)
+    try:
+        conn = journal.open_reader(state)
+        try:
+            built = reports.build(
+                conn, loaded.config, since, until, zone=zone, name=output.name, max_rows=args.max_raw_rows
+            )
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise _journal_error(state, exc) from None
+    # private targets carry no facts here already; the log redaction also covers every other string
+    rwlog.REDACTOR.update(rwlog.sensitive_values(loaded))
+    built.doc = rwlog.REDACTOR.redact(built.doc)
+    built.attachment.lines = [rwlog.REDACTOR.redact(line) for line in built.attachment.lines]
+    built.doc["attachment"] = built.attachment.describe()
+    files = {output: _render_report(built, args.format)}
+    if args.format != "html":  # the html report embeds the raw data
+        files[output.with_name(built.attachment.name)] = built.attachment.text
+    for path, text in files.items():
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"report: cannot write {path}: {exc.strerror or exc}") from None
+    skipped = built.doc["journal"]["rows_skipped"]
+    if skipped:
+        err.write(f"reachwatch: skipped {skipped} journal rows this version cannot read\n")
+    s = built.doc["summary"]
+    out.write(
+        f"wrote {output} ({s['incidents']} incidents, {s['patterns']} patterns"
+        f"{', raw data in ' + built.attachment.name if args.format != 'html' else ''})\n"
+    )
+    return EXIT_OK
+
+
+def _render_report(built: Any, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(built.doc, indent=2, sort_keys=True) + "\n"
+    if fmt == "md":
+        from reachwatch import report_md  # noqa: PLC0415 - see the module docstring
+
+        return str(report_md.render(built))
+    from zoneinfo import ZoneInfo  # noqa: PLC0415
+
+    from reachwatch import report_html, report_plot  # noqa: PLC0415
+
+    zone = ZoneInfo(built.doc["timezone"])
+    period = (built.doc["period"]["since"], built.doc["period"]["until"])
+
+    def picture(title: str, item: dict[str, Any]) -> str:
+        if "recurring" in item:
+            rows = report_plot.pattern_rows(item["recurring"], item["occurrences"])
+        else:
+            rows = report_plot.spans_of(item)
+        if not rows:
+            return ""
+        svg = report_plot.timeline_svg(title, rows, zone, period)
+        return f"<figure aria-label='timeline of {html_escape(title)}'>{svg}</figure>"
+
+    return str(report_html.render(built, picture))
+
+
 def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
     from reachwatch.importers import import_files  # noqa: PLC0415 - only this command needs them
 
@@ -679,6 +780,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             "history": lambda: cmd_history(args, out, err),
             "export": lambda: cmd_export(args, out, err),
             "incidents": lambda: cmd_incidents(args, out, err),
+            "report": lambda: cmd_report(args, out, err),
             "import": lambda: cmd_import(args, out),
             "keygen": lambda: cmd_keygen(args, out),
             "canary": lambda: cmd_canary(args, out),

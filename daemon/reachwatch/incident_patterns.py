@@ -66,13 +66,14 @@ class Pattern:
         ]
         typical = statistics.median(durations)
         end = (center + round(typical / 60)) % _MINUTES
-        weekdays = Counter(_local(i.start.by, self.zone).strftime("%a") for i in self.incidents)
+        ordered = sorted(self.incidents, key=lambda i: i.start.by)
+        weekdays = list(dict.fromkeys(_local(i.start.by, self.zone).strftime("%a") for i in ordered))
         return {
             "start_local": _hhmm(center),
             "end_local": _hhmm(end),
             "typical_duration_s": typical,
             "timezone": self.timezone,
-            "weekdays": [d for d in ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun") if d in weekdays],
+            "weekdays": weekdays,  # in the order the occurrences came
             "text": f"{_hhmm(center)}-{_hhmm(end)} {self.timezone} on {len(self.days)} days",
         }
 

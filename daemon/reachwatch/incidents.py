@@ -231,11 +231,14 @@ def target_incidents(attempts: Iterable[Attempt], changes: Iterable[VerdictChang
     track = _Track()
     current: Incident | None = None
     since_good = 0  # attempts since the last good one (the first bad included)
+    first_bad: Attempt | None = None  # the first of them: the incident's start, and its first example
     for a in attempts:
         if a.role != TARGET_ROLE:
             return []
         track.see(a.started_at, a.good)
         since_good = 0 if a.good else since_good + 1
+        if since_good == 1:
+            first_bad = a
         if current is None:
             if a.verdict not in _BAD_VERDICTS:
                 continue
@@ -253,6 +256,8 @@ def target_incidents(attempts: Iterable[Attempt], changes: Iterable[VerdictChang
                 failed_attempts=max(since_good, 1) - (0 if a.good else 1),
             )
             out.append(current)
+            if first_bad is not None and first_bad is not a and not a.good:
+                _keep_example(current, first_bad, _example_key(a))
         current.attempts += 1
         current.failed_attempts += 0 if a.good else 1
         current.last_seen = a.started_at
@@ -261,7 +266,7 @@ def target_incidents(attempts: Iterable[Attempt], changes: Iterable[VerdictChang
             current.verdicts.append(a.verdict)
         if a.verdict == Verdict.BLOCKED.value and a.technique:
             current.techniques[a.technique] += 1
-        if not a.good:
+        if not a.good and a.verdict != Verdict.UNKNOWN.value:  # an unknown one is the vantage's doing
             _keep_example(current, a)
         if a.verdict == Verdict.REACHABLE.value:
             current.end = track.end(a.started_at)
@@ -270,9 +275,10 @@ def target_incidents(attempts: Iterable[Attempt], changes: Iterable[VerdictChang
     return out
 
 
-def _keep_example(incident: Incident, a: Attempt) -> None:
-    """The first and the latest attempt per technique (their facts are decoded on output only)."""
-    examples = incident.examples.setdefault(_example_key(a), [])
+def _keep_example(incident: Incident, a: Attempt, key: str | None = None) -> None:
+    """The first and the latest attempt per technique (their facts are decoded on output only); the
+    first bad attempt counts for the technique the incident was confirmed with (``key``)."""
+    examples = incident.examples.setdefault(key or _example_key(a), [])
     if len(examples) < 2:
         examples.append(a)
     elif examples[-1].started_at < a.started_at:
@@ -310,10 +316,13 @@ def vantage_incidents(
     track = _Track()
     current: Incident | None = None
     since_good = 0
+    first_bad: Attempt | None = None
     for at, _, item in events:
         if isinstance(item, Attempt):
             track.see(at, item.good)
             since_good = 0 if item.good else since_good + 1
+            if since_good == 1:
+                first_bad = item
             if current is not None:
                 current.attempts += 1
                 current.failed_attempts += 0 if item.good else 1
@@ -336,6 +345,8 @@ def vantage_incidents(
                     failed_attempts=since_good,
                 )
                 out.append(current)
+                if first_bad is not None and since_good:
+                    _keep_example(current, first_bad)
             current.phases.append(item)
             if item.state not in current.verdicts:
                 current.verdicts.append(item.state)

@@ -455,6 +455,13 @@ def targets_between(conn: sqlite3.Connection, since: float, until: float) -> lis
     return [str(r[0]) for r in cur]
 
 
+def target_rows(
+    conn: sqlite3.Connection, target: str, since: float, until: float, stats: ReadStats | None = None
+) -> list[JournalRow]:
+    """One target's rows in ``[since, until)``, oldest first (undecodable ones skipped and counted)."""
+    return _target_rows(conn, target, since, until, stats)
+
+
 def _target_rows(
     conn: sqlite3.Connection, target: str, since: float, until: float, stats: ReadStats | None
 ) -> list[JournalRow]:

@@ -149,7 +149,7 @@ def test_a_period_starting_inside_an_incident_keeps_its_real_start(state: Path, 
     (change,) = site.changes
     assert change.reference is not None and change.reference.observed_at == t(10) - 20
     examples = site.examples["tcp_reset"]
-    assert [json.loads(a.facts)["seq"] for a in examples] == [11, 19]  # facts fetched for examples only
+    assert [json.loads(a.facts)["seq"] for a in examples] == [10, 19]  # facts fetched for examples only
 
 
 def test_a_shutdown_is_a_vantage_incident_bounded_by_the_international_control(

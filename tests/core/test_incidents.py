@@ -141,7 +141,8 @@ def test_evidence_keeps_the_first_and_latest_attempt_per_technique_and_the_chang
     doc = incident.to_dict()
     (evidence,) = doc["evidence"]
     assert evidence["technique"] == "tcp_reset"
-    assert [e["facts"]["seq"] for e in evidence["examples"]] == [2, 5]  # b is unconfirmed: tcp_reset from B
+    # the first bad attempt (before the verdict followed) and the latest
+    assert [e["facts"]["seq"] for e in evidence["examples"]] == [1, 5]
     assert doc["verdict_changes"] == [change.to_dict()]
     assert doc["start"] == {"at": t(1), "after": t(0), "uncertainty_s": STEP}
     assert doc["duration_s"] == t(6) - t(1)
