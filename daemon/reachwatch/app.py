@@ -32,9 +32,10 @@ from reachwatch.config.secrets import read_secret_file
 from reachwatch.errors import ConfigError, ReachwatchError
 from reachwatch.failures import Technique, VantageState, Verdict
 from reachwatch.incident_live import LiveIncidents
-from reachwatch.journal import Journal, JournalRow, ReadStats
+from reachwatch.journal import Journal, JournalRow, ReadStats, last_vantage_change
 from reachwatch.journal import latest as journal_latest
-from reachwatch.journal_events import relied_reference, vantage_change, verdict_change
+from reachwatch.journal import open_reader as journal_reader
+from reachwatch.journal_events import VantageChange, relied_reference, vantage_change, verdict_change
 from reachwatch.metrics import DaemonStatus, ReferenceHealth, StartLagSnapshot, build_registry
 from reachwatch.model import ProbeResult
 from reachwatch.portsurvey import PortsSeen, status_section
@@ -237,6 +238,7 @@ class Daemon:
             self.daemon_status.journal_rows_skipped += stats.skipped
         if stats.skipped:
             log.warning("journal_rows_skipped", rows=stats.skipped, hint="written by a newer reachwatch?")
+        self._journal_start()
         resumed = 0
         for target in loaded.config.all_targets():
             found = rows.get(target.name)
@@ -254,6 +256,23 @@ class Daemon:
             resumed += 1
         if resumed:
             log.info("resumed_from_journal", targets=resumed)
+
+    def _journal_start(self) -> None:
+        """A (re)start knows nothing of the vantage until the controls report: say so in the journal when
+        the last journaled state was something else, so an incident's phases show the gap a restart or a
+        crash left (and no state seems to hold across it)."""
+        assert self.journal is not None
+        try:
+            conn = journal_reader(self.options.state_dir)
+            try:
+                last = last_vantage_change(conn, time.time() + 1.0)
+            finally:
+                conn.close()
+        except (FileNotFoundError, sqlite3.Error):
+            return
+        if last is not None and last.state != VantageState.UNKNOWN.value:
+            reason = "reachwatch (re)started: no control results yet"
+            self.journal.append(VantageChange(time.time(), VantageState.UNKNOWN.value, last.state, reason))
 
     async def run(self) -> int:
         """Start, serve until SIGTERM/SIGINT, shut down cleanly. Returns the exit code."""
