@@ -30,6 +30,7 @@ from aiohttp import web
 from prometheus_client.registry import CollectorRegistry
 
 from reachwatch import __version__, refproto
+from reachwatch.config.types import split_listen_address
 from reachwatch.config.webconfig import WebSecurity, load_cert_chain
 from reachwatch.errors import ConfigError
 from reachwatch.exposition import encode
@@ -96,12 +97,12 @@ def status_document(store: StateStore, vantage_name: str) -> dict[str, Any]:
 
 
 def parse_listen_address(address: str) -> tuple[str, int]:
-    """``127.0.0.1:10491``, ``[::1]:10491`` or ``:10491`` (all interfaces) -> (host, port)."""
-    host, sep, port_text = address.rpartition(":")
-    if not sep or not port_text.isdigit() or int(port_text) > 65535:
-        raise ConfigError("web.listen_address", f"{address!r} is not host:port")
-    host = host.strip("[]")
-    return (host or "0.0.0.0", int(port_text))  # ":port" means all interfaces, by convention
+    """``127.0.0.1:10491``, ``[::1]:10491`` or ``:10491`` (all interfaces) -> (host, port); the config
+    checks the same (``config.types.split_listen_address``), this covers ``--web.listen-address``."""
+    try:
+        return split_listen_address(address)
+    except ValueError as exc:
+        raise ConfigError("web.listen_address", f"{address!r} {exc}") from None
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -3,11 +3,13 @@ each is now one line naming the field, and a private value is never quoted in it
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from reachwatch.config.load import parse_config
+from reachwatch.config import yamlsafe
+from reachwatch.config.load import load_config, parse_config
 from reachwatch.errors import ConfigError
 
 
@@ -69,3 +71,101 @@ def test_a_private_bridge_line_with_a_typo_is_refused_without_its_address_or_cer
     assert message.startswith("c.yaml: targets[0] (name 'b').bridge: ")
     for secret in ("203.0.113.77", "SECRET", "0123456789ABCDEF", "mybridge"):
         assert secret not in message, message
+
+
+# --- the file itself --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "c.yaml: config is empty (start from config/example.yaml)"),
+        ("# only a comment\n", "c.yaml: config is empty (start from config/example.yaml)"),
+        ("a: 1\na: 2\n", "c.yaml:2:1: invalid YAML: duplicate key 'a' (first on line 1)"),
+        (
+            "targets:\n  - name: x\n    kind: tcp\n    host: h.example\n    port: 1\n    port: 2\n",
+            "c.yaml:6:5: invalid YAML: duplicate key 'port' (first on line 5)",
+        ),
+        ("[" * 500 + "]" * 500, "c.yaml: invalid YAML: nested deeper than 64 levels"),
+        ("a: " + "[" * 70 + "]" * 70, "c.yaml: invalid YAML: nested deeper than 64 levels"),
+    ],
+)
+def test_files_that_configure_nothing_or_something_twice_are_refused(text: str, message: str) -> None:
+    assert _error(text) == message
+
+
+def test_a_yaml_merge_may_still_override_a_key() -> None:
+    text = (
+        "x-defaults: &d {kind: tcp, port: 1}\n"
+        "targets: [{<<: *d, name: a, host: h.example, port: 2}]\n"
+    )
+    with pytest.raises(ConfigError, match="x-defaults: unknown key"):  # the merge itself is fine
+        parse_config(text, "c.yaml", Path.cwd())
+
+
+def test_an_alias_bomb_is_refused_before_validation_walks_it() -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]  # 10^9 values
+    expected = "c.yaml: invalid YAML: more than 2,000,000 values once aliases are expanded"
+    assert _error("\n".join(lines)) == expected
+
+
+def test_a_fifo_and_dev_zero_are_bounded_one_line_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(yamlsafe, "READ_TIMEOUT", 0.5)
+    fifo = tmp_path / "c.yaml"
+    os.mkfifo(fifo, 0o600)
+    writer = os.open(fifo, os.O_RDWR)  # a writer that never writes: the slow stdin case
+    try:
+        with pytest.raises(ConfigError) as info:
+            load_config(fifo)
+    finally:
+        os.close(writer)
+    assert str(info.value) == f"{fifo}: cannot read config: no more data after 0 s (a pipe nobody writes?)"
+    monkeypatch.setattr(yamlsafe, "MAX_CONFIG_BYTES", 1024 * 1024)
+    with pytest.raises(ConfigError) as info:
+        load_config("/dev/zero")
+    assert str(info.value) == "/dev/zero: cannot read config: larger than 1 MiB (a wrong path?)"
+
+
+# --- values ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("garbage", "must be host:port, [IPv6]:port or :port (e.g. 127.0.0.1:10491)"),
+        ("127.0.0.1:http", "must be host:port, [IPv6]:port or :port (e.g. 127.0.0.1:10491)"),
+        ("::1:80", "an IPv6 address needs brackets: [::1]:10491"),
+        ("a b:80", "a host name cannot contain spaces or control characters"),
+        ("127.0.0.1:70000", "must be host:port, [IPv6]:port or :port (e.g. 127.0.0.1:10491)"),
+    ],
+)
+def test_a_garbage_listen_address_is_refused_at_load_not_at_listen(address: str, reason: str) -> None:
+    assert _error(f"web: {{listen_address: '{address}'}}") == f"c.yaml: web.listen_address: {reason}"
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:10491", "[::1]:0", ":10491", "localhost:80"])
+def test_listen_addresses_that_work_still_pass(address: str) -> None:
+    parse_config(f"web: {{listen_address: '{address}'}}", "c.yaml", Path.cwd())
+
+
+def test_a_torrc_value_cannot_add_lines_of_its_own() -> None:
+    message = _error('tor: {torrc: {Socks5Proxy: "127.0.0.1:9050\\nControlPort 9999"}}')
+    assert message == "c.yaml: tor.torrc: Socks5Proxy: a value cannot contain a newline or control characters"
+    message = _error('tor: {torrc: {DirAuthority: ["a", "b\\rc"]}}')
+    assert message.endswith("DirAuthority: a value cannot contain a newline or control characters")
+    assert _error("tor: {torrc: {'Bad Key': x}}") == "c.yaml: tor.torrc: 'Bad Key' is not a torrc option name"
+
+
+def test_a_bridge_whose_transport_has_no_client_is_refused_naming_the_transport_only() -> None:
+    line = "obfs5 203.0.113.7:443 0123456789ABCDEF0123456789ABCDEF01234567 cert=SECRET"
+    message = _error(f"targets: [{{name: b, kind: tor_bridge, bridge: '{line}'}}]")
+    assert message == (
+        "c.yaml: targets[0] (name 'b'): no client for the 'obfs5' transport in tor.transports"
+        " (configured: meek_lite, obfs4, snowflake, webtunnel)"
+    )
+    configured = "tor: {transports: {obfs5: /usr/local/bin/obfs5proxy}}\n"
+    target = f"targets: [{{name: b, kind: tor_bridge, bridge: '{line}'}}]"
+    parse_config(configured + target, "c.yaml", Path.cwd())

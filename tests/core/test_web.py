@@ -146,7 +146,7 @@ def test_listen_address_forms() -> None:
     assert parse_listen_address("127.0.0.1:10491") == ("127.0.0.1", 10491)
     assert parse_listen_address("[::1]:80") == ("::1", 80)
     assert parse_listen_address(":10491") == ("0.0.0.0", 10491)
-    with pytest.raises(ConfigError, match="is not host:port"):
+    with pytest.raises(ConfigError, match=r"'localhost' must be host:port, \[IPv6\]:port or :port"):
         parse_listen_address("localhost")
 
 

@@ -20,12 +20,12 @@ import stat
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import structlog
 import yaml
 from pydantic import ValidationError
 
+from reachwatch.config import yamlsafe
 from reachwatch.config.dirauths import directory_authority_targets
 from reachwatch.config.messages import format_validation_error
 from reachwatch.config.relaysets import relay_set_targets
@@ -77,12 +77,15 @@ def load_config(path: str | Path | None) -> LoadedConfig:
         return parse_config(embedded_default_text(), EMBEDDED, Path.cwd())
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        # bounded: a FIFO, a silent stdin or /dev/zero cannot hang or exhaust the process (yamlsafe)
+        text = yamlsafe.read_text(p)
         mode = p.stat().st_mode
     except OSError as exc:
         raise ConfigError(str(p), f"cannot read config: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(str(p), "config is not UTF-8 text") from None
+    except yamlsafe.YamlLimitError as exc:
+        raise ConfigError(str(p), f"cannot read config: {exc}") from None
     if mode & stat.S_IROTH:
         log.warning(
             "config_world_readable",
@@ -92,38 +95,21 @@ def load_config(path: str | Path | None) -> LoadedConfig:
     return parse_config(text, str(p), p.resolve().parent)
 
 
-# libyaml's parser when PyYAML was built with it (the wheels are): 10,000 targets parse in 1 s instead
-# of 5.5 s, with a peak of +52 MB instead of +77 MB (bench/lean.py; the peak stays as the daemon's RSS)
-_FAST_LOADER: type[yaml.SafeLoader] | None = getattr(yaml, "CSafeLoader", None)
-
-
-def load_yaml(text: str) -> Any:
-    """``yaml.safe_load``, through libyaml when available.
-
-    Both build their values with the same safe constructor and resolver, so a document that parses
-    means the same. On an error the pure-Python parser reads the text again: it has the last word on
-    what is valid, and its messages (line, column, problem) are the ones our error fixtures pin.
-    """
-    if _FAST_LOADER is not None:
-        try:
-            return yaml.load(text, Loader=_FAST_LOADER)  # noqa: S506 - CSafeLoader is the safe loader
-        except yaml.YAMLError:
-            pass
-    return yaml.safe_load(text)
-
-
 def parse_config(text: str, source: str, base_dir: Path) -> LoadedConfig:
     """Validate YAML text; raises ``ConfigError`` with one line."""
     try:
-        data = load_yaml(text)
+        data = yamlsafe.load(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
         raise ConfigError(where, f"invalid YAML: {exc.problem}") from None
     except yaml.YAMLError as exc:
+        raise ConfigError(source, f"invalid YAML: {' '.join(str(exc).split())}") from None
+    except yamlsafe.YamlLimitError as exc:
         raise ConfigError(source, f"invalid YAML: {exc}") from None
     if data is None:
-        data = {}
+        # an empty (or truncated, or comments-only) file configures nothing: measuring nothing is a mistake
+        raise ConfigError(source, "config is empty (start from config/example.yaml)")
     if not isinstance(data, dict):
         raise ConfigError(source, f"top level must be a mapping, got {type(data).__name__}")
     try:

@@ -52,4 +52,6 @@ def format_validation_error(exc: ValidationError, data: Any) -> str:
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
     more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
+    if not first["loc"] and msg.startswith("targets["):
+        return f"{msg}{more}"  # a whole-config rule that names the field itself
     return f"{where}: {msg}{more}"

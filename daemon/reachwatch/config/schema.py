@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import re
 from typing import TYPE_CHECKING, Annotated, Literal, Union
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
+from reachwatch.config.bridgeline import parse_bridge_line
 from reachwatch.config.canary_service import CanaryServiceConfig
 from reachwatch.config.relaysets import RelaySetConfig
 from reachwatch.config.secrets import PublicFile, SecretEnv, SecretFile
 from reachwatch.config.targets import TARGET_MODELS
 from reachwatch.config.targets.datastage import DataStageConfig
-from reachwatch.config.types import NAME_PATTERN, Duration, StrictModel, TargetBase
+from reachwatch.config.types import NAME_PATTERN, Duration, StrictModel, TargetBase, split_listen_address
 
 if TYPE_CHECKING:
     AnyTarget = TargetBase
@@ -253,6 +255,15 @@ class WebConfig(StrictModel):
         ),
     )
 
+    @field_validator("listen_address")
+    @classmethod
+    def _listen_address(cls, value: str) -> str:
+        split_listen_address(value)
+        return value
+
+
+_TORRC_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,63}$")
+
 
 class TorConfig(StrictModel):
     """The tor processes reachwatch runs for bridge and bootstrap tests (see ``reachwatch.tor``)."""
@@ -277,6 +288,18 @@ class TorConfig(StrictModel):
     # relays without a tor process (config/dirauths.py, config/relaysets.py): authorities, relay sets
     directory_authorities: bool = False
     relay_sets: list[RelaySetConfig] = Field(default_factory=list)
+
+    @field_validator("torrc")
+    @classmethod
+    def _torrc_lines(cls, options: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
+        # each option becomes one torrc line: a newline in a value would add lines of its own choosing
+        for key, value in options.items():
+            if not _TORRC_KEY.match(key):
+                raise ValueError(f"{key[:40]!r} is not a torrc option name")
+            for item in value if isinstance(value, list) else [value]:
+                if any(not ch.isprintable() for ch in item):
+                    raise ValueError(f"{key}: a value cannot contain a newline or control characters")
+        return options
 
 
 class LogConfig(StrictModel):
@@ -310,6 +333,22 @@ class Config(StrictModel):
             "proxy canaries with mode: reachwatch talk to (the daemon itself ignores this section)"
         ),
     )
+
+    @model_validator(mode="after")
+    def _bridge_transports_have_a_client(self) -> Config:
+        """A bridge whose transport ``tor.transports`` cannot run fails every attempt (``tor_pt_missing``):
+        say so now. The message names the transport (public: a protocol), never the line."""
+        for index, target in enumerate(self.targets):
+            lines = [getattr(target, "bridge", None), *getattr(target, "bridges", [])]
+            for line in (x for x in lines if isinstance(x, str)):
+                transport = parse_bridge_line(line).transport
+                if transport is not None and transport not in self.tor.transports:
+                    known = ", ".join(sorted(self.tor.transports)) or "none"
+                    raise ValueError(
+                        f"targets[{index}] (name {target.name!r}): no client for the {transport!r} "
+                        f"transport in tor.transports (configured: {known})"
+                    )
+        return self
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:

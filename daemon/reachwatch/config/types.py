@@ -104,6 +104,21 @@ def split_host_port(value: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def split_listen_address(value: str) -> tuple[str, int]:
+    """``127.0.0.1:10491``, ``[::1]:10491``, ``localhost:10491`` or ``:10491`` (every interface) ->
+    (host, port); port 0 picks a free one. Raises ``ValueError`` for anything else (it was accepted
+    and failed only when the daemon tried to listen)."""
+    host, sep, port = value.strip().rpartition(":")
+    if not sep or not port.isascii() or not port.isdigit() or int(port) > 65535:
+        raise ValueError("must be host:port, [IPv6]:port or :port (e.g. 127.0.0.1:10491)")
+    if host.startswith("[") != host.endswith("]") or (":" in host and not host.startswith("[")):
+        raise ValueError("an IPv6 address needs brackets: [::1]:10491")
+    host = host[1:-1] if host.startswith("[") else host
+    if host:
+        check_host(host)
+    return host or "0.0.0.0", int(port)  # ":port" means every interface, by convention
+
+
 def is_ip_literal(host: str) -> bool:
     """True when ``host`` is already an address (nothing to resolve)."""
     try:
