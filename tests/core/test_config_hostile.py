@@ -164,7 +164,7 @@ def test_a_bridge_whose_transport_has_no_client_is_refused_naming_the_transport_
     message = _error(f"targets: [{{name: b, kind: tor_bridge, bridge: '{line}'}}]")
     assert message == (
         "c.yaml: targets[0] (name 'b'): no client for the 'obfs5' transport in tor.transports"
-        " (configured: meek_lite, obfs4, snowflake, webtunnel)"
+        " (configured: conjure, meek_lite, obfs3, obfs4, scramblesuit, snowflake, webtunnel)"
     )
     configured = "tor: {transports: {obfs5: /usr/local/bin/obfs5proxy}}\n"
     target = f"targets: [{{name: b, kind: tor_bridge, bridge: '{line}'}}]"

@@ -269,13 +269,18 @@ class TorConfig(StrictModel):
     """The tor processes reachwatch runs for bridge and bootstrap tests (see ``reachwatch.tor``)."""
 
     binary: str = "tor"  # the tor executable (name on PATH or absolute path)
-    # client transport plugins: transport name -> binary (lyrebird is obfs4proxy's newer name)
+    # client transport plugins: transport name -> binary (lyrebird is obfs4proxy's newer name); every
+    # transport Tor Browser knows has one, so a bridge naming another (a typo: obfs5) is refused at load,
+    # and a missing binary is a tor_pt_missing result for that bridge only
     transports: dict[str, str] = Field(
         default_factory=lambda: {
             "obfs4": "obfs4proxy",
+            "obfs3": "obfs4proxy",
+            "scramblesuit": "obfs4proxy",
             "meek_lite": "obfs4proxy",
             "webtunnel": "lyrebird",
             "snowflake": "snowflake-client",
+            "conjure": "conjure-client",
         }
     )
     data_dir: str | None = None  # the bridge tester's DataDirectory; None = a fresh temporary one
