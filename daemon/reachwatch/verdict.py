@@ -229,9 +229,14 @@ def throttled(
     """Both throughputs when ours is far below the reference's for the same target, else ``None``.
 
     Only a local success is compared (a failure has its own rules) and only against a reference that
-    succeeded: a reference struggling too says the server is slow, not that the path is throttled.
+    succeeded: a reference struggling too says the server is slow, not that the path is throttled. A
+    probe that already compared with a control download on the same path (``control_throughput_bps``,
+    the ``throughput`` kind) has the better answer: a datacentre abroad is faster than a home line in any
+    country, so the reference decides only where no same-path control was measured.
     """
     if not result.success or reference is None or not reference.success:
+        return None
+    if "control_throughput_bps" in result.facts:
         return None
     ours = number_fact(result.facts, "throughput_bps")
     theirs = reference.fact_number("throughput_bps")

@@ -55,6 +55,8 @@ POISON_IP = "10.10.34.35"  # what the ISP resolver says instead (a bogon)
 PAGE_FP_IP, PAGE_PATTERN_IP, PAGE_REF_IP = "198.18.1.21", "198.18.1.22", "198.18.1.23"
 ANY_MITM_IP = "198.18.1.24"  # TLS server whose port 443 a box signing with an ordinary-named root intercepts
 ANY_MITM_PORT = 8445
+CUT_IP = "198.18.1.26"  # downloads the censor freezes after CUT_BYTES: https and throughput targets
+CUT_BYTES, CUT_NAME = 32 * 1024, "bulk.test"
 CONTROL_MITM_IP = "198.18.1.25"  # an international control the KZ-root box intercepts (not when offline)
 ANY_ROOT = ("XX", "Example ISP", "Corporate Security Gateway CA")  # on no list of national roots
 BLOCKPAGE_UTF8_PORT, BLOCKPAGE_CP1251_PORT = 8082, 8083
@@ -104,6 +106,8 @@ TARGET_NAMES = (
     "tls-poisoned",
     "https-poisoned",
     "tcp-poisoned",
+    "https-cut",
+    "throughput-cut",
 )
 
 
@@ -153,6 +157,24 @@ def lab_config(
                 "ca_file": str(ca_file),
             },
             {"name": "tcp-poisoned", "kind": "tcp", "host": POISONED, "port": 443},
+            # downloads the censor kills with a reset after CUT_BYTES (the flow carried data first)
+            {
+                "name": "https-cut",
+                "kind": "https",
+                "url": f"https://{CUT_NAME}/blob",
+                "address": CUT_IP,
+                "ca_file": str(ca_file),
+                "max_bytes": 256 * 1024,
+            },
+            {
+                "name": "throughput-cut",
+                "kind": "throughput",
+                "url": f"http://{CUT_IP}:{HTTP_PORT}/blob",
+                "control_url": f"http://{ROUTER_INNER_IP}:{DOMESTIC_PORT}/blob",
+                "size": 512 * 1024,
+                "transfer_timeout": "1500ms",
+                "timeout": "5s",
+            },
             {
                 "name": "https-intercepted",
                 "kind": "https",
@@ -222,7 +244,7 @@ class CensorLab:
     def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.ca.cert_pem.write_to_path(str(self.ca_file))
-        pages = (PAGE_FP_IP, PAGE_PATTERN_IP, PAGE_REF_IP, ANY_MITM_IP, CONTROL_MITM_IP, TRUE_IP)
+        pages = (PAGE_FP_IP, PAGE_PATTERN_IP, PAGE_REF_IP, ANY_MITM_IP, CONTROL_MITM_IP, TRUE_IP, CUT_IP)
         for ip in (DROP_IP, DEAD_IP, REF_IP, MITM_IP, SNI_IP, BULK_IP, DOH_IP, SNI_REF_IP, *pages):
             self.lab.server_ip(int(ip.rsplit(".", 1)[1]))
         # system resolvers: must exist before the daemons start (ip netns exec bind-mounts them)
@@ -300,8 +322,17 @@ class CensorLab:
         kz, any_root = rogue_ca(*KZ_ROOT), rogue_ca(*ANY_ROOT)
         abroad = [
             {"type": "http", "host": ip, "port": HTTP_PORT, "blob": BLOB}
-            for ip in (INTL_IP, DROP_IP, BULK_IP, PAGE_FP_IP, PAGE_PATTERN_IP, PAGE_REF_IP)
+            for ip in (INTL_IP, DROP_IP, BULK_IP, PAGE_FP_IP, PAGE_PATTERN_IP, PAGE_REF_IP, CUT_IP)
         ]
+        abroad.append(
+            {
+                "type": "http",
+                "host": CUT_IP,
+                "port": 443,
+                "cert": pem(self.ca, "bulk", CUT_NAME),
+                "blob": BLOB,
+            }
+        )
         abroad += [
             {"type": "http", "host": MITM_IP, "port": 443, "cert": pem(self.ca, "bank", BANK)},
             {"type": "tls", "host": ANY_MITM_IP, "port": 443, "cert": pem(self.ca, "bank-any", BANK)},
@@ -419,7 +450,9 @@ class CensorLab:
             self.lab.router.run("nft delete table ip rwlab", check=False)
             self.lab.unthrottle()
         else:
-            forward = f"ip daddr {DROP_IP} drop"
+            # a cut after some kilobytes (TSPU-style freeze): past CUT_BYTES from the server, nothing more
+            # of that flow crosses the border
+            forward = f"ip daddr {DROP_IP} drop\nip saddr {CUT_IP} ct reply bytes > {CUT_BYTES} drop"
             input_rules = ""
             if phase in ("offline", "intercepted_control"):
                 forward += f"\nip daddr {INTL_IP} drop"

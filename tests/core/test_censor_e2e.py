@@ -19,7 +19,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.core.censorlab import ANY_ROOT, KZ_ROOT, POISON_IP, TARGET_NAMES, TRUE_IP, CensorLab, target
+from tests.core.censorlab import (
+    ANY_ROOT,
+    CUT_BYTES,
+    KZ_ROOT,
+    POISON_IP,
+    TARGET_NAMES,
+    TRUE_IP,
+    CensorLab,
+    target,
+)
 from tests.netlab import Lab
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -227,3 +236,18 @@ def test_a_poisoned_resolver_in_front_of_tls_https_and_tcp_targets_is_dns_tamper
     while answered() != [(POISON_IP, "connect")] * 3 and time.monotonic() < deadline:
         time.sleep(0.5)
     assert answered() == [(POISON_IP, "connect")] * 3
+
+
+def test_a_flow_cut_after_some_kilobytes_in_https_and_throughput_targets_is_flow_cut(
+    censorlab: CensorLab,
+) -> None:
+    """The censor freezes downloads from one server after CUT_BYTES: the flows carried data, the reference
+    downloaded everything, so the cut is ``flow_cut`` with its cut point (the throughput target's frozen
+    download is a cut, not a slow one: nothing came for a third of its budget)."""
+    censorlab.set_phase("censored")
+    cut = ("blocked", "flow_cut")
+    status = censorlab.wait_for({**CONTROLS, "https-cut": cut, "throughput-cut": cut})
+    for name, stage in (("https-cut", "http"), ("throughput-cut", "transfer")):
+        last = target(status, name)["last"]
+        assert last["stage"] == stage, (name, last)
+        assert 0 < last["facts"]["cut_after_bytes"] <= CUT_BYTES + 64 * 1024, (name, last["facts"])

@@ -521,6 +521,21 @@ def fast(bps: float | str) -> ProbeResult:
         (fast(10_000), VS.ONLINE, seen(True, {"throughput_bps": True}), 0.25, Outcome(V.REACHABLE)),
         (fast("10"), VS.ONLINE, seen(True, {"throughput_bps": 1e6}), 0.25, Outcome(V.REACHABLE)),
         (fast(float("nan")), VS.ONLINE, seen(True, {"throughput_bps": 1e6}), 0.25, Outcome(V.REACHABLE)),
+        # a same-path control download already said "not throttled": it beats a datacentre abroad
+        (
+            ProbeResult(
+                target="t",
+                kind="throughput",
+                started_at=0,
+                duration_s=1,
+                success=True,
+                facts={"throughput_bps": 10_000, "control_throughput_bps": 12_000},
+            ),
+            VS.ONLINE,
+            seen(True, {"throughput_bps": 1e6}),
+            0.25,
+            Outcome(V.REACHABLE),
+        ),
         # the vantage must be online to compare paths
         (fast(10_000), VS.UNKNOWN, seen(True, {"throughput_bps": 1e6}), 0.25, Outcome(V.REACHABLE)),
         (fast(10_000), VS.OFFLINE, seen(True, {"throughput_bps": 1e6}), 0.25, Outcome(V.REACHABLE)),

@@ -79,7 +79,18 @@ async def probe(target: HttpTarget | HttpsTarget, ctx: ProbeContext) -> ProbeRes
         with ctx.stage(Stage.HTTP):
             sent_at = time.monotonic()
             await exchange.send_request("GET", url, headers=list(target.headers.items()))
-            response = await exchange.fetch(target.max_bytes)
+            fetched = False
+            try:
+                response = await exchange.fetch(target.max_bytes)
+                fetched = True
+            finally:
+                if not fetched and exchange.first_byte_at is not None:
+                    # the answer had started and died (reset, early close, or frozen until the deadline):
+                    # a flow cut after data, with its cut point (CONTRACTS.md)
+                    ctx.fact("bytes_moved", exchange.received)
+                    ctx.fact("cut_after_bytes", exchange.received)
+                    ctx.fact("cut_after_s", round(time.monotonic() - sent_at, 6))
+        ctx.fact("bytes_moved", exchange.received)
         if exchange.first_byte_at is not None:
             ctx.fact("time_to_first_byte_s", round(exchange.first_byte_at - sent_at, 6))
     finally:

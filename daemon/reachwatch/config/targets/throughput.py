@@ -31,6 +31,14 @@ class ThroughputTarget(TargetBase):
     size: int = Field(default=1024 * 1024, ge=16 * 1024, le=256 * 1024 * 1024)
     max_ratio: float = Field(default=0.25, gt=0.0, le=1.0)
     transfer_timeout: Duration | None = None
+    stall_timeout: Duration | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "no body byte for this long after the download started is a cut (transfer_incomplete with "
+            "its cut point), not a slow transfer; default a third of the transfer's time budget"
+        ),
+    )
 
     @field_validator("url", "control_url")
     @classmethod
