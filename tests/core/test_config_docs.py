@@ -6,16 +6,20 @@ from __future__ import annotations
 import importlib.util
 import re
 import sys
+import typing
 from pathlib import Path
 from types import ModuleType
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from reachwatch.config.load import parse_config
+from reachwatch.config.schema import Config
 from reachwatch.config.secrets import PublicFile, SecretEnv, SecretFile
+from reachwatch.config.targets import TARGET_MODELS
 from reachwatch.config.types import Duration, StrictModel, TargetBase
+from reachwatch.config.webconfig import WebConfigFile
 from reachwatch.errors import ConfigError
 from reachwatch.probes import PROBES
 
@@ -39,7 +43,7 @@ def committed() -> str:
 
 
 def test_committed_reference_equals_what_the_generator_produces_now(committed: str) -> None:
-    text, _, _ = _generator().render()
+    text, _ = _generator().render()
     assert committed == text, (
         "docs/CONFIGURATION.md is stale (the schema or a probe docstring changed): "
         "run `make docs` (or `.venv/bin/python scripts/gen_config_docs.py`) and commit the result"
@@ -82,82 +86,44 @@ def test_secret_fields_are_marked_and_the_mode_rule_stated(committed: str) -> No
     assert "| `ca_file` |" in committed  # a CA bundle is public: no 0600 demanded
 
 
-# --- the generator's reading of the sources, on models and text made for the purpose -----------------
+# --- the generator's schema walk, on a model made for the purpose ------------------------------------------
 
 
 class _Options(StrictModel):
-    """Mixin options.
+    """Mixin options."""
 
-    - ``alpha`` / ``beta``: shared text (``beta`` is the second); more about both.
-    - ``gamma`` (own words), ``delta`` (other words); ``epsilon``: last one.
-    """
-
-    alpha: int = 1
-    beta: int = 2
-    gamma: bool = False
-    delta: bool = True
-    epsilon: str = ""
+    alpha: int = Field(default=1, description="an option of the mixin")
 
 
 class _DemoTarget(TargetBase, _Options):
-    """A demo target. ``token_file`` holds the key."""
+    """A demo target."""
 
     kind: Literal["demo"]
-    host: str = Field(min_length=1)
-    port: int = Field(default=443, ge=1, le=65535)
-    every: Duration = 300.0  # how often
-    mode: Literal["a", "b"] = Field(default="a", description="from Field(description)")
-    token_file: SecretFile | None = None
-    token_env: SecretEnv | None = None
-    ca_file: PublicFile | None = None
-    """An attribute docstring."""
-    undocumented: list[str] = Field(default_factory=list, max_length=3)
+    host: str = Field(min_length=1, description="where")
+    port: int = Field(default=443, ge=1, le=65535, description="which port")
+    every: Duration = Field(default=300.0, description="how often")
+    mode: Literal["a", "b"] = Field(default="a", description="which mode")
+    token_file: SecretFile | None = Field(default=None, description="holds the key")
+    token_env: SecretEnv | None = Field(default=None, description="or this variable")
+    ca_file: PublicFile | None = Field(default=None, description="a CA bundle")
+    names: list[str] = Field(default_factory=list, max_length=3, description="some names")
+    private: bool = Field(default=True, description="private unless said otherwise")
 
 
-def test_field_descriptions_come_from_field_docstrings_bullets_and_comments() -> None:
+def test_a_table_row_is_the_fields_type_default_description_and_secret_mark() -> None:
     gen = _generator()
-    missing: list[str] = []
-    table = gen.fields_table(_DemoTarget, gen.field_order(_DemoTarget), {}, missing)
+    table = gen.fields_table(_DemoTarget, gen.field_order(_DemoTarget), {})
     rows = {line.split(" | ")[0].strip("| `").split("`")[0]: line for line in table.splitlines()[2:]}
-    assert list(rows)[:2] == ["host", "port"], "a target's own fields come before mixin fields"
-    assert "| integer, 1 to 65535 | `443` |" in rows["port"]
-    assert "| duration | `5m` | how often |" in rows["every"]
-    assert "| one of `a`, `b` | `a` | from Field(description) |" in rows["mode"]
-    assert "An attribute docstring." in rows["ca_file"]
-    assert "| `token_file` holds the key. |" in rows["token_file"]
-    assert "**secret**" in rows["token_file"] and "**secret**" in rows["token_env"]
-    assert "**secret**" not in rows["ca_file"]
-    assert "shared text (`beta` is the second); more about both" in rows["alpha"]
-    assert "see `alpha`" in rows["beta"]
-    assert "own words" in rows["gamma"] and "other words" in rows["delta"]
-    assert "last one" in rows["epsilon"]
-    assert "list of string (at most 3 items)" in rows["undocumented"]
-    assert missing == [f"{__name__}._DemoTarget.token_env", f"{__name__}._DemoTarget.undocumented"]
-
-
-def test_comments_of_yaml_examples_document_fields_by_kind_and_by_parent() -> None:
-    text = (
-        "web:\n"
-        "  listen_address: 127.0.0.1:1   # where to listen\n"
-        "targets:\n"
-        "  # tls: prose that is not a key\n"
-        "  - name: a\n"
-        "    kind: tls\n"
-        "    # neutral_sni: x.example   # a harmless name\n"
-        "    canary:\n"
-        "      host: c.example          # the echo service\n"
-        "  - name: b\n"
-        "    kind: dns\n"
-        "    system: true               # ask getaddrinfo too\n"
-        "    proto: udp                 # or tcp\n"
-    )
-    comments = _generator().yaml_comments(text)
-    assert comments == {
-        ("field", "web", "listen_address"): "where to listen",
-        ("kind", "tls", "neutral_sni"): "a harmless name",
-        ("field", "canary", "host"): "the echo service",
-        ("kind", "dns", "system"): "ask getaddrinfo too",
-    }
+    assert list(rows)[:2] == ["host", "port"] and list(rows)[-1] == "alpha", "mixin fields come last"
+    assert "private" in rows, "a common field the kind redeclares is shown with its own default"
+    assert "kind" not in rows and "name" not in rows
+    assert rows["port"] == "| `port` | integer, 1 to 65535 | `443` | which port |"
+    assert rows["every"] == "| `every` | duration | `5m` | how often |"
+    assert rows["mode"] == "| `mode` | one of `a`, `b` | `a` | which mode |"
+    assert rows["token_file"].startswith("| `token_file` **secret** |")
+    assert rows["token_env"].startswith("| `token_env` **secret** |")
+    assert rows["ca_file"].startswith("| `ca_file` | string |"), "a public file is not marked secret"
+    assert "list of string (at most 3 items)" in rows["names"]
 
 
 @pytest.mark.parametrize(
@@ -172,7 +138,7 @@ def test_a_kind_whose_example_cannot_validate_leaves_a_visible_gap_not_a_broken_
 ) -> None:
     gen = _generator()
     monkeypatch.setitem(gen.PLACEHOLDERS, "fingerprint", "not-a-fingerprint")
-    text, _, problems = gen.render()
+    text, problems = gen.render()
     assert any("kind tor_relay" in p and "PLACEHOLDERS" in p for p in problems)
     section = text.split("\n### `tor_relay`\n", 1)[1].split("\n### ", 1)[0]
     assert "kind: tor_relay\n" not in section
@@ -183,3 +149,32 @@ def test_every_module_the_reference_links_exists(committed: str) -> None:
     linked = set(re.findall(r"\]\(\.\./(daemon/[^)]+\.py)\)", committed))
     assert len(linked) >= len({spec.probe.__module__ for spec in PROBES.values()})
     assert [path for path in sorted(linked) if not (ROOT / path).is_file()] == []
+
+
+def _models() -> list[type[BaseModel]]:
+    """Every model a config file can contain (targets and nested settings included), and the web config."""
+    todo: list[type[BaseModel]] = [Config, *TARGET_MODELS.values(), WebConfigFile]
+    seen: list[type[BaseModel]] = []
+    while todo:
+        model = todo.pop()
+        if model not in seen:
+            seen.append(model)
+            for info in model.model_fields.values():
+                stack: list[Any] = [info.annotation]
+                while stack:
+                    tp = stack.pop()
+                    if isinstance(tp, type) and issubclass(tp, BaseModel):
+                        todo.append(tp)
+                    stack.extend(typing.get_args(tp))
+    return seen
+
+
+def test_every_field_carries_a_description() -> None:
+    # a target's own `kind` literal is documented once, on TargetBase
+    undocumented = sorted(
+        f"{model.__module__}.{model.__name__}.{name}"
+        for model in _models()
+        for name, info in model.model_fields.items()
+        if not info.description and not (name == "kind" and model is not TargetBase)
+    )
+    assert undocumented == []

@@ -60,14 +60,34 @@ SHORT_FP = 10  # 40 bits: no collision among ~7,000 relays in practice (checked 
 class RelaySetConfig(StrictModel):
     """One set of relays to probe, from one file."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,40}$")
-    source: PublicFile = Field(min_length=1)  # relative paths are relative to the config file
-    flags: list[str] = Field(default_factory=list)
-    sample: int | None = Field(default=None, ge=1)
-    seed: int = 0  # the same seed picks the same sample
-    per_relay_metrics: bool = False
-    interval: Duration = 6 * 3600.0  # per relay: ~0.3 probe starts/s for 7,000 relays
-    timeout: Duration | None = None  # per attempt; defaults.timeout when unset
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,40}$",
+        description=(
+            "the set's name: its targets are named `<name>:<first 10 hex of the fingerprint>` in group "
+            "`<name>`"
+        ),
+    )
+    source: PublicFile = Field(
+        min_length=1,
+        description="a consensus (cached-consensus, cached-microdesc-consensus) or an Onionoo details .json",
+    )
+    flags: list[str] = Field(
+        default_factory=list, description="consensus flags a relay must all carry to be in the set"
+    )
+    sample: int | None = Field(
+        default=None, ge=1, description="probe a deterministic sample of this many relays instead of all"
+    )
+    seed: int = Field(default=0, description="the seed of the sample: the same seed picks the same relays")
+    per_relay_metrics: bool = Field(
+        default=False, description="false: aggregate metrics per set and flag only, no per-relay series"
+    )
+    interval: Duration = Field(
+        default=6 * 3600.0,
+        description="time between two attempts per relay (6h: ~0.3 probe starts/s for 7,000 relays)",
+    )
+    timeout: Duration | None = Field(
+        default=None, description="deadline of one attempt; defaults.timeout when unset"
+    )
 
     @field_validator("flags")
     @classmethod

@@ -41,11 +41,15 @@ The port lies outside 9100-9999, which the Prometheus exporter port list has ful
 class VantageConfig(StrictModel):
     """Who is measuring. These become labels on the vantage metrics (and vmagent external labels)."""
 
-    name: str = Field(default="default", pattern=NAME_PATTERN)
-    country: str = ""  # ISO 3166 code of the vantage's country, e.g. KZ
-    asn: str = ""
-    isp: str = ""  # the access network's operator, coarse (never a subscriber id)
-    city: str = ""  # a city, not an address: these labels are published
+    name: str = Field(
+        default="default",
+        pattern=NAME_PATTERN,
+        description="this vantage's name: the `vantage` label of every metric",
+    )
+    country: str = Field(default="", description="ISO 3166 code of the vantage's country, e.g. KZ")
+    asn: str = Field(default="", description="the access network's autonomous system, e.g. AS9198")
+    isp: str = Field(default="", description="the access network's operator, coarse (never a subscriber id)")
+    city: str = Field(default="", description="a city, not an address: these labels are published")
     timezone: str = Field(
         default="UTC",
         description="IANA time zone of the vantage (e.g. Asia/Almaty): incidents, recurring patterns and"
@@ -71,20 +75,48 @@ class VantageConfig(StrictModel):
 class Defaults(StrictModel):
     """Per-target values used where a target does not set its own."""
 
-    interval: Duration = 600.0  # ten minutes: scarce endpoints must not be hammered
-    timeout: Duration = 15.0
-    jitter: float = Field(default=0.2, ge=0.0, le=1.0)  # +/- fraction of the interval
+    interval: Duration = Field(
+        default=600.0,
+        description=(
+            "time between two attempts of a target (ten minutes: scarce endpoints must not be hammered)"
+        ),
+    )
+    timeout: Duration = Field(
+        default=15.0, description="hard deadline of one attempt (no probe can hang the daemon)"
+    )
+    jitter: float = Field(
+        default=0.2,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "each interval varies by up to this fraction either way, so targets do not start in step"
+        ),
+    )
 
 
 class SchedulerConfig(StrictModel):
     """Concurrency and politeness limits."""
 
-    max_concurrency: int = Field(default=16, ge=1, le=4096)
-    per_kind: dict[str, int] = Field(default_factory=dict)
-    per_destination: int = Field(default=1, ge=1, le=64)
-    # never start two attempts against one destination closer than this (any target, any kind)
-    min_destination_spacing: Duration = 30.0
-    controls_interval: Duration = 120.0
+    max_concurrency: int = Field(
+        default=16, ge=1, le=4096, description="attempts running at once, all kinds together"
+    )
+    per_kind: dict[str, int] = Field(
+        default_factory=dict,
+        description="a lower limit for some kinds on top of max_concurrency, e.g. {tor_relay: 4}",
+    )
+    per_destination: int = Field(
+        default=1, ge=1, le=64, description="attempts at once against one host:port, whatever target or kind"
+    )
+    min_destination_spacing: Duration = Field(
+        default=30.0,
+        description=(
+            "never start two attempts against one destination closer than this (any target, any kind)"
+        ),
+    )
+    controls_interval: Duration = Field(
+        default=120.0,
+        description="the interval of controls: they decide the vantage state, so they run more often",
+    )
 
     @model_validator(mode="after")
     def _known_kinds(self) -> SchedulerConfig:
@@ -104,9 +136,21 @@ class ConfirmationConfig(StrictModel):
     would measure the censor's memory of our own previous attempt.
     """
 
-    attempts: int = Field(default=3, ge=1, le=20)
-    required: int = Field(default=2, ge=1, le=20)
-    residual_window: Duration = 180.0
+    attempts: int = Field(default=3, ge=1, le=20, description="how many of the latest attempts are weighed")
+    required: int = Field(
+        default=2,
+        ge=1,
+        le=20,
+        description="how many of them must agree before the verdict changes (at most `attempts`)",
+    )
+    residual_window: Duration = Field(
+        default=180.0,
+        description=(
+            "spacing of the retries while a verdict is unconfirmed: censors (GFW, TSPU) keep blocking an "
+            "IP:port for 60-180 s after a trigger, so a faster retry would measure the censor's memory of "
+            "our own attempt"
+        ),
+    )
 
     @model_validator(mode="after")
     def _k_le_n(self) -> ConfirmationConfig:
@@ -118,14 +162,23 @@ class ConfirmationConfig(StrictModel):
 class ReferenceVantage(StrictModel):
     """Another reachwatch outside the country, read through its ``/api/v1/status``."""
 
-    name: str = Field(pattern=NAME_PATTERN)  # a label for logs and metrics
-    url: str = Field(pattern=r"^https?://")
-    timeout: Duration = 10.0  # bound on one fetch of the reference's status
-    max_age: Duration = 1800.0  # its result must be this fresh to count
-    username: str | None = None
-    password_file: SecretFile | None = None
-    password_env: SecretEnv | None = None  # environment variable holding the basic-auth password
-    ca_file: PublicFile | None = None
+    name: str = Field(pattern=NAME_PATTERN, description="a label for logs and metrics")
+    url: str = Field(
+        pattern=r"^https?://", description="the reference's base URL (https://, or http:// on loopback only)"
+    )
+    timeout: Duration = Field(default=10.0, description="bound on one fetch of the reference's answers")
+    max_age: Duration = Field(default=1800.0, description="a reference result must be this fresh to count")
+    username: str | None = Field(
+        default=None, description="basic auth user, when the reference's web config asks for one"
+    )
+    password_file: SecretFile | None = Field(default=None, description="file holding the basic-auth password")
+    password_env: SecretEnv | None = Field(
+        default=None, description="environment variable holding the basic-auth password"
+    )
+    ca_file: PublicFile | None = Field(
+        default=None,
+        description="PEM CA bundle for a reference with a private CA (replaces the system roots)",
+    )
     public_key: str | None = Field(
         default=None,
         description=(
@@ -181,8 +234,13 @@ class EvidenceConfig(StrictModel):
 class ControlsConfig(StrictModel):
     """Known-good targets that tell "the vantage lost the Internet" from "this target is blocked"."""
 
-    domestic: list[AnyTarget] = Field(default_factory=list)  # in-country sites: alive during a shutdown
-    international: list[AnyTarget] = Field(default_factory=list)  # sites abroad the censor leaves alone
+    domestic: list[AnyTarget] = Field(
+        default_factory=list,
+        description="in-country sites (targets of any kind): alive during an international shutdown",
+    )
+    international: list[AnyTarget] = Field(
+        default_factory=list, description="sites abroad that the censor leaves alone (targets of any kind)"
+    )
     max_age: Duration = Field(
         default=600.0,
         gt=0,
@@ -197,8 +255,10 @@ class ControlsConfig(StrictModel):
 class JournalConfig(StrictModel):
     """The durable SQLite journal of every measurement."""
 
-    enabled: bool = True  # append every measurement to the SQLite journal in the state directory
-    retention: Duration = 30 * 86400.0  # rows older than this are pruned
+    enabled: bool = Field(
+        default=True, description="append every measurement to the SQLite journal in the state directory"
+    )
+    retention: Duration = Field(default=30 * 86400.0, description="rows older than this are pruned")
 
 
 class IncidentsConfig(StrictModel):
@@ -235,9 +295,18 @@ class IncidentsConfig(StrictModel):
 class WebConfig(StrictModel):
     """The HTTP endpoint (/metrics, /api/v1/status, /-/reload)."""
 
-    listen_address: str = DEFAULT_LISTEN_ADDRESS
-    config_file: PublicFile | None = None  # exporter-toolkit style web-config.yml (TLS, basic auth)
-    per_target_metrics: bool = True
+    listen_address: str = Field(
+        default=DEFAULT_LISTEN_ADDRESS,
+        description="host:port to listen on; loopback by default (--web.listen-address overrides)",
+    )
+    config_file: PublicFile | None = Field(
+        default=None,
+        description="an exporter-toolkit web config (TLS, basic auth); --web.config.file overrides",
+    )
+    per_target_metrics: bool = Field(
+        default=True,
+        description="false exports vantage and daemon metrics only (for very large target lists)",
+    )
     blackbox_compat_metrics: bool = Field(
         default=False,
         description=(
@@ -268,10 +337,7 @@ _TORRC_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,63}$")
 class TorConfig(StrictModel):
     """The tor processes reachwatch runs for bridge and bootstrap tests (see ``reachwatch.tor``)."""
 
-    binary: str = "tor"  # the tor executable (name on PATH or absolute path)
-    # client transport plugins: transport name -> binary (lyrebird is obfs4proxy's newer name); every
-    # transport Tor Browser knows has one, so a bridge naming another (a typo: obfs5) is refused at load,
-    # and a missing binary is a tor_pt_missing result for that bridge only
+    binary: str = Field(default="tor", description="the tor executable (a name on PATH or an absolute path)")
     transports: dict[str, str] = Field(
         default_factory=lambda: {
             "obfs4": "obfs4proxy",
@@ -281,18 +347,46 @@ class TorConfig(StrictModel):
             "webtunnel": "lyrebird",
             "snowflake": "snowflake-client",
             "conjure": "conjure-client",
-        }
+        },
+        description=(
+            "client transport plugins: transport name -> binary (lyrebird is obfs4proxy's newer name); "
+            "every transport Tor Browser knows has one, so a bridge naming another (a typo: obfs5) is "
+            "refused at load, and a missing binary is a tor_pt_missing result for that bridge only"
+        ),
     )
-    data_dir: str | None = None  # the bridge tester's DataDirectory; None = a fresh temporary one
-    batch_size: int = Field(default=50, ge=1, le=100)  # bridgestrap caps a SETCONF batch at 100
-    batch_timeout: Duration = 60.0
-    bootstrap_timeout: Duration = 120.0  # how long a fresh tor may take to reach 100 %
-    # extra torrc options for every tor reachwatch starts (Socks5Proxy, ClientUseIPv6, a test network's
-    # DirAuthority ...); a list value becomes repeated lines
-    torrc: dict[str, str | list[str]] = Field(default_factory=dict)
-    # relays without a tor process (config/dirauths.py, config/relaysets.py): authorities, relay sets
-    directory_authorities: bool = False
-    relay_sets: list[RelaySetConfig] = Field(default_factory=list)
+    data_dir: str | None = Field(
+        default=None, description="the bridge tester's DataDirectory; unset: a fresh temporary one"
+    )
+    batch_size: int = Field(
+        default=50,
+        ge=1,
+        le=100,
+        description="bridges tested together by one tor (bridgestrap caps a SETCONF batch at 100)",
+    )
+    batch_timeout: Duration = Field(
+        default=60.0, description="how long a batch waits for the bridges' descriptors"
+    )
+    bootstrap_timeout: Duration = Field(
+        default=120.0, description="how long a fresh tor may take to reach 100 %"
+    )
+    torrc: dict[str, str | list[str]] = Field(
+        default_factory=dict,
+        description=(
+            "extra torrc options for every tor reachwatch starts (Socks5Proxy, ClientUseIPv6, a test "
+            "network's DirAuthority ...); a list value becomes repeated lines"
+        ),
+    )
+    directory_authorities: bool = Field(
+        default=False,
+        description=(
+            "probe the directory authorities compiled into tor (ORPort and DirPort each) without a tor "
+            "process"
+        ),
+    )
+    relay_sets: list[RelaySetConfig] = Field(
+        default_factory=list,
+        description="sets of relays from a consensus or an Onionoo document, probed without a tor process",
+    )
 
     @field_validator("torrc")
     @classmethod
@@ -308,29 +402,64 @@ class TorConfig(StrictModel):
 
 
 class LogConfig(StrictModel):
-    level: Literal["debug", "info", "warning", "error"] = "info"
-    format: Literal["console", "json"] = "console"  # json for journald / log shippers
+    """How the daemon logs (one-shot commands log warnings only unless --log.level says otherwise)."""
+
+    level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="debug shows every probe; info shows verdict and vantage changes"
+    )
+    format: Literal["console", "json"] = Field(
+        default="console", description="console for people, json for journald and log shippers"
+    )
 
 
 class Config(StrictModel):
     """The whole configuration file."""
 
-    vantage: VantageConfig = Field(default_factory=VantageConfig)
-    defaults: Defaults = Field(default_factory=Defaults)
-    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
-    confirmation: ConfirmationConfig = Field(default_factory=ConfirmationConfig)
-    controls: ControlsConfig = Field(default_factory=ControlsConfig)
-    reference_vantages: list[ReferenceVantage] = Field(default_factory=list)
+    vantage: VantageConfig = Field(
+        default_factory=VantageConfig, description="who is measuring: labels on the vantage metrics"
+    )
+    defaults: Defaults = Field(
+        default_factory=Defaults, description="interval, timeout and jitter for targets that set none"
+    )
+    scheduler: SchedulerConfig = Field(
+        default_factory=SchedulerConfig,
+        description="how many attempts run at once, and how gently destinations are treated",
+    )
+    confirmation: ConfirmationConfig = Field(
+        default_factory=ConfirmationConfig,
+        description="how many recent attempts must agree before a verdict changes",
+    )
+    controls: ControlsConfig = Field(
+        default_factory=ControlsConfig,
+        description="known-good targets that tell a vantage offline or shut down from a blocked target",
+    )
+    reference_vantages: list[ReferenceVantage] = Field(
+        default_factory=list,
+        description="other reachwatch vantages outside the country whose results confirm blocking",
+    )
     evidence: EvidenceConfig = Field(
         default_factory=EvidenceConfig,
         description="how local measurements are weighed against reference observations",
     )
-    targets: list[AnyTarget] = Field(default_factory=list)  # what to measure; fields per kind below
-    journal: JournalConfig = Field(default_factory=JournalConfig)
-    incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)
-    web: WebConfig = Field(default_factory=WebConfig)
-    log: LogConfig = Field(default_factory=LogConfig)
-    tor: TorConfig = Field(default_factory=TorConfig)
+    targets: list[AnyTarget] = Field(
+        default_factory=list,
+        description="what to measure: one mapping per target, with the fields of its kind (see Targets)",
+    )
+    journal: JournalConfig = Field(
+        default_factory=JournalConfig, description="the durable SQLite journal of every measurement"
+    )
+    incidents: IncidentsConfig = Field(
+        default_factory=IncidentsConfig, description="how incidents are derived from the journal"
+    )
+    web: WebConfig = Field(
+        default_factory=WebConfig,
+        description="the HTTP endpoint: listen address, TLS and basic auth, which metrics are exported",
+    )
+    log: LogConfig = Field(default_factory=LogConfig, description="log level and format")
+    tor: TorConfig = Field(
+        default_factory=TorConfig,
+        description="the tor processes reachwatch runs, and relays probed without one",
+    )
     canary: CanaryServiceConfig | None = Field(
         default=None,
         description=(

@@ -202,13 +202,35 @@ class TargetBase(StrictModel):
     leave the process: metrics, logs, API and dashboards know it by ``name`` only.
     """
 
-    name: str = Field(pattern=NAME_PATTERN)  # unique; the only way a private target is ever named
-    kind: str
-    group: str = Field(default="default", pattern=NAME_PATTERN)  # a dashboard grouping (e.g. tor-bridges)
-    labels: dict[str, str] = Field(default_factory=dict)  # free labels, exported on reachwatch_target_info
-    interval: Duration | None = None  # between attempts; defaults.interval when unset
-    timeout: Duration | None = None  # hard deadline of one attempt; defaults.timeout when unset
-    private: bool = False
+    name: str = Field(
+        pattern=NAME_PATTERN,
+        description="unique among targets and controls; the only way a private target is ever named",
+    )
+    kind: str = Field(
+        description="selects the probe and with it the fields below: one of the [kinds](#kinds)"
+    )
+    group: str = Field(
+        default="default", pattern=NAME_PATTERN, description="a dashboard grouping (e.g. tor-bridges)"
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "free labels, exported on reachwatch_target_info (names reachwatch sets itself are refused)"
+        ),
+    )
+    interval: Duration | None = Field(
+        default=None, description="time between two attempts; defaults.interval when unset"
+    )
+    timeout: Duration | None = Field(
+        default=None, description="hard deadline of one attempt; defaults.timeout when unset"
+    )
+    private: bool = Field(
+        default=False,
+        description=(
+            "true: the target's address, fingerprint or any other identifying value never leaves the "
+            "process; metrics, logs, API and dashboards know it by name only"
+        ),
+    )
 
     @field_validator("labels")
     @classmethod

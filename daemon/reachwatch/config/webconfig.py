@@ -37,25 +37,35 @@ _BCRYPT = re.compile(r"^\$2[abxy]?\$\d{2}\$[./A-Za-z0-9]{53}$")
 
 
 class TLSServerConfig(StrictModel):
-    cert_file: PublicFile
-    key_file: SecretFile
-    client_ca_file: PublicFile | None = None
+    cert_file: PublicFile = Field(description="the server certificate (PEM)")
+    key_file: SecretFile = Field(description="its private key (PEM)")
+    client_ca_file: PublicFile | None = Field(
+        default=None, description="CA bundle for client certificates (mTLS)"
+    )
     client_auth_type: Literal[
         "NoClientCert", "RequestClientCert", "VerifyClientCertIfGiven", "RequireAndVerifyClientCert"
-    ] = "NoClientCert"
-    min_version: Literal["TLS12", "TLS13"] = "TLS12"
-    max_version: Literal["TLS12", "TLS13"] = "TLS13"
+    ] = Field(default="NoClientCert", description="whether and how clients must present a certificate")
+    min_version: Literal["TLS12", "TLS13"] = Field(default="TLS12", description="lowest TLS version accepted")
+    max_version: Literal["TLS12", "TLS13"] = Field(
+        default="TLS13", description="highest TLS version accepted"
+    )
 
 
 class HTTPServerConfig(StrictModel):
-    headers: dict[str, str] = Field(default_factory=dict)
-    http2: bool = True  # accepted for compatibility; aiohttp serves HTTP/1.1
+    headers: dict[str, str] = Field(default_factory=dict, description="extra headers on every response")
+    http2: bool = Field(default=True, description="accepted for compatibility; aiohttp serves HTTP/1.1")
 
 
 class WebConfigFile(StrictModel):
-    tls_server_config: TLSServerConfig | None = None
-    http_server_config: HTTPServerConfig = Field(default_factory=HTTPServerConfig)
-    basic_auth_users: dict[str, str] = Field(default_factory=dict)
+    tls_server_config: TLSServerConfig | None = Field(
+        default=None, description="serve HTTPS with this certificate"
+    )
+    http_server_config: HTTPServerConfig = Field(
+        default_factory=HTTPServerConfig, description="HTTP response settings"
+    )
+    basic_auth_users: dict[str, str] = Field(
+        default_factory=dict, description="user -> bcrypt hash of the password"
+    )
 
     @field_validator("basic_auth_users")
     @classmethod

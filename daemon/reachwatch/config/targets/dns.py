@@ -23,17 +23,36 @@ def split_resolver_address(value: str, default_port: int) -> tuple[str, int]:
 
 
 class DnsResolver(StrictModel):
-    """One resolver to ask. Exactly one of ``udp`` (``ip``, ``ip:port``, ``[v6]:port``) or ``doh`` (an
-    https URL). For DoH, ``address`` pins the IP to connect to (recommended: resolving the DoH host with
-    the system resolver trusts the resolver under test); ``ca_file``/pins as for ``tls`` targets.
-    ``trusted`` defaults to true for DoH and false for UDP."""
+    """One resolver to ask: plain UDP or DNS-over-HTTPS. DoH answers are encrypted and authenticated, so
+    an on-path censor cannot rewrite them: they are trusted by default, UDP answers are not."""
 
-    name: str = Field(pattern=NAME_PATTERN)  # how this resolver is named in facts
-    udp: str | None = None
-    doh: str | None = None
-    address: str | None = None
-    trusted: bool | None = None
-    tls: TlsOptions = Field(default_factory=TlsOptions)
+    name: str = Field(
+        pattern=NAME_PATTERN, description="how this resolver is named in facts (`resolver_<name>`)"
+    )
+    udp: str | None = Field(
+        default=None,
+        description="a plain DNS resolver: `ip`, `ip:port` or `[v6]:port` (exactly one of udp and doh)",
+    )
+    doh: str | None = Field(
+        default=None, description="a DNS-over-HTTPS resolver: its https:// URL (exactly one of udp and doh)"
+    )
+    address: str | None = Field(
+        default=None,
+        description=(
+            "DoH: the IP to connect to (recommended: resolving the DoH host with the system resolver "
+            "would trust the resolver under test)"
+        ),
+    )
+    trusted: bool | None = Field(
+        default=None,
+        description=(
+            "whether its answers are the reference for tampering; default true for DoH, false for UDP"
+        ),
+    )
+    tls: TlsOptions = Field(
+        default_factory=TlsOptions,
+        description="DoH: how to judge the resolver's certificate (as for `tls` targets)",
+    )
 
     @model_validator(mode="after")
     def _one_transport(self) -> DnsResolver:
@@ -58,20 +77,31 @@ class DnsResolver(StrictModel):
 
 
 class DnsTarget(TargetBase):
-    """A name to resolve. ``destination()`` is the name itself (``<query>:53``): the thing measured.
-
-    - ``query``, ``record_type`` (A or AAAA), ``system`` (also ask getaddrinfo; default true);
-    - ``resolvers``: see ``DnsResolver``; ``bogon_exempt``: networks not counted as bogons;
-    - ``compare_answers``: flag disjoint trusted/untrusted answers (rule 3 of the ``dns`` probe).
-    """
+    """A name to resolve, and the resolvers whose answers are compared. The destination is the name
+    itself (``<query>:53``): the thing measured."""
 
     kind: Literal["dns"]
-    query: str = Field(min_length=1, max_length=253)  # the name to resolve
-    record_type: Literal["A", "AAAA"] = "A"
-    system: bool = True
-    resolvers: list[DnsResolver] = Field(default_factory=list)
-    bogon_exempt: list[str] = Field(default_factory=list)
-    compare_answers: bool = True
+    query: str = Field(min_length=1, max_length=253, description="the name to resolve")
+    record_type: Literal["A", "AAAA"] = Field(default="A", description="A or AAAA")
+    system: bool = Field(
+        default=True, description="also ask the system resolver (getaddrinfo: what applications here use)"
+    )
+    resolvers: list[DnsResolver] = Field(
+        default_factory=list, description="resolvers to ask besides the system's"
+    )
+    bogon_exempt: list[str] = Field(
+        default_factory=list,
+        description=(
+            "networks (CIDR) that are legitimate answers here and not counted as bogons (e.g. "
+            "split-horizon names)"
+        ),
+    )
+    compare_answers: bool = Field(
+        default=True,
+        description=(
+            "flag disjoint trusted and untrusted answers as tampering (turn off for CDN-hosted names)"
+        ),
+    )
 
     @field_validator("bogon_exempt")
     @classmethod

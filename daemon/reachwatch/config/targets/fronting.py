@@ -15,14 +15,31 @@ class FrontingTarget(TargetBase):
     """The real service's URL and the front domain to reach it through."""
 
     kind: Literal["fronting"]
-    url: str = Field(pattern=r"^https://")  # the real service: its host goes in the Host header
-    front: str = Field(min_length=1)  # SNI and certificate name
-    address: str | None = None  # connect here instead of resolving the front
-    port: int = Field(default=443, ge=1, le=65535)
-    expect_status: list[int] = Field(default_factory=lambda: [200], min_length=1)  # statuses that prove it
-    expect_body: str | None = None  # text the real service's answer must contain
-    max_bytes: int = Field(default=64 * 1024, ge=1, le=1024 * 1024)  # body read bound
-    ca_file: PublicFile | None = None  # PEM CA bundle for the front instead of the system roots
+    url: str = Field(
+        pattern=r"^https://",
+        description=(
+            "the real service's https:// URL: its host goes in the Host header, inside the encryption"
+        ),
+    )
+    front: str = Field(
+        min_length=1, description="the front domain: the SNI and the name the certificate is verified for"
+    )
+    address: str | None = Field(
+        default=None, description="connect to this edge address instead of resolving the front"
+    )
+    port: int = Field(default=443, ge=1, le=65535, description="the front's TLS port")
+    expect_status: list[int] = Field(
+        default_factory=lambda: [200],
+        min_length=1,
+        description="HTTP statuses that prove the real service answered",
+    )
+    expect_body: str | None = Field(default=None, description="text the real service's answer must contain")
+    max_bytes: int = Field(
+        default=64 * 1024, ge=1, le=1024 * 1024, description="read at most this much of the body"
+    )
+    ca_file: PublicFile | None = Field(
+        default=None, description="PEM CA bundle for the front instead of the system roots"
+    )
 
     @field_validator("url")
     @classmethod

@@ -18,26 +18,35 @@ _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 field-name
 
 
 class _HttpFields(TargetBase):
-    """Fields shared by ``http`` and ``https`` targets.
+    """Fields shared by ``http`` and ``https`` targets: a URL to GET and how to judge the answer."""
 
-    - ``url``: what to GET; its scheme must match the kind.
-    - ``address``: connect to this IP instead of resolving the URL's host (the Host header and SNI still
-      carry the URL's host).
-    - ``expected_status``: accepted status codes; empty means any 2xx or 3xx.
-    - ``blockpage_patterns``: regular expressions searched, case-insensitively, in the body decoded with
-      its charset (header, ``<meta>``, UTF-8 or detected: ``заблокирован`` matches UTF-8 and cp1251
-      pages alike) and in the ``Location`` header; the built-in block page set applies without them.
-      ``reachwatch validate`` warns about a pattern that cannot match as written.
-    - ``max_bytes``: read at most this much of the body, then stop (fact ``truncated``).
-    - ``headers``: extra request headers.
-    """
-
-    url: str
-    address: str | None = None
-    expected_status: list[int] = Field(default_factory=list)
-    blockpage_patterns: list[str] = Field(default_factory=list)
-    max_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=1, le=16 * 1024 * 1024)
-    headers: dict[str, str] = Field(default_factory=dict)
+    url: str = Field(description="what to GET; its scheme must match the kind")
+    address: str | None = Field(
+        default=None,
+        description=(
+            "connect to this IP instead of resolving the URL's host (the Host header and SNI still carry "
+            "the URL's host)"
+        ),
+    )
+    expected_status: list[int] = Field(
+        default_factory=list, description="accepted status codes; empty means any 2xx or 3xx"
+    )
+    blockpage_patterns: list[str] = Field(
+        default_factory=list,
+        description=(
+            "regular expressions searched, case-insensitively, in the body decoded with its charset "
+            "(header, `<meta>`, UTF-8 or detected: `заблокирован` matches UTF-8 and cp1251 pages alike) "
+            "and in the `Location` header; the built-in block page set applies without them, and "
+            "`reachwatch validate` warns about a pattern that cannot match as written"
+        ),
+    )
+    max_bytes: int = Field(
+        default=DEFAULT_MAX_BYTES,
+        ge=1,
+        le=16 * 1024 * 1024,
+        description="read at most this much of the body, then stop (fact `truncated`)",
+    )
+    headers: dict[str, str] = Field(default_factory=dict, description="extra request headers")
 
     @field_validator("blockpage_patterns")
     @classmethod
@@ -88,10 +97,12 @@ class HttpTarget(_HttpFields):
 
 
 class HttpsTarget(_HttpFields, TlsOptions):
-    """An HTTPS URL; ``server_name`` overrides the SNI/verified name (default: the URL's host)."""
+    """An HTTPS URL, fetched over verified TLS."""
 
     kind: Literal["https"]
-    server_name: str | None = None
+    server_name: str | None = Field(
+        default=None, description="SNI and the name verified, instead of the URL's host"
+    )
 
     @field_validator("url")
     @classmethod

@@ -13,20 +13,36 @@ from reachwatch.config.types import Duration, Host, TargetBase, host_port, is_ip
 
 
 class OpenConnectTarget(TargetBase, TlsOptions):
-    """An OpenConnect/AnyConnect server (HTTPS). ``server_name`` defaults to ``host`` (none for an IP)."""
+    """An OpenConnect/AnyConnect server (HTTPS), optionally with a probe account to log in with."""
 
     kind: Literal["openconnect"]
-    host: Host = Field(min_length=1)
-    port: int = Field(default=443, ge=1, le=65535)
-    server_name: str | None = None
-    path: str = Field(default="/", pattern=r"^/[A-Za-z0-9_./-]*$")  # a group URL such as /staff
-    camouflage_secret_file: SecretFile | None = None
-    camouflage_secret_env: SecretEnv | None = None  # environment variable holding the camouflage secret
-    handshake_timeout: Duration | None = None  # bound on the TLS handshake alone
-    # optional login (a dedicated probe account): proves the credentials, not only the server
-    username: str | None = None
-    password_file: SecretFile | None = None  # the probe account's password (mode 0600)
-    password_env: SecretEnv | None = None  # or an environment variable holding it
+    host: Host = Field(
+        min_length=1, description="the OpenConnect/AnyConnect server's host name or IP address"
+    )
+    port: int = Field(default=443, ge=1, le=65535, description="its HTTPS port")
+    server_name: str | None = Field(
+        default=None, description="SNI and the name verified; defaults to `host` (none for an IP)"
+    )
+    path: str = Field(
+        default="/", pattern=r"^/[A-Za-z0-9_./-]*$", description="the group URL to log in at, such as /staff"
+    )
+    camouflage_secret_file: SecretFile | None = Field(
+        default=None, description="ocserv camouflage: the secret that goes in the URL"
+    )
+    camouflage_secret_env: SecretEnv | None = Field(
+        default=None, description="environment variable holding the camouflage secret"
+    )
+    handshake_timeout: Duration | None = Field(default=None, description="bound on the TLS handshake alone")
+    username: str | None = Field(
+        default=None,
+        description=(
+            "optional login of a dedicated probe account: proves the credentials, not only the server"
+        ),
+    )
+    password_file: SecretFile | None = Field(default=None, description="the probe account's password")
+    password_env: SecretEnv | None = Field(
+        default=None, description="environment variable holding the probe account's password"
+    )
 
     def destination(self) -> str:
         return host_port(self.host, self.port)

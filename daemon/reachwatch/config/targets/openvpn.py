@@ -16,16 +16,34 @@ class OpenVpnTarget(TargetBase):
     """An OpenVPN server; key files only when the server uses tls-auth / tls-crypt / tls-crypt-v2."""
 
     kind: Literal["openvpn"]
-    host: Host = Field(min_length=1)
-    port: int = Field(default=1194, ge=1, le=65535)
-    proto: Literal["udp", "tcp"] = "udp"  # over TCP every packet carries a 2-byte length prefix
-    tls_auth_file: SecretFile | None = None  # the .ovpn's tls-auth static key (HMAC firewall)
-    key_direction: Literal[0, 1] | None = None  # as in .ovpn; unset = bidirectional
-    auth: str = "SHA1"
-    tls_crypt_file: SecretFile | None = None  # the tls-crypt static key (HMAC-SHA256 + AES-256-CTR)
-    tls_crypt_v2_file: SecretFile | None = None  # this client's tls-crypt-v2 key (client key + wrapped key)
-    retransmit: Duration = 2.0  # UDP resend interval, like the client's first retransmit
-    control: UdpControl | None = None
+    host: Host = Field(min_length=1, description="the OpenVPN server's host name or IP address")
+    port: int = Field(default=1194, ge=1, le=65535, description="the server's port")
+    proto: Literal["udp", "tcp"] = Field(
+        default="udp", description="udp or tcp (over TCP every packet carries a 2-byte length prefix)"
+    )
+    tls_auth_file: SecretFile | None = Field(
+        default=None, description="the .ovpn's tls-auth static key (HMAC firewall)"
+    )
+    key_direction: Literal[0, 1] | None = Field(
+        default=None, description="as in the .ovpn's key-direction; unset: bidirectional"
+    )
+    auth: str = Field(default="SHA1", description="the .ovpn's `auth` digest (tls-auth only)")
+    tls_crypt_file: SecretFile | None = Field(
+        default=None, description="the tls-crypt static key (HMAC-SHA256 + AES-256-CTR)"
+    )
+    tls_crypt_v2_file: SecretFile | None = Field(
+        default=None, description="this client's tls-crypt-v2 key (client key + wrapped key)"
+    )
+    retransmit: Duration = Field(
+        default=2.0, description="UDP resend interval, like the real client's first retransmit"
+    )
+    control: UdpControl | None = Field(
+        default=None,
+        description=(
+            "a UDP service on the same route: an answer to it while OpenVPN is silent is "
+            "protocol_blocking evidence"
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_wrapping(self) -> OpenVpnTarget:

@@ -20,15 +20,27 @@ class OpenVpnTunnelTarget(TargetBase):
     for ``hold`` seconds."""
 
     kind: Literal["openvpn_tunnel"]
-    host: Host = Field(min_length=1)
-    port: int = Field(default=1194, ge=1, le=65535)
-    proto: Literal["udp", "tcp"] = "udp"  # replaces the file's proto
-    config_file: SecretFile = Field(min_length=1)
-    auth_user_pass_file: SecretFile | None = None
-    hold: Duration = 10.0  # how long the tunnel must stay up after Initialization Sequence Completed
-    ping: int = Field(default=1, ge=1, le=60)  # keepalive interval in seconds (--ping)
-    ping_restart: int = Field(default=5, ge=2, le=300)  # seconds of silence that count as a cut
-    openvpn_binary: str = "openvpn"  # the client to run (path or name on PATH)
+    host: Host = Field(
+        min_length=1, description="the server to run against (replaces the file's `remote` lines)"
+    )
+    port: int = Field(default=1194, ge=1, le=65535, description="its port (replaces the file's)")
+    proto: Literal["udp", "tcp"] = Field(
+        default="udp", description="udp or tcp (replaces the file's `proto`)"
+    )
+    config_file: SecretFile = Field(
+        min_length=1, description="the user's .ovpn (it carries inline keys: mode 0600)"
+    )
+    auth_user_pass_file: SecretFile | None = Field(
+        default=None, description="username and password lines, when the server asks for them"
+    )
+    hold: Duration = Field(
+        default=10.0, description="how long the tunnel must stay up after Initialization Sequence Completed"
+    )
+    ping: int = Field(default=1, ge=1, le=60, description="keepalive interval in seconds (--ping)")
+    ping_restart: int = Field(
+        default=5, ge=2, le=300, description="seconds of silence that count as a cut (--ping-restart)"
+    )
+    openvpn_binary: str = Field(default="openvpn", description="the client to run (a path or a name on PATH)")
     canary: CanaryConfig | None = Field(
         default=None,
         description=(

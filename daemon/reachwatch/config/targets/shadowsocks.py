@@ -24,28 +24,39 @@ SUPPORTED = (*CIPHERS_2017, *CIPHERS_2022)
 
 
 class ShadowsocksTarget(TargetBase):
-    """A Shadowsocks server, AEAD 2017 or 2022 edition. The key (a password, or for ``2022-*`` methods
-    the base64 PSK) comes from ``password_file``/``password_env`` or from the user's ``ss://`` URI file
-    (``uri_file``/``uri_line``), never from the YAML."""
+    """A Shadowsocks server, AEAD 2017 or 2022 edition. The key comes from a file, an environment
+    variable or the user's ``ss://`` URI file, never from the YAML."""
 
     kind: Literal["shadowsocks"]
-    host: Host = Field(min_length=1)
-    port: int = Field(ge=1, le=65535)
-    # the cipher: AEAD 2017 (aes-128-gcm, aes-256-gcm, chacha20-ietf-poly1305; the key is a password) or
-    # 2022 edition (2022-blake3-aes-128-gcm, 2022-blake3-aes-256-gcm; the key is a base64 PSK of 16/32
-    # bytes); with uri_file, the URI's own method is used
-    method: str = "chacha20-ietf-poly1305"
-    password_file: SecretFile | None = None
-    password_env: SecretEnv | None = None
-    uri_file: SecretFile | None = None
-    uri_line: int = Field(default=1, ge=1)
-    canary: CanaryConfig
+    host: Host = Field(min_length=1, description="the Shadowsocks server's host name or IP address")
+    port: int = Field(ge=1, le=65535, description="its TCP port")
+    method: str = Field(
+        default="chacha20-ietf-poly1305",
+        description=(
+            "the cipher: AEAD 2017 (aes-128-gcm, aes-256-gcm, chacha20-ietf-poly1305; the key is a "
+            "password) or 2022 edition (2022-blake3-aes-128-gcm, 2022-blake3-aes-256-gcm; the key is a "
+            "base64 PSK of 16/32 bytes); with uri_file, the URI's own method is used"
+        ),
+    )
+    password_file: SecretFile | None = Field(
+        default=None, description="the key: a password, or for 2022 methods the base64 PSK"
+    )
+    password_env: SecretEnv | None = Field(default=None, description="environment variable holding the key")
+    uri_file: SecretFile | None = Field(
+        default=None, description="the user's file of `ss://` URIs, instead of a password"
+    )
+    uri_line: int = Field(default=1, ge=1, description="which line of uri_file (1 is the first)")
+    canary: CanaryConfig = Field(
+        description="the echo service abroad the server relays to (the proof that it carries data)"
+    )
     data_stage: DataStageConfig = Field(
         default_factory=DataStageConfig,
         description="what goes through the server to the canary before it counts as usable",
     )
-    # how long the server's first answer may take before the attempt is protocol_no_response
-    response_timeout: Duration = 5.0
+    response_timeout: Duration = Field(
+        default=5.0,
+        description="how long the server's first answer may take before the attempt is protocol_no_response",
+    )
 
     @field_validator("method")
     @classmethod

@@ -15,18 +15,30 @@ from reachwatch.config.types import Host, TargetBase, host_port
 
 
 class ProxyTargetBase(TargetBase):
-    """Fields shared by the proxy kinds. Credentials come from a file or env, never from the YAML:
-    ``password_file``/``password_env`` with ``username``, or ``url_file`` (+ ``url_line``) naming the
-    proxy URL (``socks5://user:pass@host:port``) the user already has."""
+    """Fields shared by the proxy kinds. Credentials come from a file or an environment variable, never
+    from the YAML: a password with ``username``, or the proxy URL the user already has (``url_file``)."""
 
-    host: Host = Field(min_length=1)
-    port: int = Field(ge=1, le=65535)
-    username: str | None = None
-    password_file: SecretFile | None = None
-    password_env: SecretEnv | None = None
-    url_file: SecretFile | None = None
-    url_line: int = Field(default=1, ge=1)
-    canary: CanaryConfig | None = None
+    host: Host = Field(min_length=1, description="the proxy's host name or IP address")
+    port: int = Field(ge=1, le=65535, description="the proxy's TCP port")
+    username: str | None = Field(default=None, description="login, with password_file or password_env")
+    password_file: SecretFile | None = Field(default=None, description="the login's password")
+    password_env: SecretEnv | None = Field(
+        default=None, description="environment variable holding the login's password"
+    )
+    url_file: SecretFile | None = Field(
+        default=None,
+        description=(
+            "the user's file of proxy URLs (`socks5://user:pass@host:port`), instead of username and password"
+        ),
+    )
+    url_line: int = Field(default=1, ge=1, description="which line of url_file (1 is the first)")
+    canary: CanaryConfig | None = Field(
+        default=None,
+        description=(
+            "an echo service abroad to connect to through the proxy; without one the attempt stops after "
+            "the handshake"
+        ),
+    )
     data_stage: DataStageConfig = Field(
         default_factory=DataStageConfig,
         description="what goes through the tunnel to the canary before the proxy counts as usable",

@@ -13,8 +13,11 @@ class StunTarget(TargetBase):
     """A STUN server (``stun:host:port`` in an ICE list)."""
 
     kind: Literal["stun"]
-    host: Host = Field(min_length=1)
-    port: int = Field(default=3478, ge=1, le=65535)
+    host: Host = Field(
+        min_length=1,
+        description="the STUN server's host name or IP address (as in a `stun:host:port` ICE entry)",
+    )
+    port: int = Field(default=3478, ge=1, le=65535, description="the STUN server's UDP port")
 
     def destination(self) -> str:
         return host_port(self.host, self.port)

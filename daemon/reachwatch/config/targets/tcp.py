@@ -13,8 +13,8 @@ class TcpTarget(TargetBase):
     """A host and port to connect to."""
 
     kind: Literal["tcp"]
-    host: Host = Field(min_length=1)
-    port: int = Field(ge=1, le=65535)
+    host: Host = Field(min_length=1, description="host name or IP address to connect to")
+    port: int = Field(ge=1, le=65535, description="TCP port")
 
     def destination(self) -> str:
         return host_port(self.host, self.port)

@@ -12,25 +12,39 @@ from reachwatch.config.types import Duration, TargetBase, Url, host_port
 
 
 class ThroughputTarget(TargetBase):
-    """Two URLs of downloadable content at least ``size`` bytes long.
-
-    - ``url`` / ``address`` / ``tls``: the measured download (``address`` pins the IP; ``tls`` as for
-      ``tls`` targets, pins included);
-    - ``control_url`` / ``control_address`` / ``control_tls``: the comparison download;
-    - ``size``: body bytes to time (default 1 MiB); ``max_ratio``: target/control below this is
-      throttling; ``transfer_timeout``: time budget of the target transfer.
-    """
+    """Two URLs of downloadable content at least ``size`` bytes long: the measured one and a control."""
 
     kind: Literal["throughput"]
-    url: str
-    control_url: str
-    address: str | None = None
-    control_address: str | None = None
-    tls: TlsOptions = Field(default_factory=TlsOptions)
-    control_tls: TlsOptions = Field(default_factory=TlsOptions)
-    size: int = Field(default=1024 * 1024, ge=16 * 1024, le=256 * 1024 * 1024)
-    max_ratio: float = Field(default=0.25, gt=0.0, le=1.0)
-    transfer_timeout: Duration | None = None
+    url: str = Field(description="the measured download (http:// or https://, at least `size` bytes long)")
+    control_url: str = Field(
+        description=(
+            "the comparison download: a host with no reason to be throttled, on a similar path out of the "
+            "country"
+        )
+    )
+    address: str | None = Field(
+        default=None, description="connect to this IP for `url` instead of resolving its host"
+    )
+    control_address: str | None = Field(
+        default=None, description="connect to this IP for `control_url` instead of resolving its host"
+    )
+    tls: TlsOptions = Field(
+        default_factory=TlsOptions,
+        description="how to judge the certificate of `url` (as for `tls` targets, pins included)",
+    )
+    control_tls: TlsOptions = Field(
+        default_factory=TlsOptions, description="how to judge the certificate of `control_url`"
+    )
+    size: int = Field(
+        default=1024 * 1024, ge=16 * 1024, le=256 * 1024 * 1024, description="body bytes to time"
+    )
+    max_ratio: float = Field(
+        default=0.25, gt=0.0, le=1.0, description="a target/control throughput ratio below this is throttling"
+    )
+    transfer_timeout: Duration | None = Field(
+        default=None,
+        description="time budget of the target transfer; unset: 45 % of what is left of the deadline",
+    )
     stall_timeout: Duration | None = Field(
         default=None,
         gt=0,

@@ -12,18 +12,25 @@ from reachwatch.config.types import Duration, Host, StrictModel, TargetBase, hos
 
 
 class TlsOptions(StrictModel):
-    """How to judge a server's certificate; shared by ``tls``, ``https`` and ``throughput`` targets.
+    """How to judge a server's certificate: the system roots or a private CA, and optional pins. Shared
+    by ``tls``, ``https``, ``throughput``, ``openconnect`` targets and DoH resolvers."""
 
-    - ``ca_file``: PEM bundle for a private CA (replaces the system roots); relative to the config file.
-    - ``verify``: ``false`` skips chain validation (self-signed private endpoints); then set a pin.
-    - ``spki_sha256``: pins on the SubjectPublicKeyInfo of any chain certificate (base64, ``sha256/...``
-      or hex). ``cert_sha256``: SHA-256 fingerprints of the leaf certificate (hex, colons allowed).
-    """
-
-    ca_file: PublicFile | None = None
-    verify: bool = True
-    spki_sha256: list[str] = Field(default_factory=list)
-    cert_sha256: list[str] = Field(default_factory=list)
+    ca_file: PublicFile | None = Field(
+        default=None, description="PEM bundle of a private CA, replacing the system roots"
+    )
+    verify: bool = Field(
+        default=True,
+        description="false skips chain validation (self-signed private endpoints); then set a pin",
+    )
+    spki_sha256: list[str] = Field(
+        default_factory=list,
+        description=(
+            "pins on the SubjectPublicKeyInfo of any certificate of the chain (base64, `sha256/...` or hex)"
+        ),
+    )
+    cert_sha256: list[str] = Field(
+        default_factory=list, description="SHA-256 fingerprints of the leaf certificate (hex, colons allowed)"
+    )
 
     def pinned(self) -> bool:
         """Whether any SPKI or certificate pin is configured."""
@@ -31,21 +38,28 @@ class TlsOptions(StrictModel):
 
 
 class TlsTarget(TargetBase, TlsOptions):
-    """A TLS server: ``host`` (name or IP) and ``port``.
-
-    - ``server_name``: SNI and the name verified; defaults to ``host`` (an IP host is verified against the
-      certificate's IP addresses and sends no SNI).
-    - ``neutral_sni``: a harmless name for the SNI-blocking diagnostic (e.g. ``www.example.com``).
-    - ``handshake_timeout``: bound on the handshake alone; defaults to half the remaining deadline when
-      ``neutral_sni`` is set (the diagnostic needs the other half), else the probe deadline.
-    """
+    """A TLS server, the name it must prove, and how to judge its certificate."""
 
     kind: Literal["tls"]
-    host: Host = Field(min_length=1)
-    port: int = Field(default=443, ge=1, le=65535)
-    server_name: str | None = None
-    neutral_sni: str | None = None
-    handshake_timeout: Duration | None = None
+    host: Host = Field(min_length=1, description="host name or IP address of the TLS server")
+    port: int = Field(default=443, ge=1, le=65535, description="TCP port")
+    server_name: str | None = Field(
+        default=None,
+        description=(
+            "SNI and the name verified; defaults to `host` (an IP host is verified against the "
+            "certificate's IP addresses and sends no SNI)"
+        ),
+    )
+    neutral_sni: str | None = Field(
+        default=None, description="a harmless name for the SNI-blocking diagnostic (e.g. `www.example.com`)"
+    )
+    handshake_timeout: Duration | None = Field(
+        default=None,
+        description=(
+            "bound on the handshake alone; defaults to half the remaining deadline when `neutral_sni` is "
+            "set (the diagnostic needs the other half), else the attempt's deadline"
+        ),
+    )
 
     def destination(self) -> str:
         return host_port(self.host, self.port)

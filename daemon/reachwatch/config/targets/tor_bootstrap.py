@@ -15,9 +15,17 @@ class TorBootstrapTarget(TargetBase):
     """Bridges to bootstrap through (all of one transport, as Tor Browser does); none = tor's defaults."""
 
     kind: Literal["tor_bootstrap"]
-    bridges: list[str] = Field(default_factory=list, max_length=16)
-    # bridges are private unless the operator says otherwise (see tor_bridge)
-    private: bool = True
+    bridges: list[str] = Field(
+        default_factory=list,
+        max_length=16,
+        description=(
+            "bridge lines to bootstrap through (all of one transport, as Tor Browser does); none: tor's "
+            "own defaults"
+        ),
+    )
+    private: bool = Field(
+        default=True, description="private unless the operator says otherwise, as for `tor_bridge`"
+    )
 
     @field_validator("bridges")
     @classmethod

@@ -15,9 +15,20 @@ class TorBridgeTarget(TargetBase):
     """One bridge line, in torrc ``Bridge`` syntax (the leading ``Bridge`` keyword is optional)."""
 
     kind: Literal["tor_bridge"]
-    bridge: str = Field(min_length=1, max_length=4096)
-    # a bridge is private unless the operator says otherwise: publishing one hands it to the censor
-    private: bool = True
+    bridge: str = Field(
+        min_length=1,
+        max_length=4096,
+        description=(
+            "one bridge line as Tor Browser or bridges.torproject.org gives it (torrc `Bridge` syntax; "
+            "the leading `Bridge` is optional)"
+        ),
+    )
+    private: bool = Field(
+        default=True,
+        description=(
+            "bridges are private unless the operator says otherwise: publishing one hands it to the censor"
+        ),
+    )
 
     @field_validator("bridge")
     @classmethod

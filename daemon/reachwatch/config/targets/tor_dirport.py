@@ -15,9 +15,11 @@ class TorDirPortTarget(TargetBase):
     """A DirPort, and optionally the identity its descriptor must carry."""
 
     kind: Literal["tor_dirport"]
-    host: Host = Field(min_length=1)
-    port: int = Field(ge=1, le=65535)
-    fingerprint: str | None = None  # expected RSA identity; the served descriptor must match it
+    host: Host = Field(min_length=1, description="the relay's or authority's IP address or host name")
+    port: int = Field(ge=1, le=65535, description="its DirPort")
+    fingerprint: str | None = Field(
+        default=None, description="expected RSA identity: the served descriptor must be signed by it"
+    )
 
     @field_validator("fingerprint")
     @classmethod

@@ -17,15 +17,38 @@ class TorRelayTarget(TargetBase):
     """A relay's ORPort and the identity it must prove."""
 
     kind: Literal["tor_relay"]
-    host: Host = Field(min_length=1)
-    port: int = Field(ge=1, le=65535)
-    fingerprint: str  # RSA identity: "$HEX", "HEX" or "HEX HEX ..." (normalized to 40 upper-case hex)
-    ed25519_identity: str | None = None  # base64, as in tor's fingerprint-ed25519 / consensus "id ed25519"
-    # set by relay-set expansion (config.relaysets); aggregate metrics group by these
-    relay_set: str | None = Field(default=None, pattern=NAME_PATTERN)
-    relay_flags: tuple[str, ...] = ()  # consensus flags (set by relay-set expansion, for aggregates)
-    # False for relay-set members unless the set asks for per-relay series (cardinality)
-    per_target_metrics: bool = True
+    host: Host = Field(min_length=1, description="the relay's IP address or host name")
+    port: int = Field(ge=1, le=65535, description="the relay's ORPort")
+    fingerprint: str = Field(
+        description=(
+            "RSA identity the relay must prove on the link: `$HEX`, `HEX` or `HEX HEX ...` (40 hex digits)"
+        )
+    )
+    ed25519_identity: str | None = Field(
+        default=None,
+        description=(
+            "Ed25519 identity, base64 as in tor's fingerprint-ed25519 or the consensus `id ed25519`; "
+            "proved too when set"
+        ),
+    )
+    relay_set: str | None = Field(
+        default=None,
+        pattern=NAME_PATTERN,
+        description=(
+            "the relay set this target came from (set by relay-set expansion: the aggregate metrics group "
+            "by it)"
+        ),
+    )
+    relay_flags: tuple[str, ...] = Field(
+        default=(),
+        description="the relay's consensus flags (set by relay-set expansion, for the aggregate metrics)",
+    )
+    per_target_metrics: bool = Field(
+        default=True,
+        description=(
+            "false: no per-relay series, only the relay set's aggregates (relay-set members, for cardinality)"
+        ),
+    )
 
     @field_validator("fingerprint")
     @classmethod

@@ -28,17 +28,30 @@ def wireguard_key(value: str, field: str) -> bytes:
 
 
 class WireGuardTarget(TargetBase):
-    """A WireGuard endpoint; ``private_key_file`` holds the probe peer's own key (``wg genkey``). With
-    ``tunnel_address`` and ``ping_address`` the probe also carries data through the tunnel."""
+    """A WireGuard endpoint and the probe peer's own key. With ``tunnel_address`` and ``ping_address`` the
+    probe also carries data through the tunnel."""
 
     kind: Literal["wireguard"]
-    host: Host = Field(min_length=1)
-    port: int = Field(default=51820, ge=1, le=65535)
-    public_key: str  # the server's public key, base64 (as in wg-quick's [Peer] PublicKey)
-    private_key_file: SecretFile = Field(min_length=1)
-    preshared_key_file: SecretFile | None = None  # the peer's PresharedKey, base64, if the server sets one
-    retransmit: Duration = 2.0  # resend a fresh initiation this often while waiting
-    control: UdpControl | None = None
+    host: Host = Field(min_length=1, description="the WireGuard endpoint's host name or IP address")
+    port: int = Field(default=51820, ge=1, le=65535, description="its UDP port")
+    public_key: str = Field(description="the server's public key, base64 (as in wg-quick's [Peer] PublicKey)")
+    private_key_file: SecretFile = Field(
+        min_length=1,
+        description="the probe peer's own private key (`wg genkey`), configured as a peer on the server",
+    )
+    preshared_key_file: SecretFile | None = Field(
+        default=None, description="the peer's PresharedKey, base64, when the server sets one"
+    )
+    retransmit: Duration = Field(
+        default=2.0, description="resend a fresh initiation this often while waiting"
+    )
+    control: UdpControl | None = Field(
+        default=None,
+        description=(
+            "a UDP service on the same route: an answer to it while WireGuard is silent is "
+            "protocol_blocking evidence"
+        ),
+    )
     tunnel_address: str | None = Field(
         default=None,
         description=(
