@@ -97,6 +97,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self._lag_task: asyncio.Task[None] | None = None
         self._reload_lock = asyncio.Lock()
+        self._reloads: set[asyncio.Task[tuple[bool, str]]] = set()
         self._redacted: set[str] = set()
         # the vantage state and each target's confirmed verdict as last journaled: the "before" of a change
         self._vantage_before = VantageState.UNKNOWN
@@ -327,10 +328,15 @@ class Daemon:
     def _sighup(self) -> None:
         log.info("reload_requested", via="SIGHUP")
         task = asyncio.get_running_loop().create_task(self.reload())
-        task.add_done_callback(lambda _t: None)
+        self._reloads.add(task)  # a reference until done (reload itself never raises)
+        task.add_done_callback(self._reloads.discard)
 
     async def reload(self) -> tuple[bool, str]:
-        """Load the config again; on any error keep the last good one. Returns (ok, message)."""
+        """Load the config again; on any error keep the last good one. Returns (ok, message).
+
+        Never raises: a failure of any kind (a bad config, secret or web config, or a bug) is one error
+        line, ``reachwatch_config_last_reload_successful`` 0, and the message for ``/-/reload``.
+        """
         async with self._reload_lock:
             try:
                 # YAML, relay sets from up to 64 MB of Onionoo JSON, secret files: off the event loop,
@@ -342,14 +348,11 @@ class Daemon:
                     old_tor, self.services.tor = self.services.tor, TorService.from_config(loaded.config.tor)
                     if old_tor is not None:
                         await old_tor.close()
+                self.web.update_security(loaded.web)  # a renewed certificate into the live context
             except ReachwatchError as exc:
-                self.daemon_status.reload_successful = False
-                log.error(
-                    "config_reload_failed",
-                    error=str(exc),
-                    keeping=self.loaded.source if self.loaded else None,
-                )
-                return False, str(exc)
+                return self._reload_failed(str(exc))
+            except Exception as exc:  # a bug must not leave SIGHUP's task failing unseen or /-/reload a 500
+                return self._reload_failed(f"internal error ({type(exc).__name__}: {exc})")
             self.loaded, self._signing_key = loaded, key
             names = {t.name for t in loaded.config.all_targets()}
             self.ports_seen.retain(names)
@@ -360,7 +363,6 @@ class Daemon:
             self.daemon_status.config = loaded.config
             self.daemon_status.reload_successful = True
             self.daemon_status.reload_success_timestamp = time.time()
-            self.web.update_security(loaded.web)
             self.web.set_descriptor_reserve(probe_descriptor_reserve(loaded.config.scheduler.max_concurrency))
             if self.journal is not None:
                 self.journal.retention = loaded.config.journal.retention
@@ -369,6 +371,13 @@ class Daemon:
                 self.incidents.poke()
             log.info("config_reloaded", config=loaded.source, targets=len(loaded.config.all_targets()))
             return True, "config reloaded"
+
+    def _reload_failed(self, message: str) -> tuple[bool, str]:
+        # the reply of /-/reload is not a log line: the redaction the logger applies is applied here too
+        message = str(rwlog.REDACTOR.redact(" ".join(message.split())))
+        self.daemon_status.reload_successful = False
+        log.error("config_reload_failed", error=message, keeping=self.loaded.source if self.loaded else None)
+        return False, message
 
     # --- scheduler callbacks ------------------------------------------------------------------------
     def _on_result(self, result: ProbeResult, state: TargetState, changed: bool) -> None:

@@ -7,9 +7,11 @@ import os
 from pathlib import Path
 
 import pytest
+import trustme
 
 from reachwatch.config import yamlsafe
 from reachwatch.config.load import load_config, parse_config
+from reachwatch.config.webconfig import load_web_security
 from reachwatch.errors import ConfigError
 
 
@@ -169,3 +171,42 @@ def test_a_bridge_whose_transport_has_no_client_is_refused_naming_the_transport_
     configured = "tor: {transports: {obfs5: /usr/local/bin/obfs5proxy}}\n"
     target = f"targets: [{{name: b, kind: tor_bridge, bridge: '{line}'}}]"
     parse_config(configured + target, "c.yaml", Path.cwd())
+
+
+# --- the web config --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tls_pair(tmp_path: Path) -> Path:
+    cert = trustme.CA().issue_cert("127.0.0.1")
+    cert.private_key_pem.write_to_path(str(tmp_path / "k.pem"))
+    (tmp_path / "k.pem").chmod(0o600)
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "c.pem"))
+    (tmp_path / "garbage.pem").write_text("not a certificate\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("tls", "message"),
+    [
+        (
+            "client_ca_file: missing.pem, client_auth_type: RequireAndVerifyClientCert",
+            "tls_server_config.client_ca_file: cannot read {dir}/missing.pem: No such file or directory",
+        ),
+        (
+            "client_ca_file: garbage.pem, client_auth_type: RequireAndVerifyClientCert",
+            "tls_server_config.client_ca_file: {dir}/garbage.pem holds no PEM certificate",
+        ),
+        (
+            "min_version: TLS13, max_version: TLS12",
+            "tls_server_config: min_version TLS13 is above max_version TLS12: no handshake could succeed",
+        ),
+    ],
+)
+def test_a_web_config_that_cannot_serve_is_one_line(tls_pair: Path, tls: str, message: str) -> None:
+    web = tls_pair / "web.yml"
+    web.write_text(f"tls_server_config: {{cert_file: c.pem, key_file: k.pem, {tls}}}\n")
+    with pytest.raises(ConfigError) as info:
+        load_web_security(web)
+    assert str(info.value).startswith(f"{web}: {message.format(dir=tls_pair)}")
+    assert "\n" not in str(info.value)

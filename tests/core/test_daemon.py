@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
 from reachwatch import logging as rwlog
 from reachwatch.app import Daemon, RunOptions
@@ -429,3 +430,58 @@ def test_a_damaged_journal_is_set_aside_and_the_daemon_keeps_measuring(
     conn.close()
     run_until(tmp_path / "2.log", "reachwatch_journal_rows_skipped_total", 2)  # site and the control
     assert any(e.get("event") == "journal_rows_skipped" for e in _log_events(tmp_path / "2.log"))
+
+
+async def test_a_bug_during_reload_is_a_failed_reload_not_an_exception(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGHUP's reload task had nobody to retrieve an unexpected exception ("Task exception was never
+    retrieved"), POST /-/reload answered aiohttp's 500 page, and the success gauge stayed 1."""
+
+    def broken_load(path: Path | None, *, web_config_file: str | None = None) -> LoadedConfig:
+        raise FileNotFoundError(2, "No such file or directory")
+
+    monkeypatch.setattr("reachwatch.app.load_full_config", broken_load)
+    daemon = Daemon(RunOptions(state_dir=tmp_path, config_path=tmp_path / "c.yaml"))
+    ok, message = await daemon.reload()
+    assert (ok, message) == (False, "internal error (FileNotFoundError: [Errno 2] No such file or directory)")
+    assert daemon.daemon_status.reload_successful is False
+
+
+@pytest.mark.slow
+def test_a_bad_web_config_on_reload_is_one_line_and_the_gauge_says_so(
+    tmp_path: Path, blackhole: Blackhole
+) -> None:
+    cfg, web, log = tmp_path / "c.yaml", tmp_path / "web.yml", tmp_path / "daemon.log"
+    web.write_text("http_server_config: {headers: {X-Frame-Options: deny}}\n")
+    site = f"  - {{name: site, kind: tcp, host: 127.0.0.1, port: {blackhole.port}}}\n"
+    _write_config(cfg, blackhole.port, site)
+    cfg.write_text(cfg.read_text() + f"web: {{config_file: {web}}}\n")
+    argv = _run_argv(cfg, tmp_path / "st")
+    with log.open("wb") as logf, subprocess.Popen(argv, stdout=logf, stderr=logf) as proc:
+        try:
+            base = _wait(lambda: _address(log), 30, "listening")
+            # a TLS section whose client CA file does not exist: a FileNotFoundError traceback before
+            cert = trustme.CA().issue_cert("127.0.0.1")
+            cert.private_key_pem.write_to_path(str(tmp_path / "k.pem"))
+            (tmp_path / "k.pem").chmod(0o600)
+            cert.cert_chain_pems[0].write_to_path(str(tmp_path / "c.pem"))
+            web.write_text(
+                "tls_server_config: {cert_file: c.pem, key_file: k.pem, client_ca_file: ca.pem,"
+                " client_auth_type: RequireAndVerifyClientCert}\n"
+            )
+            os.kill(proc.pid, signal.SIGHUP)
+            gauge = "reachwatch_config_last_reload_successful"
+            _wait(lambda: _metric(_get(f"{base}/metrics")[1], gauge) == 0, 10, "reload failure gauge")
+            status, body = _get(f"{base}/-/reload", method="POST")
+            assert status == 500 and body.count("\n") == 1
+            assert body.startswith(f"failed to reload config: {web}: tls_server_config.client_ca_file: ")
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    text = log.read_text()
+    assert "Traceback" not in text and "never retrieved" not in text
+    failed = [e for e in _log_events(log) if e.get("event") == "config_reload_failed"]
+    assert len(failed) == 2 and all(str(e["error"]).startswith(f"{web}: ") for e in failed)

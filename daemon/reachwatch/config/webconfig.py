@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from reachwatch.config import yamlsafe
 from reachwatch.config.messages import format_validation_error
 from reachwatch.config.secrets import PublicFile, SecretFile, check_private_file, resolve_path
 from reachwatch.config.types import StrictModel
@@ -49,6 +50,12 @@ class TLSServerConfig(StrictModel):
     max_version: Literal["TLS12", "TLS13"] = Field(
         default="TLS13", description="highest TLS version accepted"
     )
+
+    @model_validator(mode="after")
+    def _versions_in_order(self) -> TLSServerConfig:
+        if self.min_version == "TLS13" and self.max_version == "TLS12":
+            raise ValueError("min_version TLS13 is above max_version TLS12: no handshake could succeed")
+        return self
 
 
 class HTTPServerConfig(StrictModel):
@@ -96,15 +103,22 @@ _VERSIONS = {"TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
 def parse_web_config(path: str | Path) -> WebConfigFile:
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = yamlsafe.read_text(p)  # bounded like the config: a FIFO or /dev/zero cannot hang a reload
     except OSError as exc:
         raise ConfigError(str(p), f"cannot read web config: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(p), "web config is not UTF-8 text") from None
+    except yamlsafe.YamlLimitError as exc:
+        raise ConfigError(str(p), f"cannot read web config: {exc}") from None
     try:
-        data = yaml.safe_load(text) or {}
+        data = yamlsafe.load(text) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark else str(p)
-        raise ConfigError(where, f"invalid YAML: {getattr(exc, 'problem', exc)}") from None
+        problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+        raise ConfigError(where, f"invalid YAML: {problem}") from None
+    except yamlsafe.YamlLimitError as exc:
+        raise ConfigError(str(p), f"invalid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(str(p), "top level must be a mapping")
     try:
@@ -141,7 +155,15 @@ def build_ssl_context(tls: TLSServerConfig, base: Path, source: str) -> ssl.SSLC
         if not tls.client_ca_file and tls.client_auth_type != "RequestClientCert":
             raise ConfigError(source, f"client_auth_type {tls.client_auth_type} needs client_ca_file")
         if tls.client_ca_file:
-            ctx.load_verify_locations(cafile=str(resolve_path(tls.client_ca_file, base)))
+            ca = resolve_path(tls.client_ca_file, base)
+            try:
+                ctx.load_verify_locations(cafile=str(ca))
+            except ssl.SSLError as exc:
+                reason = f"{ca} holds no PEM certificate ({exc.reason})"
+                raise ConfigError(source, f"tls_server_config.client_ca_file: {reason}") from None
+            except OSError as exc:  # a FileNotFoundError traceback, before
+                reason = f"cannot read {ca}: {exc.strerror or type(exc).__name__}"
+                raise ConfigError(source, f"tls_server_config.client_ca_file: {reason}") from None
         ctx.verify_mode = (
             ssl.CERT_REQUIRED if tls.client_auth_type == "RequireAndVerifyClientCert" else ssl.CERT_OPTIONAL
         )
