@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint bench dashboards clean docs
+.PHONY: run test lint bench dashboards clean docs bundle
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ lint: $(STAMP)
 ## regenerate docs/CONFIGURATION.md from the config schema (a test fails when it is stale)
 docs: $(STAMP)
 	$(BIN)/python scripts/gen_config_docs.py
+
+## the offline install bundle (dist/reachwatch-<version>-bundle.tar.gz): wheels for amd64, arm64, armv7
+bundle: $(STAMP)
+	$(BIN)/python scripts/bundle.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/sweep.py --endpoints 1000

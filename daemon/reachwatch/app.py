@@ -447,9 +447,14 @@ class Daemon:
 
 
 def run_async(main: Any) -> Any:
-    """Run a coroutine on uvloop when it is installed (less CPU per probe), else on asyncio's loop."""
+    """Run a coroutine on uvloop when it is installed (less CPU per probe), else on asyncio's loop.
+
+    uvloop is optional (``reachwatch[speed]``, or Debian's python3-uvloop 0.17, which predates
+    ``uvloop.run``): its loop goes to asyncio's own runner, which every uvloop version supports.
+    """
     try:
         import uvloop  # noqa: PLC0415 - optional speed-up
     except ImportError:
         return asyncio.run(main)
-    return uvloop.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)

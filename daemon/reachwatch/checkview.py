@@ -30,6 +30,7 @@ MAX_EVIDENCE_ITEMS = 3
 
 # facts worth reading first, in this order, with the words that introduce them
 _FIRST: tuple[tuple[str, str], ...] = (
+    ("hint", "what to do"),
     ("tls_issuer", "issuer"),
     ("tls_leaf_issuer", "leaf issuer"),
     ("bootstrap_tag", "bootstrap stalled at"),

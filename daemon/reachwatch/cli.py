@@ -228,6 +228,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="rows in the raw-data attachment at most",
     )
 
+    init = sub.add_parser(
+        "init",
+        parents=[common],
+        help="write a starter config for your country, with your vantage's identity",
+        description="A starter config: your vantage's identity (asked for when not given and stdin is a "
+        "terminal; nothing is filled in from a sample), the country's domestic and international controls, "
+        "and targets worth measuring there.",
+    )
+    init.add_argument("--country", metavar="CC", help="ISO 3166 code of the vantage's country, e.g. KZ")
+    init.add_argument("--name", help="this vantage's name, e.g. almaty-home-1 (a published label)")
+    init.add_argument("--asn", default=None, help="the access network's AS number, e.g. AS9198 (optional)")
+    init.add_argument("--isp", default=None, help="the access network's operator, coarse (optional)")
+    init.add_argument("--city", default=None, help="a city, not an address (optional)")
+    init.add_argument("--timezone", default=None, help="IANA time zone (default: the country's)")
+    init.add_argument(
+        "--domestic", default=None, metavar="HOST,HOST", help="your own domestic controls (any country)"
+    )
+    init.add_argument("--output", metavar="FILE", help="write here (mode 0600) instead of stdout")
+    init.add_argument("--force", action="store_true", help="replace an existing --output file")
+
     # --- import: converters for files users already have (.ovpn, wg-quick, ss:// and proxy links, VPN Gate,
     # RiseupVPN). The importers live in reachwatch/importers/ and return a `targets:` YAML document.
     imp = sub.add_parser(
@@ -720,6 +740,66 @@ def _render_report(built: Any, fmt: str) -> str:
 
     return str(report_html.render(built, picture))
 
+def _ask(prompt: str, err: TextIO) -> str:
+    err.write(prompt)
+    err.flush()
+    line = sys.stdin.readline()
+    if not line:
+        raise UsageError("init: no answer (stdin closed); give the values as flags")
+    return line.strip()
+
+
+def cmd_init(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from reachwatch.starter import Identity, countries, render  # noqa: PLC0415 - see the module docstring
+
+    interactive = sys.stdin.isatty()
+    known = ", ".join(sorted(countries()))
+    country = args.country
+    if country is None and interactive:
+        country = _ask(f"Country of this vantage (ISO code; starter sets for {known}): ", err)
+    if not country:
+        raise UsageError("init: --country is required (the ISO code of the vantage's country, e.g. KZ)")
+    name = args.name
+    if name is None and interactive:
+        name = _ask("A name for this vantage (published; e.g. almaty-home-1): ", err)
+    if not name:
+        raise UsageError("init: --name is required (this vantage's name; no sample name is filled in)")
+    values: dict[str, str] = {}
+    for key, question in (
+        ("asn", "AS number of your Internet access (e.g. AS9198; empty to leave out): "),
+        ("isp", "Your Internet provider, coarse (empty to leave out): "),
+        ("city", "City (not an address; empty to leave out): "),
+    ):
+        given = getattr(args, key)
+        values[key] = given if given is not None else (_ask(question, err) if interactive else "")
+    identity = Identity(
+        name=name, country=country.strip().upper(), timezone=args.timezone, **values
+    )
+    domestic = [h for h in args.domestic.split(",") if h.strip()] if args.domestic else None
+    text = render(identity, domestic, path=args.output or "config.yaml")
+    if args.output is None:
+        out.write(text)
+        return EXIT_OK
+    _write_private(Path(args.output), text, force=args.force)
+    err.write(f"wrote {args.output}; next: reachwatch validate {args.output}\n")
+    return EXIT_OK
+
+
+def _write_private(path: Path, text: str, *, force: bool) -> None:
+    """A new 0600 file (a config soon holds private bridges); an existing one only with --force."""
+    import os  # noqa: PLC0415
+
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL)
+    try:
+        fd = os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except FileExistsError:
+        raise UsageError(f"init: {path} exists (keep it, or give --force to replace it)") from None
+    except OSError as exc:
+        raise UsageError(f"init: cannot write {path}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(path, 0o600)
+
 
 def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
     from reachwatch.importers import import_files  # noqa: PLC0415 - only this command needs them
@@ -782,6 +862,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             "incidents": lambda: cmd_incidents(args, out, err),
             "report": lambda: cmd_report(args, out, err),
             "import": lambda: cmd_import(args, out),
+            "init": lambda: cmd_init(args, out, err),
             "keygen": lambda: cmd_keygen(args, out),
             "canary": lambda: cmd_canary(args, out),
         }

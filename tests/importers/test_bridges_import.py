@@ -187,7 +187,7 @@ LINE_PARTS = st.sampled_from(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(st.lists(st.lists(LINE_PARTS | st.text(max_size=12), max_size=8).map(" ".join), max_size=6))
 def test_any_text_is_entries_or_one_config_error(
     tmp_path_factory: pytest.TempPathFactory, lines: list[str]

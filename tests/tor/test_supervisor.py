@@ -56,3 +56,44 @@ async def test_launched_tor_answers_its_controller_and_is_removed_on_close() -> 
     finally:
         await tor.close()
     assert not tor.alive and not tor.data_dir.exists()
+
+
+def test_a_missing_webtunnel_client_says_how_to_get_it() -> None:
+    binaries = TorBinaries(
+        transports={"webtunnel": "lyrebird-not-installed-here", "obfs4": "/nope/obfs4proxy"}
+    )
+    with pytest.raises(TorUnavailable) as exc:
+        binaries.plugin_lines(["webtunnel"])
+    assert exc.value.failure is Failure.TOR_PT_MISSING
+    assert exc.value.hint.startswith("webtunnel needs lyrebird-not-installed-here: install")
+    with pytest.raises(TorUnavailable) as exc:
+        TorBinaries(transports={"webtunnel": "/usr/local/bin/lyrebird"}).plugin_lines(["webtunnel"])
+    assert "not packaged for Debian bookworm" in exc.value.hint and "tor.transports (webtunnel: <path>)" in (
+        exc.value.hint
+    )
+    with pytest.raises(TorUnavailable) as exc:
+        binaries.plugin_lines(["obfs4"])
+    assert "apt install obfs4proxy" in exc.value.hint
+
+
+@pytest.mark.slow
+async def test_a_webtunnel_bridge_without_lyrebird_is_pt_missing_with_the_hint_in_its_result() -> None:
+    from reachwatch.config.schema import TorConfig  # noqa: PLC0415
+    from reachwatch.config.targets.tor_bridge import TorBridgeTarget  # noqa: PLC0415
+    from reachwatch.probes.base import ProbeContext, Services, run_probe  # noqa: PLC0415
+    from reachwatch.probes.tor_bridge import SPEC  # noqa: PLC0415
+    from reachwatch.tor.service import TorService  # noqa: PLC0415
+
+    service = TorService.from_config(TorConfig(transports={"webtunnel": "/nonexistent/lyrebird"}))
+    fingerprint = "FEDCBA9876543210" * 2 + "FEDCBA98"
+    line = f"webtunnel [2001:db8::5]:443 {fingerprint} url=https://example.com/x ver=0.0.1"
+    target = TorBridgeTarget(name="wt", kind="tor_bridge", bridge=line)
+    ctx = ProbeContext(
+        target="wt", kind="tor_bridge", timeout=60.0, private=True, services=Services(tor=service)
+    )
+    try:
+        result = await run_probe(SPEC, target, ctx)
+    finally:
+        await service.close()
+    assert result.failure is Failure.TOR_PT_MISSING
+    assert "lyrebird" in str(result.facts["hint"]) and "2001:db8" not in str(result.facts)

@@ -24,12 +24,15 @@ import hashlib
 import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+if TYPE_CHECKING:  # cryptography 40+; at run time bookworm's 38 must do (deploy/debian-python.txt)
+    from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
 CERT_LINK = 1
 CERT_RSA_IDENTITY = 2
@@ -224,6 +227,20 @@ def _verify_ed25519(
     return ed_identity
 
 
+def _validity(cert: x509.Certificate) -> tuple[datetime, datetime]:
+    """notBefore and notAfter, timezone-aware.
+
+    cryptography 42 added the ``*_utc`` properties and deprecated the naive ones (a warning, an error in
+    the tests); Debian bookworm's 38 has only the naive ones, which are UTC.
+    """
+    if hasattr(cert, "not_valid_before_utc"):
+        return cert.not_valid_before_utc, cert.not_valid_after_utc
+    return (
+        cert.not_valid_before.replace(tzinfo=UTC),  # pragma: no cover - cryptography < 42
+        cert.not_valid_after.replace(tzinfo=UTC),
+    )
+
+
 def verify_responder_certs(
     certs: dict[int, list[bytes]], tls_cert_der: bytes, now: datetime | None = None
 ) -> LinkIdentity:
@@ -235,9 +252,8 @@ def verify_responder_certs(
     identity = _public_key(identity_cert, "type-2 identity certificate")
     if not isinstance(identity, rsa.RSAPublicKey) or identity.key_size != 1024:
         raise CertsMalformed("type-2 identity key is not RSA1024")
-    _check_lifetime(
-        identity_cert.not_valid_before_utc, identity_cert.not_valid_after_utc + _FUTURE_SLOP, now, "identity"
-    )
+    before, after = _validity(identity_cert)
+    _check_lifetime(before, after + _FUTURE_SLOP, now, "identity")
     if not _rsa_verify_x509(identity_cert, identity):
         raise CertsMismatch("type-2 identity certificate is not self-signed")
     try:
@@ -250,7 +266,7 @@ def verify_responder_certs(
     body1 = _one(certs, CERT_LINK, required=not has_ed)
     if body1 is not None:
         link_cert = _x509(body1, "type-1 link certificate")
-        _check_lifetime(link_cert.not_valid_before_utc, link_cert.not_valid_after_utc, now, "link cert")
+        _check_lifetime(*_validity(link_cert), now, "link cert")
         if not _rsa_verify_x509(link_cert, identity):
             raise CertsMismatch("type-1 link certificate not signed by the RSA identity")
         link_key = _public_key(link_cert, "type-1 link certificate")

@@ -49,6 +49,8 @@ async def probe(target: TorBootstrapTarget, ctx: ProbeContext) -> ProbeResult:
             redact=target.sensitive_values(),
         )
     except TorUnavailable as exc:
+        if exc.hint:
+            ctx.fact("hint", exc.hint)  # e.g. how to get lyrebird for webtunnel bridges
         return ctx.fail(exc.failure, stall_stage(0))
     stage = stall_stage(report.progress)
     ctx.stage_durations[stage.value] = report.seconds

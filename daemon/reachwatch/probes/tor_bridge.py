@@ -42,6 +42,8 @@ async def probe(target: TorBridgeTarget, ctx: ProbeContext) -> ProbeResult:
         try:
             outcome = await service.tester.test(line)
         except TorUnavailable as exc:
+            if exc.hint:
+                ctx.fact("hint", exc.hint)  # e.g. how to get lyrebird for a webtunnel bridge
             return ctx.fail(exc.failure, Stage.CONNECT)
     ctx.fact("bridge_test_seconds", round(outcome.seconds, 3))
     ctx.fact("link_connected", outcome.connected)

@@ -199,7 +199,7 @@ class BridgeTester:
         except TorUnavailable as exc:
             for _, future in batch:
                 if not future.done():
-                    future.set_exception(TorUnavailable(exc.failure, str(exc)))
+                    future.set_exception(TorUnavailable(exc.failure, str(exc), exc.hint))
             return
         runnable: list[tuple[BridgeLine, asyncio.Future[BridgeOutcome]]] = []
         transports: set[str] = set()

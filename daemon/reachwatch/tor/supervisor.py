@@ -44,11 +44,32 @@ _STDERR_KEEP = 4096
 
 
 class TorUnavailable(Exception):
-    """tor cannot be used here: ``failure`` is ``tor_unavailable`` or ``tor_pt_missing``."""
+    """tor cannot be used here: ``failure`` is ``tor_unavailable`` or ``tor_pt_missing``.
 
-    def __init__(self, failure: Failure, message: str) -> None:
+    ``hint`` says what the operator can do about it (safe to show: it names programs, never a bridge).
+    """
+
+    def __init__(self, failure: Failure, message: str, hint: str = "") -> None:
         super().__init__(message)
         self.failure = failure
+        self.hint = hint
+
+
+# what to do when a transport's client program is missing, by program (Debian bookworm's packages)
+_INSTALL_HINTS = {
+    "obfs4proxy": "install it: apt install obfs4proxy",
+    "snowflake-client": "install it: apt install snowflake-client",
+    # not packaged for bookworm: Debian trixie has it, and Tor Browser ships the binary
+    "lyrebird": "lyrebird is not packaged for Debian bookworm: install the lyrebird package of Debian"
+    " trixie, or copy Tor Browser's lyrebird binary, then set tor.transports",
+}
+
+
+def missing_plugin_hint(transport: str, binary: str) -> str:
+    """One line: how to get ``binary`` for ``transport``, and where the config names it."""
+    base = Path(binary).name
+    how = _INSTALL_HINTS.get(base, f"install {base}")
+    return f"{transport} needs {base}: {how} ({transport}: <path>), or leave {transport} bridges out"
 
 
 @dataclass(frozen=True)
@@ -72,11 +93,17 @@ class TorBinaries:
         for name in sorted(set(transports)):
             binary = self.transports.get(name)
             if binary is None:
-                raise TorUnavailable(Failure.TOR_PT_MISSING, f"no transport plugin configured for {name}")
+                raise TorUnavailable(
+                    Failure.TOR_PT_MISSING,
+                    f"no transport plugin configured for {name}",
+                    f"set tor.transports ({name}: <path of its client program>)",
+                )
             path = shutil.which(binary)
             if path is None:
                 raise TorUnavailable(
-                    Failure.TOR_PT_MISSING, f"transport plugin {binary!r} for {name} not found"
+                    Failure.TOR_PT_MISSING,
+                    f"transport plugin {binary!r} for {name} not found",
+                    missing_plugin_hint(name, binary),
                 )
             by_binary.setdefault(path, []).append(name)
         return [f"{','.join(names)} exec {path}" for path, names in by_binary.items()]
