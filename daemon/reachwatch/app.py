@@ -197,7 +197,7 @@ class Daemon:
             scheduler.start_lag.cumulative(), scheduler.start_lag.total
         )
         self.daemon_status.references = lambda: [
-            ReferenceHealth(c.name, c.fetched_at, c.ok, c.fetches, c.fetch_failures)
+            ReferenceHealth(c.name, c.fetched_at, c.ok, c.fetches, c.fetch_failures, c.rejected)
             for c in scheduler.references.clients
         ]
         listen = self.options.listen_address or loaded.config.web.listen_address

@@ -57,6 +57,7 @@ ANY_MITM_IP = "198.18.1.24"  # TLS server whose port 443 a box signing with an o
 ANY_MITM_PORT = 8445
 CUT_IP = "198.18.1.26"  # downloads the censor freezes after CUT_BYTES: https and throughput targets
 CUT_BYTES, CUT_NAME = 32 * 1024, "bulk.test"
+FORGER_PORT = 8446  # the path attacker's stand-in for the reference vantage, on the router
 CONTROL_MITM_IP = "198.18.1.25"  # an international control the KZ-root box intercepts (not when offline)
 ANY_ROOT = ("XX", "Example ISP", "Corporate Security Gateway CA")  # on no list of national roots
 BLOCKPAGE_UTF8_PORT, BLOCKPAGE_CP1251_PORT = 8082, 8083
@@ -362,6 +363,14 @@ class CensorLab:
                 "cert": pem(any_root, "mitm-any", BANK),
             },
             {"type": "sni_relay", "host": ROUTER_INNER_IP, "port": RELAY_PORT, "forbidden": FORBIDDEN},
+            # a certificate for the reference's address from the CA the vantage trusts for it
+            {
+                "type": "forger",
+                "host": ROUTER_INNER_IP,
+                "port": FORGER_PORT,
+                "cert": pem(self.ca, "forger", REF_IP),
+                "targets": [*TARGET_NAMES, "wiki", "bank-control"],
+            },
             *(
                 {
                     "type": "page",
@@ -438,10 +447,11 @@ class CensorLab:
     def set_phase(self, phase: str) -> None:
         """``open``, ``censored``, ``offline`` (the censor stays, every control is cut) or
         ``intercepted_control`` (censored, and the only international control left answering is the one
-        behind the interception box)."""
+        behind the interception box) or ``forged_reference`` (censored, and the reference's answers come
+        from a path attacker)."""
         if phase == self.phase:
             return
-        if phase not in ("open", "censored", "offline", "intercepted_control"):
+        if phase not in ("open", "censored", "offline", "intercepted_control", "forged_reference"):
             raise ValueError(phase)
         censoring = phase != "open"
         self._isp_resolver(poisoned=censoring)
@@ -463,14 +473,16 @@ class CensorLab:
                 ports = f"{DOMESTIC_PORT}, {BLOCKPAGE_UTF8_PORT}, {BLOCKPAGE_CP1251_PORT}"
                 input_rules = f"tcp dport {{ {ports} }} drop"
             self.lab.censor(forward)
-            self._redirects(input_rules, control_box=phase != "offline")
+            self._redirects(input_rules, control_box=phase != "offline", forger=phase == "forged_reference")
             self._throttle_from(BULK_IP)
         self.phase = phase
 
-    def _redirects(self, input_rules: str, *, control_box: bool) -> None:
+    def _redirects(self, input_rules: str, *, control_box: bool, forger: bool = False) -> None:
         """Transparent interception on the router: the client's SYN to port 443 is answered locally."""
         control_rule = f"    ip daddr {CONTROL_MITM_IP} tcp dport 443 redirect to :{MITM_PORT}\n"
         control_rule = control_rule if control_box else ""
+        if forger:
+            control_rule += f"    ip daddr {REF_IP} tcp dport {WEB_PORT} redirect to :{FORGER_PORT}\n"
         ruleset = (
             "table ip rwlab\n"
             "delete table ip rwlab\n"

@@ -9,6 +9,9 @@ creates ``READY_FILE`` so the test knows all sockets are bound. Services (all re
   censor's interception box presenting a certificate from a rogue national root;
 - ``page``: the censor's block page responder: every ``GET`` answers the bytes of ``file`` with
   ``content_type`` (a Russian page in UTF-8 or Windows-1251);
+- ``forger``: a path attacker answering in the reference vantage's place (HTTPS with ``cert``, a
+  certificate the vantage trusts: TLS misconfigured, or a root the censor controls): a v2 observations
+  answer saying every name in ``targets`` was reached just now, echoing the nonce, signed with its own key;
 - ``doh``: RFC 8484 ``POST /dns-query`` over HTTPS, relayed over UDP to a real resolver (``upstream``);
 - ``sni_relay``: a transparent TCP relay for connections the router redirected to it (nftables
   ``redirect``): it reads the first data (the ClientHello) and, when it contains ``forbidden``, forwards
@@ -28,12 +31,16 @@ import socket
 import ssl
 import struct
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import dns.asyncquery
 import dns.message
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from reachwatch import refproto
 
 SO_ORIGINAL_DST = 80  # linux/netfilter_ipv4.h: the pre-NAT destination of a redirected connection
 CHUNK = 64 * 1024
@@ -139,6 +146,33 @@ def _page_app(body: bytes, content_type: str) -> web.Application:
     return app
 
 
+def _forger_app(targets: list[str]) -> web.Application:
+    key = Ed25519PrivateKey.generate()  # not the reference's: the attacker does not have that one
+
+    async def observations(request: web.Request) -> web.Response:
+        now = time.time()
+        entries = [
+            {
+                "name": n,
+                "kind": "tcp",
+                "destination": None,
+                "observed_at": now,
+                "success": True,
+                "failure": None,
+                "stage": None,
+                "stage_durations": {"connect": 0.01},
+                "facts": {},
+            }
+            for n in targets
+        ]
+        body = refproto.build_envelope(entries, vantage="abroad", nonce=request.query.get("nonce"), key=key)
+        return web.Response(body=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get(refproto.PATH, observations)
+    return app
+
+
 def _doh_app(upstream: str) -> web.Application:
     host, _, port = upstream.rpartition(":")
 
@@ -169,6 +203,8 @@ async def main(spec_path: Path, ready: Path) -> None:
         elif kind == "page":
             app = _page_app(Path(spec["file"]).read_bytes(), spec["content_type"])
             runners.append(await _http_site(spec, app))
+        elif kind == "forger":
+            runners.append(await _http_site(spec, _forger_app(spec["targets"])))
         elif kind == "doh":
             runners.append(await _http_site(spec, _doh_app(spec["upstream"])))
         else:

@@ -251,3 +251,35 @@ def test_a_flow_cut_after_some_kilobytes_in_https_and_throughput_targets_is_flow
         last = target(status, name)["last"]
         assert last["stage"] == stage, (name, last)
         assert 0 < last["facts"]["cut_after_bytes"] <= CUT_BYTES + 64 * 1024, (name, last["facts"])
+
+
+def test_a_forged_reference_answer_from_a_path_attacker_is_rejected_and_logged_once(
+    censorlab: CensorLab,
+) -> None:
+    """The censor answers in the reference's place over TLS the vantage trusts (it holds a certificate
+    for the reference's address from the CA the vantage was told to trust), saying every target was
+    reached: the signature does not verify with the pinned key, so the answer is dropped: the dead server
+    is not turned into a forged-RST "blocked", the drop loses its reference evidence, and one error line
+    names the rejection however many answers were forged."""
+    censorlab.set_phase("forged_reference")
+    status = censorlab.wait_for(
+        {**CONTROLS, "dead": ("unreachable", None), "dropped": ("unreachable", None)}, timeout=90
+    )
+    assert target(status, "dropped")["last"]["failure"] == "generic_timeout_error"
+    # another refresh of the reference (every 30 s): another forged answer, counted, and no new line
+    rejected_total = 'reachwatch_reference_fetches_total{reference="abroad",result="rejected"}'
+
+    def rejections() -> float:
+        lines = [ln for ln in censorlab.metrics().splitlines() if ln.startswith(rejected_total)]
+        return float(lines[0].rsplit(" ", 1)[1]) if lines else 0.0
+
+    deadline = time.monotonic() + 40
+    while rejections() < 2 and time.monotonic() < deadline:
+        time.sleep(1)
+    assert rejections() >= 2
+    rejected = [
+        line for line in censorlab.log_tail("kz", 10**7).splitlines() if "reference_answer_rejected" in line
+    ]
+    assert len(rejected) == 1, rejected
+    assert "forged" in rejected[0]
+    censorlab.set_phase("censored")  # the real reference again for whatever runs next

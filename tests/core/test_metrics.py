@@ -58,7 +58,7 @@ def _store() -> tuple[StateStore, DaemonStatus]:
         store.ensure(t, cfg.control_role(t.name))
     status = DaemonStatus(config=cfg, in_flight=lambda: 3, journal_write_errors=lambda: 2)
     status.references = lambda: [
-        ReferenceHealth("abroad-1", fetched_at=1.7e9, up=False, fetches=5, fetch_failures=2),
+        ReferenceHealth("abroad-1", fetched_at=1.7e9, up=False, fetches=5, fetch_failures=2, rejected=1),
         ReferenceHealth("abroad-2", fetched_at=None, up=False, fetches=0, fetch_failures=0),
     ]
     status.start_lag = lambda: StartLagSnapshot([("1.0", 3.0), ("+Inf", 4.0)], 7.5)
@@ -407,9 +407,11 @@ def test_build_info_names_version_and_revision_reference_health_and_start_lag() 
     fetches = {(s[1]["reference"], s[1]["result"]): s[2] for s in fetched}
     assert fetches == {
         ("abroad-1", "ok"): 3,
-        ("abroad-1", "error"): 2,
+        ("abroad-1", "error"): 1,
+        ("abroad-1", "rejected"): 1,  # a forged answer: failed, and counted apart
         ("abroad-2", "ok"): 0,
         ("abroad-2", "error"): 0,
+        ("abroad-2", "rejected"): 0,
     }
     lag = {s[1].get("le"): s[2] for s in samples["reachwatch_scheduler_start_lag_seconds_bucket"]}
     assert lag == {"1.0": 3, "+Inf": 4}

@@ -148,7 +148,8 @@ class ReferenceHealth:
     fetched_at: float | None  # wall time of the last fetch attempt; None before the first
     up: bool  # the last fetch succeeded
     fetches: int
-    fetch_failures: int
+    fetch_failures: int  # rejected answers included
+    rejected: int = 0  # answers a pinned key did not vouch for (forged, unsigned, replayed)
 
 
 @dataclass(frozen=True)
@@ -366,7 +367,7 @@ class ReachwatchCollector(Collector):
         )
         fetches = CounterMetricFamily(
             "reachwatch_reference_fetches",
-            "Fetches of the reference vantage's status, by result.",
+            "Fetches of the reference vantage's status, by result (rejected: not signed by the pinned key).",
             labels=["reference", "result"],
         )
         for ref in references:
@@ -374,7 +375,8 @@ class ReachwatchCollector(Collector):
                 up.add_metric([ref.name], 1 if ref.up else 0)
                 fetched.add_metric([ref.name], ref.fetched_at)
             fetches.add_metric([ref.name, "ok"], ref.fetches - ref.fetch_failures)
-            fetches.add_metric([ref.name, "error"], ref.fetch_failures)
+            fetches.add_metric([ref.name, "error"], ref.fetch_failures - ref.rejected)
+            fetches.add_metric([ref.name, "rejected"], ref.rejected)
         yield from (up, fetched, fetches)
 
     def _target_metrics(self, states: list[TargetState]) -> Iterator[Metric]:
