@@ -30,6 +30,7 @@ import pytest
 
 from reachwatch.config.bridgeline import parse_bridge_line
 from reachwatch.config.schema import TorConfig
+from reachwatch.config.targets.canary import CanaryConfig
 from reachwatch.config.targets.tor_bootstrap import TorBootstrapTarget
 from reachwatch.failures import Failure, Stage, Technique, VantageState, Verdict
 from reachwatch.model import Observation, ProbeResult
@@ -37,6 +38,7 @@ from reachwatch.probes.base import ProbeContext, Services, run_probe
 from reachwatch.probes.tor_bootstrap import SPEC
 from reachwatch.tor.service import TorService
 from reachwatch.verdict import judge
+from tests.proxy.conftest import echo_canary
 from tests.tor.torlab import TorLab, free_port
 
 pytestmark = pytest.mark.slow
@@ -63,6 +65,24 @@ async def test_client_bootstraps_to_100_percent_through_the_obfs4_bridge(torlab:
     assert result.facts["bootstrap_progress"] == 100 and result.facts["bootstrap_tag"] == "done"
     assert 0 < float(result.facts["bootstrap_seconds"]) < 40  # type: ignore[arg-type]
     assert result.facts["transport"] == "obfs4"
+
+
+async def test_bootstrapped_client_carries_the_data_stage_to_the_canary(torlab: TorLab) -> None:
+    async with echo_canary() as port:
+        config = TorConfig(bootstrap_timeout=60.0, canary=CanaryConfig(host="127.0.0.1", port=port))
+        service = TorService.from_config(config, torlab.client_options())
+        target = TorBootstrapTarget(
+            name="obfs4-data", kind="tor_bootstrap", bridges=[torlab.obfs4_bridge_line()], private=True,
+            data_stage={"volume": "64KiB", "min_lifetime": "2s", "stall_timeout": "3s"},
+        )  # fmt: skip
+        ctx = ProbeContext(
+            target=target.name, kind="tor_bootstrap", timeout=60.0, private=True,
+            services=Services(tor=service),
+        )  # fmt: skip
+        result = await run_probe(SPEC, target, ctx)
+    assert result.success, result
+    assert result.facts["bootstrap_progress"] == 100 and result.facts["data_stage"] == "canary"
+    assert result.facts["bytes_moved"] == 64 * 1024 + 2 * 256
 
 
 async def test_refused_bridge_stall_carries_tors_reason(torlab: TorLab) -> None:

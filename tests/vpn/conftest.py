@@ -195,8 +195,12 @@ class NsProber:
         self.cwd = cwd
 
     def probe(self, kind: str, target: dict[str, Any], timeout: float = 3.0) -> ProbeResult:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
         req = {"kind": kind, "target": {"kind": kind, **target}, "timeout": timeout}
+        return self.probe_request(req, timeout)
+
+    def probe_request(self, req: dict[str, Any], timeout: float) -> ProbeResult:
+        """One request as ``tests.vpn.nsprobe`` reads it (e.g. with a ``tor`` service)."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write((json.dumps(req) + "\n").encode())
         self.proc.stdin.flush()
         deadline = time.monotonic() + timeout + 10

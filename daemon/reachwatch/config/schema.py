@@ -22,6 +22,7 @@ from reachwatch.config.canary_service import CanaryServiceConfig
 from reachwatch.config.relaysets import RelaySetConfig
 from reachwatch.config.secrets import PublicFile, SecretEnv, SecretFile
 from reachwatch.config.targets import TARGET_MODELS
+from reachwatch.config.targets.canary import CanaryConfig
 from reachwatch.config.targets.datastage import DataStageConfig
 from reachwatch.config.types import NAME_PATTERN, Duration, StrictModel, TargetBase, split_listen_address
 
@@ -386,6 +387,14 @@ class TorConfig(StrictModel):
     relay_sets: list[RelaySetConfig] = Field(
         default_factory=list,
         description="sets of relays from a consensus or an Onionoo document, probed without a tor process",
+    )
+    canary: CanaryConfig | None = Field(
+        default=None,
+        description=(
+            "the echo service the Tor data stage reaches through a 3-hop circuit (tor_bridge: first hop "
+            "the bridge; tor_bootstrap: the bootstrapped client's own circuit); exits must allow its "
+            "port, so 443 is the safe choice. Unset: bridges are tested by their descriptor alone"
+        ),
     )
 
     @field_validator("torrc")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from stem.control import EventType
@@ -41,6 +41,7 @@ class BootstrapReport:
     warning: str | None = None
     reason: str | None = None  # control-spec ORCONN reason (bounded), lower case
     warnings: int = 0
+    data_error: BaseException | None = None  # how the ``then`` step failed, if it did
 
 
 def stall_stage(progress: int) -> Stage:
@@ -63,11 +64,13 @@ async def run_bootstrap(
     wait: float,
     extra_options: Mapping[str, str | Sequence[str]] | None = None,
     redact: Sequence[str] = (),
+    then: Callable[[TorProcess], Awaitable[None]] | None = None,
 ) -> BootstrapReport:
     """Bootstrap a fresh tor (through ``bridges`` if given) for at most ``wait`` seconds.
 
     ``redact``: values (bridge addresses, fingerprints) removed from tor's free-text messages.
-    Raises ``TorUnavailable`` when tor or a transport plugin is missing.
+    ``then``: run with the bootstrapped tor before it is closed (the data stage); its error, if any, is
+    kept in ``data_error``. Raises ``TorUnavailable`` when tor or a transport plugin is missing.
     """
     options: dict[str, str | Sequence[str]] = {"DisableNetwork": "1"}
     transports = sorted({b.transport for b in bridges if b.transport})
@@ -92,6 +95,11 @@ async def run_bootstrap(
             except TimeoutError:
                 pass
             report.seconds = time.monotonic() - t0
+        if report.done and then is not None:
+            try:
+                await then(tor)
+            except Exception as exc:  # a data stage failure is a result, reported by the probe
+                report.data_error = exc
     finally:
         await tor.close()
     return report

@@ -17,13 +17,22 @@ fresh tor (it launches in well under a second with the network disabled) instead
 
 ``BridgeTester`` turns concurrent per-target probe calls into batches: requests arriving within
 ``gather_window`` are tested together, at most ``batch_size`` at a time, one batch at a time.
+
+The data stage (a descriptor is what censors let through; usable means data): a request may bring a
+``DataHook``. Once the descriptors are in, and while the batch's bridges are still configured, tor needs
+enough directory information to build circuits (the consensus and microdescriptors, fetched through the
+batch's bridges); then every working bridge's hook runs, concurrently, with ``BatchPaths``: streams over
+circuits whose first hop is that bridge (``tor/circuits.py``). The hook (the probe's) runs its data stage
+on such a stream; its error, if any, comes back in the outcome (``data_error``). A batch whose bridges
+brought no directory information within ``batch_timeout`` fails every hook at stage ``transfer``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -32,6 +41,8 @@ from stem.response.events import NewDescEvent, ORConnEvent
 
 from reachwatch.config.bridgeline import BridgeLine
 from reachwatch.failures import Failure, Stage
+from reachwatch.net.errors import NetFailure
+from reachwatch.tor.circuits import BatchPaths, StreamAttacher, wait_for_dir_info
 from reachwatch.tor.supervisor import TorProcess, TorSupervisor, TorUnavailable
 
 log = structlog.get_logger(__name__)
@@ -51,6 +62,10 @@ ORCONN_REASONS: dict[str, tuple[Failure, Stage]] = {
 }
 
 
+# a working bridge's data stage, run inside the batch: (the batch's paths, the bridge's fingerprint)
+DataHook = Callable[[BatchPaths, str], Awaitable[None]]
+
+
 @dataclass
 class BridgeOutcome:
     """What one batch learned about one bridge."""
@@ -61,6 +76,9 @@ class BridgeOutcome:
     orconn_reason: str | None = None  # control-spec reason, a bounded vocabulary
     connected: bool = False  # the link handshake completed at least once
     seconds: float = 0.0
+    fingerprint: str | None = None  # the identity tor fetched the descriptor of (learnt for lines without)
+    data_ran: bool = False  # a data hook ran for this bridge
+    data_error: BaseException | None = None  # how that hook failed, if it did
 
 
 class _Pending:
@@ -72,9 +90,14 @@ class _Pending:
 
 
 async def test_batch(
-    tor: TorProcess, bridges: Sequence[BridgeLine], plugin_lines: Sequence[str], wait: float
+    tor: TorProcess,
+    bridges: Sequence[BridgeLine],
+    plugin_lines: Sequence[str],
+    wait: float,
+    data: Mapping[BridgeLine, DataHook] | None = None,
 ) -> list[BridgeOutcome]:
-    """Test ``bridges`` together, for at most ``wait`` seconds; one outcome per bridge, in order."""
+    """Test ``bridges`` together, for at most ``wait`` seconds; one outcome per bridge, in order. Then the
+    ``data`` hooks of the working ones (directory information awaited for at most ``wait`` too)."""
     t0 = time.monotonic()
     pending = [_Pending(b, t0) for b in bridges]
     by_fp = {p.bridge.fingerprint: p for p in pending if p.bridge.fingerprint}
@@ -89,11 +112,17 @@ async def test_batch(
         # a tor idle for a day goes dormant and ignores new bridges until woken (bridgestrap#12)
         await tor.call(ctl.signal, "ACTIVE")
         try:
-            async with asyncio.timeout(wait):
-                while any(p.outcome is None for p in pending):
-                    _apply(await queue.get(), by_fp, by_addr)
-        except TimeoutError:
-            pass
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    while any(p.outcome is None for p in pending):
+                        _apply(await queue.get(), by_fp, by_addr)
+            runs = [
+                (p.outcome, data[p.bridge])
+                for p in pending
+                if data and p.bridge in data and p.outcome is not None and p.outcome.working
+            ]
+            if runs:
+                await _data_phase(tor, runs, wait)
         finally:
             await tor.call(ctl.set_options, [("DisableNetwork", "1")])
             await tor.call(ctl.reset_conf, "Bridge", "UseBridges", "ClientTransportPlugin")
@@ -110,13 +139,35 @@ async def test_batch(
     return outcomes
 
 
+async def _data_phase(tor: TorProcess, runs: list[tuple[BridgeOutcome, DataHook]], wait: float) -> None:
+    """Run every working bridge's data hook with circuits through that bridge."""
+    for outcome, _ in runs:
+        outcome.data_ran = True
+    if not await wait_for_dir_info(tor, wait):
+        for outcome, _ in runs:
+            outcome.data_error = NetFailure(
+                Failure.GENERIC_TIMEOUT_ERROR, Stage.TRANSFER, "no directory information through the bridges"
+            )
+        return
+    async with StreamAttacher(tor).active() as attacher:
+        paths = BatchPaths(tor, attacher)
+        results = await asyncio.gather(
+            *(hook(paths, outcome.fingerprint or "") for outcome, hook in runs), return_exceptions=True
+        )
+    for (outcome, _), result in zip(runs, results, strict=True):
+        if isinstance(result, BaseException):
+            outcome.data_error = result
+
+
 def _apply(event: object, by_fp: dict[str, _Pending], by_addr: dict[str, _Pending]) -> None:
     now = time.monotonic()
     if isinstance(event, NewDescEvent):
         for fingerprint, _nickname in event.relays:
             p = by_fp.get(fingerprint.upper())
             if p is not None and (p.outcome is None or not p.outcome.working):
-                p.outcome = BridgeOutcome(working=True, connected=True, seconds=now - p.t0)
+                p.outcome = BridgeOutcome(
+                    working=True, connected=True, seconds=now - p.t0, fingerprint=fingerprint.upper()
+                )
         return
     if not isinstance(event, ORConnEvent):
         return
@@ -166,16 +217,17 @@ class BridgeTester:
         self.batch_timeout = batch_timeout
         self.gather_window = gather_window
         self.batches = 0
-        self._queue: list[tuple[BridgeLine, asyncio.Future[BridgeOutcome]]] = []
+        self._queue: list[tuple[BridgeLine, DataHook | None, asyncio.Future[BridgeOutcome]]] = []
         # bridges the current tor process has already fetched descriptors of (or tried to)
         self._tested: set[BridgeLine] = set()
         self._tested_by: TorProcess | None = None
         self._runner: asyncio.Task[None] | None = None
 
-    async def test(self, bridge: BridgeLine) -> BridgeOutcome:
-        """Test one bridge as part of the next batch. Raises ``TorUnavailable`` if tor cannot run."""
+    async def test(self, bridge: BridgeLine, data: DataHook | None = None) -> BridgeOutcome:
+        """Test one bridge as part of the next batch (``data``: its data stage, run if it works). Raises
+        ``TorUnavailable`` if tor cannot run."""
         future: asyncio.Future[BridgeOutcome] = asyncio.get_running_loop().create_future()
-        self._queue.append((bridge, future))
+        self._queue.append((bridge, data, future))
         if self._runner is None or self._runner.done():
             self._runner = asyncio.create_task(self._run())
         return await future
@@ -184,26 +236,31 @@ class BridgeTester:
         while self._queue:
             await asyncio.sleep(self.gather_window)
             batch, self._queue = self._queue[: self.batch_size], self._queue[self.batch_size :]
-            batch = [(b, f) for b, f in batch if not f.done()]  # callers whose deadline already passed
+            batch = [(b, d, f) for b, d, f in batch if not f.done()]  # callers whose deadline already passed
             if batch:
                 await self._run_batch(batch)
 
-    async def _run_batch(self, batch: list[tuple[BridgeLine, asyncio.Future[BridgeOutcome]]]) -> None:
+    async def _run_batch(
+        self, batch: list[tuple[BridgeLine, DataHook | None, asyncio.Future[BridgeOutcome]]]
+    ) -> None:
         try:
             tor = await self.supervisor.get()
-            if tor is self._tested_by and any(b in self._tested for b, _ in batch):
+            if tor is self._tested_by and any(b in self._tested for b, _, _ in batch):
                 await self.supervisor.recycle()
                 tor = await self.supervisor.get()
             if tor is not self._tested_by:
                 self._tested, self._tested_by = set(), tor
         except TorUnavailable as exc:
-            for _, future in batch:
+            for _, _, future in batch:
                 if not future.done():
                     future.set_exception(TorUnavailable(exc.failure, str(exc), exc.hint))
             return
         runnable: list[tuple[BridgeLine, asyncio.Future[BridgeOutcome]]] = []
+        hooks: dict[BridgeLine, DataHook] = {}
         transports: set[str] = set()
-        for bridge, future in batch:
+        for bridge, hook, future in batch:
+            if hook is not None:
+                hooks.setdefault(bridge, hook)  # one data stage per bridge, however many targets name it
             if bridge.transport is None:
                 runnable.append((bridge, future))
                 continue
@@ -220,7 +277,11 @@ class BridgeTester:
         self._tested.update(unique)
         try:
             outcomes = await test_batch(
-                tor, unique, self.supervisor.binaries.plugin_lines(sorted(transports)), self.batch_timeout
+                tor,
+                unique,
+                self.supervisor.binaries.plugin_lines(sorted(transports)),
+                self.batch_timeout,
+                hooks,
             )
         except Exception as exc:  # tor died mid-batch: the next batch restarts it
             log.warning("bridge_batch_failed", error=type(exc).__name__)

@@ -41,6 +41,10 @@ T = TypeVar("T")
 
 # tor writes at most this much to stderr before it is ready; we keep the tail for error messages
 _STDERR_KEEP = 4096
+# the public directory a recycled tester tor may inherit (never anything about bridges: their descriptors
+# are what a batch fetches through them, and guard state would pick paths for us)
+DIRECTORY_CACHE = ("cached-certs", "cached-microdesc-consensus", "cached-microdescs", "cached-microdescs.new")
+_CACHE_MAX = 64 * 1024 * 1024  # a file larger than this is not copied (a full microdesc cache is ~10 MB)
 
 
 class TorUnavailable(Exception):
@@ -140,18 +144,22 @@ class TorProcess:
         *,
         data_dir: Path | None = None,
         start_timeout: float = 30.0,
+        seed: Path | None = None,
     ) -> TorProcess:
         """Start tor with ``options`` and a control socket; return once the controller is authenticated.
 
         ``data_dir=None`` means a fresh temporary DataDirectory, removed on ``close`` (no cached consensus
-        or descriptors can hide blocking). The process is tied to ours (``__OwningControllerProcess``) so
-        it cannot outlive a crashed daemon.
+        or descriptors can hide blocking). ``seed``: a directory whose ``DIRECTORY_CACHE`` files are copied
+        in first (the public consensus a previous tester tor fetched). The process is tied to ours
+        (``__OwningControllerProcess``) so it cannot outlive a crashed daemon.
         """
         tor = binaries.tor_path()
         owns_dir = data_dir is None
         directory = Path(tempfile.mkdtemp(prefix="reachwatch-tor-")) if data_dir is None else data_dir
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         directory.chmod(0o700)
+        if seed is not None:
+            copy_directory_cache(seed, directory)
         socket_path = directory / "control.sock"
         with contextlib.suppress(FileNotFoundError):
             socket_path.unlink()
@@ -235,6 +243,14 @@ class TorProcess:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
+def copy_directory_cache(source: Path, destination: Path) -> None:
+    """Copy the public directory cache (``DIRECTORY_CACHE``) from one DataDirectory to another."""
+    for name in DIRECTORY_CACHE:
+        with contextlib.suppress(OSError):
+            if (source / name).stat().st_size <= _CACHE_MAX:
+                shutil.copyfile(source / name, destination / name)
+
+
 async def _drain(proc: asyncio.subprocess.Process, tail: bytearray) -> None:
     """Keep reading tor's stderr so it can never block on a full pipe; remember the last bytes."""
     assert proc.stderr is not None
@@ -305,6 +321,7 @@ class TorSupervisor:
         self._lock = asyncio.Lock()
         self._failures = 0
         self._not_before = 0.0
+        self._seed: Path | None = None  # the directory cache a recycled tor leaves its successor
 
     async def get(self) -> TorProcess:
         """The running tor; (re)started if needed. Raises ``TorUnavailable`` while backing off."""
@@ -321,7 +338,11 @@ class TorSupervisor:
                 raise TorUnavailable(Failure.TOR_UNAVAILABLE, f"tor failed to start; retrying in {wait:.0f}s")
             try:
                 self._process = await TorProcess.launch(
-                    self.binaries, self.options, data_dir=self.data_dir, start_timeout=self.start_timeout
+                    self.binaries,
+                    self.options,
+                    data_dir=self.data_dir,
+                    start_timeout=self.start_timeout,
+                    seed=self._seed,
                 )
             except (TorUnavailable, OSError, TimeoutError) as exc:
                 self._failures += 1
@@ -336,11 +357,25 @@ class TorSupervisor:
             return self._process
 
     async def recycle(self) -> None:
-        """Stop the current tor so the next ``get`` starts a fresh one (with an empty DataDirectory)."""
-        await self.close()
+        """Stop the current tor so the next ``get`` starts a fresh one: no bridge descriptor, no guard
+        state, but the public consensus and microdescriptors it fetched (a data stage needs them, and
+        fetching megabytes again through the bridges at every batch would make them stand out)."""
+        async with self._lock:
+            process = self._process
+            if process is not None and process.alive and self.data_dir is None:
+                if self._seed is None:
+                    self._seed = Path(tempfile.mkdtemp(prefix="reachwatch-tor-cache-"))
+                await asyncio.to_thread(copy_directory_cache, process.data_dir, self._seed)
+        await self._stop_process()
 
-    async def close(self) -> None:
+    async def _stop_process(self) -> None:
         async with self._lock:
             if self._process is not None:
                 await self._process.close()
                 self._process = None
+
+    async def close(self) -> None:
+        await self._stop_process()
+        if self._seed is not None:
+            shutil.rmtree(self._seed, ignore_errors=True)
+            self._seed = None

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from reachwatch.config.bridgeline import BridgeLine, parse_bridge_line
+from reachwatch.config.targets.datastage import DataStageConfig
 from reachwatch.config.types import TargetBase
 
 
@@ -25,6 +26,13 @@ class TorBootstrapTarget(TargetBase):
     )
     private: bool = Field(
         default=True, description="private unless the operator says otherwise, as for `tor_bridge`"
+    )
+    data_stage: DataStageConfig = Field(
+        default_factory=DataStageConfig,
+        description=(
+            "what goes through the bootstrapped client's circuit to tor.canary before it counts as "
+            "usable (needs tor.canary)"
+        ),
     )
 
     @field_validator("bridges")

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from reachwatch.config.bridgeline import BridgeLine, parse_bridge_line
+from reachwatch.config.targets.datastage import DataStageConfig
 from reachwatch.config.types import TargetBase
 
 
@@ -27,6 +28,13 @@ class TorBridgeTarget(TargetBase):
         default=True,
         description=(
             "bridges are private unless the operator says otherwise: publishing one hands it to the censor"
+        ),
+    )
+    data_stage: DataStageConfig = Field(
+        default_factory=DataStageConfig,
+        description=(
+            "what goes through a circuit whose first hop is this bridge, to tor.canary, before the "
+            "bridge counts as usable (needs tor.canary)"
         ),
     )
 
