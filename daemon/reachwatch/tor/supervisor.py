@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -269,6 +270,11 @@ async def _connect(proc: asyncio.subprocess.Process, socket_path: Path, stderr_t
         await asyncio.sleep(0.05)
 
     def connect() -> Controller:
+        # tor accepts on its control socket a moment after the file appears; stem leaves the socket of a
+        # refused connect unclosed (a ResourceWarning at some later garbage collection), so knock first
+        # with a socket of our own
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as knock:
+            knock.connect(str(socket_path))
         controller = Controller.from_socket_file(str(socket_path))
         try:
             controller.authenticate()
@@ -280,7 +286,7 @@ async def _connect(proc: asyncio.subprocess.Process, socket_path: Path, stderr_t
     while True:
         try:
             return await asyncio.to_thread(connect)
-        except stem.SocketError:  # the socket file appears a moment before tor accepts on it
+        except (stem.SocketError, OSError):  # the socket file appears a moment before tor accepts on it
             if proc.returncode is not None:
                 raise
             await asyncio.sleep(0.1)
