@@ -38,7 +38,7 @@ from reachwatch.tor.bootstrap import run_bootstrap, stall_stage
 from reachwatch.tor.bridges import ORCONN_REASONS
 from reachwatch.tor.circuits import open_stream
 from reachwatch.tor.supervisor import TorProcess, TorUnavailable
-from reachwatch.vpn.canary import PlainStream, StreamEcho, verify_canary
+from reachwatch.vpn.canary import PlainStream, StreamEcho, greeting, verify_canary
 from reachwatch.vpn.datastage import run_data_stage
 
 # closing tor and building the result must fit inside the probe's own deadline
@@ -53,12 +53,13 @@ def data_through_client(
     """The data stage run with the bootstrapped tor, against this attempt's deadline and facts."""
 
     async def run(tor: TorProcess) -> None:
+        hello = await greeting(canary, ctx.base_dir)
         async with asyncio.timeout(max(0.0, ctx.remaining() - _CLOSE_MARGIN)):
             with ctx.stage(Stage.TUNNEL):
                 stream = PlainStream(*await open_stream(tor, canary.host, canary.port))
             try:
                 with ctx.stage(Stage.TUNNEL):
-                    await verify_canary(stream)
+                    await verify_canary(stream, hello)
                 await run_data_stage(StreamEcho(stream), stage, ctx, reserve=_CLOSE_MARGIN)
             finally:
                 await stream.close()

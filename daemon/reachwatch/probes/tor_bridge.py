@@ -36,7 +36,7 @@ from reachwatch.probes.base import ProbeContext, ProbeSpec
 from reachwatch.tor.bridges import DataHook
 from reachwatch.tor.circuits import BatchPaths, circuit_reason
 from reachwatch.tor.supervisor import TorUnavailable
-from reachwatch.vpn.canary import PlainStream, StreamEcho, verify_canary
+from reachwatch.vpn.canary import PlainStream, StreamEcho, greeting, verify_canary
 from reachwatch.vpn.datastage import run_data_stage
 
 CIRCUIT_WAIT = 15.0  # a circuit through the bridge; tor's own first circuit timeout is 60 s, ours is tighter
@@ -56,6 +56,7 @@ def data_through_bridge(stage: DataStageConfig, canary: CanaryConfig, ctx: Probe
     through the bridge, against this attempt's own deadline and facts."""
 
     async def run(paths: BatchPaths, fingerprint: str) -> None:
+        hello = await greeting(canary, ctx.base_dir)  # a ConfigError (its secret) is the probe's to report
         async with asyncio.timeout(ctx.remaining()):
             with ctx.stage(Stage.TUNNEL):
                 wait = min(CIRCUIT_WAIT, ctx.remaining())
@@ -63,7 +64,7 @@ def data_through_bridge(stage: DataStageConfig, canary: CanaryConfig, ctx: Probe
                 stream = PlainStream(*opened)
             try:
                 with ctx.stage(Stage.TUNNEL):
-                    await verify_canary(stream)
+                    await verify_canary(stream, hello)
                 await run_data_stage(StreamEcho(stream), stage, ctx)
             finally:
                 await stream.close()
