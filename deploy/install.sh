@@ -133,6 +133,8 @@ fi
 # 6. the unit
 run install -d -m 0755 "$(p /etc/systemd/system)"
 run install -m 0644 "$SRC/deploy/systemd/reachwatch.service" "$(p /etc/systemd/system/reachwatch.service)"
+# the canary abroad (docs/CANARY.md): installed, not enabled; `systemctl enable --now reachwatch-canary`
+run install -m 0644 "$SRC/deploy/systemd/reachwatch-canary.service" "$(p /etc/systemd/system/reachwatch-canary.service)"
 
 if [ "$LYREBIRD" -eq 0 ]; then
   say "lyrebird (the webtunnel client) is not packaged here: webtunnel bridges will report tor_pt_missing."

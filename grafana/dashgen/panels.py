@@ -47,6 +47,15 @@ INCIDENT_MAP = [
         "options": {"from": 1, "to": 1e9, "result": {"text": "open", "color": RED, "index": 0}},
     }
 ]
+PORT_MAP = [
+    {
+        "type": "value",
+        "options": {
+            "0": {"text": "closed / filtered", "color": RED, "index": 0},
+            "1": {"text": "open", "color": GREEN, "index": 1},
+        },
+    }
+]
 SUCCESS_MAP = [
     {
         "type": "value",

@@ -11,6 +11,7 @@ from dashgen.panels import (
     INCIDENT_MAP,
     NEUTRAL,
     ORANGE,
+    PORT_MAP,
     RED,
     SLOW,
     SUCCESS_MAP,
@@ -44,6 +45,45 @@ def overview() -> list[Panel]:
             mappings=VANTAGE_MAP,
             width=24,
             height=6,
+        ),
+        timeseries(
+            "Ports that reach abroad, by vantage state",
+            "How many surveyed ports (port_survey targets against reachwatch canary) reach the canary "
+            "abroad, one line per vantage state: the baseline while online, and during an international "
+            "shutdown the few that still get out (Kazakhstan, January 2022: 179/tcp, 3785, 5060). "
+            "'surveyed' is how many ports were tried.",
+            [
+                Query(
+                    f"sum by (vantage, state) (sum by (vantage, instance, job) (reachwatch_port_open{{{V}}})"
+                    f" * on (instance, job) group_left (state) (reachwatch_vantage_state{{{V}}} == 1))",
+                    "{{vantage}} {{state}}",
+                    needs=("port_survey",),
+                ),
+                Query(
+                    f"count by (vantage) (reachwatch_port_open{{{V}}})",
+                    "{{vantage}} surveyed",
+                    needs=("port_survey",),
+                ),
+            ],
+            "none",
+            NEUTRAL,
+            min=0,
+        ),
+        status_history(
+            "Ports per survey",
+            "Each surveyed port and transport over time: open (the canary's keyed reply came back) or "
+            "closed/filtered. During a shutdown this says where to put bridges. Per port failures: "
+            "the survey's facts in /api/v1/status.",
+            [
+                Query(
+                    f'reachwatch_port_open{{{T}}}',
+                    "{{port}}/{{proto}} {{target}} @ {{vantage}}",
+                    needs=("port_survey",),
+                )
+            ],
+            unit="none",
+            thresholds=CODES,
+            mappings=PORT_MAP,
         ),
         state_timeline(
             "Open incidents",

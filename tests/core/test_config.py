@@ -36,7 +36,8 @@ def _validate(path: Path | str, env: dict[str, str] | None = None) -> subprocess
 def test_shipped_example_configs_validate(path: Path) -> None:
     # the schema and what sections generate; the secret files they name are the operator's to create
     loaded = with_tor_targets(load_config(path))
-    assert loaded.config.all_targets()
+    # a vantage's config measures something; the canary's host may run only the canary (canary.yaml)
+    assert loaded.config.all_targets() or loaded.config.canary is not None
 
 
 def test_embedded_default_validates_and_keeps_its_sections() -> None:

@@ -14,27 +14,53 @@ REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "deploy" / "systemd" / "reachwatch.service"
 INSTALL = REPO / "deploy" / "install.sh"
 DROP_IN = REPO / "deploy" / "systemd" / "reachwatch.service.d" / "openvpn-tunnel.conf"
+CANARY_UNIT = REPO / "deploy" / "systemd" / "reachwatch-canary.service"
 
 
-def _unit_with_exec(tmp_path: Path) -> Path:
+def _unit_with_exec(tmp_path: Path, source: Path = UNIT) -> Path:
     """A copy of the unit whose binaries exist here, so `verify` checks everything else for real."""
     fake = tmp_path / "bin" / "reachwatch"
-    fake.parent.mkdir()
+    fake.parent.mkdir(exist_ok=True)
     fake.write_text("#!/bin/sh\nexit 0\n")
     fake.chmod(0o755)
-    text = UNIT.read_text().replace("/opt/reachwatch/venv/bin/reachwatch", str(fake))
-    unit = tmp_path / "reachwatch.service"
+    text = source.read_text().replace("/opt/reachwatch/venv/bin/reachwatch", str(fake))
+    unit = tmp_path / source.name
     unit.write_text(text)
     return unit
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
-def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
-    unit = _unit_with_exec(tmp_path)
+@pytest.mark.parametrize("source", [UNIT, CANARY_UNIT], ids=lambda p: p.name)
+def test_unit_passes_systemd_analyze_verify(tmp_path: Path, source: Path) -> None:
+    unit = _unit_with_exec(tmp_path, source)
     out = subprocess.run(
         ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, check=False
     )
     assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+def test_canary_unit_keeps_only_the_capability_to_bind_low_ports(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "etc/systemd/system").mkdir(parents=True)
+    shutil.copy(CANARY_UNIT, root / "etc/systemd/system/reachwatch-canary.service")
+    out = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", f"--root={root}", "reachwatch-canary.service"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    table = out.stdout
+    granted = [ln.split()[1] for ln in table.splitlines() if ln.startswith("✗ CapabilityBoundingSet")]
+    # systemd rates the networking group (BIND_SERVICE, BROADCAST, RAW) as one: only that group is open
+    assert granted == ["CapabilityBoundingSet=~CAP_NET_(BIND_SERVICE|BROADCAST|RAW)"], table
+    line = [ln for ln in table.splitlines() if "Overall exposure level" in ln]
+    assert line and float(line[0].split(":")[1].split()[0]) <= 2.0, line
+    text = CANARY_UNIT.read_text()
+    assert "AmbientCapabilities=CAP_NET_BIND_SERVICE\n" in text
+    assert "CapabilityBoundingSet=CAP_NET_BIND_SERVICE\n" in text
+    for directive in ("NoNewPrivileges=yes", "ProtectSystem=strict", "User=reachwatch", "ExecReload="):
+        assert directive in text, directive
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
@@ -140,4 +166,5 @@ def test_install_without_an_identity_writes_no_config_and_says_how(tmp_path: Pat
     assert stat.S_IMODE((root / "var/lib/reachwatch").stat().st_mode) == 0o700
     assert stat.S_IMODE((root / "etc/reachwatch").stat().st_mode) == 0o750
     assert (root / "etc/systemd/system/reachwatch.service").read_text() == UNIT.read_text()
+    assert (root / "etc/systemd/system/reachwatch-canary.service").read_text() == CANARY_UNIT.read_text()
     assert (root / "opt/reachwatch/venv/bin/reachwatch").exists()

@@ -9,10 +9,11 @@ in-country vantage only, to an address where nothing listens (the refusal a forg
 name and port (TCP reset attributed by the reference, matched by destination), dnsmasq answering a bogon
 (DNS tampering), a paced HTTP server (throttling against a control download), microsocks with an echo
 canary (proxy throughput), an OpenVPN port nobody serves, a Tor relay that is not one (in a one-relay
-relay set), and a vanilla bridge and a bootstrap through it on a refused port, tested by the daemon's
-real tor. A second reachwatch is the reference vantage outside the country. Tests run in order: alerts;
-inhibition during an international shutdown (the international control stops) and then offline (the
-domestic one stops too); then every expression over the whole run.
+relay set), a vanilla bridge and a bootstrap through it on a refused port, tested by the daemon's
+real tor, and a port survey against a real `reachwatch canary` process. A second reachwatch is the
+reference vantage outside the country. Tests run in order: alerts; inhibition during an international
+shutdown (the international control stops) and then offline (the domestic one stops too); then every
+expression over the whole run.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import socket
 import ssl
 import time
 from collections.abc import AsyncGenerator, Callable, Iterator
@@ -36,6 +38,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from reachwatch.probes import PROBES
+from tests.canarylab import section
 from tests.observability import lab
 from tests.proxy.conftest import echo_canary, microsocks
 from tests.servers import (
@@ -83,6 +86,7 @@ EXPECTED_ALERTS = {
     "ReachwatchBridgeTransportFailing",
     "ReachwatchCategoryDrop",
     "ReachwatchTorRelaySetDrop",
+    "ReachwatchPortOpenDuringShutdown",
 }
 
 
@@ -208,6 +212,22 @@ async def _lab(tmp: Path) -> AsyncGenerator[Stack, None]:
         echo_port = await servers.enter_async_context(echo_canary())
         socks_port = sync.enter_context(microsocks())
         refused = free_port()
+        # reachwatch canary, as a process: the far end of the port survey
+        canary_tcp, canary_udp, canary_metrics = free_port(), free_port(socket.SOCK_DGRAM), free_port()
+        canary_section = section(
+            tmp, [canary_tcp], [canary_udp], metrics_listen_address=f"127.0.0.1:{canary_metrics}"
+        )
+        (tmp / "canary.yaml").write_text(yaml.safe_dump({"canary": canary_section}))
+        procs.start("canary", [*lab.REACHWATCH, "canary", "--config", str(tmp / "canary.yaml")])
+
+        async def canary_up() -> bool:
+            try:
+                async with session.get(f"http://127.0.0.1:{canary_metrics}/-/healthy") as resp:
+                    return resp.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        await lab.wait_until(canary_up, 20, lambda: f"reachwatch canary\n{procs.log('canary')}")
 
         am_port, prom_port = free_port(), free_port()
         am_cfg = lab.alertmanager_copy(tmp / "alertmanager.yml", hook)
@@ -322,6 +342,20 @@ async def _lab(tmp: Path) -> AsyncGenerator[Stack, None]:
                 "port": socks_port,
                 "canary": {"host": "127.0.0.1", "port": echo_port},
                 "data_stage": {"volume": 65536, "min_lifetime": "0s"},
+            },
+            {
+                "name": "ports-abroad",
+                "kind": "port_survey",
+                "group": "ports",
+                "host": "127.0.0.1",
+                "secret_file": canary_section["secret_file"],
+                "tcp_ports": [canary_tcp, refused],
+                "udp_ports": [canary_udp],
+                "icmp": False,
+                "interval": 30,  # the baseline; during the shutdown phase every 2 s
+                "shutdown_interval": 2,
+                "timeout": 8,
+                "port_timeout": 1,
             },
             {
                 "name": "vpn-endpoint",
@@ -492,6 +526,25 @@ async def _international_shutdown_inhibits_that_vantages_target_alerts(stack: St
     receivers = {r for r, _ in _alerts_for(stack, "ReachwatchInternationalShutdown", vantage="lab-in")}
     assert receivers == {"oncall-email", "team-webhook"}
     await _target_alerts_muted_by(stack, "ReachwatchInternationalShutdown")
+
+    # the port survey, brought forward by the shutdown, still reaches the canary: informational news that
+    # the shutdown does not mute, to the team only; the status page says it in one sentence
+    async def port_notified() -> bool:
+        return bool(_alerts_for(stack, "ReachwatchPortOpenDuringShutdown", vantage="lab-in"))
+
+    await lab.wait_until(port_notified, 60, "ReachwatchPortOpenDuringShutdown notification")
+    opened = _alerts_for(stack, "ReachwatchPortOpenDuringShutdown", vantage="lab-in")
+    assert {r for r, _ in opened} == {"team-webhook"}
+    assert {(a["labels"]["proto"], a["labels"]["severity"]) for _, a in opened} <= {
+        ("tcp", "info"),
+        ("udp", "info"),
+    }
+    async with stack.session.get(f"http://127.0.0.1:{stack.ports['reachwatch-in']}/api/v1/status") as resp:
+        ports = (await resp.json())["ports"]
+    assert ports["vantage_state"] == "international_shutdown"
+    assert (
+        ports["sentence"].startswith("During this shutdown, ") and "still reached abroad" in ports["sentence"]
+    )
 
     # the daemon's own shutdown incident pages too, with the start the incident (and a report) gives
     async def incident_notified() -> bool:

@@ -66,7 +66,7 @@ def test_alerts_carry_for_severity_scope_summary_and_runbook() -> None:
         name = rule["alert"]
         assert "for" in rule, name
         labels = rule["labels"]
-        assert labels["severity"] in {"warning", "critical"}, name
+        assert labels["severity"] in {"info", "warning", "critical"}, name
         assert labels["scope"] in {"target", "vantage", "daemon"}, name
         # category is static or comes from the recording rule the expression joins
         assert "category" in labels or "category" in rule["expr"], name

@@ -454,12 +454,50 @@ daemon_tests = {
         },
     ],
 }
+ports1 = tgt(V1, "ports-abroad", "port_survey")
+ports2 = tgt(V2, "ports-abroad", "port_survey")
+stale2 = tgt(V2, "ports-stale", "port_survey")
+ports_tests = {
+    "name": "a port found open during a shutdown: informational after 2m; an older survey or an online "
+    "vantage is quiet",
+    "interval": "1m",
+    "input_series": [
+        *vstate(V1, "online", "1x40"),
+        *vstate(V2, "international_shutdown", "0x5 1x35"),
+        {"series": sel("reachwatch_vantage_state_change_timestamp_seconds", V1), "values": "0x40"},
+        {"series": sel("reachwatch_vantage_state_change_timestamp_seconds", V2), "values": "0x5 300x35"},
+        # ir-mashhad-1: the shutdown begins at 00:05; a survey at 00:10 finds 179/tcp open, 443 not
+        {"series": sel("reachwatch_target_last_probe_timestamp_seconds", ports2), "values": "0x9 600x31"},
+        {"series": sel("reachwatch_port_open", {**ports2, "proto": "tcp", "port": "179"}), "values": "1x40"},
+        {
+            "series": sel("reachwatch_port_open", {**ports2, "proto": "tcp", "port": "443"}),
+            "values": "1x9 0x31",
+        },
+        # a survey last run before the shutdown (00:00) says nothing about it
+        {"series": sel("reachwatch_target_last_probe_timestamp_seconds", stale2), "values": "0x40"},
+        {"series": sel("reachwatch_port_open", {**stale2, "proto": "tcp", "port": "22"}), "values": "1x40"},
+        # ir-tehran-1 is online: its open ports are the baseline, not news
+        {"series": sel("reachwatch_target_last_probe_timestamp_seconds", ports1), "values": "0+60x40"},
+        {"series": sel("reachwatch_port_open", {**ports1, "proto": "tcp", "port": "443"}), "values": "1x40"},
+    ],
+    "alert_rule_test": [
+        {"eval_time": "9m", "alertname": "ReachwatchPortOpenDuringShutdown", "exp_alerts": []},
+        {"eval_time": "11m", "alertname": "ReachwatchPortOpenDuringShutdown", "exp_alerts": []},
+        {
+            "eval_time": "13m",
+            "alertname": "ReachwatchPortOpenDuringShutdown",
+            "exp_alerts": [
+                exp("ReachwatchPortOpenDuringShutdown", {**ports2, "proto": "tcp", "port": "179"})
+            ],
+        },
+    ],
+}
 write(
     "vantage-daemon.test.yml",
     {
         "rule_files": FILES,
         "evaluation_interval": "1m",
-        "tests": [vantage_state_tests, silent_tests, daemon_tests],
+        "tests": [vantage_state_tests, silent_tests, daemon_tests, ports_tests],
     },
     HEADER.format("vantage and daemon"),
 )
