@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -269,30 +269,66 @@ def _order(label: str) -> tuple[int, int]:
     return ({"tcp": 0, "udp": 1, "icmp": 2}[proto], port)
 
 
-def incident_section(conn: sqlite3.Connection, start: float, end: float, state: str) -> dict[str, Any] | None:
+def unix_time(ts: float) -> str:
+    """A time as whole unix seconds (the report passes the vantage's local time instead)."""
+    return f"{ts:.0f}"
+
+
+def incident_section(
+    conn: sqlite3.Connection,
+    start: float,
+    end: float,
+    state: str,
+    when: Callable[[float], str | None] = unix_time,
+) -> dict[str, Any] | None:
     """The report's block for a shutdown (or outage) from ``start`` to ``end``: which ports still reached
-    abroad, in the shape of ``report_sections.section``; ``None`` when no survey ran in it."""
+    abroad, in the shape of ``report_sections.section`` (cells are text; ``when`` writes a time, e.g. in
+    the vantage's zone); ``None`` when no survey ran in it."""
     surveys = surveys_between(conn, start, end)
     if not surveys:
         return None
     tallies = ports_reached(surveys)
     open_labels = [t.label for t in tallies if t.open]
     sentence = reached_sentence(state, open_labels, len(tallies))
+
+    def at(ts: float | None) -> str:
+        return (when(ts) or "-") if ts is not None else "-"
+
+    def row(t: PortTally) -> list[str]:
+        return [
+            t.label,
+            "yes" if t.open else "no",
+            f"{t.open} of {t.tried}",
+            at(t.first_open),
+            at(t.last_open),
+        ]
+
     return {
         "id": "ports",
         "title": "Ports that still reached abroad",
-        "paragraphs": [sentence, f"{len(surveys)} port surveys in this period."],
+        "paragraphs": [sentence, f"{len(surveys)} port surveys ran in this period."],
         "table": {
-            "columns": ["port", "reached", "surveys", "first reached", "last reached"],
-            "rows": [[t.label, t.open > 0, t.tried, t.first_open, t.last_open] for t in tallies],
+            "columns": ["port", "reached abroad", "surveys that reached it", "first reached", "last reached"],
+            "rows": [
+                [
+                    t.label,
+                    "yes" if t.open else "no",
+                    f"{t.open} of {t.tried}",
+                    at(t.first_open),
+                    at(t.last_open),
+                ]
+                for t in tallies
+            ],
         },
     }
 
 
-def incident_ports(conn: sqlite3.Connection, incident: Incident) -> dict[str, Any] | None:
+def incident_ports(
+    conn: sqlite3.Connection, incident: Incident, when: Callable[[float], str | None] = unix_time
+) -> dict[str, Any] | None:
     """``incident_section`` for a vantage incident of ``incidents`` (a shutdown or an outage); ``None``
     for any other incident. For the report's per-incident hook (``report_sections.INCIDENT_SECTIONS``)."""
     if incident.scope_type != "vantage":
         return None
     end = incident.end.by if incident.end is not None else incident.last_seen + 1.0
-    return incident_section(conn, incident.start.by, end, incident.technique)
+    return incident_section(conn, incident.start.by, end, incident.technique, when)

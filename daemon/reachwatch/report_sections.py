@@ -28,8 +28,9 @@ from typing import Any
 
 from reachwatch.config.schema import Config
 from reachwatch.incident_patterns import Arranged
-from reachwatch.incident_view import IsPrivate
+from reachwatch.incident_view import IsPrivate, local_time
 from reachwatch.incidents import Incident
+from reachwatch.portsurvey import incident_ports
 
 Section = dict[str, Any]
 
@@ -50,8 +51,14 @@ class ReportContext:
 SectionFn = Callable[[ReportContext], Section | None]
 IncidentSectionFn = Callable[[ReportContext, Incident], Section | None]
 
+
+def shutdown_ports(context: ReportContext, incident: Incident) -> Section | None:
+    """A shutdown's ports that still reached abroad, from the port surveys (issue 16, ``portsurvey``)."""
+    return incident_ports(context.conn, incident, lambda ts: local_time(ts, context.zone))
+
+
 SECTIONS: list[SectionFn] = []
-INCIDENT_SECTIONS: list[IncidentSectionFn] = []
+INCIDENT_SECTIONS: list[IncidentSectionFn] = [shutdown_ports]
 
 
 def section(ident: str, title: str, paragraphs: list[str], table: dict[str, Any] | None = None) -> Section:

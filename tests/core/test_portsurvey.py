@@ -4,17 +4,19 @@ always bounded by the configured ports, and the sentence an operator needs durin
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from reachwatch import journal
+from reachwatch.config.load import parse_config
 from reachwatch.config.targets.port_survey import PortSurveyTarget
 from reachwatch.exposition import encode
 from reachwatch.failures import Failure, Stage, VantageState
 from reachwatch.incidents import Bound, Incident
 from reachwatch.journal import Journal, JournalRow
-from reachwatch.journal_events import VantageChange
+from reachwatch.journal_events import ControlReading, VantageChange
 from reachwatch.metrics import DaemonStatus, build_registry
 from reachwatch.model import ProbeResult
 from reachwatch.portsurvey import (
@@ -27,7 +29,10 @@ from reachwatch.portsurvey import (
     status_section,
     surveys_between,
 )
+from reachwatch.report import build
 from reachwatch.state import StateStore
+
+ALMATY = timezone(timedelta(hours=6))
 
 TARGET = PortSurveyTarget.model_validate(
     {
@@ -184,9 +189,72 @@ def test_the_journal_tells_which_ports_reached_abroad_during_a_shutdown(tmp_path
     assert section["id"] == "ports"
     assert section["paragraphs"] == [
         "During this shutdown, 179/tcp and 3785/udp still reached abroad.",
-        "3 port surveys in this period.",
+        "3 port surveys ran in this period.",
     ]
-    assert section["table"]["rows"][0] == ["179/tcp", True, 3, t0 + 600, t0 + 900]
+    assert section["table"]["rows"] == [
+        ["179/tcp", "yes", "2 of 3", f"{t0 + 600:.0f}", f"{t0 + 900:.0f}"],
+        ["3785/udp", "yes", "1 of 3", f"{t0 + 900:.0f}", f"{t0 + 900:.0f}"],
+        ["443/tcp", "no", "0 of 3", "-", "-"],
+    ]
     exported = "".join(journal.export(tmp_path, t0 - 1, t0 + 3600, "openmetrics"))
     assert 'reachwatch_port_open{group="default",kind="port_survey",port="179",proto="tcp",' in exported
     assert 'port="0",proto="icmp"' not in exported  # untested is not a sample
+
+
+def test_a_reports_shutdown_incident_names_the_ports_that_still_reached_abroad(tmp_path: Path) -> None:
+    """Through the report's per-incident hook (report_sections.INCIDENT_SECTIONS): a journal with an
+    international shutdown from 00:10 to 00:30 and port surveys before, during and after it."""
+    t0 = datetime(2022, 1, 5, 17, 0, tzinfo=ALMATY).timestamp()
+    j = Journal(tmp_path, retention=10 * 365 * 86400)
+    vantage = "online"
+    for minute in range(60):
+        t = t0 + 60 * minute
+        shutdown = 10 <= minute < 30
+        for name, role, ok in (("egov", "domestic", True), ("wiki", "international", not shutdown)):
+            result = ProbeResult(name, "https", t, 0.3, ok, None if ok else Failure.GENERIC_TIMEOUT_ERROR,
+                                 None if ok else Stage.CONNECT)  # fmt: skip
+            j.append(
+                JournalRow(result, "controls", f"{role}_control", "reachable" if ok else "unknown", None)
+            )
+        state = "international_shutdown" if shutdown else "online"
+        if state != vantage:
+            failed = ("generic_timeout_error", "connect") if shutdown else (None, None)
+            controls = (
+                ControlReading("egov", "domestic", t, True, None, None),
+                ControlReading("wiki", "international", t, not shutdown, *failed),
+            )
+            j.append(VantageChange(t + 0.5, state, vantage, "controls", controls))
+            vantage = state
+        if minute % 5 == 2:
+            open_ = (
+                ["179/tcp", "3785/udp"]
+                if shutdown and minute < 20
+                else ([] if shutdown else ["179/tcp", "443/tcp", "3785/udp"])
+            )
+            labels = ["179/tcp", "443/tcp", "3785/udp"]
+            result = survey(t + 1, open_, [label for label in labels if label not in open_])
+            j.append(JournalRow(result, "default", "target", "unknown", None))
+    assert j.flush(timeout=10)
+    j.close()
+    config_text = (
+        "vantage: {name: kz-almaty-1, timezone: Asia/Almaty}\n"
+        "controls:\n"
+        "  domestic: [{name: egov, kind: https, url: 'https://egov.kz/'}]\n"
+        "  international: [{name: wiki, kind: https, url: 'https://www.wikipedia.org/'}]\n"
+        "targets: [{name: ports-abroad, kind: port_survey, host: canary.example.org, secret_env: S,"
+        " tcp_ports: [179, 443], udp_ports: [3785]}]\n"
+    )
+    config = parse_config(config_text, "kz.yaml", tmp_path).config
+    conn = journal.open_reader(tmp_path)
+    try:
+        doc = build(conn, config, t0, t0 + 3600).doc
+    finally:
+        conn.close()
+    (shutdown,) = (i for i in doc["incidents"] if i["scope_type"] == "vantage")
+    (ports,) = (s for s in shutdown["sections"] if s["id"] == "ports")
+    assert ports["paragraphs"][0] == "During this shutdown, 179/tcp and 3785/udp still reached abroad."
+    rows = {row[0]: row for row in ports["table"]["rows"]}
+    assert rows["443/tcp"][1:] == ["no", "0 of 4", "-", "-"]
+    assert rows["179/tcp"][1:3] == ["yes", "2 of 4"]
+    assert rows["179/tcp"][3] == "2022-01-05 17:12:01 +06"  # the vantage's local time
+    assert not [s for i in doc["incidents"] if i["scope_type"] != "vantage" for s in i["sections"]]
