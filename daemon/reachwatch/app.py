@@ -119,11 +119,18 @@ class Daemon:
         doc: dict[str, Any] = rwlog.REDACTOR.redact(await self.incidents.document(query))
         return doc
 
+    @property
+    def language(self) -> str:
+        """The status page's configured language (``web.language``)."""
+        return self.loaded.config.web.language if self.loaded else "auto"
+
     def status(self) -> dict[str, Any]:
         name = self.loaded.config.vantage.name if self.loaded else "default"
         # defense in depth: facts of private targets carry no addresses by construction; the same
         # redaction as the logs guarantees it even if a probe gets that wrong
         document = status_document(self.store, name)
+        # the status page shows times in the vantage's own zone
+        document["vantage"]["timezone"] = self.loaded.config.vantage.timezone if self.loaded else "UTC"
         ports = status_section(self.store, self.ports_seen)
         if ports is not None:
             document["ports"] = ports

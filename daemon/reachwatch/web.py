@@ -1,5 +1,5 @@
-"""The HTTP endpoint: ``/metrics``, ``/-/healthy``, ``/-/ready``, ``POST /-/reload``, ``/api/v1/status``,
-``/api/v1/incidents``.
+"""The HTTP endpoint: the status page at ``/``, ``/metrics``, ``/-/healthy``, ``/-/ready``,
+``POST /-/reload``, ``/api/v1/status``, ``/api/v1/incidents``.
 
 Served by aiohttp on ``web.listen_address`` (default 127.0.0.1:10491) through ``weblisten.Listener``
 (connection cap within the descriptor budget, header/idle/lifetime deadlines, 431 for oversized headers).
@@ -29,7 +29,7 @@ import structlog
 from aiohttp import web
 from prometheus_client.registry import CollectorRegistry
 
-from reachwatch import __version__, refproto
+from reachwatch import __version__, i18n, refproto, statuspage, statuspage_html
 from reachwatch.config.types import split_listen_address
 from reachwatch.config.webconfig import WebSecurity, load_cert_chain
 from reachwatch.errors import ConfigError
@@ -329,10 +329,23 @@ class WebServer:
         return web.Response(body=body, content_type="application/json")
 
     async def _index(self, request: web.Request) -> web.Response:
-        links = "".join(
-            f'<li><a href="{p}">{p}</a></li>'
-            for p in ("/metrics", "/api/v1/status", "/api/v1/incidents", "/-/ready")
+        """The status page (``statuspage``): what works from here, from the same documents as the API."""
+        status = self.backend.status()
+        try:
+            incidents: dict[str, Any] | None = await self.backend.incidents_document({})
+        except Exception as exc:  # the page still shows what works without the incidents
+            log.warning("status_page_incidents_unavailable", error=type(exc).__name__)
+            incidents = None
+        lang = i18n.choose(
+            request.query.get("lang"),
+            str(getattr(self.backend, "language", "auto")),
+            request.headers.get("Accept-Language"),
         )
-        html = f"<html><head><title>reachwatch</title></head><body><h1>reachwatch {__version__}</h1>"
-        html += f"<ul>{links}</ul></body></html>"
-        return web.Response(text=html, content_type="text/html")
+        zone = str(status.get("vantage", {}).get("timezone") or "UTC")
+        page = statuspage.build(status, incidents, timezone=zone)
+        html = await asyncio.to_thread(statuspage_html.render, page, lang)
+        response = web.Response(text=html, content_type="text/html", charset="utf-8")
+        response.headers.update(statuspage_html.HEADERS)
+        response.headers["Content-Language"] = lang
+        response.headers["Vary"] = "Accept-Language"
+        return response

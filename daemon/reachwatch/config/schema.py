@@ -324,6 +324,13 @@ class WebConfig(StrictModel):
             "observations this vantage serves to others at /api/v2/observations"
         ),
     )
+    language: Literal["auto", "en", "ru", "kk"] = Field(
+        default="auto",
+        description=(
+            "language of the status page at /: en, ru or kk (Kazakh); auto follows the browser's "
+            "Accept-Language (a ?lang= link on the page overrides either)"
+        ),
+    )
 
     @field_validator("listen_address")
     @classmethod
