@@ -1,0 +1,246 @@
+"""A censored country for the data stage: real ways out abroad, a censor that cuts or shapes them after the
+handshake, and three real reachwatch daemons.
+
+Built on ``tests.netlab.Lab``:
+
+- abroad (server ns): microsocks on 198.18.1.2:1080, the operator's echo canary on :7007, wireguard-go on
+  :51820 (tunnel address 10.77.0.1, one registered peer per daemon: a peer's endpoint follows its last
+  handshake, so daemons must not share one), nothing on :1081 (a dead proxy), and the **reference**: a
+  reachwatch listening on 198.18.1.9 (HTTPS, signed answers), probing the same target names;
+- on the router (domestic): a TCP listener, the domestic control;
+- in the country (client ns): ``kz``, a reachwatch with the reference configured, and ``alone``, the same
+  targets without a reference (what an operator without a second vantage sees).
+
+``set_phase``: ``open`` (nothing), ``cut`` (the censor drops the proxy's and the WireGuard server's side of a
+flow once it carried ``CUT_BYTES``: ``ct reply bytes``, TSPU style), ``shaped`` (a token bucket on
+everything from the server, 1 Mbit/s). The international control (a TCP connect to the canary port) is
+left alone, so the vantage stays online and verdicts can be ``blocked``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import trustme
+
+from reachwatch.refproto import generate_key
+from tests.core.censorlab import STATUS_CODE
+from tests.netlab import ROUTER_INNER_IP, SERVER_IP, Lab
+from tests.vpn.conftest import TCP_ECHO, WG_SERVER_INSIDE, start_wireguard, wait_tcp_listen
+
+REF_IP = "198.18.1.9"
+REF_PORT, KZ_PORT, ALONE_PORT = 10491, 10491, 10492
+SOCKS_PORT, DEAD_PORT, CANARY_PORT, DOMESTIC_PORT = 1080, 1081, 7007, 8081
+CUT_BYTES = 30_000
+VOLUME = 64 * 1024
+TARGET_NAMES = ("socks", "socks-dead", "wg")
+# each daemon's own WireGuard peer: (its address inside the tunnel)
+PEERS = {"reference": "10.77.0.2", "kz": "10.77.0.3", "alone": "10.77.0.4"}
+
+
+class UsableLab:
+    """The lab, its servers and the three daemons; ``start()`` once, ``set_phase()`` between assertions."""
+
+    def __init__(self, lab: Lab, workdir: Path) -> None:
+        self.lab = lab
+        self.dir = workdir
+        self.phase = ""
+        self.ca = trustme.CA()
+        self.ca_file = workdir / "ca.pem"
+        self.public_key = ""
+        self.wg_public = ""
+        self.wg_keys: dict[str, Path] = {}
+
+    # -- building ----------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.ca.cert_pem.write_to_path(str(self.ca_file))
+        self.lab.server_ip(int(REF_IP.rsplit(".", 1)[1]))
+        self._servers()
+        self.set_phase("open")
+        self._daemon("reference", f"{REF_IP}:{REF_PORT}")
+        self._wait(lambda: self._all_measured(self.status("reference")), 40, "the reference's first results")
+        self._daemon("kz", f"127.0.0.1:{KZ_PORT}")
+        self._daemon("alone", f"127.0.0.1:{ALONE_PORT}")
+
+    def _servers(self) -> None:
+        server = self.lab.server
+        server.popen(
+            ["microsocks", "-i", SERVER_IP, "-p", str(SOCKS_PORT)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        server.popen(["python3", "-c", TCP_ECHO, "0.0.0.0", str(CANARY_PORT)])
+        self.lab.router.popen(["python3", "-c", TCP_ECHO, ROUTER_INNER_IP, str(DOMESTIC_PORT)])
+        wait_tcp_listen(server, SOCKS_PORT)
+        wait_tcp_listen(server, CANARY_PORT)
+        wait_tcp_listen(self.lab.router, DOMESTIC_PORT)
+        wg = start_wireguard(self.lab, self.dir)  # its one peer is the reference's
+        self.wg_public = wg.public_key
+        self.wg_keys["reference"] = wg.client_key_file
+        ifname = f"wg{self.lab.suffix}"[:15]
+        server.run(["wg", "set", ifname, "peer", wg.client_public, "allowed-ips", f"{PEERS['reference']}/32"])
+        for name in ("kz", "alone"):
+            key = subprocess.run(["wg", "genkey"], capture_output=True, text=True, check=True).stdout
+            path = self.dir / f"wg-{name}.key"
+            path.write_text(key)
+            path.chmod(0o600)
+            public = subprocess.run(["wg", "pubkey"], input=key, capture_output=True, text=True, check=True)
+            peer = ["peer", public.stdout.strip(), "allowed-ips", f"{PEERS[name]}/32"]
+            server.run(["wg", "set", ifname, *peer])
+            self.wg_keys[name] = path
+
+    def config(self, name: str) -> dict[str, Any]:
+        """The same targets for every daemon; its own WireGuard peer; a reference for ``kz`` only."""
+        stage = {"volume": VOLUME, "min_lifetime": "1s", "stall_timeout": "1500ms"}
+        canary = {"host": SERVER_IP, "port": CANARY_PORT}
+        wireguard = {
+            "name": "wg", "kind": "wireguard", "host": SERVER_IP, "port": 51820, "retransmit": "1s",
+            "public_key": self.wg_public, "private_key_file": str(self.wg_keys[name]),
+            "tunnel_address": PEERS[name], "ping_address": WG_SERVER_INSIDE, "data_stage": stage,
+        }  # fmt: skip
+        proxy = {"kind": "socks5", "host": SERVER_IP, "canary": canary, "data_stage": stage}
+        doc: dict[str, Any] = {
+            "vantage": {"name": name},
+            "defaults": {"interval": "2s", "timeout": "6s", "jitter": 0.1},
+            "scheduler": {"min_destination_spacing": "1ms", "controls_interval": "1s", "per_destination": 8},
+            "confirmation": {"attempts": 2, "required": 2, "residual_window": "1s"},
+            "controls": {
+                "domestic": [{"name": "egov", "kind": "tcp", "host": ROUTER_INNER_IP, "port": DOMESTIC_PORT}],
+                "international": [{"name": "wiki", "kind": "tcp", "host": SERVER_IP, "port": CANARY_PORT}],
+            },
+            "targets": [
+                {**proxy, "name": "socks", "port": SOCKS_PORT},
+                {**proxy, "name": "socks-dead", "port": DEAD_PORT},
+                wireguard,
+            ],
+        }
+        if name == "kz":
+            doc["reference_vantages"] = [
+                {
+                    "name": "abroad",
+                    "url": f"https://{REF_IP}:{REF_PORT}",
+                    "timeout": "2s",
+                    "ca_file": str(self.ca_file),
+                    "public_key": self.public_key,
+                }
+            ]
+        return doc
+
+    def _daemon(self, name: str, listen: str) -> None:
+        doc = self.config(name)
+        scheme = "http"
+        if name == "reference":  # HTTPS (a certificate for its address) and a signing key
+            pem, self.public_key = generate_key()
+            key_file, web_config = self.dir / "reference-signing.key", self.dir / "reference-web.yml"
+            key_file.write_bytes(pem)
+            key_file.chmod(0o600)
+            cert, tls_key = self.dir / "reference-tls.pem", self.dir / "reference-tls.key"
+            issued = self.ca.issue_cert(REF_IP)
+            issued.cert_chain_pems[0].write_to_path(str(cert))
+            issued.private_key_pem.write_to_path(str(tls_key))
+            tls_key.chmod(0o600)
+            tls = {"cert_file": str(cert), "key_file": str(tls_key)}
+            web_config.write_text(json.dumps({"tls_server_config": tls}))
+            doc["web"] = {"reference_key_file": str(key_file), "config_file": str(web_config)}
+            scheme = "https"
+        config = self.dir / f"{name}.yaml"
+        config.write_text(json.dumps(doc))
+        config.chmod(0o600)
+        ns = self.lab.server if name == "reference" else self.lab.client
+        argv = [
+            sys.executable, "-m", "reachwatch", "run", "--config", str(config),
+            "--state-dir", str(self.dir / f"{name}-state"), "--web.listen-address", listen,
+            "--log.format", "json",
+        ]  # fmt: skip
+        with (self.dir / f"{name}.log").open("ab") as out:
+            proc = ns.popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        url = f"{scheme}://{listen}/api/v1/status"
+        self._wait(lambda: proc.poll() is not None or self._get(ns, url) is not None, 30, f"{name} API")
+        assert proc.poll() is None, self.log_tail(name)
+
+    # -- the censor --------------------------------------------------------------------------------
+    def set_phase(self, phase: str) -> None:
+        if phase == self.phase:
+            return
+        self.lab.uncensor()
+        self.lab.unthrottle()
+        if phase == "cut":
+            self.lab.censor(
+                f"ip saddr {SERVER_IP} tcp sport {SOCKS_PORT} ct reply bytes > {CUT_BYTES} drop\n"
+                f"ip saddr {SERVER_IP} udp sport 51820 ct reply bytes > {CUT_BYTES} drop"
+            )
+        elif phase == "shaped":
+            dev = self.lab.router_inner_if
+            r = self.lab.router.run
+            r(f"tc qdisc add dev {dev} root handle 1: htb default 20")
+            r(f"tc class add dev {dev} parent 1: classid 1:10 htb rate 1mbit ceil 1mbit burst 16k")
+            r(f"tc class add dev {dev} parent 1: classid 1:20 htb rate 10gbit")
+            match = f"u32 match ip src {SERVER_IP}/32 flowid 1:10"
+            r(f"tc filter add dev {dev} parent 1: protocol ip prio 1 {match}")
+        elif phase != "open":
+            raise ValueError(phase)
+        self.phase = phase
+
+    # -- reading the daemons -----------------------------------------------------------------------
+    def _get(self, ns: Any, url: str) -> str | None:
+        proc = ns.run([sys.executable, "-c", STATUS_CODE, url, str(self.ca_file)], check=False)
+        return str(proc.stdout) if proc.returncode == 0 else None
+
+    def status(self, name: str) -> dict[str, Any] | None:
+        if name == "reference":
+            body = self._get(self.lab.server, f"https://{REF_IP}:{REF_PORT}/api/v1/status")
+        else:
+            port = KZ_PORT if name == "kz" else ALONE_PORT
+            body = self._get(self.lab.client, f"http://127.0.0.1:{port}/api/v1/status")
+        return json.loads(body) if body is not None else None
+
+    def metrics(self, name: str = "kz") -> str:
+        port = KZ_PORT if name == "kz" else ALONE_PORT
+        body = self._get(self.lab.client, f"http://127.0.0.1:{port}/metrics")
+        assert body is not None, self.log_tail(name)
+        return body
+
+    def log_tail(self, name: str, size: int = 3000) -> str:
+        path = self.dir / f"{name}.log"
+        return path.read_text(errors="replace")[-size:] if path.exists() else ""
+
+    @staticmethod
+    def _all_measured(status: dict[str, Any] | None) -> bool:
+        if status is None:
+            return False
+        return {t["name"] for t in status["targets"] if t.get("last")} >= set(TARGET_NAMES)
+
+    def wait_for(
+        self, name: str, expected: Mapping[str, tuple[str, str | None]], *, timeout: float = 45
+    ) -> dict[str, Any]:
+        """Poll a daemon's API until the vantage is online and every named verdict matches."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.status(name)
+            assert status is not None, self.log_tail(name)
+            seen = {t["name"]: (t["verdict"], t["technique"]) for t in status["targets"]}
+            wrong = {n: seen.get(n) for n, want in expected.items() if seen.get(n) != want}
+            if not wrong and status["vantage"]["state"] == "online":
+                return status
+            if time.monotonic() > deadline:
+                lasts = {t["name"]: t["last"] for t in status["targets"] if t["name"] in wrong}
+                raise AssertionError(
+                    f"{name}, phase {self.phase}: vantage {status['vantage']}; differing {wrong}; "
+                    f"last attempts {json.dumps(lasts)[:4000]}"
+                )
+            time.sleep(0.5)
+
+    @staticmethod
+    def _wait(cond: Any, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not cond():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}")
+            time.sleep(0.1)
