@@ -49,6 +49,11 @@ CARRIED = (
     "deploy/systemd/reachwatch.service",
     "deploy/systemd/reachwatch.env",
     "docs/raspberry-pi.md",
+    *(
+        f"docs/{lang}/{doc}"
+        for lang in ("ru", "kk")
+        for doc in ("quickstart.md", "raspberry-pi.md", "SECURITY.md")
+    ),
 )
 
 
