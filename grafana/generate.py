@@ -17,16 +17,22 @@ city) come from the Prometheus scrape config or the fleet shipper's external lab
 
 from __future__ import annotations
 
+import argparse
+import copy
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from dashgen.lang_ru import RU
 from dashgen.panels import DS, Panel, Query, V
 from dashgen.protocols import interference, tor, vpn_proxy
 from dashgen.status import fleet, overview, patterns
 
 OUT_DIR = Path(__file__).resolve().parent / "dashboards"
+# --lang: the viewer's language for titles and descriptions; each language has its own uids and directory
+LANGUAGES = {"en": {}, "ru": RU}
+LANG_DIRS = {"en": OUT_DIR, "ru": OUT_DIR / "ru"}
 SCHEMA_VERSION = 39  # Grafana 10.4+ reads it; newer versions migrate on load
 
 DASHBOARDS = {
@@ -95,7 +101,59 @@ def layout(panels: list[Panel]) -> list[dict[str, Any]]:
     return out
 
 
-def dashboard(key: str) -> dict[str, Any]:
+def dashboard(key: str, lang: str = "en", timezone: str = "browser") -> dict[str, Any]:
+    """One dashboard; ``lang`` translates what a viewer reads, ``timezone`` is Grafana's: ``browser``
+    (the viewer's local time: an in-country operator's is the vantage's), ``utc`` or an IANA zone."""
+    # a deep copy: panels share the mapping constants of dashgen.panels, which must stay English
+    board = copy.deepcopy(_dashboard(key, timezone))
+    if lang == "en":
+        return board
+    board["uid"] = f"{board['uid']}-{lang}"
+    board["tags"] = [*board["tags"], lang]
+    board["links"][0]["tags"] = [*board["links"][0]["tags"], lang]  # the dropdown lists one language
+    return translated(board, LANGUAGES[lang])
+
+
+def translated(board: dict[str, Any], table: dict[str, str]) -> dict[str, Any]:
+    """The viewer-facing strings of a rendered dashboard replaced from ``table`` (queries untouched)."""
+
+    def tr(text: str) -> str:
+        return table.get(text, text)
+
+    board["title"] = tr(board["title"])
+    for panel in board["panels"]:
+        panel["title"], panel["description"] = tr(panel["title"]), tr(panel["description"])
+        for mapping in panel["fieldConfig"]["defaults"].get("mappings", []):
+            options = mapping["options"]
+            for result in [options["result"]] if "result" in options else options.values():
+                result["text"] = tr(result["text"])
+    for variable in board["templating"]["list"]:
+        variable["label"] = tr(variable["label"])
+    for annotation in board["annotations"]["list"]:
+        for field_name in ("name", "titleFormat", "textFormat"):
+            annotation[field_name] = tr(annotation[field_name])
+    return board
+
+
+def untranslated(lang: str) -> list[str]:
+    """Viewer-facing English strings ``lang``'s table lacks (a test keeps this empty)."""
+    table = LANGUAGES[lang]
+    missing: list[str] = []
+    for key in DASHBOARDS:
+        board = _dashboard(key, "browser")
+        texts = [board["title"]] + [t for p in board["panels"] for t in (p["title"], p["description"])]
+        for panel in board["panels"]:
+            for mapping in panel["fieldConfig"]["defaults"].get("mappings", []):
+                options = mapping["options"]
+                results = [options["result"]] if "result" in options else list(options.values())
+                texts += [r["text"] for r in results]
+        texts += [v["label"] for v in board["templating"]["list"]]
+        texts += [a[f] for a in board["annotations"]["list"] for f in ("name", "titleFormat", "textFormat")]
+        missing += [t for t in texts if t not in table and t not in missing]
+    return missing
+
+
+def _dashboard(key: str, timezone: str) -> dict[str, Any]:
     uid, title, build = DASHBOARDS[key]
     return {
         "uid": uid,
@@ -108,8 +166,9 @@ def dashboard(key: str) -> dict[str, Any]:
         "graphTooltip": 1,
         "refresh": "1m",
         "time": {"from": "now-24h", "to": "now"},
-        # the viewer's local time (an in-country operator: the vantage's); the time picker switches to UTC
-        "timezone": "browser",
+        # the viewer's local time by default (an in-country operator: the vantage's); --timezone sets utc
+        # or an IANA zone (e.g. Asia/Almaty for a newsroom abroad), and the time picker can switch
+        "timezone": timezone,
         "links": [
             {
                 "type": "dashboards",
@@ -159,19 +218,37 @@ def queries() -> list[tuple[str, str, Query]]:
     return out
 
 
-def render_all() -> dict[str, str]:
-    """File name -> JSON text, exactly as committed."""
-    return {
-        f"{key}.json": json.dumps(dashboard(key), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-        for key in DASHBOARDS
-    }
+def render_all(lang: str = "en", timezone: str = "browser") -> dict[str, str]:
+    """File name -> JSON text, exactly as committed (per language, in the default time zone)."""
+    out = {}
+    for key in DASHBOARDS:
+        board = dashboard(key, lang, timezone)
+        out[f"{key}.json"] = json.dumps(board, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return out
 
 
 def main() -> int:
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    for name, text in render_all().items():
-        (OUT_DIR / name).write_text(text, encoding="utf-8")
-    print(f"wrote {len(DASHBOARDS)} dashboards to {OUT_DIR}")
+    parser = argparse.ArgumentParser(description="Write the reachwatch Grafana dashboards.")
+    parser.add_argument(
+        "--lang", choices=sorted(LANGUAGES), action="append", help="default: every language (en and ru)"
+    )
+    parser.add_argument(
+        "--timezone",
+        default="browser",
+        help="browser (default: the viewer's local time), utc, or an IANA zone such as Asia/Almaty",
+    )
+    parser.add_argument("--out", type=Path, help="directory (default: dashboards/, dashboards/ru/ for ru)")
+    args = parser.parse_args()
+    for lang in args.lang or sorted(LANGUAGES):
+        missing = untranslated(lang) if lang != "en" else []
+        if missing:
+            more = f" (+{len(missing) - 1} more)" if len(missing) > 1 else ""
+            print(f"{lang}: no translation in dashgen/lang_{lang}.py for {missing[0]!r}{more}")
+        out = args.out or LANG_DIRS[lang]
+        out.mkdir(parents=True, exist_ok=True)
+        for name, text in render_all(lang, args.timezone).items():
+            (out / name).write_text(text, encoding="utf-8")
+        print(f"wrote {len(DASHBOARDS)} dashboards ({lang}, time zone {args.timezone}) to {out}")
     return 0
 
 

@@ -92,3 +92,37 @@ def test_provisioning_points_at_the_dashboards_and_a_prometheus_datasource() -> 
     (provider,) = providers["providers"]
     assert provider["type"] == "file"
     assert "/dashboards" in provider["options"]["path"]
+
+
+RU_DASHBOARDS = sorted((GRAFANA / "dashboards" / "ru").glob("*.json"))
+
+
+def test_russian_dashboards_are_committed_as_generated_and_fully_translated() -> None:
+    generator = lab.load_generator()
+    expected = generator.render_all("ru")
+    committed = {p.name: p.read_text() for p in RU_DASHBOARDS}
+    assert committed.keys() == expected.keys(), "run: python grafana/generate.py"
+    stale = [n for n, text in expected.items() if committed[n] != text]
+    assert stale == [], "run: python grafana/generate.py"
+    assert generator.untranslated("ru") == [], "add these to grafana/dashgen/lang_ru.py"
+
+
+def test_russian_dashboards_run_the_same_queries_under_their_own_uids() -> None:
+    for path in RU_DASHBOARDS:
+        ru, en = load(path), load(GRAFANA / "dashboards" / path.name)
+        assert ru["uid"] == en["uid"] + "-ru"
+        assert [t["expr"] for p in ru["panels"] for t in p["targets"]] == [
+            t["expr"] for p in en["panels"] for t in p["targets"]
+        ]
+        assert [v["name"] for v in ru["templating"]["list"]] == [v["name"] for v in en["templating"]["list"]]
+        assert "ru" in ru["links"][0]["tags"]  # the dashboard dropdown stays within one language
+    overview = load(GRAFANA / "dashboards" / "ru" / "overview.json")
+    assert overview["title"] == "reachwatch / Обзор"
+    assert any(p["title"] == "Доступно сейчас, по категориям" for p in overview["panels"])
+
+
+def test_time_zone_option_for_viewers_elsewhere() -> None:
+    generator = lab.load_generator()
+    assert generator.dashboard("overview")["timezone"] == "browser"  # the viewer's local time
+    assert generator.dashboard("overview", "ru", "Asia/Almaty")["timezone"] == "Asia/Almaty"
+    assert generator.dashboard("fleet", "en", "utc")["timezone"] == "utc"
