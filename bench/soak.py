@@ -174,9 +174,12 @@ def children(pid: int, comm: str) -> list[int]:
 
 
 def parse_metrics(text: str) -> dict[str, float]:
+    """The daemon-level samples (no per-target series: 150 scrapes of 1,000 targets kept whole took
+    500 MB of this script's memory) and the loop-lag buckets."""
     out: dict[str, float] = {}
     for line in text.splitlines():
-        if line and not line.startswith("#"):
+        wanted = "{" not in line or line.startswith("reachwatch_event_loop")
+        if line and not line.startswith("#") and wanted:
             key, _, value = line.rpartition(" ")
             try:
                 out[key] = float(value)

@@ -7,10 +7,14 @@ import os
 from pathlib import Path
 
 import pytest
+import structlog
 import trustme
 
+from reachwatch import logging as rwlog
 from reachwatch.config import yamlsafe
-from reachwatch.config.load import load_config, parse_config
+from reachwatch.config.load import load_config, load_full_config, parse_config
+from reachwatch.config.targets.tor_bootstrap import TorBootstrapTarget
+from reachwatch.config.targets.tor_bridge import TorBridgeTarget
 from reachwatch.config.webconfig import load_web_security
 from reachwatch.errors import ConfigError
 
@@ -210,3 +214,130 @@ def test_a_web_config_that_cannot_serve_is_one_line(tls_pair: Path, tls: str, me
         load_web_security(web)
     assert str(info.value).startswith(f"{web}: {message.format(dir=tls_pair)}")
     assert "\n" not in str(info.value)
+
+
+# --- bridge lines from files ---------------------------------------------------------------------------
+
+OBFS4 = "obfs4 192.0.2.44:8443 0123456789ABCDEF0123456789ABCDEF01234567 cert=SECRETCERTSECRETCERT iat-mode=0"
+
+
+def _bridge_config(tmp_path: Path, target: str, content: str | None = None, mode: int = 0o600) -> Path:
+    if content is not None:
+        (tmp_path / "b.txt").write_text(content)
+        (tmp_path / "b.txt").chmod(mode)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"targets: [{target}]\n")
+    cfg.chmod(0o600)
+    return cfg
+
+
+def test_a_bridge_file_is_read_at_load_and_redacted_like_an_inline_line(tmp_path: Path) -> None:
+    cfg = _bridge_config(tmp_path, "{name: b, kind: tor_bridge, bridge_file: b.txt}", f"# mine\n\n{OBFS4}\n")
+    loaded = load_full_config(cfg)
+    (target,) = loaded.config.targets
+    assert isinstance(target, TorBridgeTarget)
+    assert target.line().address == "192.0.2.44:8443" and target.destination() == "192.0.2.44:8443"
+    assert {"192.0.2.44", "SECRETCERTSECRETCERT"} <= set(rwlog.sensitive_values(loaded))
+    boot = _bridge_config(tmp_path, "{name: x, kind: tor_bootstrap, bridges_file: b.txt}", f"{OBFS4}\n" * 2)
+    (target,) = load_full_config(boot).config.targets
+    assert isinstance(target, TorBootstrapTarget) and len(target.lines()) == 2
+
+
+def test_a_bridge_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FRIEND_BRIDGE", OBFS4)
+    cfg = _bridge_config(tmp_path, "{name: b, kind: tor_bridge, bridge_env: FRIEND_BRIDGE}")
+    (target,) = load_full_config(cfg).config.targets
+    assert isinstance(target, TorBridgeTarget)
+    assert target.line().fingerprint == "0123456789ABCDEF0123456789ABCDEF01234567"
+
+
+@pytest.mark.parametrize(
+    ("target", "content", "message"),
+    [
+        (
+            "{name: b, kind: tor_bridge, bridge_file: b.txt}",
+            "# a comment\nobfs4 192.0.2.44:8443 0123456789ABCDEF0123456789ABCDEF0123456Z cert=SECRETCERT\n",
+            "targets[0] (name 'b').bridge_file: line 2: fingerprint must be 40 hexadecimal digits",
+        ),
+        ("{name: b, kind: tor_bridge, bridge_file: b.txt}", "# none\n", "bridge_file: holds no bridge line"),
+        (
+            "{name: b, kind: tor_bridge, bridge_file: b.txt}",
+            f"{OBFS4}\n{OBFS4}\n",
+            "bridge_file: holds 2 bridge lines; at most 1",
+        ),
+        (
+            "{name: b, kind: tor_bridge, bridge_file: b.txt}",
+            OBFS4.replace("obfs4", "obfs5"),
+            "targets[0] (name 'b'): no client for the 'obfs5' transport",
+        ),
+        (
+            f"{{name: b, kind: tor_bridge, bridge_file: b.txt, bridge: '{OBFS4}'}}",
+            OBFS4,
+            "targets[0] (name 'b'): give the bridge line once: bridge, bridge_file or bridge_env",
+        ),
+    ],
+)
+def test_a_bad_bridge_file_is_one_line_without_its_content(
+    tmp_path: Path, target: str, content: str, message: str
+) -> None:
+    cfg = _bridge_config(tmp_path, target, content)
+    with pytest.raises(ConfigError) as info:
+        load_full_config(cfg)
+    text = str(info.value)
+    assert message in text and "\n" not in text
+    for secret in ("192.0.2.44", "SECRETCERT", "0123456789ABCDEF"):
+        assert secret not in text
+
+
+def test_a_group_readable_bridge_file_is_refused(tmp_path: Path) -> None:
+    cfg = _bridge_config(tmp_path, "{name: b, kind: tor_bridge, bridge_file: b.txt}", OBFS4, mode=0o640)
+    with pytest.raises(ConfigError, match=r"readable by group or others \(mode 640\); chmod 600 it"):
+        load_full_config(cfg)
+
+
+def test_an_inline_private_bridge_loads_with_one_warning(tmp_path: Path) -> None:
+    cfg = _bridge_config(tmp_path, f"{{name: b, kind: tor_bridge, bridge: '{OBFS4}'}}")
+    with structlog.testing.capture_logs() as logs:
+        load_full_config(cfg)
+    warnings = [e for e in logs if e["event"] == "private_bridges_inline"]
+    assert len(warnings) == 1 and warnings[0]["count"] == 1
+
+
+def test_the_private_bridges_example_loads_with_its_files(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "config" / "examples" / "private-bridges.yaml"
+    (tmp_path / "bridges").mkdir()
+    lines = {
+        "friend-obfs4.txt": OBFS4,
+        "friend-vanilla.txt": "198.51.100.7:9001 89ABCDEF0123456789ABCDEF0123456789ABCDEF",
+        "friend-webtunnel.txt": "webtunnel [2001:db8::5]:443 FEDCBA9876543210FEDCBA9876543210FEDCBA98"
+        " url=https://example.com/7a3c9f0e2b ver=0.0.1",
+    }
+    for name, line in lines.items():
+        (tmp_path / "bridges" / name).write_text(line + "\n")
+        (tmp_path / "bridges" / name).chmod(0o600)
+    cfg = tmp_path / "private-bridges.yaml"
+    cfg.write_text(example.read_text())
+    cfg.chmod(0o600)
+    with structlog.testing.capture_logs() as logs:
+        loaded = load_full_config(cfg)
+    assert not [e for e in logs if e["event"] == "private_bridges_inline"]
+    yaml_lines = [ln for ln in example.read_text().splitlines() if not ln.lstrip().startswith("#")]
+    assert not [ln for ln in yaml_lines if "bridge:" in ln or "cert=" in ln]  # no bridge line in the YAML
+    assert {t.destination() for t in loaded.config.targets} >= {"192.0.2.44:8443", "198.51.100.7:9001"}
+
+
+def test_a_secret_that_is_not_utf8_is_refused_at_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It loaded, then failed at every attempt as internal_error."""
+    (tmp_path / "pw").write_bytes(b"\xff\xfepass")
+    (tmp_path / "pw").chmod(0o600)
+    target = "{name: s, kind: socks5, host: h.example, port: 1080, username: u, password_file: pw}"
+    with pytest.raises(ConfigError) as info:
+        load_full_config(_bridge_config(tmp_path, target))
+    assert str(info.value).endswith(f"password_file: secret file {tmp_path / 'pw'} is not UTF-8 text")
+    monkeypatch.setitem(os.environb, b"RW_TEST_PW", b"\xffpass")
+    target = "{name: s, kind: socks5, host: h.example, port: 1080, username: u, password_env: RW_TEST_PW}"
+    with pytest.raises(ConfigError) as info:
+        load_full_config(_bridge_config(tmp_path, target))
+    assert str(info.value).endswith("password_env: environment variable RW_TEST_PW is not UTF-8 text")

@@ -22,6 +22,8 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
+from reachwatch.errors import ConfigError
+
 _FINGERPRINT = re.compile(r"^\$?([0-9A-Fa-f]{40})$")
 _TRANSPORT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ADDR = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<v4>[0-9.]+)):(?P<port>\d{1,5})$")
@@ -152,3 +154,24 @@ def _check_transport(line: BridgeLine) -> None:
         raise BridgeLineError("meek_lite bridge line needs url=...")
     if line.transport == "webtunnel" and not line.param("url"):
         raise BridgeLineError("webtunnel bridge line needs url=...")
+
+
+def bridge_lines_from_text(text: str, field: str, *, at_most: int) -> list[str]:
+    """The bridge lines of a ``bridge_file``/``bridges_file`` or ``*_env`` value: one per line, blank
+    lines and ``#`` comments skipped; each checked. Raises ``ConfigError`` naming ``field`` and the line
+    NUMBER, never its content (a private bridge)."""
+    lines: list[str] = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            parse_bridge_line(line)
+        except BridgeLineError as exc:
+            raise ConfigError(field, f"line {number}: {exc}") from None
+        lines.append(line)
+    if not lines:
+        raise ConfigError(field, "holds no bridge line")
+    if len(lines) > at_most:
+        raise ConfigError(field, f"holds {len(lines)} bridge lines; at most {at_most}")
+    return lines

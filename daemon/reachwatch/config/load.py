@@ -30,7 +30,7 @@ from reachwatch.config.dirauths import directory_authority_targets
 from reachwatch.config.messages import format_validation_error
 from reachwatch.config.relaysets import relay_set_targets
 from reachwatch.config.schema import Config, TorConfig
-from reachwatch.config.secrets import FileKind, file_fields, read_secret_file, resolve_path
+from reachwatch.config.secrets import FileKind, check_text, file_fields, read_secret_file, resolve_path
 from reachwatch.config.types import TargetBase
 from reachwatch.config.webconfig import WebSecurity, load_web_security
 from reachwatch.errors import ConfigError
@@ -60,6 +60,7 @@ def load_full_config(path: str | Path | None, *, web_config_file: str | None = N
     """
     loaded = with_tor_targets(load_config(path))
     check_files(loaded)
+    loaded = with_secrets_read(loaded)
     web_file = web_config_file
     if web_file is None and loaded.config.web.config_file:
         web_file = str(resolve_path(loaded.config.web.config_file, loaded.base_dir))
@@ -152,6 +153,34 @@ def with_tor_targets(loaded: LoadedConfig) -> LoadedConfig:
     return replace(loaded, config=config)
 
 
+def with_secrets_read(loaded: LoadedConfig) -> LoadedConfig:
+    """``loaded`` with what targets keep in secret files read in (``TargetBase.with_secrets``: bridge lines
+    from ``bridge_file``), checked like inline values. Raises ``ConfigError``."""
+    inline = [t.name for t in loaded.config.targets if t.private and getattr(t, "bridge", None)]
+    if inline:
+        log.warning(
+            "private_bridges_inline",
+            count=len(inline),
+            first=inline[0],
+            hint="move private bridge lines to bridge_file (mode 0600): a config gets copied and pasted",
+        )
+    changed = False
+    targets = []
+    for index, target in enumerate(loaded.config.targets):
+        where = f"{loaded.source}: targets[{index}] (name {target.name!r})"
+        read = target.with_secrets(loaded.base_dir, where)
+        changed |= read is not target
+        targets.append(read)
+    if not changed:
+        return loaded
+    config = loaded.config.model_copy(update={"targets": targets})
+    try:
+        config.check_bridge_transports()
+    except ValueError as exc:
+        raise ConfigError(loaded.source, str(exc)) from None
+    return replace(loaded, config=config)
+
+
 def check_files(loaded: LoadedConfig) -> None:
     """Every secret file the config names must be private, every public file readable, every secret
     environment variable set (the fields are typed ``SecretFile``/``PublicFile``/``SecretEnv``).
@@ -164,8 +193,12 @@ def check_files(loaded: LoadedConfig) -> None:
         if item.kind is FileKind.SECRET_ENV:
             if item.value not in os.environ:
                 raise ConfigError(where, f"environment variable {item.value} is not set")
+            check_text(os.environ[item.value], where, f"environment variable {item.value}")
         elif item.kind is FileKind.SECRET_FILE:
-            read_secret_file(item.value, loaded.base_dir, where)
+            data = read_secret_file(item.value, loaded.base_dir, where)
+            # every secret is text (keys in PEM or base64, passwords, lines): bytes that are not UTF-8
+            # failed later, at every attempt, as internal_error
+            check_text(data, where, f"secret file {resolve_path(item.value, loaded.base_dir)}")
         else:
             full = resolve_path(item.value, loaded.base_dir)
             if not os.access(full, os.R_OK):

@@ -486,8 +486,13 @@ class Config(StrictModel):
 
     @model_validator(mode="after")
     def _bridge_transports_have_a_client(self) -> Config:
+        self.check_bridge_transports()
+        return self
+
+    def check_bridge_transports(self) -> None:
         """A bridge whose transport ``tor.transports`` cannot run fails every attempt (``tor_pt_missing``):
-        say so now. The message names the transport (public: a protocol), never the line."""
+        say so at load (raises ``ValueError``; the loader calls it again once ``bridge_file``s are read).
+        The message names the transport (public: a protocol), never the line."""
         for index, target in enumerate(self.targets):
             lines = [getattr(target, "bridge", None), *getattr(target, "bridges", [])]
             for line in (x for x in lines if isinstance(x, str)):
@@ -498,7 +503,6 @@ class Config(StrictModel):
                         f"targets[{index}] (name {target.name!r}): no client for the {transport!r} "
                         f"transport in tor.transports (configured: {known})"
                     )
-        return self
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:

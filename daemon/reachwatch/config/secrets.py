@@ -137,13 +137,25 @@ def read_secret_file(path: str, base_dir: Path, field: str, *, binary: bool = Fa
     return data
 
 
+def check_text(value: bytes | str, field: str, what: str) -> str:
+    """``value`` as UTF-8 text, or a ``ConfigError`` naming ``what`` (never the value: it is a secret).
+
+    A ``str`` from ``os.environ`` holds undecodable bytes as surrogates, which fail at ``encode`` later.
+    """
+    try:
+        return value.decode("utf-8") if isinstance(value, bytes) else value.encode("utf-8").decode("utf-8")
+    except UnicodeError:
+        raise ConfigError(field, f"{what} is not UTF-8 text") from None
+
+
 def read_secret(file: str | None, env: str | None, base_dir: Path, field: str) -> str | None:
     """A text secret from ``*_file`` or ``*_env`` (file wins); ``None`` when neither is set."""
     if file:
-        return read_secret_file(file, base_dir, field).decode("utf-8").strip()
+        data = read_secret_file(file, base_dir, field)
+        return check_text(data, field, f"secret file {resolve_path(file, base_dir)}").strip()
     if env:
         value = os.environ.get(env)
         if value is None:
             raise ConfigError(field, f"environment variable {env} is not set")
-        return value
+        return check_text(value, field, f"environment variable {env}")
     return None

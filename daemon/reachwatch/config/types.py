@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -252,6 +253,14 @@ class TargetBase(StrictModel):
         Empty for most kinds; ``port_survey`` surveys more often during an ``international_shutdown``,
         the hours whose ports matter. The scheduler reads it (``Scheduler.interval_for``)."""
         return {}
+
+    def with_secrets(self, base_dir: Path, where: str) -> TargetBase:
+        """This target with the values it keeps in secret files or variables read in (``bridge_file``).
+
+        The loader calls it once per load, after the permission checks; most kinds read their secrets at
+        attempt time and return ``self``. Raises ``ConfigError`` naming ``where`` (file and field).
+        """
+        return self
 
     def sensitive_values(self) -> list[str]:
         """Strings that identify a private target and must be redacted from every output."""
