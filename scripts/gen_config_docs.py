@@ -73,6 +73,7 @@ KIND_VALUES: dict[str, dict[str, Any]] = {
     "http_proxy": {"port": 3128},
     "shadowsocks": {"port": 8388, "password_file": "shadowsocks.pass"},
     "port_survey": {"secret_file": "canary.secret"},
+    "tor_bridge": {"bridge_file": "bridges/my-bridge.txt"},  # a private bridge's line stays out of the YAML
 }
 
 
