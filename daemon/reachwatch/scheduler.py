@@ -465,8 +465,9 @@ class Scheduler:
         """Sleep until ``due`` (monotonic); ``None`` (stop) when draining has begun meanwhile.
 
         A vantage change that shortens the target's interval (``vantage_intervals``: a port survey when
-        a shutdown begins) brings the attempt forward to one new interval after the previous attempt;
-        a change that lengthens it leaves the attempt already planned where it is.
+        a shutdown begins) brings the attempt forward to one new interval after the previous attempt
+        (from now, when it has not made one yet); a change that lengthens it leaves the attempt already
+        planned where it is.
 
         One future and one timer per sleeping target, woken by the timer or ``_Job.request_replan``;
         ``drain`` cancels sleeping tasks. (Helper tasks waiting on events cost ~3.4 kB a target: most
@@ -486,9 +487,10 @@ class Scheduler:
                 return None
             if not job.replan:
                 return due
-            if job.last_end is not None:
-                interval = self.interval_for(job.target, job.role)
-                due = min(due, job.last_end + jittered(interval, self.config.defaults.jitter, self.rng))
+            # before its first attempt (staggered over a whole baseline interval) a target counts from now
+            since = job.last_end if job.last_end is not None else time.monotonic()
+            interval = self.interval_for(job.target, job.role)
+            due = min(due, since + jittered(interval, self.config.defaults.jitter, self.rng))
 
     # -- one attempt -----------------------------------------------------------------------------
 

@@ -670,10 +670,20 @@ async def test_a_cancelled_wait_for_a_gate_gives_back_what_it_held(tmp_path: Pat
         async with limits.slot(b):
             pass
 
-async def test_a_shutdown_brings_a_port_survey_forward_and_keeps_it_frequent(tmp_path: Path) -> None:
+class HighRandom(random.Random):
+    """Always the upper bound: a first attempt staggered to the very end of its interval."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
+@pytest.mark.parametrize("rng", [LowRandom(), HighRandom()], ids=["surveyed-before", "not-yet-surveyed"])
+async def test_a_shutdown_brings_a_port_survey_forward_and_keeps_it_frequent(
+    tmp_path: Path, rng: random.Random
+) -> None:
     """``port_survey`` surveys every ``shutdown_interval`` while the vantage is in an international
-    shutdown: the attempt planned an hour ahead comes forward when the shutdown begins, and the survey
-    falls back to its hourly baseline once the controls are back."""
+    shutdown: the attempt planned an hour ahead comes forward when the shutdown begins (whether or not
+    the baseline survey has run yet), and it stays frequent while the shutdown lasts."""
     surveyed: list[float] = []
 
     async def survey(target: PortSurveyTarget, ctx: ProbeContext) -> ProbeResult:
@@ -708,19 +718,20 @@ async def test_a_shutdown_brings_a_port_survey_forward_and_keeps_it_frequent(tmp
             ],
         )
         store = StateStore()
-        sched = Scheduler(loaded, store, probes=probes, rng=LowRandom())
+        sched = Scheduler(loaded, store, probes=probes, rng=rng)
         assert sched.interval_for(loaded.config.targets[0], None) == 3600.0
         async with running(sched):
             await asyncio.sleep(0.5)
             assert store.vantage_state is VantageState.ONLINE
-            assert len(surveyed) == 1  # the baseline: the next one is an hour away
+            # the baseline at once, or (staggered) an hour away; either way the next one is an hour away
+            assert len(surveyed) == (1 if isinstance(rng, LowRandom) else 0)
             await abroad_stack.aclose()  # the international control's server goes away
             shutdown_seen = time.monotonic()
             while store.vantage_state is not VantageState.INTERNATIONAL_SHUTDOWN:
                 await asyncio.sleep(0.02)
                 assert time.monotonic() - shutdown_seen < 5
             assert sched.interval_for(loaded.config.targets[0], None) == 0.3
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(1.3)
             during = [t for t in surveyed if t > shutdown_seen]
             # at most one interval after the previous survey (which was long enough ago): at once
             assert len(during) >= 3, during
