@@ -6,8 +6,16 @@ named when a chain is refused), ``protocol_handshake``: ``POST`` the XML ``confi
 holding a ``<form>``. That form proves a live VPN server without any credentials; its input names
 (``username``, ``password``, ``group_list``...) are recorded as ``auth_form_fields``. With ``username``
 and ``password_file`` (a dedicated probe account) the probe also logs in (``auth-reply`` rounds until
-``complete``; a refused password is ``auth_failed``) and records ``login: ok``. It opens no tunnel: the
-session cookie simply expires on the server (ocserv ``cookie-timeout``).
+``complete``; a refused password is ``auth_failed``) and records ``login: ok``.
+
+Data stage (a login and ``ping_address``): with the session cookie, a second TLS connection asks for
+``CONNECT /CSCOSSLC/tunnel``; the ``200`` answer gives our address inside (``X-CSTP-Address``), and the
+connection then carries CSTP frames (``formats/cstp.py``, ``vpn/cstp.py``): the data stage's ICMP echoes
+to ``ping_address``, built and checked in user space (``vpn/ping.py``), ``data_stage.volume`` bytes and
+``min_lifetime`` seconds (``vpn/datastage.py``). A refused tunnel is ``tunnel``/``auth_failed`` (a ``401``
+or ``403``) or ``http_unexpected_status_code``. Without them the probe opens no tunnel: the session cookie
+simply expires on the server (ocserv ``cookie-timeout``). DTLS is not used: the data goes over TLS, as
+an AnyConnect client falls back to when UDP is blocked.
 
 Camouflage (ocserv >= 1.2): such a server looks like an ordinary web server unless the URL carries its
 secret (``https://host/?SECRET``); ``camouflage_secret_file`` holds it, so it never enters the YAML.
@@ -31,11 +39,15 @@ from reachwatch.config.types import Url
 from reachwatch.errors import ConfigError
 from reachwatch.failures import Failure, Stage
 from reachwatch.model import ProbeResult
+from reachwatch.net.dial import connect_tcp
 from reachwatch.net.errors import NetFailure
 from reachwatch.net.http import HttpExchange, HttpHead
 from reachwatch.net.tls import discard
 from reachwatch.probes.base import ProbeContext, ProbeSpec, open_tcp
 from reachwatch.probes.tls import handshake_with_evidence
+from reachwatch.vpn.cstp import CstpTunnel
+from reachwatch.vpn.datastage import run_data_stage
+from reachwatch.vpn.ping import PingEcho
 
 MAX_BODY = 64 * 1024
 USER_AGENT = "AnyConnect Linux_64 4.10.07061"  # ocserv and ASA both serve this client family
@@ -112,8 +124,9 @@ async def login(
     body: bytes,
     username: str,
     password: str,
-) -> None:
-    """Answer the auth-request forms (username, then password, as ocserv asks) until ``complete``.
+) -> dict[str, str]:
+    """Answer the auth-request forms (username, then password, as ocserv asks) until ``complete``; the
+    session's cookies (``webvpn``: what opens the tunnel).
 
     ``url`` is where the form posts to. A form that asks for the password again means the password was
     refused (``auth_failed``); so does a non-200 answer. More than ``MAX_AUTH_ROUNDS`` forms is
@@ -127,7 +140,7 @@ async def login(
         if head.status != 200:
             raise NetFailure(Failure.AUTH_FAILED, stage, f"HTTP {head.status} during login")
         if _COMPLETE.search(body):
-            return
+            return jar
         fields = {m.decode() for m in _INPUT_NAME.findall(body)}
         answers: dict[str, str] = {}
         if "username" in fields:
@@ -194,9 +207,10 @@ async def probe(target: OpenConnectTarget, ctx: ProbeContext) -> ProbeResult:
                 )
             fields = sorted({m.decode() for m in _INPUT_NAME.findall(body)})
             ctx.fact("auth_form_fields", fields)
+            cookies: dict[str, str] = {}
             if target.username is not None:
                 action = _form_action(body) + (path[len(target.path) :] if secret else "")
-                await login(
+                cookies = await login(
                     exchange,
                     replace(url, target=action),
                     head=head,
@@ -207,12 +221,65 @@ async def probe(target: OpenConnectTarget, ctx: ProbeContext) -> ProbeResult:
                 ctx.fact("login", "ok")
     finally:
         discard(writer)
+    if target.ping_address is not None and cookies:
+        await _tunnel(target, ctx, ip, host_header, cookies)
     return ctx.succeed()
+
+
+def _connect_headers(host: str, cookies: dict[str, str]) -> list[tuple[str, str]]:
+    """The CONNECT of an AnyConnect client asking for a CSTP tunnel over this TLS connection (no DTLS)."""
+    return [
+        ("User-Agent", USER_AGENT),
+        ("Cookie", "; ".join(f"{k}={v}" for k, v in cookies.items())),
+        ("X-CSTP-Version", "1"),
+        ("X-CSTP-Hostname", "reachwatch"),
+        ("X-CSTP-Base-MTU", "1400"),
+        ("X-CSTP-Address-Type", "IPv4"),
+        ("X-CSTP-Accept-Encoding", "identity"),
+    ]
+
+
+async def _tunnel(
+    target: OpenConnectTarget, ctx: ProbeContext, ip: str, host_header: str, cookies: dict[str, str]
+) -> None:
+    """Open the CSTP tunnel on a new TLS connection and run the data stage through it."""
+    assert target.ping_address is not None
+    with ctx.stage(Stage.TUNNEL):
+        reader, writer = await connect_tcp(ip, target.port)
+    try:
+        with ctx.stage(Stage.TUNNEL):
+            await handshake_with_evidence(
+                ctx, reader, writer, ip=ip, port=target.port, server_name=target.sni(), opts=target,
+                handshake_timeout=target.handshake_timeout,
+            )  # fmt: skip
+            exchange = HttpExchange(
+                reader, writer, stage=Stage.TUNNEL, oversized=Failure.RESPONSE_TOO_LARGE, keep_alive=True
+            )
+            url = Url("https", target.host, target.port, "/CSCOSSLC/tunnel", host_header)
+            headers = _connect_headers(host_header, cookies)
+            await exchange.send_request("CONNECT", url, headers=headers, defaults=())
+            head = await exchange.read_head()
+            if head.status != 200:
+                refused = head.status in (401, 403)
+                failure = Failure.AUTH_FAILED if refused else Failure.HTTP_UNEXPECTED_STATUS_CODE
+                raise NetFailure(failure, Stage.TUNNEL, f"CONNECT answered {head.status}")
+            inside = head.header("x-cstp-address")
+            if inside is None:
+                raise NetFailure(Failure.PROTOCOL_ERROR, Stage.TUNNEL, "no X-CSTP-Address in the answer")
+            ctx.fact("tunnel_up", True)
+        tunnel = CstpTunnel(reader, writer, exchange.tunnel_data())
+        try:
+            echo = PingEcho(tunnel, source=inside.strip(), destination=target.ping_address)
+            await run_data_stage(echo, target.data_stage, ctx)
+        finally:
+            tunnel.disconnect()
+    finally:
+        discard(writer)
 
 
 SPEC = ProbeSpec(
     kind="openconnect",
     target_model=OpenConnectTarget,
     probe=probe,
-    description="OpenConnect/AnyConnect: TLS, then the config-auth init exchange (auth-request form)",
+    description="OpenConnect/AnyConnect: TLS, config-auth (login), then ICMP echoes through CSTP",
 )

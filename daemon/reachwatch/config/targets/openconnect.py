@@ -3,11 +3,13 @@ account (probe: ``probes/openconnect.py``)."""
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from reachwatch.config.secrets import SecretEnv, SecretFile
+from reachwatch.config.targets.datastage import DataStageConfig
 from reachwatch.config.targets.tls import TlsOptions
 from reachwatch.config.types import Duration, Host, TargetBase, host_port, is_ip_literal
 
@@ -43,6 +45,37 @@ class OpenConnectTarget(TargetBase, TlsOptions):
     password_env: SecretEnv | None = Field(
         default=None, description="environment variable holding the probe account's password"
     )
+    ping_address: str | None = Field(
+        default=None,
+        description=(
+            "an IPv4 address inside the tunnel that answers ICMP echo (the server's tunnel address): with "
+            "a login, the probe opens the CSTP tunnel and the data stage's echoes go there"
+        ),
+    )
+    data_stage: DataStageConfig = Field(
+        default_factory=DataStageConfig,
+        description="what goes through the CSTP tunnel before it counts as usable (login + ping_address)",
+    )
+
+    @field_validator("ping_address")
+    @classmethod
+    def _ipv4(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ipaddress.IPv4Address(value)
+            except ValueError:
+                raise ValueError("must be an IPv4 address (IPv6 inside tunnels is not probed yet)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _login_for_data(self) -> OpenConnectTarget:
+        if self.ping_address is not None and self.username is None:
+            raise ValueError("ping_address needs a login (username and password_file or password_env)")
+        return self
+
+    def data_stage_on(self) -> bool:
+        """Whether the probe opens the tunnel and carries data (a login and an address to echo with)."""
+        return self.username is not None and self.ping_address is not None
 
     def destination(self) -> str:
         return host_port(self.host, self.port)
