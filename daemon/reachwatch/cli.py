@@ -463,13 +463,13 @@ def _report_skipped(stats: journal.ReadStats, err: TextIO) -> None:
         )
 
 
-def _unknown_target(command: str, name: str, known: set[str], where: str) -> str:
+def _unknown_target(command: str, name: str, known: set[str], where: str, what: str = "target") -> str:
     """``check: no target named 'x' in c.yaml (did you mean 'y'?)``: one line, with the nearest name."""
     import difflib  # noqa: PLC0415
 
     close = difflib.get_close_matches(name, sorted(known), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return f"{command}: no target named {name!r} in {where}{hint}"
+    return f"{command}: no {what} named {name!r} in {where}{hint}"
 
 
 def cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -586,6 +586,24 @@ def _incidents(
     return config, arranged, zone or config.vantage.zone(), period
 
 
+def _check_scope(args: argparse.Namespace, config: Any) -> None:
+    """``--scope`` must name something measured here: a target, group or kind (config or journal) or the
+    vantage; a typo is exit 2 with the nearest name, not an empty list that reads as "no incidents"."""
+    from reachwatch import journal  # noqa: PLC0415 - see the module docstring
+
+    targets = config.all_targets()
+    known = {config.vantage.name} | {t.name for t in targets} | {t.group for t in targets}
+    known |= {t.kind for t in targets}
+    state = _open_journal_dir(args)
+    try:
+        known |= set(journal.known_targets(state))
+    except sqlite3.Error as exc:
+        raise _journal_error(state, exc) from None
+    if args.scope not in known:
+        where, what = "the config or the journal", "target, group, kind or vantage"
+        raise UsageError(_unknown_target("incidents", args.scope, known, where, what))
+
+
 def cmd_incidents(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from reachwatch import incident_text  # noqa: PLC0415 - see the module docstring
     from reachwatch.incident_store import is_private_in  # noqa: PLC0415
@@ -611,6 +629,8 @@ def cmd_incidents(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         else:
             out.write("\n".join(incident_text.details(found)) + "\n")
         return EXIT_OK
+    if args.scope is not None:
+        _check_scope(args, config)
     filters = Filters(scope=args.scope, technique=args.technique, status=args.status)
     doc = incidents_document(
         arranged,

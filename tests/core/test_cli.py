@@ -223,6 +223,19 @@ def test_history_of_an_unknown_target_is_one_line_exit_2(tmp_path: Path, listene
     assert proc.returncode == 0, proc.stderr
 
 
+def test_incidents_of_an_unknown_scope_is_one_line_exit_2(tmp_path: Path) -> None:
+    state = tmp_path / "st"
+    _journal(state)
+    proc = rw("incidents", "--state-dir", str(state), "--scope", "relay-b", "--since", "0")
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr == (
+        "reachwatch: incidents: no target, group, kind or vantage named 'relay-b' in the config or the"
+        " journal (did you mean 'relay-a'?)\n"
+    )
+    known = rw("incidents", "--state-dir", str(state), "--scope", "relay-a", "--since", "0")
+    assert known.returncode == 0, known.stderr
+
+
 def test_help_documents_the_listen_address_and_its_default() -> None:
     assert DEFAULT_LISTEN_ADDRESS == SCHEMA_DEFAULT
     proc = rw("run", "--help")
