@@ -40,8 +40,10 @@ from reachwatch.metrics import DaemonStatus, ReferenceHealth, StartLagSnapshot, 
 from reachwatch.model import ProbeResult
 from reachwatch.portsurvey import PortsSeen, status_section
 from reachwatch.probes.base import Services
+from reachwatch.relaywatch import RelaySetWatcher
 from reachwatch.scheduler import Scheduler, destination_of
 from reachwatch.state import StateStore, TargetState
+from reachwatch.tor.directory import DirectoryTor
 from reachwatch.tor.service import TorService
 from reachwatch.vantage import VantageReading
 from reachwatch.web import WebServer, status_document
@@ -93,6 +95,8 @@ class Daemon:
         self.incidents: LiveIncidents | None = None
         self.web: WebServer | None = None
         self.services: Services | None = None
+        self.directory: DirectoryTor | None = None  # the live relay sets' tor (tor/directory.py)
+        self.relay_sets: RelaySetWatcher | None = None
         self._ready = False
         self._stop = asyncio.Event()
         self._lag_task: asyncio.Task[None] | None = None
@@ -199,6 +203,9 @@ class Daemon:
             loaded, self.store, services=self.services, on_result=self._on_result, on_vantage=self._on_vantage
         )
         scheduler = self.scheduler
+        self.directory = DirectoryTor.from_config(loaded.config.tor)
+        self.relay_sets = RelaySetWatcher(scheduler, loaded, self.directory)
+        self.daemon_status.relay_sets = self.relay_sets.statuses
         self.daemon_status.in_flight = lambda: scheduler.in_flight
         self.daemon_status.start_lag = lambda: StartLagSnapshot(
             scheduler.start_lag.cumulative(), scheduler.start_lag.total
@@ -218,6 +225,7 @@ class Daemon:
         self.daemon_status.web = self.web.counters
         self._install_signals()
         self.scheduler.start()
+        self.relay_sets.start()
         self._lag_task = asyncio.get_running_loop().create_task(self.daemon_status.loop_lag.run())
         if self.incidents is not None:
             self.incidents.start()
@@ -303,12 +311,16 @@ class Daemon:
         self._ready = False
         if self._lag_task is not None:
             self._lag_task.cancel()
+        if self.relay_sets is not None:
+            await self.relay_sets.close()
         if self.scheduler is not None:
             finished = await self.scheduler.drain(self.options.drain_timeout)
             if not quiet:
                 log.info("probes_drained", all_finished=finished)
         if self.services is not None and self.services.tor is not None:
             await self.services.tor.close()
+        if self.directory is not None:
+            await self.directory.close()
         if self.incidents is not None:
             await self.incidents.stop()
         if self.journal is not None:
@@ -355,13 +367,14 @@ class Daemon:
                     old_tor, self.services.tor = self.services.tor, TorService.from_config(loaded.config.tor)
                     if old_tor is not None:
                         await old_tor.close()
+                await self._reload_relay_sets(loaded)
                 self.web.update_security(loaded.web)  # a renewed certificate into the live context
             except ReachwatchError as exc:
                 return self._reload_failed(str(exc))
             except Exception as exc:  # a bug must not leave SIGHUP's task failing unseen or /-/reload a 500
                 return self._reload_failed(f"internal error ({type(exc).__name__}: {exc})")
             self.loaded, self._signing_key = loaded, key
-            names = {t.name for t in loaded.config.all_targets()}
+            names = {t.name for t in self.scheduler.all_targets()}
             self.ports_seen.retain(names)
             for memory in (self._verdict_before, self._reference_seen):
                 for name in [n for n in memory if n not in names]:
@@ -378,6 +391,15 @@ class Daemon:
                 self.incidents.poke()
             log.info("config_reloaded", config=loaded.source, targets=len(loaded.config.all_targets()))
             return True, "config reloaded"
+
+    async def _reload_relay_sets(self, loaded: LoadedConfig) -> None:
+        """A new directory tor only when its settings changed; the watcher takes the new sets."""
+        assert self.relay_sets is not None and self.loaded is not None
+        if DirectoryTor.settings(loaded.config.tor) != DirectoryTor.settings(self.loaded.config.tor):
+            old, self.directory = self.directory, DirectoryTor.from_config(loaded.config.tor)
+            if old is not None:
+                await old.close()
+        self.relay_sets.reconfigure(loaded, self.directory)
 
     def _reload_failed(self, message: str) -> tuple[bool, str]:
         # the reply of /-/reload is not a log line: the redaction the logger applies is applied here too

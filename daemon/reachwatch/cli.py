@@ -295,7 +295,11 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
                 where = f"target {target.name!r} blockpage_patterns[{i}] {pattern!r}"
                 out.write(f"{loaded.source}: warning: {where} cannot match as written: {problem}\n")
     n = len(loaded.config.all_targets())
-    out.write(f"{loaded.source}: OK (targets and controls: {n})\n")
+    members = sum(len(m) for m in loaded.relay_members.values())
+    live = len(loaded.config.tor.live_relay_sets())
+    sets = f", relay set members: {members}" if members else ""
+    sets += f", live relay sets: {live}" if live else ""
+    out.write(f"{loaded.source}: OK (targets and controls: {n}{sets})\n")
     return EXIT_OK
 
 

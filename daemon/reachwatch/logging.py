@@ -112,6 +112,7 @@ def sensitive_values(loaded: LoadedConfig) -> list[str]:
             except NotImplementedError:
                 continue
     values += _secret_values(loaded.config, loaded.base_dir)
+    values += loaded.config.tor.relay_list.sensitive_values()  # the directory tor's bridges
     return values
 
 

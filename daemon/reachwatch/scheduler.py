@@ -14,6 +14,13 @@ apart: scarce endpoints such as unlisted bridges must not be hammered), per kind
 After each attempt the scheduler records the result in the ``StateStore``, recomputes the vantage state
 (for a control) and the target's verdict, then calls ``on_result(result, state, changed)``. A probe
 cannot crash a task (``run_probe`` turns bugs into ``internal_error``) and neither can a callback.
+
+Besides the configured targets, sources of *generated* targets (a relay set following the consensus)
+hand their current members to ``set_generated(source, targets, rotation)`` at run time, without a
+reload: members that stay keep their state and schedule, leavers are cancelled and forgotten (their
+series leave /metrics), newcomers start. With a ``Rotation`` the source's members are not one task
+each but one walk (``rotation.RotationOrder``): the next member every ``period / members`` seconds,
+jittered, so a sweep of thousands is evenly spread and costs one task.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import asyncio
 import inspect
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +43,7 @@ from reachwatch.model import Observation, ProbeResult, number_fact
 from reachwatch.probes import PROBES
 from reachwatch.probes.base import ProbeContext, ProbeSpec, Services, run_probe
 from reachwatch.reference import ReferenceSet
+from reachwatch.rotation import RotationOrder
 from reachwatch.state import StateStore, TargetState
 from reachwatch.vantage import VantageReading, update_store
 from reachwatch.verdict import update_verdict
@@ -239,16 +247,53 @@ class _Slot:
         self.limits._leave(self.key, gate)
 
 
+@dataclass(frozen=True)
+class Rotation:
+    """Pacing of a generated source: one sweep through all its members per ``period`` seconds, starts
+    spaced ``period / members`` apart, each spacing scaled by a uniform factor in [1 - jitter, 1 + jitter]."""
+
+    period: float
+    jitter: float = 0.2
+
+
+@dataclass(frozen=True)
+class GeneratedChange:
+    """What one ``set_generated`` call did; ``refused`` are names taken by another target."""
+
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    refused: tuple[str, ...] = ()
+
+
+class _Generated:
+    """One source of generated targets: its members and, when it rotates, its walk and sleeper."""
+
+    def __init__(self, source: str, rotation: Rotation | None, rng: random.Random) -> None:
+        self.source = source
+        self.rotation = rotation
+        self.targets: dict[str, TargetBase] = {}
+        self.order = RotationOrder(rng)
+        self.task: asyncio.Task[None] | None = None
+        self.wake: asyncio.Future[None] | None = None  # resolved when the membership changes
+        self.retries: dict[str, int] = {}  # confirmation retries in a row, per member
+
+    def changed(self) -> None:
+        if self.wake is not None:
+            _resolve(self.wake)
+
+
 class _Stopped(Exception):
     """Draining began before a scheduled attempt got its gates: it is not started."""
 
 
-@dataclass
+@dataclass(eq=False)  # hashed by identity: rotation attempts are kept in a set
 class _Job:
     """One target's task and whether it is inside an attempt right now (drain lets those finish)."""
 
     target: TargetBase
     role: str | None
+    source: str | None = None  # the generated source this job belongs to (None: configured)
     task: asyncio.Task[None] | None = None
     attempting: bool = False
     retries: int = 0  # confirmation retries in a row
@@ -283,6 +328,8 @@ class Scheduler:
       ``ConfigError`` before changing anything if the new reference secrets cannot be read;
     - ``await drain(timeout)``: stop scheduling, let attempts in flight finish (bounded); True if all did;
     - ``await sweep(targets=None, progress=None)``: every target once (controls first), same limits;
+    - ``set_generated(source, targets, rotation=None)``: replace one source's generated targets at run
+      time (see the module docstring); ``generated(source)``: its current members;
     - ``in_flight``, ``last_tick`` (wall time an attempt last finished), ``last_sweep`` (wall time the last
       sweep finished), ``running`` (task count), ``start_lag`` (how late attempts start): self-metrics.
     """
@@ -313,6 +360,9 @@ class Scheduler:
         self.last_sweep: float | None = None
         self.start_lag = StartLag()
         self._jobs: dict[str, _Job] = {}
+        self._generated: dict[str, _Generated] = {}
+        self._side: set[_Job] = set()  # rotation attempts (and their retries) in flight or waiting
+        self._started = False
         self._stopping = asyncio.Event()
         for target in loaded.config.all_targets():
             store.ensure(target, loaded.config.control_role(target.name))
@@ -334,14 +384,18 @@ class Scheduler:
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start one task per configured target (idempotent for targets already running)."""
+        """Start one task per configured target (idempotent for targets already running), and the
+        generated sources handed over before."""
+        self._started = True
         for target in self.config.all_targets():
             if target.name not in self._jobs:
                 self._start_job(target, self.config.control_role(target.name))
+        for gen in self._generated.values():
+            self._start_generated(gen)
 
-    def _start_job(self, target: TargetBase, role: str | None) -> None:
+    def _start_job(self, target: TargetBase, role: str | None, source: str | None = None) -> None:
         self.store.ensure(target, role)
-        job = _Job(target=target, role=role)
+        job = _Job(target=target, role=role, source=source)
         job.task = asyncio.create_task(self._run(job), name=f"reachwatch-target-{target.name}")
         self._jobs[target.name] = job
 
@@ -358,10 +412,20 @@ class Scheduler:
         old_references, self.references = self.references, references
         self.loaded = loaded
         # attempts holding the old gates release them as they end
-        self.limits = Limits(loaded.config, previous=self.limits)
+        previous_limits = self.limits
+        self.limits = Limits(loaded.config, previous=previous_limits)
         wanted = {t.name: (t, loaded.config.control_role(t.name)) for t in loaded.config.all_targets()}
+        for gen in list(self._generated.values()):  # a configured target now takes the name
+            for name in [n for n in gen.targets if n in wanted]:
+                self._drop_member(gen, name, forget=False)
+        generated = {d for gen in self._generated.values() for d in map(destination_of, gen.targets.values())}
+        self.limits._last_start.update(
+            {k: v for k, v in previous_limits._last_start.items() if k in generated}
+        )
         stopped: list[asyncio.Task[None]] = []
         for name, job in list(self._jobs.items()):
+            if job.source is not None:
+                continue  # generated: its source decides
             new = wanted.get(name)
             if new is not None and new == (job.target, job.role):
                 continue
@@ -371,7 +435,7 @@ class Scheduler:
             del self._jobs[name]
         if stopped:
             await asyncio.gather(*stopped, return_exceptions=True)
-        self.store.retain(set(wanted))
+        self.store.retain(set(wanted) | {n for gen in self._generated.values() for n in gen.targets})
         # "answered before" is evidence only about the endpoint it was seen on (probes.handshakes)
         self.services.handshakes.retain(loaded.config.all_targets())
         for target, role in wanted.values():
@@ -389,8 +453,13 @@ class Scheduler:
         Returns True when every attempt in flight finished within the grace period.
         """
         self._stopping.set()
-        tasks = [job.task for job in self._jobs.values() if job.task is not None]
-        for job in self._jobs.values():
+        for gen in self._generated.values():
+            if gen.task is not None:
+                gen.task.cancel()  # the walk: it only sleeps and spawns
+        jobs = [*self._jobs.values(), *self._side]
+        tasks = [job.task for job in jobs if job.task is not None]
+        tasks += [gen.task for gen in self._generated.values() if gen.task is not None]
+        for job in jobs:
             if job.task is not None and not job.attempting:
                 job.task.cancel()  # waiting for its next turn: nothing to finish
         done_in_time = True
@@ -402,6 +471,163 @@ class Scheduler:
             await asyncio.gather(*tasks, return_exceptions=True)
         await self.references.close()
         return done_in_time
+
+    # -- generated targets ------------------------------------------------------------------------
+
+    def set_generated(
+        self, source: str, targets: Sequence[TargetBase], rotation: Rotation | None = None
+    ) -> GeneratedChange:
+        """Make ``targets`` the members of ``source`` now, atomically (no await in between).
+
+        A member whose name stays keeps its state (history, verdict) and its turn; a changed one (a relay
+        that moved or gained a flag) is probed as it is now from its next attempt on. Leavers are
+        cancelled and their state forgotten. A name already taken by a configured target or another
+        source is refused (``GeneratedChange.refused``). ``rotation`` is fixed per source: a call with a
+        different one replaces the source.
+        """
+        gen = self._generated.get(source)
+        if gen is not None and gen.rotation != rotation:
+            self.set_generated(source, [], gen.rotation)
+            gen = None
+        if gen is None:
+            gen = self._generated[source] = _Generated(source, rotation, self.rng)
+        taken = {t.name for t in self.config.all_targets()}
+        taken |= {n for other in self._generated.values() if other is not gen for n in other.targets}
+        new: dict[str, TargetBase] = {}
+        refused: list[str] = []
+        for target in targets:
+            if target.name in taken or target.name in new:
+                refused.append(target.name)
+            else:
+                new[target.name] = target
+        for kind in sorted({t.kind for t in new.values()}):
+            self.probes[kind]  # import now: an import error surfaces here, not at the first attempt
+        removed = [name for name in gen.targets if name not in new]
+        for name in removed:
+            self._drop_member(gen, name, forget=True)
+        added = changed = 0
+        for name, target in new.items():
+            old = gen.targets.get(name)
+            if old == target:
+                continue
+            gen.targets[name] = target
+            self.store.ensure(target, None)
+            if old is None:
+                added += 1
+                if rotation is None and self._started and not self._stopping.is_set():
+                    self._start_job(target, None, source)
+            else:
+                changed += 1
+                job = self._jobs.get(name)
+                if job is not None:
+                    job.target = target
+        if rotation is not None:
+            gen.order.update(gen.targets)
+            gen.changed()
+            if self._started:
+                self._start_generated(gen)
+        if not gen.targets:
+            if gen.task is not None:
+                gen.task.cancel()
+            del self._generated[source]
+        return GeneratedChange(added, changed, len(removed), tuple(refused))
+
+    def generated(self, source: str) -> list[TargetBase]:
+        """The current members of ``source`` (empty when it has none)."""
+        gen = self._generated.get(source)
+        return list(gen.targets.values()) if gen is not None else []
+
+    def all_targets(self) -> list[TargetBase]:
+        """Configured targets (controls first), then every generated one."""
+        return [
+            *self.config.all_targets(),
+            *(t for g in self._generated.values() for t in g.targets.values()),
+        ]
+
+    def _drop_member(self, gen: _Generated, name: str, *, forget: bool) -> None:
+        gen.targets.pop(name, None)
+        gen.retries.pop(name, None)
+        job = self._jobs.get(name)
+        if job is not None and job.source == gen.source:
+            if job.task is not None:
+                job.task.cancel()
+            del self._jobs[name]
+        if forget:
+            self.store.targets.pop(name, None)
+        if gen.rotation is not None:
+            gen.order.update(gen.targets)
+            gen.changed()
+
+    def _start_generated(self, gen: _Generated) -> None:
+        if self._stopping.is_set():
+            return
+        if gen.rotation is None:
+            for name, target in gen.targets.items():
+                if name not in self._jobs:
+                    self._start_job(target, None, gen.source)
+        elif gen.task is None or gen.task.done():
+            gen.task = asyncio.create_task(self._rotate(gen), name=f"reachwatch-rotation-{gen.source}")
+
+    async def _rotate(self, gen: _Generated) -> None:
+        """The walk: the next member every ``period / members`` s (jittered), each attempt its own task.
+
+        A membership change wakes the sleeper: the next start comes one new spacing after the previous
+        one if that is sooner (a set that grew from 1 to 7,000 members must not wait a day).
+        """
+        assert gen.rotation is not None
+        loop = asyncio.get_running_loop()
+        last = time.monotonic()
+        while not self._stopping.is_set():
+            members = len(gen.order)
+            spacing = jittered(gen.rotation.period / max(1, members), gen.rotation.jitter, self.rng)
+            due = last + spacing if members else None
+            wake = gen.wake = loop.create_future()
+            timer = loop.call_later(max(0.0, due - time.monotonic()), _resolve, wake) if due else None
+            try:
+                await wake
+            finally:
+                if timer is not None:
+                    timer.cancel()
+                gen.wake = None
+            if due is None or time.monotonic() < due:
+                continue  # woken by a change: plan again with the new membership
+            name = gen.order.next()
+            if name is not None:
+                self._spawn(gen, name, due)
+            last = due if time.monotonic() - due < spacing else time.monotonic()
+
+    def _spawn(self, gen: _Generated, name: str, due: float | None) -> None:
+        """Start one attempt at member ``name`` (a rotation turn, or a confirmation retry)."""
+        target = gen.targets.get(name)
+        if target is None or self._stopping.is_set() or self._generated.get(gen.source) is not gen:
+            return
+        job = _Job(target=target, role=None, source=gen.source)
+        self._side.add(job)
+        job.task = asyncio.create_task(self._turn(gen, name, job, due), name=f"reachwatch-target-{name}")
+        job.task.add_done_callback(lambda _: self._side.discard(job))
+
+    async def _turn(self, gen: _Generated, name: str, job: _Job, due: float | None) -> None:
+        try:
+            result = await self.probe_once(job.target, job, due)
+        except _Stopped:
+            return
+        finally:
+            job.attempting = False
+        current = gen.targets.get(name)
+        if current is None or self._generated.get(gen.source) is not gen:
+            return  # it left while we probed: its state is gone and stays gone
+        try:
+            await self.record(current, None, result)
+        except Exception as exc:  # our own bookkeeping: must not kill the walk's retries
+            log.error("scheduler_attempt_failed", target=name, error=type(exc).__name__)
+            return
+        retries = gen.retries.get(name, 0)
+        if self.wants_retry(self.store.targets.get(name), retries):
+            gen.retries[name] = retries + 1
+            delay = self.next_delay(0.0, retry=True)
+            asyncio.get_running_loop().call_later(delay, self._spawn, gen, name, None)
+        else:
+            gen.retries.pop(name, None)
 
     # -- the per-target loop ---------------------------------------------------------------------
 
@@ -598,7 +824,7 @@ class Scheduler:
         result is booked like a scheduled one (store, verdict, ``on_result``); for a one-shot view use
         ``TargetState.last_outcome`` (a single attempt cannot be confirmed).
         """
-        chosen = list(self.config.all_targets() if targets is None else targets)
+        chosen = list(self.all_targets() if targets is None else targets)
         roles = {t.name: self.config.control_role(t.name) for t in chosen}
         results: dict[str, ProbeResult] = {}
         done = 0

@@ -14,7 +14,7 @@ from stem.descriptor.networkstatus import NetworkStatusDocumentV3
 from stem.descriptor.router_status_entry import RouterStatusEntryV3
 
 from reachwatch.config.dirauths import DIRECTORY_AUTHORITIES, directory_authority_targets
-from reachwatch.config.load import parse_config, with_tor_targets
+from reachwatch.config.load import parse_config, with_relay_sets, with_tor_targets
 from reachwatch.config.relaysets import RelaySetConfig, load_relays, relay_set_targets
 from reachwatch.config.targets.tor_relay import TorRelayTarget
 from reachwatch.errors import ConfigError
@@ -214,13 +214,23 @@ def test_missing_source_is_a_config_error(tmp_path: Path) -> None:
         load_relays(tmp_path / "nope.json")
 
 
-def test_config_section_expands_into_targets_and_rejects_unknown_flags(tmp_path: Path) -> None:
+def test_config_section_reads_file_sets_at_load_and_rejects_unknown_flags(tmp_path: Path) -> None:
     (tmp_path / "details.json").write_text(json.dumps(ONIONOO))
     text = "tor:\n  directory_authorities: true\n  relay_sets:\n    - {name: kz, source: details.json}\n"
-    loaded = with_tor_targets(parse_config(text, "c.yaml", tmp_path))
+    loaded = with_relay_sets(with_tor_targets(parse_config(text, "c.yaml", tmp_path)))
     names = [t.name for t in loaded.config.all_targets()]
-    assert len(names) == len(set(names)) == 2 * len(DIRECTORY_AUTHORITIES) + 2
-    assert "kz:000A10D430" in names and "tor-dirauth-moria1-orport" in names
+    # the authorities are configured targets; a set's members are generated ones, handed over at run time
+    assert len(names) == len(set(names)) == 2 * len(DIRECTORY_AUTHORITIES)
+    assert [t.name for t in loaded.relay_members["kz"]] == ["kz:000A10D430", "kz:0011BD2485"]
+    assert loaded.relay_members["kz"][0].relay_country == "us"
+    assert loaded.relay_members["kz"][0].relay_as == "AS7018"
+
+    with pytest.raises(ConfigError, match=r"c.yaml: tor.relay_sets\[0\].*unknown relay flag 'guard'"):
+        parse_config(text.replace("source: details.json", "source: x, flags: [guard]"), "c.yaml", tmp_path)
+    with pytest.raises(ConfigError, match=r"exactly one of source \(a file\) or live"):
+        parse_config(text.replace("source: details.json", "source: x, live: tor"), "c.yaml", tmp_path)
+    with pytest.raises(ConfigError, match=r"used twice"):
+        parse_config(text.replace("name: kz", "name: tor_fallbacks"), "c.yaml", tmp_path)
 
     with pytest.raises(ConfigError, match=r"c.yaml: tor.relay_sets\[0\].*unknown relay flag 'guard'"):
         parse_config(text.replace("source: details.json", "source: x, flags: [guard]"), "c.yaml", tmp_path)
@@ -233,7 +243,7 @@ def test_generated_name_colliding_with_a_configured_target_is_rejected(tmp_path:
         "tor:\n  relay_sets:\n    - {name: kz, source: details.json}\n"
     )
     with pytest.raises(ConfigError, match="already configured"):
-        with_tor_targets(parse_config(text, "c.yaml", tmp_path))
+        with_relay_sets(with_tor_targets(parse_config(text, "c.yaml", tmp_path)))
 
 
 def test_directory_authorities_match_the_list_compiled_into_the_installed_tor() -> None:

@@ -1,7 +1,9 @@
 """Loading a config: ONE ``load_full_config`` for the daemon (start, reload) and every CLI command.
 
 It runs every step, in order: YAML -> ``Config`` (``load_config``/``parse_config``); the targets the
-``tor:`` section generates (directory authorities, relay sets: ``with_tor_targets``); the files and
+``tor:`` section generates (directory authorities, fallback directories: ``with_tor_targets``); the
+relay sets read from files and the GeoIP files (``with_relay_sets``: their members are not configured
+targets but generated ones the daemon hands the scheduler at run time, ``relaywatch``); the files and
 environment variables the config names (``check_files``: secret files private, public files readable);
 and the exporter-toolkit web config (the ``--web.config.file`` override or the config's
 ``web.config_file``). So ``validate``, ``run --check``, ``check``, the daemon's start and its reload accept
@@ -17,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -27,10 +30,13 @@ from pydantic import ValidationError
 
 from reachwatch.config import yamlsafe
 from reachwatch.config.dirauths import directory_authority_targets
+from reachwatch.config.fallbackdirs import fallback_targets
+from reachwatch.config.geoip import GeoIP, load_geoip
 from reachwatch.config.messages import format_validation_error
 from reachwatch.config.relaysets import relay_set_targets
 from reachwatch.config.schema import Config, TorConfig
 from reachwatch.config.secrets import FileKind, check_text, file_fields, read_secret_file, resolve_path
+from reachwatch.config.targets.tor_relay import TorRelayTarget
 from reachwatch.config.types import TargetBase
 from reachwatch.config.webconfig import WebSecurity, load_web_security
 from reachwatch.errors import ConfigError
@@ -50,6 +56,10 @@ class LoadedConfig:
     base_dir: Path
     digest: str
     web: WebSecurity = field(default_factory=WebSecurity)
+    # the GeoIP tables of tor.geoip (None: no files configured) and the members of file-sourced relay
+    # sets as read at load (``with_relay_sets``): the daemon's first refresh starts from them
+    geoip: GeoIP | None = None
+    relay_members: Mapping[str, list[TorRelayTarget]] = field(default_factory=dict)
 
 
 def load_full_config(path: str | Path | None, *, web_config_file: str | None = None) -> LoadedConfig:
@@ -61,6 +71,7 @@ def load_full_config(path: str | Path | None, *, web_config_file: str | None = N
     loaded = with_tor_targets(load_config(path))
     check_files(loaded)
     loaded = with_secrets_read(loaded)
+    loaded = with_relay_sets(loaded)
     web_file = web_config_file
     if web_file is None and loaded.config.web.config_file:
         web_file = str(resolve_path(loaded.config.web.config_file, loaded.base_dir))
@@ -126,13 +137,13 @@ def config_mtime(path: str | Path) -> float:
     return os.stat(path).st_mtime
 
 
-def tor_targets(tor: TorConfig, base_dir: Path) -> list[TargetBase]:
-    """The targets the ``tor:`` section adds: directory authorities (if enabled), then relay sets."""
+def tor_targets(tor: TorConfig) -> list[TargetBase]:
+    """The targets the ``tor:`` section adds: directory authorities and fallback directories (if enabled)."""
     targets: list[TargetBase] = []
     if tor.directory_authorities:
         targets.extend(directory_authority_targets())
-    for spec in tor.relay_sets:
-        targets.extend(relay_set_targets(spec, base_dir))
+    if tor.fallback_directories:
+        targets.extend(fallback_targets(tor.fallback_interval))
     return targets
 
 
@@ -141,7 +152,7 @@ def with_tor_targets(loaded: LoadedConfig) -> LoadedConfig:
 
     Raises ``ConfigError`` when a generated name collides with a configured one.
     """
-    extra = tor_targets(loaded.config.tor, loaded.base_dir)
+    extra = tor_targets(loaded.config.tor)
     if not extra:
         return loaded
     names = {t.name for t in loaded.config.all_targets()}
@@ -179,6 +190,32 @@ def with_secrets_read(loaded: LoadedConfig) -> LoadedConfig:
     except ValueError as exc:
         raise ConfigError(loaded.source, str(exc)) from None
     return replace(loaded, config=config)
+
+
+def with_relay_sets(loaded: LoadedConfig) -> LoadedConfig:
+    """``loaded`` with its GeoIP tables read and its file-sourced relay sets expanded (``relay_members``).
+
+    Reading them here makes a bad file a one-line ``ConfigError`` at ``validate``, start and reload, like
+    any config error. A member named like a configured target is refused the same way. Live sets have no
+    members until the daemon's directory tor has a consensus.
+    """
+    tor = loaded.config.tor
+    geo: GeoIP | None = None
+    if tor.geoip.country_file or tor.geoip.asn_file:
+        geo = load_geoip(
+            resolve_path(tor.geoip.country_file, loaded.base_dir) if tor.geoip.country_file else None,
+            resolve_path(tor.geoip.asn_file, loaded.base_dir) if tor.geoip.asn_file else None,
+        )
+    names = {t.name for t in loaded.config.all_targets()}
+    members: dict[str, list[TorRelayTarget]] = {}
+    for spec in tor.relay_sets:
+        if spec.source is None:
+            continue
+        members[spec.name] = relay_set_targets(spec, loaded.base_dir, geo)
+        for target in members[spec.name]:
+            if target.name in names:
+                raise ConfigError(loaded.source, f"tor: target name {target.name!r} is already configured")
+    return replace(loaded, geoip=geo, relay_members=members)
 
 
 def check_files(loaded: LoadedConfig) -> None:

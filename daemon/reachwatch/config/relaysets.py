@@ -1,32 +1,38 @@
-"""Relay sets: many ``tor_relay`` targets from a consensus file or an Onionoo document.
+"""Relay sets: many ``tor_relay`` targets from a file, from reachwatch's own tor, or from Onionoo.
 
 Config (inside the ``tor:`` section)::
 
     tor:
       relay_sets:
         - name: guards                       # targets are named guards:<first 10 hex of the fingerprint>
-          source: cached-microdesc-consensus  # or cached-consensus, or an Onionoo details .json
+          live: tor                          # the consensus reachwatch's directory tor holds (or: onionoo)
+          # source: cached-microdesc-consensus  # or a file: consensus, microdesc consensus, Onionoo .json
           flags: [Guard, Stable]             # a relay must carry all of them
           sample: 500                        # optional: a deterministic sample (seeded)
           seed: 0
           per_relay_metrics: false           # aggregate metrics only (metrics/relaysets.py)
-          interval: 6h
+          interval: 1d                       # one sweep through the whole set
+      relay_list: {bridges: [...], refresh: 1h}   # the directory tor (tor/directory.py), for live sets
+      geoip: {country_file: /usr/share/tor/geoip, asn_file: ip2asn-v4.tsv, top: 10}
 
-Sources are recognised by content: a JSON object with ``relays`` (Onionoo ``details``: ``fingerprint``,
-``or_addresses``, ``flags``, ``running``), ``network-status-version 3 microdesc`` (tor's
-``cached-microdesc-consensus``) or ``network-status-version 3`` (``cached-consensus``), both parsed with
-stem (imported when a consensus is parsed, so a config without relay sets never loads it). Not stem's
-strict mode, which rejects documents tor itself writes; instead every router entry must carry a valid
-fingerprint, IP address and ORPort. Signatures are not checked: the file is the
-operator's choice, and the probe verifies each relay's identity on the wire anyway. A file that cannot
-be parsed is a one-line ``ConfigError`` naming the file.
+Members are not part of the loaded config: ``relaywatch.RelaySetWatcher`` reads each set's document at
+start and on the consensus schedule and hands the targets to the scheduler (``Scheduler.set_generated``),
+so the list follows the network without a reload. This module is the pure part: parsing documents
+(``parse_relay_document``), choosing members (``select``) and building targets (``relay_targets``).
 
-Rate budget: the scheduler is unchanged. Each target starts at a uniformly random moment within its
-first interval, then repeats every interval +/- ``defaults.jitter`` (20 %), so 7,000 relays on a 6 h
-interval mean ~0.32 probe starts per second on average (one every ~3 s), each a TCP+TLS+link handshake of
-~10 KB lasting about 4 RTTs: roughly one probe in flight, far below ``max_concurrency``. Distinct relays
-are distinct destinations, so ``min_destination_spacing`` does not slow a set down; relays sharing an
-address:port (rare) are spaced by it. The sample is seeded, so a reload keeps the same relays.
+Documents are recognised by content: a JSON object with ``relays`` (Onionoo ``details``: ``fingerprint``,
+``or_addresses``, ``flags``, ``running``, and ``country``/``as`` when present), ``network-status-version 3
+microdesc`` (tor's ``cached-microdesc-consensus``, or ``GETINFO dir/status-vote/current/consensus-microdesc``)
+or ``network-status-version 3`` (``cached-consensus``), both parsed with stem (imported when a consensus is
+parsed, so a config without relay sets never loads it). Not stem's strict mode, which rejects documents
+tor itself writes; instead every router entry must carry a valid fingerprint, IP address and ORPort.
+Signatures are not checked: the probe verifies each relay's identity on the wire anyway. A file that
+cannot be parsed is a one-line ``ConfigError`` naming the file.
+
+Rate budget: a set is swept as a rotation (``scheduler.Rotation``): one relay after another, ``interval /
+members`` apart (+/- ``defaults.jitter``), in an order shuffled per daemon, so 7,000 relays on the default
+day mean one probe start every ~12 s: no relay sees a burst, and no on-path observer sees a scan. The
+sample is seeded, so a reload keeps the same relays.
 """
 
 from __future__ import annotations
@@ -34,12 +40,15 @@ from __future__ import annotations
 import ipaddress
 import json
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
+from reachwatch.config.bridgeline import parse_bridge_line
+from reachwatch.config.geoip import GeoIP
 from reachwatch.config.secrets import PublicFile
 from reachwatch.config.targets.tor_relay import TorRelayTarget
 from reachwatch.config.tor_identity import normalize_fingerprint
@@ -55,10 +64,16 @@ KNOWN_FLAGS = frozenset(
 )  # fmt: skip
 MAX_SOURCE_BYTES = 64 * 1024 * 1024  # a full Onionoo details document is ~30 MB; a consensus ~3 MB
 SHORT_FP = 10  # 40 bits: no collision among ~7,000 relays in practice (checked anyway)
+# Onionoo's details of running relays, only the fields a relay set uses (~2 MB instead of ~30 MB)
+DEFAULT_ONIONOO_URL = (
+    "https://onionoo.torproject.org/details?type=relay&running=true"
+    "&fields=nickname,fingerprint,or_addresses,flags,running,country,as"
+)
+_AS = re.compile(r"^(?:AS)?(\d{1,10})$", re.IGNORECASE)
 
 
 class RelaySetConfig(StrictModel):
-    """One set of relays to probe, from one file."""
+    """One set of relays to probe: from a file, or live from reachwatch's directory tor."""
 
     name: str = Field(
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,40}$",
@@ -67,9 +82,20 @@ class RelaySetConfig(StrictModel):
             "`<name>`"
         ),
     )
-    source: PublicFile = Field(
+    source: PublicFile | None = Field(
+        default=None,
         min_length=1,
-        description="a consensus (cached-consensus, cached-microdesc-consensus) or an Onionoo details .json",
+        description=(
+            "a file: a consensus (cached-consensus, cached-microdesc-consensus) or an Onionoo details "
+            ".json; read again at every refresh, so a new file needs no reload"
+        ),
+    )
+    live: Literal["tor", "onionoo"] | None = Field(
+        default=None,
+        description=(
+            "instead of a file: `tor`, the consensus reachwatch's directory tor holds (tor.relay_list), or "
+            "`onionoo`, tor.relay_list.onionoo_url fetched through that tor (country and AS included)"
+        ),
     )
     flags: list[str] = Field(
         default_factory=list, description="consensus flags a relay must all carry to be in the set"
@@ -79,11 +105,15 @@ class RelaySetConfig(StrictModel):
     )
     seed: int = Field(default=0, description="the seed of the sample: the same seed picks the same relays")
     per_relay_metrics: bool = Field(
-        default=False, description="false: aggregate metrics per set and flag only, no per-relay series"
+        default=False,
+        description="false: aggregate metrics per set, flag, country and AS; no per-relay series",
     )
     interval: Duration = Field(
-        default=6 * 3600.0,
-        description="time between two attempts per relay (6h: ~0.3 probe starts/s for 7,000 relays)",
+        default=86400.0,
+        description=(
+            "one sweep through the whole set: relays are probed one after another, interval/members apart "
+            "(7,000 relays a day: one every ~12 s)"
+        ),
     )
     timeout: Duration | None = Field(
         default=None, description="deadline of one attempt; defaults.timeout when unset"
@@ -97,6 +127,77 @@ class RelaySetConfig(StrictModel):
                 raise ValueError(f"unknown relay flag {flag!r}; known: {', '.join(sorted(KNOWN_FLAGS))}")
         return flags
 
+    @model_validator(mode="after")
+    def _one_source(self) -> RelaySetConfig:
+        if (self.source is None) == (self.live is None):
+            raise ValueError(
+                f"relay set {self.name!r}: set exactly one of source (a file) or live (tor, onionoo)"
+            )
+        return self
+
+
+class RelayListConfig(StrictModel):
+    """The directory tor: a client tor reachwatch keeps bootstrapped for the live relay sets."""
+
+    bridges: list[str] = Field(
+        default_factory=list,
+        max_length=16,
+        description=(
+            "bridge lines to bootstrap it through when relays are blocked here (all of one transport); "
+            "none: tor's own authorities and fallbacks. Never in metrics or logs"
+        ),
+    )
+    onionoo_url: str = Field(
+        default=DEFAULT_ONIONOO_URL,
+        pattern=r"^https?://[^\s]+$",
+        description="the Onionoo details document `live: onionoo` sets fetch (through the directory tor)",
+    )
+    refresh: Duration = Field(
+        default=3600.0,
+        description=(
+            "how often live sets are refreshed: tor fetches a new consensus about hourly; a failed refresh "
+            "keeps the last list and is retried after a tenth of this"
+        ),
+    )
+    data_dir: str | None = Field(
+        default=None,
+        description=(
+            "the directory tor's DataDirectory (kept: a restart starts from its cached consensus); unset: a "
+            "fresh temporary one"
+        ),
+    )
+
+    @field_validator("bridges")
+    @classmethod
+    def _valid_lines(cls, value: list[str]) -> list[str]:
+        for line in value:
+            parse_bridge_line(line)
+        return value
+
+    def sensitive_values(self) -> list[str]:
+        return [v for line in self.bridges for v in parse_bridge_line(line).sensitive_values()]
+
+
+class GeoIPConfig(StrictModel):
+    """Local files that place relays in a country and an AS (``config.geoip``; never a network look-up)."""
+
+    country_file: PublicFile | None = Field(
+        default=None,
+        description="tor's GeoIP file (Debian tor-geoipdb: /usr/share/tor/geoip): country of each relay",
+    )
+    asn_file: PublicFile | None = Field(
+        default=None,
+        description="an ip2asn-v4.tsv (or .tsv.gz) from iptoasn.com: AS (and country) of each relay",
+    )
+    top: int = Field(
+        default=10,
+        ge=1,
+        le=50,
+        description=(
+            "countries and ASes with most relays shown by name per set; the rest are summed as `other`"
+        ),
+    )
+
 
 @dataclass(frozen=True)
 class Relay:
@@ -105,6 +206,8 @@ class Relay:
     address: str
     or_port: int
     flags: frozenset[str]
+    country: str | None = None  # lower-case ISO code, from Onionoo
+    as_number: str | None = None  # "AS1234", from Onionoo
 
 
 def _first_line(exc: BaseException) -> str:
@@ -117,6 +220,16 @@ def _split_addr(value: str) -> tuple[str, int]:
         return split_host_port(value)
     except ValueError:
         raise ValueError(f"bad OR address {value!r}") from None
+
+
+def _onionoo_country(value: Any) -> str | None:
+    code = str(value).lower() if isinstance(value, str) else ""
+    return code if len(code) == 2 and code.isascii() and code.isalpha() else None
+
+
+def _onionoo_as(value: Any) -> str | None:
+    match = _AS.match(value) if isinstance(value, str) else None
+    return f"AS{int(match[1])}" if match else None
 
 
 def _onionoo(data: Any) -> list[Relay]:
@@ -138,6 +251,8 @@ def _onionoo(data: Any) -> list[Relay]:
                     address=host,
                     or_port=port,
                     flags=frozenset(str(f) for f in entry.get("flags", [])),
+                    country=_onionoo_country(entry.get("country")),
+                    as_number=_onionoo_as(entry.get("as")),
                 )
             )
         except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
@@ -174,16 +289,11 @@ def _consensus(raw: bytes) -> list[Relay]:
     return relays
 
 
-def load_relays(path: Path) -> list[Relay]:
-    """Every relay in ``path`` (consensus, microdesc consensus or Onionoo details), or ConfigError."""
-    source = str(path)
-    try:
-        with path.open("rb") as fh:
-            raw = fh.read(MAX_SOURCE_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(source, f"cannot read relay list: {exc.strerror or exc}") from None
+def parse_relay_document(raw: bytes, where: str) -> list[Relay]:
+    """Every relay in a consensus, microdesc consensus or Onionoo details document, or ``ConfigError``
+    naming ``where`` (a file, or the live source)."""
     if len(raw) > MAX_SOURCE_BYTES:
-        raise ConfigError(source, f"relay list larger than {MAX_SOURCE_BYTES // (1024 * 1024)} MB")
+        raise ConfigError(where, f"relay list larger than {MAX_SOURCE_BYTES // (1024 * 1024)} MB")
     head = raw.lstrip()[:64]
     try:
         if head.startswith(b"{"):
@@ -193,12 +303,23 @@ def load_relays(path: Path) -> list[Relay]:
         else:
             raise ValueError("not a consensus, microdesc consensus or Onionoo details document")
     except json.JSONDecodeError as exc:
-        raise ConfigError(source, f"invalid JSON: {exc.msg} at line {exc.lineno}") from None
+        raise ConfigError(where, f"invalid JSON: {exc.msg} at line {exc.lineno}") from None
     except Exception as exc:  # stem raises ValueError, but also IndexError/TypeError on odd input
-        raise ConfigError(source, _first_line(exc)) from None
+        raise ConfigError(where, _first_line(exc)) from None
     if not relays:
-        raise ConfigError(source, "no relays in this document")
+        raise ConfigError(where, "no relays in this document")
     return relays
+
+
+def load_relays(path: Path) -> list[Relay]:
+    """Every relay in ``path`` (consensus, microdesc consensus or Onionoo details), or ConfigError."""
+    source = str(path)
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_SOURCE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(source, f"cannot read relay list: {exc.strerror or exc}") from None
+    return parse_relay_document(raw, source)
 
 
 def select(relays: list[Relay], spec: RelaySetConfig) -> list[Relay]:
@@ -211,17 +332,24 @@ def select(relays: list[Relay], spec: RelaySetConfig) -> list[Relay]:
     return chosen
 
 
-def relay_set_targets(spec: RelaySetConfig, base_dir: Path) -> list[TorRelayTarget]:
-    """The ``tor_relay`` targets of one set, named ``<set>:<short fingerprint>`` in group ``<set>``."""
-    path = Path(spec.source)
-    if not path.is_absolute():
-        path = base_dir / path
+def relay_targets(
+    spec: RelaySetConfig, relays: list[Relay], geo: GeoIP | None = None
+) -> list[TorRelayTarget]:
+    """The ``tor_relay`` targets of one set, named ``<set>:<short fingerprint>`` in group ``<set>``.
+
+    Country and AS come from the document when it says (Onionoo), else from ``geo``; ``None`` when
+    neither knows (the aggregates count those as ``unknown``).
+    """
     targets: list[TorRelayTarget] = []
     seen: set[str] = set()
-    for relay in select(load_relays(path), spec):
+    for relay in select(relays, spec):
         short = relay.fingerprint[:SHORT_FP]
         name = f"{spec.name}:{short if short not in seen else relay.fingerprint}"
         seen.add(short)
+        country, as_number = relay.country, relay.as_number
+        if geo is not None and (country is None or as_number is None):
+            found_country, found_as = geo.lookup(relay.address)
+            country, as_number = country or found_country, as_number or found_as
         targets.append(
             TorRelayTarget(
                 name=name,
@@ -230,11 +358,23 @@ def relay_set_targets(spec: RelaySetConfig, base_dir: Path) -> list[TorRelayTarg
                 host=relay.address,
                 port=relay.or_port,
                 fingerprint=relay.fingerprint,
-                interval=spec.interval,
+                interval=spec.interval,  # the rotation's period: each member comes round once per interval
                 timeout=spec.timeout,
                 relay_set=spec.name,
                 relay_flags=tuple(sorted(relay.flags & KNOWN_FLAGS)),
+                relay_country=country,
+                relay_as=as_number,
                 per_target_metrics=spec.per_relay_metrics,
             )
         )
     return targets
+
+
+def relay_set_targets(spec: RelaySetConfig, base_dir: Path, geo: GeoIP | None = None) -> list[TorRelayTarget]:
+    """The targets of a file-sourced set (``source``), read now."""
+    if spec.source is None:
+        raise ValueError(f"relay set {spec.name!r} is live: its members come from the directory tor")
+    path = Path(spec.source)
+    if not path.is_absolute():
+        path = base_dir / path
+    return relay_targets(spec, load_relays(path), geo)

@@ -19,7 +19,7 @@ from pydantic import Field, field_validator, model_validator
 
 from reachwatch.config.bridgeline import parse_bridge_line
 from reachwatch.config.canary_service import CanaryServiceConfig
-from reachwatch.config.relaysets import RelaySetConfig
+from reachwatch.config.relaysets import GeoIPConfig, RelayListConfig, RelaySetConfig
 from reachwatch.config.secrets import PublicFile, SecretEnv, SecretFile
 from reachwatch.config.targets import TARGET_MODELS
 from reachwatch.config.targets.canary import CanaryConfig
@@ -391,9 +391,32 @@ class TorConfig(StrictModel):
             "process"
         ),
     )
+    fallback_directories: bool = Field(
+        default=False,
+        description=(
+            "probe the fallback directory mirrors compiled into tor (ORPort, identity checked) without a tor "
+            "process, one after another over fallback_interval"
+        ),
+    )
+    fallback_interval: Duration = Field(
+        default=6 * 3600.0, description="time between two attempts per fallback directory mirror"
+    )
     relay_sets: list[RelaySetConfig] = Field(
         default_factory=list,
-        description="sets of relays from a consensus or an Onionoo document, probed without a tor process",
+        description=(
+            "sets of relays probed without a tor process, from a consensus or Onionoo file or live from "
+            "the directory tor (relay_list)"
+        ),
+    )
+    relay_list: RelayListConfig = Field(
+        default_factory=RelayListConfig,
+        description="the directory tor that keeps live relay sets current (started only when a set is live)",
+    )
+    geoip: GeoIPConfig = Field(
+        default_factory=GeoIPConfig,
+        description=(
+            "local files placing relays in countries and ASes, for the per-country and per-AS aggregates"
+        ),
     )
     canary: CanaryConfig | None = Field(
         default=None,
@@ -403,6 +426,20 @@ class TorConfig(StrictModel):
             "port, so 443 is the safe choice. Unset: bridges are tested by their descriptor alone"
         ),
     )
+
+    @model_validator(mode="after")
+    def _unique_relay_sets(self) -> TorConfig:
+        names = [spec.name for spec in self.relay_sets]
+        for name in names:
+            if names.count(name) > 1 or name in ("tor_dirauths", "tor_fallbacks"):
+                raise ValueError(
+                    f"relay set name {name!r} is used twice (tor_dirauths and tor_fallbacks are built in)"
+                )
+        return self
+
+    def live_relay_sets(self) -> list[RelaySetConfig]:
+        """The sets that need the directory tor."""
+        return [spec for spec in self.relay_sets if spec.live is not None]
 
     @field_validator("torrc")
     @classmethod

@@ -30,7 +30,7 @@ from reachwatch.exposition import LabelMaker, LabelSet, TextFamily
 from reachwatch.failures import Failure, VantageState, Verdict
 from reachwatch.looplag import LoopLagMonitor
 from reachwatch.metrics.ports import PortSurveyCollector
-from reachwatch.metrics.relaysets import RelaySetCollector
+from reachwatch.metrics.relaysets import RefreshStatus, RelaySetCollector
 from reachwatch.model import ProbeResult
 from reachwatch.state import CUT_BUCKETS, CutPoints, StateStore, TargetState
 
@@ -195,6 +195,7 @@ class DaemonStatus:
     start_lag: Callable[[], StartLagSnapshot | None] = lambda: None
     loop_lag: LoopLagMonitor = field(default_factory=LoopLagMonitor)
     incidents: IncidentSource | None = None  # None without a journal
+    relay_sets: Callable[[], list[RefreshStatus]] = list  # live relay sets' refreshes (relaywatch)
 
 
 @functools.cache
@@ -529,7 +530,10 @@ def build_registry(store: StateStore, status: DaemonStatus) -> CollectorRegistry
     """A fresh registry holding only the reachwatch collector (no process/platform defaults)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ReachwatchCollector(store, status))
-    registry.register(RelaySetCollector(store))
+    # lambdas: the daemon replaces the config and the refresh source after the registry is built
+    top = lambda: status.config.tor.geoip.top  # noqa: E731
+    refreshes = lambda: status.relay_sets()  # noqa: E731, PLW0108
+    registry.register(RelaySetCollector(store, top=top, refreshes=refreshes))
     registry.register(PortSurveyCollector(store))
     # process_* (CPU seconds, RSS, open fds): the cheapest way to see a daemon that leaks or spins
     ProcessCollector(registry=registry)

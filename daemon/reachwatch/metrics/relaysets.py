@@ -1,52 +1,132 @@
-"""Aggregate metrics for relay sets: per set and flag, how many relays were probed, reached, failed how.
+"""Aggregate metrics for relay sets: per set and flag, country and AS, how many relays were probed,
+reached (identity verified), failed how, and the verdict/technique mix.
 
 Why aggregates: the Kazakhstan event this daemon must show ("connections to Tor relays fell ~40%") is a
 ratio over thousands of relays. Per-relay series for 7,000 relays would be ~100k series and still need a
 ``sum by`` to read; here the panel is one query::
 
-    reachwatch_tor_relayset_reachable{flag="Guard"} / reachwatch_tor_relayset_probed{flag="Guard"}
+    reachwatch_tor_relayset_reachable{flag="all"} / reachwatch_tor_relayset_probed{flag="all"}
 
 Like ``metrics.ReachwatchCollector`` this renders the ``StateStore`` at scrape time from each member's
-*last* result, so the numbers are "as of the latest sweep" and a removed set disappears. Members are
-``tor_relay`` targets with ``relay_set`` set (relay sets and the directory authorities). ``flag`` is
-``all`` (every member) or one of the relay's consensus flags (a closed set, ``config.relaysets.KNOWN_FLAGS``),
-so cardinality is sets x 15 flags x failures: bounded whatever the set size.
+*last* result, so the numbers are "as of the latest sweep", and a relay that left the consensus (its state
+dropped by ``Scheduler.set_generated``) or a removed set disappears. Members are ``tor_relay`` targets
+with ``relay_set`` set (relay sets, the directory authorities, the fallback directories); bridges are
+``tor_bridge`` targets and never counted here.
 
-Per-relay series come from the main collector (``metrics.py``): relay-set members carry
-``per_target_metrics=False`` unless their set asks for ``per_relay_metrics``, so that collector can skip
-them.
+Cardinality stays bounded whatever the set size: ``flag`` is ``all`` or one of the closed set
+``config.relaysets.KNOWN_FLAGS``; ``country`` and ``as`` are the ``top`` values with most members in the
+set (``tor.geoip.top``), ``unknown`` (no GeoIP answer) and ``other`` (the rest summed), so a set has at
+most ``top + 2`` of each (the AS label is ``asn``: ``AS1234``). ``reachwatch_tor_relayset_outcomes``
+gives the mix of confirmed verdicts and techniques per aggregate (``by`` = flag, country or asn).
+
+Live sets also report their refreshes (``RefreshStatus``, kept by ``relaywatch``): when the member list
+was last replaced, how many refreshes failed, and the valid-after time of the document it came from.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
 
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from reachwatch.failures import Verdict
-from reachwatch.state import StateStore
+from reachwatch.state import StateStore, TargetState
 
 ALL = "all"
+OTHER = "other"
+UNKNOWN = "unknown"
 SET_LABELS = ("set", "flag")
 
 
-class RelaySetCollector(Collector):
-    """Renders per-set, per-flag counts of relay outcomes from the state store."""
+@dataclass
+class RefreshStatus:
+    """One relay set's refreshes (``relaywatch.RelaySetWatcher``)."""
 
-    def __init__(self, store: StateStore) -> None:
+    name: str
+    source: str  # "file", "tor", "onionoo"
+    members: int = 0
+    last_success: float = 0.0  # wall time the member list was last replaced (or confirmed unchanged)
+    successes: int = 0
+    failures: int = 0
+    valid_after: float | None = None  # the consensus' valid-after (wall time), when the document has one
+
+
+class _Counts:
+    """The per-group counters of one dimension (flag, country or as)."""
+
+    def __init__(self) -> None:
+        self.members: Counter[tuple[str, str]] = Counter()
+        self.probed: Counter[tuple[str, str]] = Counter()
+        self.reachable: Counter[tuple[str, str]] = Counter()
+        self.failed: Counter[tuple[str, str, str, str]] = Counter()
+        self.outcomes: Counter[tuple[str, str, str, str]] = Counter()
+
+    def add(self, key: tuple[str, str], state: TargetState) -> None:
+        self.members[key] += 1
+        technique = state.technique.value if state.technique is not None else ""
+        self.outcomes[(*key, state.verdict.value, technique)] += 1
+        last = state.last
+        if last is None:
+            return
+        self.probed[key] += 1
+        if last.success:
+            self.reachable[key] += 1
+        elif last.failure is not None:
+            self.failed[(*key, last.stage.value if last.stage else "", last.failure.value)] += 1
+
+
+def _top(members: Counter[tuple[str, str]], top: int) -> dict[tuple[str, str], str]:
+    """``(set, value) -> label``: the ``top`` values with most members per set keep their name."""
+    by_set: dict[str, list[tuple[int, str]]] = {}
+    for (relay_set, value), count in members.items():
+        by_set.setdefault(relay_set, []).append((-count, value))
+    labels: dict[tuple[str, str], str] = {}
+    for relay_set, ranked in by_set.items():
+        named = [value for _, value in sorted(ranked) if value != UNKNOWN][:top]
+        for _, value in ranked:
+            keep = value == UNKNOWN or value in named
+            labels[(relay_set, value)] = value if keep else OTHER
+    return labels
+
+
+def _fold(counts: _Counts, labels: dict[tuple[str, str], str]) -> _Counts:
+    """The counters with every value outside the top folded into ``other``."""
+    folded = _Counts()
+    for source, target in (
+        (counts.members, folded.members),
+        (counts.probed, folded.probed),
+        (counts.reachable, folded.reachable),
+    ):
+        for (relay_set, value), n in source.items():
+            target[(relay_set, labels[(relay_set, value)])] += n
+    for wide_source, wide_target in ((counts.failed, folded.failed), (counts.outcomes, folded.outcomes)):
+        for (relay_set, value, a, b), n in wide_source.items():
+            wide_target[(relay_set, labels[(relay_set, value)], a, b)] += n
+    return folded
+
+
+class RelaySetCollector(Collector):
+    """Renders per-set counts of relay outcomes by flag, country and AS from the state store."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        top: Callable[[], int] = lambda: 10,
+        refreshes: Callable[[], list[RefreshStatus]] = list,
+    ) -> None:
         self.store = store
+        self.top = top
+        self.refreshes = refreshes
 
     def describe(self) -> Iterable[Metric]:
         return []  # keep registration from calling collect() before the store is filled
 
     def collect(self) -> Iterator[Metric]:
-        members: Counter[tuple[str, ...]] = Counter()
-        probed: Counter[tuple[str, ...]] = Counter()
-        reachable: Counter[tuple[str, ...]] = Counter()
-        failed: Counter[tuple[str, ...]] = Counter()
-        verdicts: Counter[tuple[str, ...]] = Counter()
+        flags, countries, ases = _Counts(), _Counts(), _Counts()
         for state in list(self.store.targets.values()):
             target = state.target
             if target.kind != "tor_relay":  # before getattr: a missing field costs pydantic an exception
@@ -55,63 +135,114 @@ class RelaySetCollector(Collector):
             if not relay_set:
                 continue
             for flag in (ALL, *getattr(target, "relay_flags", ())):
-                key = (relay_set, flag)
-                members[key] += 1
-                verdicts[(*key, state.verdict.value)] += 1
-                last = state.last
-                if last is None:
-                    continue
-                probed[key] += 1
-                if last.success:
-                    reachable[key] += 1
-                elif last.failure is not None:
-                    stage = last.stage.value if last.stage else ""
-                    failed[(*key, stage, last.failure.value)] += 1
+                flags.add((relay_set, flag), state)
+            countries.add((relay_set, getattr(target, "relay_country", None) or UNKNOWN), state)
+            ases.add((relay_set, getattr(target, "relay_as", None) or UNKNOWN), state)
+        top = self.top()
+        countries = _fold(countries, _top(countries.members, top))
+        ases = _fold(ases, _top(ases.members, top))
 
-        yield _family(
-            "reachwatch_tor_relayset_relays", "Relays in the set (with this flag).", SET_LABELS, members
+        yield from _dimension("", "flag", "(with this flag)", flags, verdicts=True)
+        yield from _dimension("country_", "country", "in this country (GeoIP or Onionoo)", countries)
+        yield from _dimension("as_", "asn", "in this AS (ip2asn or Onionoo)", ases)
+
+        outcomes = GaugeMetricFamily(
+            "reachwatch_tor_relayset_outcomes",
+            "Relays of the set by confirmed verdict and technique, per flag, country or AS "
+            "(by names the dimension, group its value).",
+            labels=["set", "by", "group", "verdict", "technique"],
         )
-        yield _family(
-            "reachwatch_tor_relayset_probed",
-            "Relays of the set with at least one result.",
-            SET_LABELS,
-            probed,
-            zero_for=members,
-        )
-        yield _family(
-            "reachwatch_tor_relayset_reachable",
-            "Relays whose last attempt succeeded (identity verified).",
-            SET_LABELS,
-            reachable,
-            zero_for=members,
-        )
-        yield _family(
-            "reachwatch_tor_relayset_failed",
-            "Relays whose last attempt failed, by stage and failure.",
-            (*SET_LABELS, "stage", "failure"),
-            failed,
-        )
-        verdict_family = GaugeMetricFamily(
+        for by, counts in (("flag", flags), ("country", countries), ("asn", ases)):
+            for (relay_set, group, verdict, technique), n in sorted(counts.outcomes.items()):
+                outcomes.add_metric([relay_set, by, group, verdict, technique], n)
+        yield outcomes
+        yield from _refresh_families(self.refreshes())
+
+
+def _dimension(
+    prefix: str, label: str, where: str, counts: _Counts, *, verdicts: bool = False
+) -> Iterator[Metric]:
+    labels = ("set", label)
+    name = f"reachwatch_tor_relayset_{prefix}"
+    yield _family(f"{name}relays", f"Relays in the set {where}.", labels, counts.members)
+    yield _family(
+        f"{name}probed", f"Relays of the set {where} with at least one result.", labels, counts.probed,
+        zero_for=counts.members,
+    )  # fmt: skip
+    yield _family(
+        f"{name}reachable",
+        f"Relays of the set {where} whose last attempt succeeded (identity verified).",
+        labels,
+        counts.reachable,
+        zero_for=counts.members,
+    )
+    yield _family(
+        f"{name}failed",
+        f"Relays of the set {where} whose last attempt failed, by stage and failure.",
+        (*labels, "stage", "failure"),
+        counts.failed,
+    )
+    if verdicts:  # the flag dimension's older family, kept for its panels and rules
+        family = GaugeMetricFamily(
             "reachwatch_tor_relayset_verdict",
             "Relays of the set by current (confirmed) verdict.",
             labels=[*SET_LABELS, "verdict"],
         )
-        for set_flag in sorted(members):
-            for verdict in Verdict:
-                verdict_family.add_metric([*set_flag, verdict.value], verdicts[(*set_flag, verdict.value)])
-        yield verdict_family
+        by_verdict: Counter[tuple[str, str, str]] = Counter()
+        for (relay_set, flag, verdict, _), n in counts.outcomes.items():
+            by_verdict[(relay_set, flag, verdict)] += n
+        for set_flag in sorted(counts.members):
+            for verdict_value in Verdict:
+                family.add_metric(
+                    [*set_flag, verdict_value.value], by_verdict[(*set_flag, verdict_value.value)]
+                )
+        yield family
+
+
+def _refresh_families(statuses: list[RefreshStatus]) -> Iterator[Metric]:
+    members = GaugeMetricFamily(
+        "reachwatch_tor_relayset_source_members",
+        "Relays the set's source listed at its last successful refresh (after flags and sample).",
+        labels=["set", "source"],
+    )
+    last = GaugeMetricFamily(
+        "reachwatch_tor_relayset_refresh_success_timestamp_seconds",
+        "When the set's member list was last refreshed successfully (0: never).",
+        labels=["set", "source"],
+    )
+    valid_after = GaugeMetricFamily(
+        "reachwatch_tor_relayset_consensus_valid_after_timestamp_seconds",
+        "valid-after of the consensus the set's members come from (consensus sources only).",
+        labels=["set", "source"],
+    )
+    refreshes = CounterMetricFamily(
+        "reachwatch_tor_relayset_refreshes",
+        "Refreshes of the set's member list, by result (a failed one keeps the last list).",
+        labels=["set", "source", "result"],
+    )
+    for status in sorted(statuses, key=lambda s: s.name):
+        labels = [status.name, status.source]
+        members.add_metric(labels, status.members)
+        last.add_metric(labels, status.last_success)
+        if status.valid_after is not None:
+            valid_after.add_metric(labels, status.valid_after)
+        refreshes.add_metric([*labels, "success"], status.successes)
+        refreshes.add_metric([*labels, "failure"], status.failures)
+    yield from (members, last, valid_after, refreshes)
 
 
 def _family(
     name: str,
     help_text: str,
     labels: tuple[str, ...],
-    counts: Counter[tuple[str, ...]],
-    zero_for: Counter[tuple[str, ...]] | None = None,
+    counts: Mapping[Any, int],
+    zero_for: Iterable[tuple[str, str]] = (),
 ) -> GaugeMetricFamily:
-    """One gauge family; with ``zero_for``, every (set, flag) is present (0 rather than absent)."""
+    """One gauge family; with ``zero_for``, every (set, group) is present (0 rather than absent)."""
     family = GaugeMetricFamily(name, help_text, labels=list(labels))
-    keys = set(counts) | set(zero_for or ())
-    for key in sorted(keys):
-        family.add_metric(list(key), counts.get(key, 0))
+    values: dict[tuple[str, ...], int] = dict(counts)
+    for zero in zero_for:
+        values.setdefault(zero, 0)
+    for key in sorted(values):
+        family.add_metric(list(key), values[key])
     return family

@@ -43,6 +43,18 @@ class TorRelayTarget(TargetBase):
         default=(),
         description="the relay's consensus flags (set by relay-set expansion, for the aggregate metrics)",
     )
+    relay_country: str | None = Field(
+        default=None,
+        pattern=r"^[a-z]{2}$",
+        description="the relay's country, lower-case ISO code (set by relay-set expansion: Onionoo or GeoIP)",
+    )
+    relay_as: str | None = Field(
+        default=None,
+        pattern=r"^AS\d{1,10}$",
+        description=(
+            "the relay's autonomous system, `AS<number>` (set by relay-set expansion: Onionoo or ip2asn)"
+        ),
+    )
     per_target_metrics: bool = Field(
         default=True,
         description=(
