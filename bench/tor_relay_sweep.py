@@ -33,13 +33,13 @@ from stem.descriptor.networkstatus import NetworkStatusDocumentV3
 from stem.descriptor.router_status_entry import RouterStatusEntryMicroV3
 from tests.tor.lonerelay import lone_relay
 
-from reachwatch.config.load import parse_config, with_tor_targets
+from reachwatch.config.load import parse_config, with_relay_sets
 from reachwatch.config.relaysets import RelaySetConfig, relay_set_targets
 from reachwatch.config.targets.tor_relay import TorRelayTarget
 from reachwatch.metrics.relaysets import RelaySetCollector
 from reachwatch.probes import PROBES
 from reachwatch.probes.base import ProbeContext, run_probe
-from reachwatch.scheduler import Scheduler
+from reachwatch.scheduler import Rotation, Scheduler
 from reachwatch.state import StateStore
 
 
@@ -149,11 +149,12 @@ async def bench_scheduler_sweep(relays: int, tmp: Path) -> None:
             "scheduler: {max_concurrency: 64, per_destination: 64, min_destination_spacing: 1ms}\n"
             f"tor: {{relay_sets: [{{name: sweep, source: {details}}}]}}\n"
         )
-        loaded = with_tor_targets(parse_config(text, "bench", tmp))
+        loaded = with_relay_sets(parse_config(text, "bench", tmp))
         store = StateStore()
         scheduler = Scheduler(loaded, store)
+        scheduler.set_generated("relay_set:sweep", loaded.relay_members["sweep"], Rotation(86400.0))
         cpu0, wall0 = time.process_time(), time.perf_counter()
-        results = await scheduler.sweep()
+        results = await scheduler.sweep(scheduler.generated("relay_set:sweep"))
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
         failures = Counter(r.failure.value if r.failure else "ok" for r in results)
         print(
