@@ -5,12 +5,17 @@ tests the same N bridge lines three ways, each with fresh tor processes (no cach
 
 - ``batch``: one tor, one ``SETCONF Bridge=...`` for all N (reachwatch.tor.bridges.test_batch);
 - ``tor-per-bridge``: a new tor per bridge, same descriptor test, one bridge at a time;
-- ``bootstrap-per-bridge``: a new tor per bridge bootstrapping to 100% (bridgestrap before 2020).
+- ``bootstrap-per-bridge``: a new tor per bridge bootstrapping to 100% (bridgestrap before 2020);
+- ``data``: the batch with every bridge's data stage on (reachwatch's ``tor_bridge`` with ``tor.canary``:
+  64 KiB to an echo canary over a 3-hop circuit through each bridge, no minimum lifetime), run twice by
+  one ``BridgeTester``: the first batch's tor fetches the directory through the bridges, the second
+  starts from the directory its predecessor left (``TorSupervisor.recycle``), as every later batch does.
 
 CPU is ours plus our waited-for children (the tor processes we start, and their transport plugins),
 from getrusage; the lab's own tor processes are not counted.
 
     .venv/bin/python bench/tor_bridges.py --bridges 10
+    .venv/bin/python bench/tor_bridges.py --bridges 50 --methods batch,data
 """
 
 from __future__ import annotations
@@ -26,12 +31,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.proxy.conftest import echo_canary
 from tests.tor.torlab import TorLab
 
 from reachwatch.config.bridgeline import BridgeLine, parse_bridge_line
+from reachwatch.config.targets.canary import CanaryConfig
+from reachwatch.config.targets.datastage import DataStageConfig
+from reachwatch.probes.base import ProbeContext
+from reachwatch.probes.tor_bridge import data_through_bridge
 from reachwatch.tor.bootstrap import run_bootstrap
-from reachwatch.tor.bridges import test_batch
-from reachwatch.tor.supervisor import TorBinaries, TorProcess
+from reachwatch.tor.bridges import BridgeTester, test_batch
+from reachwatch.tor.supervisor import TorBinaries, TorProcess, TorSupervisor
 
 
 def cpu_seconds() -> float:
@@ -68,6 +78,31 @@ async def bootstrap_per_bridge(
     return working
 
 
+async def data_batches(
+    binaries: TorBinaries, options: dict[str, list[str]], lines: list[BridgeLine]
+) -> list[tuple[int, float, float]]:
+    """Two batches with the data stage on; (working, wall, CPU) of each."""
+    out: list[tuple[int, float, float]] = []
+    stage = DataStageConfig(volume=64 * 1024, min_lifetime=0)
+    async with echo_canary() as port:
+        canary = CanaryConfig(host="127.0.0.1", port=port)
+        supervisor = TorSupervisor(binaries, options)
+        tester = BridgeTester(supervisor, batch_size=100, batch_timeout=60.0, gather_window=0.2)
+        try:
+            for _ in range(2):
+                cpu0, t0 = cpu_seconds(), time.monotonic()
+                contexts = [ProbeContext("b", "tor_bridge", 180.0) for _ in lines]
+                hooks = [data_through_bridge(stage, canary, ctx) for ctx in contexts]
+                outcomes = await asyncio.gather(
+                    *(tester.test(line, hook) for line, hook in zip(lines, hooks, strict=True))
+                )
+                working = sum(o.working and o.data_error is None for o in outcomes)
+                out.append((working, time.monotonic() - t0, cpu_seconds() - cpu0))
+        finally:
+            await supervisor.close()
+    return out
+
+
 async def measure(
     name: str, fn: Callable[..., Awaitable[int]], binaries: TorBinaries, options: dict[str, list[str]],
     lines: list[BridgeLine],
@@ -79,7 +114,7 @@ async def measure(
     print(f"| {name} | {len(lines)} | {working} | {wall:.1f} | {rate:.0f} | {per:.2f} |")
 
 
-async def main(n: int) -> None:
+async def main(n: int, methods: list[str]) -> None:
     with tempfile.TemporaryDirectory(prefix="rw-bench-torlab-") as tmp:
         lab = TorLab(Path(tmp), extra_bridges=max(0, n - 2))
         t0 = time.monotonic()
@@ -93,9 +128,17 @@ async def main(n: int) -> None:
             options = lab.client_options()
             print("| method | bridges | working | wall s | bridges/min | CPU s/bridge |")
             print("|---|---|---|---|---|---|")
-            await measure("batch (one tor)", batch, binaries, options, lines)
-            await measure("tor per bridge (descriptor)", tor_per_bridge, binaries, options, lines)
-            await measure("tor per bridge (bootstrap)", bootstrap_per_bridge, binaries, options, lines)
+            if "batch" in methods:
+                await measure("batch (one tor)", batch, binaries, options, lines)
+            if "data" in methods:
+                names = ("batch + data stage, first batch", "batch + data stage, later batch")
+                rows = await data_batches(binaries, options, lines)
+                for name, (working, wall, cpu) in zip(names, rows, strict=True):
+                    rate, per = len(lines) / wall * 60, cpu / len(lines)
+                    print(f"| {name} | {len(lines)} | {working} | {wall:.1f} | {rate:.0f} | {per:.2f} |")
+            if "per-bridge" in methods:
+                await measure("tor per bridge (descriptor)", tor_per_bridge, binaries, options, lines)
+                await measure("tor per bridge (bootstrap)", bootstrap_per_bridge, binaries, options, lines)
         finally:
             lab.stop()
 
@@ -103,4 +146,6 @@ async def main(n: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bridges", type=int, default=10)
-    asyncio.run(main(parser.parse_args().bridges))
+    parser.add_argument("--methods", default="batch,data,per-bridge")
+    args = parser.parse_args()
+    asyncio.run(main(args.bridges, args.methods.split(",")))

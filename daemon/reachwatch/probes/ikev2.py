@@ -7,7 +7,9 @@ not match), or a ``COOKIE`` (anti-DoS; resent once with the cookie, RFC 7296 §2
 Messages are built and checked in ``formats/ike_packets.py``; on port 4500 (or ``nat_t: true``) the non-ESP
 marker is added and expected.
 
-What success does *not* prove: IKE_AUTH carries certificates and is often IP-fragmented; a path that drops
+What success does *not* prove: that the VPN carries data. There is no data stage for IKEv2 yet (IKE_AUTH,
+a CHILD_SA in UDP encapsulation and ESP in user space would be needed: ``docs/ARCHITECTURE.md``, "IKEv2:
+why it stops at IKE_SA_INIT"). And IKE_AUTH carries certificates and is often IP-fragmented; a path that drops
 fragments passes this probe and still breaks real clients (a known false negative, not a censor).
 Silence is ``protocol_handshake``/``generic_timeout_error``; ``protocol_blocking`` evidence follows the rule
 in ``probes/handshakes.py`` (this endpoint answered before + a same-path control answering now,
