@@ -105,6 +105,7 @@ class Daemon:
         self._redacted: set[str] = set()
         # the vantage state and each target's confirmed verdict as last journaled: the "before" of a change
         self._vantage_before = VantageState.UNKNOWN
+        self._vantage_pending: VantageChange | None = None  # journaled, fed to the live view next
         self._verdict_before: dict[str, tuple[Verdict, Technique | None]] = {}
         # per target, the reference observation last journaled (one row per observation, not per attempt)
         self._reference_seen: dict[str, tuple[str, str, float]] = {}
@@ -197,6 +198,10 @@ class Daemon:
             self.incidents = LiveIncidents(
                 self.options.state_dir, loaded.config, flush=lambda: journal.flush(5)
             )
+            # the incidents so far, derived once from the journal (the restart record included); from
+            # here on the live view is fed what is journaled, before any attempt can run
+            await asyncio.to_thread(journal.flush, 10)
+            await self.incidents.seed()
             self.daemon_status.incidents = self.incidents
         self.services = Services(tor=TorService.from_config(loaded.config.tor))
         self.scheduler = Scheduler(
@@ -227,8 +232,6 @@ class Daemon:
         self.scheduler.start()
         self.relay_sets.start()
         self._lag_task = asyncio.get_running_loop().create_task(self.daemon_status.loop_lag.run())
-        if self.incidents is not None:
-            self.incidents.start()
         self._ready = True
         log.info(
             "started",
@@ -321,8 +324,6 @@ class Daemon:
             await self.services.tor.close()
         if self.directory is not None:
             await self.directory.close()
-        if self.incidents is not None:
-            await self.incidents.stop()
         if self.journal is not None:
             await asyncio.to_thread(self.journal.close)
             if not quiet:
@@ -387,8 +388,8 @@ class Daemon:
             if self.journal is not None:
                 self.journal.retention = loaded.config.journal.retention
             if self.incidents is not None:
-                self.incidents.config = loaded.config
-                self.incidents.poke()
+                self.incidents.reconfigure(loaded.config)
+                self._feed_vantage_change()  # a reload's change has no attempt to wait for
             log.info("config_reloaded", config=loaded.source, targets=len(loaded.config.all_targets()))
             return True, "config reloaded"
 
@@ -412,16 +413,15 @@ class Daemon:
     def _on_result(self, result: ProbeResult, state: TargetState, changed: bool) -> None:
         self.ports_seen.observe(self.store, state.target, result)
         if self.journal is not None:
-            self.journal.append(
-                JournalRow(
-                    result=result,
-                    group=state.target.group,
-                    role=state.role_label,
-                    verdict=state.verdict.value,
-                    technique=state.technique.value if state.technique else None,
-                )
+            row = JournalRow(
+                result=result,
+                group=state.target.group,
+                role=state.role_label,
+                verdict=state.verdict.value,
+                technique=state.technique.value if state.technique else None,
             )
-            self._journal_decisions(result, state, changed)
+            self.journal.append(row)
+            self._journal_decisions(row, state, changed)
         log.debug(
             "probe_result",
             target=result.target,
@@ -442,9 +442,14 @@ class Daemon:
                 stage=result.stage.value if result.stage else None,
             )
 
-    def _journal_decisions(self, result: ProbeResult, state: TargetState, changed: bool) -> None:
-        """Journal a confirmed verdict change with its evidence, and a reference observation relied on."""
+    def _journal_decisions(self, row: JournalRow, state: TargetState, changed: bool) -> None:
+        """Journal a confirmed verdict change with its evidence, and a reference observation relied on;
+        feed the live incidents in the journal's order (the attempt, then what it decided)."""
         assert self.journal is not None
+        result = row.result
+        if self.incidents is not None:
+            self.incidents.attempt(row)
+        self._feed_vantage_change()
         reference = relied_reference(state, time.time())
         if reference is not None and self._reference_seen.get(state.name) != reference.key:
             self._reference_seen[state.name] = reference.key
@@ -453,16 +458,24 @@ class Daemon:
         current = (state.verdict, state.technique)
         previous = self._verdict_before.get(state.name, (Verdict.UNKNOWN, None))
         if changed and current != previous:
-            self.journal.append(verdict_change(state, result, previous, reference))
+            change = verdict_change(state, result, previous, reference)
+            self.journal.append(change)
             if self.incidents is not None:
-                self.incidents.poke()
+                self.incidents.verdict_change(change)
         self._verdict_before[state.name] = current
+
+    def _feed_vantage_change(self) -> None:
+        pending, self._vantage_pending = self._vantage_pending, None
+        if pending is not None and self.incidents is not None:
+            self.incidents.vantage_change(pending)
 
     def _on_vantage(self, reading: VantageReading) -> None:
         if self.journal is not None and reading.state is not self._vantage_before:
-            self.journal.append(vantage_change(self.store, self._vantage_before, time.time()))
-            if self.incidents is not None:
-                self.incidents.poke()
+            change = vantage_change(self.store, self._vantage_before, time.time())
+            self.journal.append(change)
+            # the live incidents take it after the attempt that decided it (``_on_result`` follows)
+            self._feed_vantage_change()
+            self._vantage_pending = change
         self._vantage_before = reading.state
         if reading.state is VantageState.OFFLINE:
             # the words an operator looking at an empty dashboard needs first

@@ -6,7 +6,8 @@
   roll-up adds nothing and is left out. Members stay incidents of their own (their evidence is theirs).
 - **Recurring pattern**: the same scope (a target not rolled up, a roll-up's group or kind, the vantage)
   with incidents starting at about the same LOCAL time of day (within ``tolerance`` either side, across
-  midnight too) on at least ``min_days`` different local days, each shorter than a day, is one pattern
+  midnight too) on at least ``min_days`` different local days, regularly (on at least half the days
+  from the first to the last, or always on the same weekday), each shorter than a day, is one pattern
   with its schedule ("19:00-23:00 Asia/Almaty, 5 days") instead of that many unrelated incidents (the
   evening blocking of 2018, the evening cuts around the January 2022 shutdown). Local time is the
   vantage's ``timezone``.
@@ -20,7 +21,7 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import date, datetime, tzinfo
 from typing import Any
 
 from reachwatch.incidents import Incident, incident_id
@@ -200,6 +201,16 @@ def _circular_median(minutes: list[int]) -> int:
     return min(minutes, key=lambda m: (sum(_distance(m, o) for o in minutes), m))
 
 
+def _recurs(dates: list[date], settings: ArrangeSettings) -> bool:
+    """Enough days, and regular: on at least half the days from the first to the last (daily-ish), or
+    always on the same weekday (weekly). Three chance outages at similar hours in a month are neither."""
+    days = set(dates)
+    if len(days) < settings.min_days:
+        return False
+    span = (max(days) - min(days)).days + 1
+    return len(days) * 2 >= span or len({d.weekday() for d in days}) == 1
+
+
 def patterns(incidents: list[Incident], settings: ArrangeSettings) -> list[Pattern]:
     """Recurring patterns per scope; each incident joins at most one (its ``pattern`` is set)."""
     zone = settings.timezone
@@ -216,8 +227,9 @@ def patterns(incidents: list[Incident], settings: ArrangeSettings) -> list[Patte
             best: list[Incident] = []
             for center in remaining:
                 near = [i for i in remaining if _distance(minutes[i.id], minutes[center.id]) <= tolerance]
-                days = {_local(i.start.by, zone).date() for i in near}
-                if len(days) >= settings.min_days and len(near) > len(best):
+                if len(near) > len(best) and _recurs(
+                    [_local(i.start.by, zone).date() for i in near], settings
+                ):
                     best = near
             if not best:
                 break

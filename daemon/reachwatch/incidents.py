@@ -31,9 +31,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from reachwatch.failures import Technique, VantageState, Verdict
 from reachwatch.journal_events import VantageChange, VerdictChange
@@ -46,9 +46,12 @@ INTERNATIONAL_CONTROL = "international_control"
 SHUTDOWN = "shutdown"  # the incident kind of a vantage incident
 
 
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """One journaled attempt as incidents read it; ``facts`` stays JSON text until an example needs it."""
+class Attempt(NamedTuple):
+    """One journaled attempt as incidents read it; ``facts`` stays JSON text until an example needs it.
+
+    A tuple, built straight from an SQLite row (``Attempt._make``): a month of a 500-target journal is
+    two million of them, and a frozen dataclass costs several times more to build.
+    """
 
     target: str
     kind: str
@@ -67,7 +70,7 @@ class Attempt:
     @property
     def good(self) -> bool:
         """Succeeded with nothing the probe itself found tampered with."""
-        return self.success and self.evidence is None
+        return bool(self.success) and self.evidence is None
 
 
 @dataclass(frozen=True)
@@ -227,52 +230,87 @@ def _example_key(a: Attempt) -> str:
 
 def target_incidents(attempts: Iterable[Attempt], changes: Iterable[VerdictChange] = ()) -> list[Incident]:
     """Incidents of ONE target from its attempts (oldest first) and its confirmed verdict changes."""
-    out: list[Incident] = []
-    track = _Track()
-    current: Incident | None = None
-    since_good = 0  # attempts since the last good one (the first bad included)
-    first_bad: Attempt | None = None  # the first of them: the incident's start, and its first example
+    deriver = TargetIncidents()
     for a in attempts:
-        if a.role != TARGET_ROLE:
-            return []
-        track.see(a.started_at, a.good)
-        since_good = 0 if a.good else since_good + 1
-        if since_good == 1:
-            first_bad = a
+        deriver.feed(a)
+    attach_changes(deriver.incidents, changes)
+    return deriver.incidents
+
+
+class TargetIncidents:
+    """``target_incidents`` fed one attempt at a time (oldest first), so a reader can stream a journal
+    in its own order and keep only this small state per target."""
+
+    __slots__ = ("control", "current", "first_bad", "incidents", "since_good", "track")
+
+    def __init__(self) -> None:
+        self.incidents: list[Incident] = []
+        self.track = _Track()
+        self.current: Incident | None = None
+        self.since_good = 0  # attempts since the last good one (the first bad included)
+        self.first_bad: Attempt | None = None  # the first of them: the incident's start and first example
+        self.control: bool | None = None  # decided by the first attempt's role
+
+    def feed(self, a: Attempt) -> None:
+        if self.control is None:
+            self.control = a.role != TARGET_ROLE
+        if self.control:  # a control has no incidents of its own: its outages are the vantage's
+            return
+        good = bool(a.success) and a.evidence is None
+        self.track.see(a.started_at, good)
+        self.since_good = 0 if good else self.since_good + 1
+        if self.since_good == 1:
+            self.first_bad = a
+        current = self.current
         if current is None:
             if a.verdict not in _BAD_VERDICTS:
-                continue
-            start = track.start(a.started_at)
-            current = Incident(
-                id=incident_id("inc", "target", a.target, start.by),
-                scope_type="target",
-                scope=a.target,
-                start=start,
-                end=None,
-                last_seen=a.started_at,
-                kind=a.kind,
-                group=a.group,
-                attempts=max(since_good, 1) - 1,  # this attempt is counted below
-                failed_attempts=max(since_good, 1) - (0 if a.good else 1),
-            )
-            out.append(current)
-            if first_bad is not None and first_bad is not a and not a.good:
-                _keep_example(current, first_bad, _example_key(a))
+                return
+            current = self.current = self._open(a, good)
         current.attempts += 1
-        current.failed_attempts += 0 if a.good else 1
+        current.failed_attempts += 0 if good else 1
         current.last_seen = a.started_at
         current.kind, current.group = a.kind, a.group
         if a.verdict in _BAD_VERDICTS and a.verdict not in current.verdicts:
             current.verdicts.append(a.verdict)
         if a.verdict == Verdict.BLOCKED.value and a.technique:
             current.techniques[a.technique] += 1
-        if not a.good and a.verdict != Verdict.UNKNOWN.value:  # an unknown one is the vantage's doing
+        if not good and a.verdict != Verdict.UNKNOWN.value:  # an unknown one is the vantage's doing
             _keep_example(current, a)
         if a.verdict == Verdict.REACHABLE.value:
-            current.end = track.end(a.started_at)
-            current = None
-    attach_changes(out, changes)
-    return out
+            current.end = self.track.end(a.started_at)
+            self.current = None
+
+    def note_change(self, change: VerdictChange) -> None:
+        """A confirmed verdict change journaled with an attempt already fed (the daemon's live view):
+        it belongs to the open incident, or to the one its attempt just closed."""
+        incident = self.current
+        if incident is None and self.incidents:
+            last = self.incidents[-1]
+            if last.end is not None and last.start.by <= change.at <= last.end.by:
+                incident = last
+        if incident is not None and change.at >= incident.start.by:
+            incident.changes.append(change)
+
+    def _open(self, a: Attempt, good: bool) -> Incident:
+        start = self.track.start(a.started_at)
+        before = max(self.since_good, 1)
+        incident = Incident(
+            id=incident_id("inc", "target", a.target, start.by),
+            scope_type="target",
+            scope=a.target,
+            start=start,
+            end=None,
+            last_seen=a.started_at,
+            kind=a.kind,
+            group=a.group,
+            attempts=before - 1,  # the bad attempts before the verdict followed; this one is counted next
+            failed_attempts=before - (0 if good else 1),
+        )
+        self.incidents.append(incident)
+        first_bad = self.first_bad
+        if first_bad is not None and first_bad is not a and not good:
+            _keep_example(incident, first_bad, _example_key(a))
+        return incident
 
 
 def _keep_example(incident: Incident, a: Attempt, key: str | None = None) -> None:
@@ -306,68 +344,76 @@ def vantage_incidents(
 ) -> list[Incident]:
     """Shutdown incidents from the vantage state changes and the international controls' attempts.
 
-    Both inputs oldest first. The daemon journals a change right after the attempt that decided it, so
-    at equal times the attempt counts first.
+    Both inputs in any order: they are merged by time. The daemon decides (and journals) a change right
+    after the attempt that decided it, so at equal times the attempt counts first.
     """
     events: list[tuple[float, int, VantageChange | Attempt]] = [(c.at, 1, c) for c in changes]
-    events += [(a.started_at, 0, a) for a in controls if a.role == INTERNATIONAL_CONTROL]
+    events += [(a.started_at, 0, a) for a in controls]
     events.sort(key=lambda e: (e[0], e[1]))
-    out: list[Incident] = []
-    track = _Track()
-    current: Incident | None = None
-    since_good = 0
-    first_bad: Attempt | None = None
-    for at, _, item in events:
-        if isinstance(item, Attempt):
-            track.see(at, item.good)
-            since_good = 0 if item.good else since_good + 1
-            if since_good == 1:
-                first_bad = item
-            if current is not None:
-                current.attempts += 1
-                current.failed_attempts += 0 if item.good else 1
-                current.last_seen = max(current.last_seen, at)
-                if not item.good:
-                    _keep_example(current, item)
-            continue
-        if item.state in _SHUTDOWN_STATES:
+    deriver = VantageIncidents(vantage)
+    for _, _, item in events:
+        if isinstance(item, VantageChange):
+            deriver.change(item)
+        else:
+            deriver.attempt(item)
+    return deriver.incidents
+
+
+class VantageIncidents:
+    """``vantage_incidents`` fed in time order, one control attempt or state change at a time."""
+
+    def __init__(self, vantage: str) -> None:
+        self.vantage = vantage
+        self.incidents: list[Incident] = []
+        self.current: Incident | None = None
+        self.track = _Track()
+        self.since_good = 0
+        self.first_bad: Attempt | None = None
+
+    def attempt(self, a: Attempt) -> None:
+        """An attempt of a control (only the international ones bound a shutdown)."""
+        if a.role != INTERNATIONAL_CONTROL:
+            return
+        good = bool(a.success) and a.evidence is None
+        self.track.see(a.started_at, good)
+        self.since_good = 0 if good else self.since_good + 1
+        if self.since_good == 1:
+            self.first_bad = a
+        current = self.current
+        if current is not None:
+            current.attempts += 1
+            current.failed_attempts += 0 if good else 1
+            current.last_seen = max(current.last_seen, a.started_at)
+            if not good:
+                _keep_example(current, a)
+
+    def change(self, c: VantageChange) -> None:
+        current = self.current
+        if c.state in _SHUTDOWN_STATES:
             if current is None:
-                start = track.start(at)
-                current = Incident(
-                    id=incident_id("inc", "vantage", vantage, start.by),
+                start = self.track.start(c.at)
+                current = self.current = Incident(
+                    id=incident_id("inc", "vantage", self.vantage, start.by),
                     scope_type="vantage",
-                    scope=vantage,
+                    scope=self.vantage,
                     start=start,
                     end=None,
-                    last_seen=at,
+                    last_seen=c.at,
                     kind=SHUTDOWN,
-                    attempts=since_good,  # the failures before the state changed belong to it
-                    failed_attempts=since_good,
+                    attempts=self.since_good,  # the failures before the state changed belong to it
+                    failed_attempts=self.since_good,
                 )
-                out.append(current)
-                if first_bad is not None and since_good:
-                    _keep_example(current, first_bad)
-            current.phases.append(item)
-            if item.state not in current.verdicts:
-                current.verdicts.append(item.state)
+                self.incidents.append(current)
+                if self.first_bad is not None and self.since_good:
+                    _keep_example(current, self.first_bad)
+            current.phases.append(c)
+            if c.state not in current.verdicts:
+                current.verdicts.append(c.state)
         elif current is not None:
-            current.phases.append(item)  # "unknown" too: a restart or a control not yet reporting
-            if item.state == VantageState.ONLINE.value:
-                current.end = track.end(at)
-                current = None
-    return out
-
-
-def derive_all(
-    vantage: str,
-    per_target: Iterable[tuple[list[Attempt], list[VerdictChange]]],
-    vantage_changes: Iterable[VantageChange],
-    controls: Iterable[Attempt],
-) -> Iterator[Incident]:
-    """Every target and vantage incident (roll-ups and patterns: ``incident_patterns.arrange``)."""
-    for attempts, changes in per_target:
-        yield from target_incidents(attempts, changes)
-    yield from vantage_incidents(vantage, vantage_changes, controls)
+            current.phases.append(c)  # "unknown" too: a restart or a control not yet reporting
+            if c.state == VantageState.ONLINE.value:
+                current.end = self.track.end(c.at)
+                self.current = None
 
 
 def is_technique(value: str) -> bool:

@@ -108,7 +108,6 @@ class IncidentLab:
                 {"name": n, "kind": "http", "group": "social", "url": f"http://{ip}:{HTTP_PORT}/"}
                 for n, ip in TARGETS.items()
             ],
-            "incidents": {"refresh": "2s"},
         }
 
     def _argv(self, config: Path, state: Path, listen: str) -> list[str]:

@@ -67,64 +67,68 @@ def _result(target: str, kind: str, i: int, ok: bool, **facts: Any) -> ProbeResu
     )
 
 
-def write_journal(state: Path) -> None:
-    """60 minutes: site blocked (RST, by reference) at 10..19, hidden blocked at 12..14, shutdown 30..39."""
-    j = Journal(state, retention=86400)
+Record = JournalRow | VerdictChange | VantageChange
+
+
+def records() -> list[Record]:
+    """60 minutes in journal order: site blocked (RST, by reference) at 10..19, hidden blocked at 12..14,
+    an international shutdown at 30..39 (each decision right after the attempt that made it)."""
+    out: list[Record] = []
     reference = ReferenceObservation("abroad", "site", t(10) - 20, t(11), True, destination="192.0.2.10:443")
     for i in range(60):
         shutdown = 30 <= i < 40
-        j.append(
+        out.append(
             JournalRow(_result("egov", "tcp", i, True), "controls", "domestic_control", "reachable", None)
         )
-        j.append(
+        wiki = _result("wiki", "tcp", i, not shutdown)
+        out.append(
             JournalRow(
-                _result("wiki", "tcp", i, not shutdown),
-                "controls",
-                "international_control",
-                "reachable" if not shutdown else "unknown",
-                None,
+                wiki, "controls", "international_control", "unknown" if shutdown else "reachable", None
             )
         )
+        if i in (30, 40):
+            state, previous = (
+                ("international_shutdown", "online") if i == 30 else ("online", "international_shutdown")
+            )
+            controls = (
+                ControlReading("egov", "domestic", t(i), True),
+                ControlReading("wiki", "international", t(i), state == "online"),
+            )
+            out.append(VantageChange(t(i) + 1, state, previous, "r", controls))
         for name, first, last in (("site", 10, 19), ("hidden", 12, 14)):
             bad = first <= i <= last
             verdict = "blocked" if first + 1 <= i <= last else "reachable"  # confirmed one attempt late
             if shutdown:
                 verdict = "unknown"
-            j.append(
-                JournalRow(
-                    _result(name, "tls", i, not bad and not shutdown, tls_issuer="CN=Evil", ip="192.0.2.10"),
-                    "web",
-                    "target",
-                    verdict,
-                    "tcp_reset" if verdict == "blocked" else None,
-                )
+            result = _result(name, "tls", i, not bad and not shutdown, tls_issuer="CN=Evil", ip="192.0.2.10")
+            out.append(
+                JournalRow(result, "web", "target", verdict, "tcp_reset" if verdict == "blocked" else None)
             )
-    j.append(
-        VerdictChange(
-            at=t(11),
-            target="site",
-            kind="tls",
-            group="web",
-            role="target",
-            verdict="blocked",
-            technique="tcp_reset",
-            previous_verdict="reachable",
-            previous_technique=None,
-            failure="connection_reset",
-            stage="tls_handshake",
-            facts={"ip": "192.0.2.10"},
-            reference=reference,
-        )
-    )
-    for at, state, previous in (
-        (t(30) + 1, "international_shutdown", "online"),
-        (t(40) + 1, "online", "international_shutdown"),
-    ):
-        controls = (
-            ControlReading("egov", "domestic", at - 1, True),
-            ControlReading("wiki", "international", at - 1, state == "online"),
-        )
-        j.append(VantageChange(at, state, previous, "r", controls))
+            if name == "site" and i == 11:
+                out.append(
+                    VerdictChange(
+                        at=t(11),
+                        target="site",
+                        kind="tls",
+                        group="web",
+                        role="target",
+                        verdict="blocked",
+                        technique="tcp_reset",
+                        previous_verdict="reachable",
+                        previous_technique=None,
+                        failure="connection_reset",
+                        stage="tls_handshake",
+                        facts={"ip": "192.0.2.10"},
+                        reference=reference,
+                    )
+                )
+    return out
+
+
+def write_journal(state: Path, items: list[Record] | None = None) -> None:
+    j = Journal(state, retention=86400)
+    for item in records() if items is None else items:
+        j.append(item)
     j.close()
 
 
@@ -231,6 +235,7 @@ def test_cli_lists_shows_and_refuses_bad_input_in_one_line(state: Path, tmp_path
 
 async def test_live_view_refuses_bad_queries_and_answers_a_period(state: Path, config: Any) -> None:
     live = LiveIncidents(state, config)
+    await live.seed()
     doc = await live.document({})
     assert doc["counts"]["closed"] == 2 and doc["vantage"] == "almaty-1"
     for query in (
@@ -284,7 +289,6 @@ async def test_the_daemon_serves_incidents_and_metrics_from_its_own_journal(tmp_
         "scheduler: {min_destination_spacing: 1ms, controls_interval: 200ms}\n"
         "defaults: {interval: 200ms, timeout: 1s, jitter: 0.1}\n"
         "confirmation: {attempts: 1, required: 1, residual_window: 200ms}\n"
-        "incidents: {refresh: 1s}\n"
         "controls:\n  international:\n"
         f"    - {{name: ctl, kind: tcp, host: 127.0.0.1, port: {control.getsockname()[1]}}}\n"
         f"targets:\n  - {{name: site, kind: tcp, host: 127.0.0.1, port: {site.getsockname()[1]}}}\n"
@@ -321,3 +325,36 @@ async def test_the_daemon_serves_incidents_and_metrics_from_its_own_journal(tmp_
         await daemon.shutdown(quiet=True)
         control.close()
         site.close()
+
+
+async def test_the_live_view_fed_as_results_come_equals_the_journals_derivation(
+    state: Path, config: Any, tmp_path: Path
+) -> None:
+    """The daemon seeds from its journal and is fed the rest: the same incidents as a derivation of the
+    whole journal (what ``reachwatch incidents`` and a report show later)."""
+    items = records()
+    half = len(items) // 2
+    write_journal(tmp_path, items[:half])
+    live = LiveIncidents(tmp_path, config)
+    await live.seed()
+    for item in items[half:]:
+        if isinstance(item, JournalRow):
+            live.attempt(item)
+        elif isinstance(item, VerdictChange):
+            live.verdict_change(item)
+        else:
+            live.vantage_change(item)
+    fed = (await live.document({}))["incidents"]
+    derived = incidents_document(
+        read(state, Period(NOW - 7 * 86400, NOW + 1), config),
+        vantage="almaty-1",
+        zone=config.vantage.zone(),
+        is_private=is_private_in(config),
+    )["incidents"]
+    assert [i["id"] for i in fed] == [i["id"] for i in derived] and len(fed) == 2
+
+    def comparable(doc: dict[str, Any]) -> dict[str, Any]:
+        # the live view keeps an example's facts as the daemon had them; the journal's are the same JSON
+        return {k: v for k, v in doc.items() if k not in ("member_incidents",)}
+
+    assert [comparable(i) for i in fed] == [comparable(i) for i in derived]

@@ -221,9 +221,7 @@ def test_evening_blocking_on_several_days_is_one_pattern_with_its_local_schedule
     assert doc["days"] == ["2022-01-01", "2022-01-02", "2022-01-03", "2022-01-04"]
     assert len(doc["incidents"]) == 4
     night = [i for i in arranged.incidents if i.pattern is None]
-    assert (
-        len(night) == 1 and datetime.fromtimestamp(night[0].start.by, ALMATY).hour == 3
-    )
+    assert len(night) == 1 and datetime.fromtimestamp(night[0].start.by, ALMATY).hour == 3
 
 
 def test_a_pattern_spans_midnight_and_needs_enough_days() -> None:
@@ -261,3 +259,13 @@ def test_a_kind_rollup_with_the_members_of_a_group_rollup_is_left_out() -> None:
         found += target_incidents(attempts("GBBG", name, t0=T0 + n, kind="openvpn", group="vpn"))
     arranged = arrange(found, SETTINGS)
     assert [(i.scope_type, i.scope) for i in arranged.incidents if i.members] == [("group", "vpn")]
+
+
+def test_chance_outages_at_similar_hours_are_no_pattern_but_a_weekly_one_is() -> None:
+    # three outages around 07:00 within a month, 10 days apart: not regular
+    sparse = [i for day in (0, 10, 20) for i in target_incidents(_evening(day, "07:00", 2, "flaky", "flaky"))]
+    assert arrange(sparse, SETTINGS).patterns == []
+    # every Friday evening for three weeks (2022-01-07, 14, 21): weekly
+    fridays = [i for day in (6, 13, 20) for i in target_incidents(_evening(day, "20:00", 2, "news", "news"))]
+    (weekly,) = arrange(fridays, SETTINGS).patterns
+    assert weekly.schedule()["weekdays"] == ["Fri"]

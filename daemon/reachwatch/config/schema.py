@@ -284,12 +284,7 @@ class IncidentsConfig(StrictModel):
     window: Duration = Field(
         default=7 * 86400.0,
         description="The daemon's live view (API, metrics): incidents of this period, open ones whatever"
-        " their age.",
-    )
-    refresh: Duration = Field(
-        default=30.0,
-        description="How often the daemon re-derives its live view from the journal (also soon after a"
-        " verdict or vantage change).",
+        " their age (derived from the journal once at start, then kept current).",
     )
 
 
