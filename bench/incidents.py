@@ -289,7 +289,7 @@ def measure(argv: list[str], module: bool = True) -> tuple[float, float, float]:
     """Wall seconds, CPU seconds and peak RSS (MB) of one process (``module=False``: a ``python -c``)."""
     began = time.perf_counter()
     command = [sys.executable, "-m", "reachwatch", *argv] if module else [sys.executable, "-c", *argv]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL)  # noqa: S603
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - began
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -341,7 +341,7 @@ def main() -> int:
         print(f"{label:18} {wall:7.1f} s wall {cpu:7.1f} s CPU {rss:6.0f} MB peak RSS", flush=True)
     wall, cpu, rss = measure([SEED, str(state), str(config)], module=False)
     rebuild = subprocess.run(
-        [sys.executable, "-c", SEED, str(state), str(config)], capture_output=True, text=True
+        [sys.executable, "-c", SEED, str(state), str(config)], capture_output=True, text=True, check=True
     )
     rebuild_ms, live_incidents = rebuild.stdout.split()
     figures["live view: one rebuild (ms CPU), incidents in it"] = [float(rebuild_ms), int(live_incidents)]
