@@ -30,7 +30,9 @@ from reachwatch.errors import ReachwatchError, UsageError
 if TYPE_CHECKING:
     from reachwatch import journal
     from reachwatch.config.load import LoadedConfig
+    from reachwatch.config.types import TargetBase
     from reachwatch.model import ProbeResult
+    from reachwatch.scheduler import Scheduler
     from reachwatch.state import StateStore
 
 EXIT_OK, EXIT_NOT_REACHABLE, EXIT_BAD_INPUT = 0, 1, 2
@@ -155,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["tcp", "tls"],
         default="tcp",
         help="what to test on a host:port THING (default tcp)",
+    )
+    check.add_argument(
+        "--relay-set",
+        metavar="NAME",
+        help="sweep this relay set of the config now, whole (controls first), and print its shares by "
+        "country, AS and flag",
     )
     check.add_argument("--canary", metavar="HOST:PORT", help="echo canary abroad for ss:// and proxy THINGs")
     check.add_argument("--json", action="store_true", help="JSON instead of a table")
@@ -327,8 +335,8 @@ async def _sweep(args: argparse.Namespace, err: TextIO) -> StateStore:
     from reachwatch.config.load import load_full_config  # noqa: PLC0415 - see the module docstring
 
     if args.things:
-        if args.target:
-            raise UsageError("check: give THINGs or --target, not both")
+        if args.target or args.relay_set:
+            raise UsageError("check: give THINGs, --target or --relay-set, not several")
         import tempfile  # noqa: PLC0415
 
         from reachwatch.checkconfig import one_off_config  # noqa: PLC0415
@@ -358,7 +366,9 @@ async def _sweep_loaded(args: argparse.Namespace, loaded: LoadedConfig, err: Tex
     services = Services(tor=TorService.from_config(loaded.config.tor))
     scheduler = Scheduler(loaded, store, services=services)
     targets = loaded.config.all_targets()
-    if args.target:
+    if args.relay_set:
+        targets = await _relay_set_targets(args, loaded, scheduler, err)
+    elif args.target:
         known = {t.name for t in targets}
         unknown = [n for n in args.target if n not in known]
         if unknown:
@@ -398,6 +408,31 @@ async def _sweep_loaded(args: argparse.Namespace, loaded: LoadedConfig, err: Tex
     return store
 
 
+async def _relay_set_targets(
+    args: argparse.Namespace, loaded: LoadedConfig, scheduler: Scheduler, err: TextIO
+) -> list[TargetBase]:
+    """The controls and every member of ``--relay-set`` (handed to the scheduler as generated targets)."""
+    from reachwatch import relaycheck  # noqa: PLC0415 - see the module docstring
+    from reachwatch.relaywatch import source_key  # noqa: PLC0415
+    from reachwatch.scheduler import Rotation  # noqa: PLC0415
+
+    if args.target:
+        raise UsageError("check: give --target or --relay-set, not both")
+    spec = relaycheck.find_set(loaded, args.relay_set)
+    if spec is None:
+        known = {s.name for s in loaded.config.tor.relay_sets}
+        raise UsageError(_unknown_target("check", args.relay_set, known, loaded.source, "relay set"))
+
+    def say(text: str) -> None:
+        err.write(text + "\n")
+        err.flush()
+
+    members = await relaycheck.members(loaded, spec, say)
+    scheduler.set_generated(source_key(spec.name), members, Rotation(spec.interval))
+    controls = [t for t in loaded.config.all_targets() if loaded.config.control_role(t.name)]
+    return [*controls, *scheduler.generated(source_key(spec.name))]
+
+
 def _rows(store: StateStore) -> list[dict[str, Any]]:
     rows = []
     for state in store.targets.values():
@@ -424,6 +459,8 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from reachwatch.failures import Verdict  # noqa: PLC0415
 
     store: StateStore = run_async(_sweep(args, err))
+    if args.relay_set:
+        return _relay_set_report(args, store, out)
     rows = _rows(store)
     if args.json:
         doc = {
@@ -438,6 +475,24 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out.writelines(line + "\n" for line in view(store.vantage_state.value, store.vantage_reason, rows))
     reachable = all(r["verdict"] == Verdict.REACHABLE.value for r in rows)
     return EXIT_OK if reachable else EXIT_NOT_REACHABLE
+
+
+def _relay_set_report(args: argparse.Namespace, store: StateStore, out: TextIO) -> int:
+    """The set's shares (not a row per relay: a set has thousands); exit 0 when any relay was reached."""
+    from reachwatch import relaycheck  # noqa: PLC0415 - see the module docstring
+    from reachwatch.config.load import load_full_config  # noqa: PLC0415
+
+    loaded = load_full_config(_config_path(args))
+    spec = relaycheck.find_set(loaded, args.relay_set)
+    assert spec is not None  # checked before the sweep
+    doc = relaycheck.relayset_document(store, spec, loaded.config.tor.geoip.top)
+    if args.json:
+        vantage = {"state": store.vantage_state.value, "reason": store.vantage_reason}
+        out.write(json.dumps({"vantage": vantage, "relay_set": doc}, indent=2) + "\n")
+    else:
+        out.write(f"vantage: {store.vantage_state.value}\n")
+        out.writelines(line + "\n" for line in relaycheck.render(doc))
+    return EXIT_OK if doc["reachable"] else EXIT_NOT_REACHABLE
 
 
 def _print_table(table: list[list[str]], out: TextIO) -> None:
@@ -651,6 +706,7 @@ def cmd_incidents(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out.write("\n".join(incident_text.listing(doc)) + "\n")
     return EXIT_OK
 
+
 def cmd_canary(args: argparse.Namespace, out: TextIO) -> int:
     from reachwatch import canaryd  # noqa: PLC0415 - see the module docstring
     from reachwatch.app import run_async  # noqa: PLC0415
@@ -764,6 +820,7 @@ def _render_report(built: Any, fmt: str) -> str:
 
     return str(report_html.render(built, picture))
 
+
 def _ask(prompt: str, err: TextIO) -> str:
     err.write(prompt)
     err.flush()
@@ -796,9 +853,7 @@ def cmd_init(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     ):
         given = getattr(args, key)
         values[key] = given if given is not None else (_ask(question, err) if interactive else "")
-    identity = Identity(
-        name=name, country=country.strip().upper(), timezone=args.timezone, **values
-    )
+    identity = Identity(name=name, country=country.strip().upper(), timezone=args.timezone, **values)
     domestic = [h for h in args.domestic.split(",") if h.strip()] if args.domestic else None
     text = render(identity, domestic, path=args.output or "config.yaml")
     if args.output is None:

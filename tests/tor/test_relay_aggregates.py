@@ -5,6 +5,7 @@ current, and the fallback directories compiled into the installed tor. No tor ne
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import random
 import shutil
@@ -14,6 +15,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from scripts.update_fallbackdirs import compiled_fallbacks
 
+from reachwatch.cli import main
 from reachwatch.config.fallbackdirs import FALLBACKS, fallback_targets
 from reachwatch.config.geoip import load_geoip
 from reachwatch.config.load import parse_config, with_relay_sets
@@ -27,6 +29,7 @@ from reachwatch.relaywatch import RelaySetWatcher, valid_after
 from reachwatch.scheduler import Scheduler
 from reachwatch.state import StateStore
 from reachwatch.tor.directory import DirectoryUnavailable
+from tests.tor.lonerelay import TorRelayProcess
 
 TOR_GEOIP = """\
 # Last updated based on a fake database for the suite
@@ -229,3 +232,38 @@ def test_fallback_directories_match_the_list_compiled_into_the_installed_tor() -
 
     loaded = with_tor_targets(parse_config(text, "c.yaml", Path(".")))
     assert len(loaded.config.all_targets()) == len(FALLBACKS) + 20
+
+
+def test_check_relay_set_sweeps_the_set_now_and_prints_shares_by_country(
+    tmp_path: Path, tor_relay_process: TorRelayProcess
+) -> None:
+    """A real relay (127.0.0.1, country xa by a test GeoIP file) and an impostor at the same port: one
+    reachable with its identity verified, one not; the shares say so per country; unknown sets are one
+    line, exit 2."""
+    (tmp_path / "geoip").write_text("2130706433,2130706433,xa\n")
+    relays = [
+        {"fingerprint": fp, "or_addresses": [f"127.0.0.1:{tor_relay_process.or_port}"], "flags": ["Guard"]}
+        for fp in (tor_relay_process.fingerprint, "B" * 40)
+    ]
+    (tmp_path / "d.json").write_text(json.dumps({"relays": relays}))
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "defaults: {timeout: 5s}\nscheduler: {min_destination_spacing: 1ms}\n"
+        "tor:\n  geoip: {country_file: geoip}\n  relay_sets: [{name: lab, source: d.json}]\n"
+    )
+    config.chmod(0o600)
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["check", "--config", str(config), "--relay-set", "lab"], out, err)
+    assert code == 0, err.getvalue()
+    text = out.getvalue()
+    assert "relay set lab (file): 1 of 2 relays reachable with their identity verified (50.0%)" in text
+    assert "by country: xa 1/2 50%" in text and "by flag: Guard 1/2 50%" in text
+
+    code = main(["check", "--config", str(config), "--relay-set", "lab", "--json"], out := io.StringIO(), err)
+    doc = json.loads(out.getvalue())["relay_set"]
+    assert (doc["relays"], doc["probed"], doc["reachable"]) == (2, 2, 1)
+    assert doc["country"] == [{"group": "xa", "relays": 2, "probed": 2, "reachable": 1}]
+
+    err = io.StringIO()
+    assert main(["check", "--config", str(config), "--relay-set", "nope"], io.StringIO(), err) == 2
+    assert len(err.getvalue().strip().splitlines()) == 1 and "nope" in err.getvalue()

@@ -109,6 +109,45 @@ def _fold(counts: _Counts, labels: dict[tuple[str, str], str]) -> _Counts:
     return folded
 
 
+def count(states: Iterable[TargetState], top: int) -> tuple[_Counts, _Counts, _Counts]:
+    """Relay-set members counted by (set, flag), (set, country) and (set, AS), the last two folded to the
+    ``top`` values per set plus ``unknown`` and ``other``."""
+    flags, countries, ases = _Counts(), _Counts(), _Counts()
+    for state in states:
+        target = state.target
+        if target.kind != "tor_relay":  # before getattr: a missing field costs pydantic an exception
+            continue
+        relay_set = getattr(target, "relay_set", None)
+        if not relay_set:
+            continue
+        for flag in (ALL, *getattr(target, "relay_flags", ())):
+            flags.add((relay_set, flag), state)
+        countries.add((relay_set, getattr(target, "relay_country", None) or UNKNOWN), state)
+        ases.add((relay_set, getattr(target, "relay_as", None) or UNKNOWN), state)
+    return flags, _fold(countries, _top(countries.members, top)), _fold(ases, _top(ases.members, top))
+
+
+def summary(states: Iterable[TargetState], relay_set: str, top: int) -> dict[str, list[dict[str, Any]]]:
+    """One set's shares as plain data (``reachwatch check --relay-set``): per dimension (``flag``,
+    ``country``, ``asn``) a list of ``{group, relays, probed, reachable}``, largest first."""
+    doc: dict[str, list[dict[str, Any]]] = {}
+    for by, counts in zip(("flag", "country", "asn"), count(states, top), strict=True):
+        rows = [
+            {
+                "group": group,
+                "relays": n,
+                "probed": counts.probed[(name, group)],
+                "reachable": counts.reachable[(name, group)],
+            }
+            for (name, group), n in counts.members.items()
+            if name == relay_set
+        ]
+        doc[by] = sorted(
+            rows, key=lambda r: (r["group"] != ALL, r["group"] in (OTHER, UNKNOWN), -r["relays"], r["group"])
+        )
+    return doc
+
+
 class RelaySetCollector(Collector):
     """Renders per-set counts of relay outcomes by flag, country and AS from the state store."""
 
@@ -126,21 +165,7 @@ class RelaySetCollector(Collector):
         return []  # keep registration from calling collect() before the store is filled
 
     def collect(self) -> Iterator[Metric]:
-        flags, countries, ases = _Counts(), _Counts(), _Counts()
-        for state in list(self.store.targets.values()):
-            target = state.target
-            if target.kind != "tor_relay":  # before getattr: a missing field costs pydantic an exception
-                continue
-            relay_set = getattr(target, "relay_set", None)
-            if not relay_set:
-                continue
-            for flag in (ALL, *getattr(target, "relay_flags", ())):
-                flags.add((relay_set, flag), state)
-            countries.add((relay_set, getattr(target, "relay_country", None) or UNKNOWN), state)
-            ases.add((relay_set, getattr(target, "relay_as", None) or UNKNOWN), state)
-        top = self.top()
-        countries = _fold(countries, _top(countries.members, top))
-        ases = _fold(ases, _top(ases.members, top))
+        flags, countries, ases = count(list(self.store.targets.values()), self.top())
 
         yield from _dimension("", "flag", "(with this flag)", flags, verdicts=True)
         yield from _dimension("country_", "country", "in this country (GeoIP or Onionoo)", countries)
