@@ -56,6 +56,8 @@ SCRAPE_S = 30.0
 RELOAD_S = 300.0
 FLOOD_S = 120.0
 FLOOD_CONNECTIONS = 3000
+# reload churn on ports of its own (a run where it shared tcp-ok's ports counted churn attempts as lost)
+CHURN, CHURN_PORT = 20, 20500
 
 # (name prefix, count, kind, address, first port, peer role or None)
 HEALTHY = [("tcp-ok", 500, "tcp", 20000, "tcp"), ("tls-ok", 150, "tls", 21000, "tls")]
@@ -108,6 +110,9 @@ def build_plan(blackhole_ip: str, injected_ip: str, ca_file: str) -> Plan:
         bridge = {"name": f"bridge-{i:03d}", "kind": "tor_bridge", "bridge": line, "group": "bridge"}
         plan.targets.append(bridge)
     plan.peers.append({"ip": SERVER_IP, "port": 20999, "role": "tcp"})  # the international control
+    for i in range(CHURN):  # targets reloads add and remove, on peers of their own (counted too)
+        plan.peers.append({"ip": SERVER_IP, "port": CHURN_PORT + i, "role": "tcp"})
+        plan.counted[f"{SERVER_IP}:{CHURN_PORT + i}"] = f"churn-{i:02d}"
     return plan
 
 
@@ -115,8 +120,8 @@ def config(plan: Plan, interval: float, *, churn: bool) -> dict[str, Any]:
     targets = list(plan.targets)
     if churn:
         targets += [
-            {"name": f"churn-{i:02d}", "kind": "tcp", "host": SERVER_IP, "port": 20000 + i, "group": "churn"}
-            for i in range(20)
+            {"name": f"churn-{i:02d}", "kind": "tcp", "host": SERVER_IP, "port": port, "group": "churn"}
+            for i, port in enumerate(range(CHURN_PORT, CHURN_PORT + CHURN))
         ]
     return {
         "vantage": {"name": "soak"},
@@ -479,7 +484,11 @@ def figures(soak: Soak, run: dict[str, Any], peer_counts: dict[str, int]) -> dic
             "worst_window_p99": round(max((w["p99"] for w in window_p99), default=0.0), 4),
             "samples": int(buckets[-1][1]) if buckets else 0,
         },
-        "attempts_lost": sum(v for v in lost.values() if v > 0),
+        "attempts_lost": sum(v for k, v in lost.items() if v > 0 and not k.startswith("churn-")),
+        # attempts of targets a reload removed while they were in flight (cancelled with their target)
+        "churn_attempts_cancelled_by_reload": sum(
+            v for k, v in lost.items() if v > 0 and k.startswith("churn-")
+        ),
         "rows_without_peer_connection": -sum(v for v in lost.values() if v < 0),
         "peer_connections_counted": sum(peer_counts.get(k, 0) for k in soak.plan.counted),
         "journal_rows_vs_committed": {"rows": sum(rows.values()), "committed_logged": committed},
