@@ -107,7 +107,9 @@ def build_plan(blackhole_ip: str, injected_ip: str, ca_file: str) -> Plan:
         plan.targets.append(target(f"injected-{i:03d}", "tls", injected_ip, 443))
     for i in range(10):
         line = f"{SERVER_IP}:{40100 + i} {f'{i:02d}' * 20}"
+        # a bridge waits for its batch (tor.batch_timeout 15 s): its deadline must be longer
         bridge = {"name": f"bridge-{i:03d}", "kind": "tor_bridge", "bridge": line, "group": "bridge"}
+        bridge["timeout"] = "40s"
         plan.targets.append(bridge)
     plan.peers.append({"ip": SERVER_IP, "port": 20999, "role": "tcp"})  # the international control
     for i in range(CHURN):  # targets reloads add and remove, on peers of their own (counted too)
