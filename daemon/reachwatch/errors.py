@@ -22,7 +22,8 @@ class ConfigError(ReachwatchError):
     """A configuration (or imported file) is unusable. ``str()`` is the one-line message for the user."""
 
     def __init__(self, source: str, message: str) -> None:
-        super().__init__(f"{source}: {message}")
+        # one line whatever the parts hold (a YAML problem, a key with a newline): logs and replies
+        super().__init__(" ".join(f"{source}: {message}".split()))
         self.source = source
         self.message = message
 

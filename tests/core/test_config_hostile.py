@@ -94,6 +94,9 @@ def test_a_private_bridge_line_with_a_typo_is_refused_without_its_address_or_cer
         ),
         ("[" * 500 + "]" * 500, "c.yaml: invalid YAML: nested deeper than 64 levels"),
         ("a: " + "[" * 70 + "]" * 70, "c.yaml: invalid YAML: nested deeper than 64 levels"),
+        ("a: " + "[" * 2500 + "]" * 2500, "c.yaml: invalid YAML: nested deeper than 64 levels"),
+        ("a: &a [1, *a]\n", "c.yaml: invalid YAML: a value contains itself (an alias inside its own anchor)"),
+        ('vantage: {"\\n": 0}\n', "c.yaml: vantage.'\\n': unknown key"),  # found by fuzzing: split the line
     ],
 )
 def test_files_that_configure_nothing_or_something_twice_are_refused(text: str, message: str) -> None:

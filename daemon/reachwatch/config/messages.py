@@ -6,6 +6,7 @@ mistakes the same way.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,17 +21,31 @@ def _path(loc: tuple[int | str, ...], data: Any) -> str:
             out += f"[{part}]"
             node = node[part] if isinstance(node, list) and part < len(node) else None
             if isinstance(node, dict) and isinstance(node.get("name"), str):
-                out += f" (name {node['name']!r})"
+                out += f" (name {_shown(node['name'])})"
             continue
         if isinstance(node, dict) and part in node:
-            out += f".{part}" if out else part
+            out += f".{_key(part)}" if out else _key(part)
             node = node[part]
         elif isinstance(node, dict) and "kind" in node and part == node.get("kind"):
             continue  # the discriminator tag pydantic inserts for unions
         else:
-            out += f".{part}" if out else str(part)
+            out += f".{_key(str(part))}" if out else _key(str(part))
             node = None
     return out or "(top level)"
+
+
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def _key(part: str) -> str:
+    """A key as written when it is a plain word, else quoted: a key with a newline or a dot in it must
+    not split the message or read as a path."""
+    return part if _PLAIN_KEY.match(part) else _shown(part)
+
+
+def _shown(value: str) -> str:
+    text = repr(value)
+    return text if len(text) <= 42 else text[:39] + "..."
 
 
 def format_validation_error(exc: ValidationError, data: Any) -> str:
