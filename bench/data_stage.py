@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import ctypes
 import os
 import resource
@@ -122,7 +123,10 @@ def lab_servers(lab: Lab, tmp: Path) -> dict[str, dict[str, Any]]:
     wg = start_wireguard(lab, tmp)
     (tmp / "pki").mkdir()
     pki = make_pki(tmp / "pki")
-    start_openvpn_server(pki, tmp, "udp", [], netns=lab.server.name, local=SERVER_IP, port=1194, multi=True)
+    server = start_openvpn_server(
+        pki, tmp, "udp", [], netns=lab.server.name, local=SERVER_IP, port=1194, multi=True
+    )
+    atexit.register(server.stop)
     ovpn = tmp / "user.ovpn"
     ovpn.write_text(
         f"client\ndev tun\n<ca>\n{pki.ca_crt.read_text()}</ca>\n<cert>\n{pki.client_crt.read_text()}</cert>\n"

@@ -29,8 +29,11 @@ ONLINE = {"egov": ("reachable", None), "wiki": ("reachable", None)}
 def usable(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UsableLab]:
     with Lab("use") as lab:
         ul = UsableLab(lab, tmp_path_factory.mktemp("usablelab"))
-        ul.start()
-        yield ul
+        try:
+            ul.start()
+            yield ul
+        finally:
+            ul.close()
 
 
 def last(status: dict[str, Any], name: str) -> dict[str, Any]:

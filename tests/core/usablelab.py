@@ -11,10 +11,15 @@ Built on ``tests.netlab.Lab``:
 - in the country (client ns): ``kz``, a reachwatch with the reference configured, and ``alone``, the same
   targets without a reference (what an operator without a second vantage sees).
 
-``set_phase``: ``open`` (nothing), ``cut`` (the censor drops the proxy's and the WireGuard server's side of a
-flow once it carried ``CUT_BYTES``: ``ct reply bytes``, TSPU style), ``shaped`` (a token bucket on
-everything from the server, 1 Mbit/s). The international control (a TCP connect to the canary port) is
-left alone, so the vantage stays online and verdicts can be ``blocked``.
+``set_phase``: ``open`` (nothing), ``cut`` (the censor drops the servers' side of a flow once it carried
+``CUT_BYTES``: ``ct reply bytes``, TSPU style), ``aged`` (the censor kills every flow to the servers 2 s
+after its first packet), ``shaped`` (a token bucket on everything from the server, 1 Mbit/s). The
+international control (a TCP connect to the canary port) is left alone, so the vantage stays online and
+verdicts can be ``blocked``.
+
+``full=True`` adds the rest of the kinds that carry data (the soak matrix): tinyproxy (``http``),
+ss-server (``ss``), openvpn ``--server`` with a tun (``ovpn``: the client in its own namespace, the
+canary through the tunnel) and ocserv (``oc``: a login, then ICMP echoes through CSTP).
 """
 
 from __future__ import annotations
@@ -32,7 +37,15 @@ import trustme
 from reachwatch.refproto import generate_key
 from tests.core.censorlab import STATUS_CODE
 from tests.netlab import ROUTER_INNER_IP, SERVER_IP, Lab
-from tests.vpn.conftest import TCP_ECHO, WG_SERVER_INSIDE, start_wireguard, wait_tcp_listen
+from tests.vpn.conftest import (
+    TCP_ECHO,
+    WG_SERVER_INSIDE,
+    OvpnServer,
+    make_pki,
+    start_openvpn_server,
+    start_wireguard,
+    wait_tcp_listen,
+)
 
 REF_IP = "198.18.1.9"
 REF_PORT, KZ_PORT, ALONE_PORT = 10491, 10491, 10492
@@ -40,6 +53,10 @@ SOCKS_PORT, DEAD_PORT, CANARY_PORT, DOMESTIC_PORT = 1080, 1081, 7007, 8081
 CUT_BYTES = 30_000
 VOLUME = 64 * 1024
 TARGET_NAMES = ("socks", "socks-dead", "wg")
+FULL_NAMES = ("http", "ss", "ovpn", "oc")
+HTTP_PORT, SS_PORT, OVPN_PORT, OC_PORT, WG_PORT = 8888, 8388, 1194, 443, 51820
+SERVER_PORTS = {"tcp": (SOCKS_PORT, HTTP_PORT, SS_PORT, OC_PORT), "udp": (OVPN_PORT, WG_PORT)}
+OVPN_GATEWAY, OC_GATEWAY = "10.231.0.1", "192.168.99.1"
 # each daemon's own WireGuard peer: (its address inside the tunnel)
 PEERS = {"reference": "10.77.0.2", "kz": "10.77.0.3", "alone": "10.77.0.4"}
 
@@ -47,9 +64,12 @@ PEERS = {"reference": "10.77.0.2", "kz": "10.77.0.3", "alone": "10.77.0.4"}
 class UsableLab:
     """The lab, its servers and the three daemons; ``start()`` once, ``set_phase()`` between assertions."""
 
-    def __init__(self, lab: Lab, workdir: Path) -> None:
+    def __init__(self, lab: Lab, workdir: Path, *, full: bool = False) -> None:
         self.lab = lab
         self.dir = workdir
+        self.full = full
+        self.names = (*TARGET_NAMES, *(FULL_NAMES if full else ()))
+        self.ovpn_server: OvpnServer | None = None
         self.phase = ""
         self.ca = trustme.CA()
         self.ca_file = workdir / "ca.pem"
@@ -65,7 +85,7 @@ class UsableLab:
         self._servers()
         self.set_phase("open")
         self._daemon("reference", f"{REF_IP}:{REF_PORT}")
-        self._wait(lambda: self._all_measured(self.status("reference")), 40, "the reference's first results")
+        self._wait(lambda: self._all_measured(self.status("reference")), 60, "the reference's first results")
         self._daemon("kz", f"127.0.0.1:{KZ_PORT}")
         self._daemon("alone", f"127.0.0.1:{ALONE_PORT}")
 
@@ -95,6 +115,75 @@ class UsableLab:
             peer = ["peer", public.stdout.strip(), "allowed-ips", f"{PEERS[name]}/32"]
             server.run(["wg", "set", ifname, *peer])
             self.wg_keys[name] = path
+        if self.full:
+            self._full_servers()
+
+    def _full_servers(self) -> None:
+        server, tmp = self.lab.server, self.dir
+        proxy_conf = tmp / "tinyproxy.conf"
+        proxy_conf.write_text(
+            f"Port {HTTP_PORT}\nListen {SERVER_IP}\nTimeout 30\nMaxClients 32\nAllow 198.18.0.0/15\n"
+            f"ConnectPort {CANARY_PORT}\nLogLevel Warning\nUser nobody\nGroup nogroup\n"
+            f'PidFile "{tmp / "tinyproxy.pid"}"\n'
+        )
+        quiet: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        server.popen(["tinyproxy", "-d", "-c", str(proxy_conf)], **quiet)
+        ss = ["ss-server", "-s", SERVER_IP, "-p", str(SS_PORT), "-k", "lab key"]
+        ss += ["-m", "chacha20-ietf-poly1305"]
+        server.popen(ss, **quiet)
+        key = tmp / "ss.key"
+        key.write_text("lab key")
+        key.chmod(0o600)
+        (tmp / "pki").mkdir()
+        pki = make_pki(tmp / "pki")
+        # the three daemons share one client certificate: without --duplicate-cn each session would end
+        # the one before it
+        self.ovpn_server = start_openvpn_server(
+            pki, tmp, "udp", ["--duplicate-cn"], netns=server.name, local=SERVER_IP, port=OVPN_PORT,
+            multi=True,
+        )  # fmt: skip
+        ovpn = tmp / "user.ovpn"
+        ovpn.write_text(
+            f"client\ndev tun\n<ca>\n{pki.ca_crt.read_text()}</ca>\n<cert>\n{pki.client_crt.read_text()}"
+            f"</cert>\n<key>\n{pki.client_key.read_text()}</key>\n"
+        )
+        ovpn.chmod(0o600)
+        issued = self.ca.issue_cert(SERVER_IP)
+        cert, tls_key = tmp / "oc-cert.pem", tmp / "oc-key.pem"
+        issued.cert_chain_pems[0].write_to_path(str(cert))
+        issued.private_key_pem.write_to_path(str(tls_key))
+        passwd = tmp / "ocpasswd"
+        account = ["ocpasswd", "-c", str(passwd), "probe"]
+        subprocess.run(account, input=b"pw\npw\n", check=True, capture_output=True)
+        oc_conf = tmp / "ocserv.conf"
+        oc_conf.write_text(
+            f'auth = "plain[passwd={passwd}]"\ntcp-port = {OC_PORT}\nlisten-host = {SERVER_IP}\n'
+            f"socket-file = {tmp / 'ocserv.sock'}\nserver-cert = {cert}\nserver-key = {tls_key}\n"
+            f"pid-file = {tmp / 'ocserv.pid'}\nisolate-workers = false\nuse-occtl = false\n"
+            "max-clients = 16\nmax-same-clients = 0\nmax-ban-score = 0\ndevice = vpns\n"
+            "ipv4-network = 192.168.99.0/24\n"
+        )
+        server.popen(["ocserv", "-f", "-c", str(oc_conf)], **quiet)
+        password = tmp / "oc.pass"
+        password.write_text("pw\n")
+        password.chmod(0o600)
+        for port in (HTTP_PORT, SS_PORT, OC_PORT):
+            wait_tcp_listen(server, port)
+
+    def _full_targets(self, stage: dict[str, Any], canary: dict[str, Any]) -> list[dict[str, Any]]:
+        tmp = self.dir
+        return [
+            {"name": "http", "kind": "http_proxy", "host": SERVER_IP, "port": HTTP_PORT, "canary": canary,
+             "data_stage": stage},
+            {"name": "ss", "kind": "shadowsocks", "host": SERVER_IP, "port": SS_PORT, "canary": canary,
+             "method": "chacha20-ietf-poly1305", "password_file": str(tmp / "ss.key"), "data_stage": stage},
+            {"name": "ovpn", "kind": "openvpn_tunnel", "host": SERVER_IP, "port": OVPN_PORT,
+             "config_file": str(tmp / "user.ovpn"), "canary": {"host": OVPN_GATEWAY, "port": CANARY_PORT},
+             "data_stage": stage, "timeout": "15s"},
+            {"name": "oc", "kind": "openconnect", "host": SERVER_IP, "port": OC_PORT,
+             "ca_file": str(self.ca_file), "username": "probe", "password_file": str(tmp / "oc.pass"),
+             "ping_address": OC_GATEWAY, "data_stage": stage},
+        ]  # fmt: skip
 
     def config(self, name: str) -> dict[str, Any]:
         """The same targets for every daemon; its own WireGuard peer; a reference for ``kz`` only."""
@@ -119,8 +208,11 @@ class UsableLab:
                 {**proxy, "name": "socks", "port": SOCKS_PORT},
                 {**proxy, "name": "socks-dead", "port": DEAD_PORT},
                 wireguard,
+                *(self._full_targets(stage, canary) if self.full else []),
             ],
         }
+        if self.full:  # twelve ways out (six kinds, two daemons) share the shaped link: more time each
+            doc["defaults"] = {"interval": "4s", "timeout": "15s", "jitter": 0.1}
         if name == "kz":
             doc["reference_vantages"] = [
                 {
@@ -165,6 +257,11 @@ class UsableLab:
         self._wait(lambda: proc.poll() is not None or self._get(ns, url) is not None, 30, f"{name} API")
         assert proc.poll() is None, self.log_tail(name)
 
+    def close(self) -> None:
+        """Stop what is not a process of the lab's namespaces (those go with ``Lab.close``)."""
+        if self.ovpn_server is not None:
+            self.ovpn_server.stop()
+
     # -- the censor --------------------------------------------------------------------------------
     def set_phase(self, phase: str) -> None:
         if phase == self.phase:
@@ -172,9 +269,18 @@ class UsableLab:
         self.lab.uncensor()
         self.lab.unthrottle()
         if phase == "cut":
+            tcp = ", ".join(map(str, SERVER_PORTS["tcp"]))
+            udp = ", ".join(map(str, SERVER_PORTS["udp"]))
             self.lab.censor(
-                f"ip saddr {SERVER_IP} tcp sport {SOCKS_PORT} ct reply bytes > {CUT_BYTES} drop\n"
-                f"ip saddr {SERVER_IP} udp sport 51820 ct reply bytes > {CUT_BYTES} drop"
+                f"ip saddr {SERVER_IP} tcp sport {{ {tcp} }} ct reply bytes > {CUT_BYTES} drop\n"
+                f"ip saddr {SERVER_IP} udp sport {{ {udp} }} ct reply bytes > {CUT_BYTES} drop"
+            )
+        elif phase == "aged":
+            tcp = ", ".join(map(str, SERVER_PORTS["tcp"]))
+            udp = ", ".join(map(str, SERVER_PORTS["udp"]))
+            ports = f"{tcp}, {udp}"
+            self.lab.kill_flows_after(
+                2.0, f"ip daddr {SERVER_IP} meta l4proto {{ tcp, udp }} th dport {{ {ports} }}"
             )
         elif phase == "shaped":
             dev = self.lab.router_inner_if
@@ -211,11 +317,10 @@ class UsableLab:
         path = self.dir / f"{name}.log"
         return path.read_text(errors="replace")[-size:] if path.exists() else ""
 
-    @staticmethod
-    def _all_measured(status: dict[str, Any] | None) -> bool:
+    def _all_measured(self, status: dict[str, Any] | None) -> bool:
         if status is None:
             return False
-        return {t["name"] for t in status["targets"] if t.get("last")} >= set(TARGET_NAMES)
+        return {t["name"] for t in status["targets"] if t.get("last")} >= set(self.names)
 
     def wait_for(
         self, name: str, expected: Mapping[str, tuple[str, str | None]], *, timeout: float = 45

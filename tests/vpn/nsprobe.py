@@ -12,11 +12,11 @@ so the supervised tor, its SocksPort and the probe all live in this namespace.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from pathlib import Path
 
+from reachwatch.app import run_async
 from reachwatch.config.schema import TorConfig
 from reachwatch.probes import PROBES
 from reachwatch.probes.base import ProbeContext, Services, run_probe
@@ -53,4 +53,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_async(main())  # the daemon's loop (uvloop when installed): a probe must work on what the daemon runs

@@ -13,40 +13,42 @@ import contextlib
 import socket
 
 from reachwatch.net.errors import NetFailure
-from reachwatch.net.udp import MAX_DATAGRAM, UdpSocket
+from reachwatch.net.udp import UdpSocket
 
 CHUNK = 64 * 1024
+
+
+class _ClientSide(asyncio.DatagramProtocol):
+    """The client's socket: what it sends goes to the server; its address is learnt on the way."""
+
+    def __init__(self, outer: UdpSocket) -> None:
+        self.outer = outer
+        self.peer: tuple[str, int] | None = None
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.peer = addr
+        self.outer.send(data)
 
 
 async def relay_udp(inner: socket.socket, outer: UdpSocket) -> None:
     """Datagrams from the client (``inner``, bound inside) to the server and back, until cancelled.
 
     The client's address is learnt from its first datagram; errors on the outside (an ICMP port
-    unreachable) are the client's to notice through silence, as on a direct path.
+    unreachable) are the client's to notice through silence, as on a direct path. Datagram endpoints
+    rather than ``sock_recvfrom``: the daemon's uvloop does not implement the latter.
     """
     loop = asyncio.get_running_loop()
-    peer: list[tuple[str, int]] = []
-
-    async def outward() -> None:
-        while True:
-            data, address = await loop.sock_recvfrom(inner, MAX_DATAGRAM)
-            if not peer:
-                peer.append((str(address[0]), int(address[1])))
-            outer.send(data)
-
-    async def inward() -> None:
+    transport, client = await loop.create_datagram_endpoint(lambda: _ClientSide(outer), sock=inner)
+    try:
         while True:
             try:
                 data = await outer.recv()
             except NetFailure:
                 continue
-            if peer:
-                with contextlib.suppress(OSError):
-                    await loop.sock_sendto(inner, data, peer[0])
-
-    async with asyncio.TaskGroup() as group:
-        group.create_task(outward())
-        group.create_task(inward())
+            if client.peer is not None:
+                transport.sendto(data, client.peer)
+    finally:
+        transport.close()
 
 
 async def relay_tcp(
