@@ -16,7 +16,13 @@ from typing import Any
 
 import yaml
 
-from reachwatch.config.load import LoadedConfig, check_files, embedded_default_text, parse_config
+from reachwatch.config.load import (
+    LoadedConfig,
+    check_files,
+    embedded_default_text,
+    parse_config,
+    with_secrets_read,
+)
 from reachwatch.errors import ConfigError
 from reachwatch.importers import parse_canary
 from reachwatch.importers.common import Output
@@ -63,4 +69,4 @@ def one_off_config(
     doc["targets"] = entries
     loaded = parse_config(yaml.safe_dump(doc, sort_keys=False), f"{source} + command line", base_dir)
     check_files(loaded)  # the files it names (the base config's, the THINGs' private copies) are usable
-    return loaded
+    return with_secrets_read(loaded)  # bridge lines from the private copies

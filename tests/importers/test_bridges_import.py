@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reachwatch.config.bridgeline import parse_bridge_line
-from reachwatch.config.load import parse_config
+from reachwatch.config.load import load_full_config, parse_config
 from reachwatch.errors import ConfigError
 from reachwatch.importers import import_files
 
@@ -200,3 +200,19 @@ def test_any_text_is_entries_or_one_config_error(
         assert "\n" not in str(exc)
         return
     parse_config(text, "imported.yaml", path.parent)  # whatever was accepted validates
+
+
+def test_with_an_output_dir_private_bridge_lines_go_to_0600_files_not_the_yaml(tmp_path: Path) -> None:
+    out = tmp_path / "secrets"
+    text = import_files([DATA / "bridges-torrc.txt"], output_dir=str(out))
+    entries = targets(text, tmp_path)
+    assert entries and all("bridge" not in e and e["bridge_file"] for e in entries)
+    for entry in entries:
+        path = Path(entry["bridge_file"])
+        assert path.parent == out.absolute() and (path.stat().st_mode & 0o777) == 0o600
+        assert parse_bridge_line(path.read_text().strip()).address not in text
+    cfg = tmp_path / "imported.yaml"
+    cfg.write_text(text)
+    cfg.chmod(0o600)
+    loaded = load_full_config(cfg)  # the loader reads the lines back
+    assert all(t.destination() != "tor-bridge:0" for t in loaded.config.targets)

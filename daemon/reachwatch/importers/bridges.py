@@ -71,21 +71,30 @@ def looks_like_distributor_text(text: str) -> bool:
 def bridge_entry(
     line: BridgeLine, out: Output, *, public: bool = False, prefix: str = "", group: str = "bridges"
 ) -> dict[str, Any] | None:
-    """One ``tor_bridge`` entry, or ``None`` when this run already has the same bridge."""
+    """One ``tor_bridge`` entry, or ``None`` when this run already has the same bridge.
+
+    With an output directory a private bridge's line goes to its own 0600 file (``bridge_file``): the
+    generated YAML then holds no bridge line. Without one it is written inline (the loader warns).
+    """
     value = line.torrc_value()
     if value in out.seen:
         return None
     out.seen.add(value)
     base = entry_name(f"{prefix}{line.transport_name}-{line.hashed_fingerprint()[:8].lower()}")
-    return {
-        "name": out.unique_name(base),
+    name = out.unique_name(base)
+    entry: dict[str, Any] = {
+        "name": name,
         "kind": "tor_bridge",
         "private": not public,
         "group": group,
         "interval": BRIDGE_INTERVAL,
         "timeout": BRIDGE_TIMEOUT,
-        "bridge": value,
     }
+    if not public and out.output_dir is not None:
+        entry["bridge_file"] = str(out.write_secret(f"{name}.bridge", f"{value}\n".encode()))
+    else:
+        entry["bridge"] = value
+    return entry
 
 
 def parse_line(where: str, text: str) -> BridgeLine:
