@@ -117,6 +117,20 @@ RU: dict[str, str] = {
         "каждой цели). Казахстан, 2022: доступность ретрансляторов упала примерно на 40 %, а использование "
         "мостов выросло."
     ),
+    "Reachable relays by country": "Доступные ретрансляторы по странам",
+    "The share of each relay set's relays that works from here, per country of the relay (the largest "
+    "countries by name, then `unknown` and `other`; GeoIP from tor-geoipdb, ip2asn or Onionoo). A censor that "
+    "blocks relays hosted in some countries shows here first.": (
+        "Доля ретрансляторов каждого набора, доступных отсюда, по стране ретранслятора (крупнейшие страны по "
+        "имени, затем `unknown` и `other`; GeoIP из tor-geoipdb, ip2asn или Onionoo). Цензор, блокирующий "
+        "ретрансляторы в отдельных странах, виден здесь первым."
+    ),
+    "Reachable relays by AS": "Доступные ретрансляторы по AS",
+    "The same share per autonomous system of the relay (the largest by name, then `unknown` and `other`): "
+    "blocking aimed at hosting networks rather than at Tor as a whole.": (
+        "Та же доля по автономной системе ретранслятора (крупнейшие по имени, затем `unknown` и `other`): "
+        "блокировка, направленная на хостинговые сети, а не на Tor целиком."
+    ),
     "Reachable relays per set and flag": "Доступные ретрансляторы по наборам и флагам",
     "Relay sets (a consensus or Onionoo sample, the directory authorities): the fraction of relays whose last "
     "attempt reached the ORPort and verified the identity, per set and consensus flag (`all` = every member). "

@@ -60,6 +60,39 @@ def tor() -> list[Panel]:
             min=0,
             max=1,
         ),
+        timeseries(
+            "Reachable relays by country",
+            "The share of each relay set's relays that works from here, per country of the relay (the "
+            "largest countries by name, then `unknown` and `other`; GeoIP from tor-geoipdb, ip2asn or "
+            "Onionoo). A censor that blocks relays hosted in some countries shows here first.",
+            [
+                Query(
+                    f"reachwatch:tor_relayset_country_reachable:ratio{{{V}}}",
+                    "{{vantage}} {{set}} {{country}}",
+                    needs=("tor_relay",),
+                )
+            ],
+            "percentunit",
+            GOOD_HIGH,
+            min=0,
+            max=1,
+        ),
+        timeseries(
+            "Reachable relays by AS",
+            "The same share per autonomous system of the relay (the largest by name, then `unknown` and "
+            "`other`): blocking aimed at hosting networks rather than at Tor as a whole.",
+            [
+                Query(
+                    f"reachwatch:tor_relayset_as_reachable:ratio{{{V}}}",
+                    "{{vantage}} {{set}} {{asn}}",
+                    needs=("tor_relay",),
+                )
+            ],
+            "percentunit",
+            GOOD_HIGH,
+            min=0,
+            max=1,
+        ),
         table(
             "Relay-set failures by stage",
             "How the relays of each set fail now: identity mismatch, link handshake, reset, timeout.",

@@ -6,6 +6,11 @@ is also a guard/exit relay, three more relays (every relay must find three *othe
 plus short voting intervals make a consensus appear within seconds instead of an hour.
 Nothing leaves 127.0.0.1.
 
+Grown for relay sets (issue 14): ``relay_addresses`` places the relays on other loopback addresses
+(127.0.1.x and 127.0.2.x are two fake "countries" with a test GeoIP file), ``bridges=False`` leaves the
+bridges out, ``wrapper`` runs every node in a network namespace (``ip netns exec NAME``) where a censor
+can be an nftables rule, and ``add_relay``/``reject`` change the consensus while the network runs.
+
 The lab is synchronous (plain ``subprocess``) so a session-scoped fixture can start it once for all Tor
 tests whatever their event loop. ``TorLab.start()`` returns when every node reports ``Bootstrapped 100%``:
 from then on the consensus lists all relays and the bridges can serve it.
@@ -16,9 +21,11 @@ from __future__ import annotations
 import contextlib
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +61,7 @@ class TorNode:
     dir_port: int = 0
     obfs4_port: int = 0
     fingerprint: str = ""
+    address: str = "127.0.0.1"
     proc: subprocess.Popen[bytes] | None = None
     extra: dict[str, list[str]] = field(default_factory=dict)
 
@@ -71,20 +79,37 @@ class TorNode:
 class TorLab:
     """Build, start and stop the private network under ``base``."""
 
-    def __init__(self, base: Path, extra_bridges: int = 0) -> None:
-        """``extra_bridges``: more vanilla bridges (bench/tor_bridges.py measures batches with them)."""
+    def __init__(
+        self,
+        base: Path,
+        extra_bridges: int = 0,
+        *,
+        relay_addresses: Sequence[str] = ("127.0.0.1",) * 3,
+        bridges: bool = True,
+        wrapper: Sequence[str] = (),
+    ) -> None:
+        """``extra_bridges``: more vanilla bridges (bench/tor_bridges.py measures batches with them);
+        ``relay_addresses``: one relay per address (the authority stays on 127.0.0.1); ``wrapper``: a
+        command prefix for every tor (a network namespace)."""
         self.base = base
+        self.wrapper = list(wrapper)
         self.auth = TorNode("auth0", base / "auth0", free_port(), dir_port=free_port())
-        self.relays = [TorNode(f"relay{i}", base / f"relay{i}", free_port()) for i in (1, 2, 3)]
+        self.relays = [
+            TorNode(f"relay{i}", base / f"relay{i}", free_port(), address=address)
+            for i, address in enumerate(relay_addresses, start=1)
+        ]
         self.bridge = TorNode("bridgevan", base / "bridgevan", free_port())
         self.obfs4_bridge = TorNode("bridgeobfs4", base / "bridgeobfs4", free_port(), obfs4_port=free_port())
         self.extra_bridges = [
             TorNode(f"bridgex{i}", base / f"bridgex{i}", free_port()) for i in range(extra_bridges)
         ]
+        self.has_bridges = bridges
         self.v3ident = ""
 
     @property
     def nodes(self) -> list[TorNode]:
+        if not self.has_bridges:
+            return [self.auth, *self.relays]
         return [self.auth, *self.relays, self.bridge, self.obfs4_bridge, *self.extra_bridges]
 
     # -- configuration -------------------------------------------------------------------------------
@@ -127,8 +152,8 @@ class TorLab:
             f"Nickname {node.name}",
             "ShutdownWaitLength 0",
             "SocksPort 0",
-            "Address 127.0.0.1",
-            f"ORPort 127.0.0.1:{node.or_port}",
+            f"Address {node.address}",
+            f"ORPort {node.address}:{node.or_port}",
             "AssumeReachable 1",
             "EnforceDistinctSubnets 0",
             "ContactInfo reachwatch-torlab",
@@ -206,26 +231,54 @@ class TorLab:
         for node in self.nodes:
             self._fingerprint(node)
         for node in self.nodes:
-            torrc = node.datadir / "torrc"
-            torrc.write_text(self._torrc(node))
-            node.proc = subprocess.Popen(
-                [TOR, "-f", str(torrc)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-            )
+            self._launch(node)
+        self._wait(self.nodes, timeout)
+
+    def _launch(self, node: TorNode) -> None:
+        torrc = node.datadir / "torrc"
+        torrc.write_text(self._torrc(node))
+        node.proc = subprocess.Popen(
+            [*self.wrapper, TOR, "-f", str(torrc)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+
+    def _wait(self, nodes: list[TorNode], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for node in self.nodes:
+            for node in nodes:
                 assert node.proc is not None
                 if node.proc.poll() is not None:
                     err = node.proc.stderr.read().decode(errors="replace") if node.proc.stderr else ""
                     raise RuntimeError(f"lab tor {node.name} exited: {err}\n{node.log_text()[-2000:]}")
-            if all("Bootstrapped 100%" in node.log_text() for node in self.nodes) and self._obfs4_ready():
+            if all("Bootstrapped 100%" in node.log_text() for node in nodes) and self._obfs4_ready():
                 return
             time.sleep(0.5)
-        states = {n.name: n.log_text().splitlines()[-3:] for n in self.nodes}
+        states = {n.name: n.log_text().splitlines()[-3:] for n in nodes}
         raise TimeoutError(f"private tor network not ready in {timeout:.0f}s: {states}")
 
     def _obfs4_ready(self) -> bool:
+        if not self.has_bridges:
+            return True
         return (self.obfs4_bridge.datadir / "pt_state" / "obfs4_bridgeline.txt").exists()
+
+    def add_relay(self, address: str, timeout: float = 120.0) -> TorNode:
+        """Start one more relay while the network runs; returns once it bootstrapped (the authority lists
+        it in its next vote)."""
+        index = len(self.relays) + 1
+        node = TorNode(f"relay{index}", self.base / f"relay{index}", free_port(), address=address)
+        self._fingerprint(node)
+        self.relays.append(node)
+        self._launch(node)
+        self._wait([node], timeout)
+        return node
+
+    def reject(self, *nodes: TorNode) -> None:
+        """Make the authority drop these relays from its next vote (``!reject`` in its approved-routers
+        file, reloaded on SIGHUP): they leave the consensus while they keep running."""
+        lines = "".join(f"!reject {node.fingerprint}\n" for node in nodes)
+        with (self.auth.datadir / "approved-routers").open("a") as fh:
+            fh.write(lines)
+        assert self.auth.proc is not None
+        self.auth.proc.send_signal(signal.SIGHUP)
 
     def stop(self) -> None:
         for node in self.nodes:

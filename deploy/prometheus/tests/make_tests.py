@@ -309,9 +309,39 @@ relayset_tests = {
         },
     ],
 }
+RC = {**V1, "set": "network"}
+
+
+def country_series(country, relays, reachable):
+    """relays/probed/reachable series of one country of the relay set ``network``."""
+    labels = {**RC, "country": country}
+    return [
+        {"series": sel("reachwatch_tor_relayset_country_relays", labels), "values": f"{relays}x1208"},
+        {"series": sel("reachwatch_tor_relayset_country_probed", labels), "values": f"{relays}x1208"},
+        {"series": sel("reachwatch_tor_relayset_country_reachable", labels), "values": reachable},
+    ]
+
+
+country_tests = {
+    "name": "relay country drop: xb 40 -> 8 of 40 fires; xa 60 of 60 holds; cc with 5 relays never pages",
+    "interval": "10m",
+    "input_series": [
+        *country_series("xb", 40, "40x1007 8x200"),
+        *country_series("xa", 60, "60x1208"),
+        *country_series("cc", 5, "5x1007 0x200"),
+    ],
+    "alert_rule_test": [
+        {"eval_time": "7d", "alertname": "ReachwatchTorRelayCountryDrop", "exp_alerts": []},
+        {
+            "eval_time": "7d2h",
+            "alertname": "ReachwatchTorRelayCountryDrop",
+            "exp_alerts": [exp("ReachwatchTorRelayCountryDrop", {**RC, "country": "xb"}, "20%")],
+        },
+    ],
+}
 write(
     "category-drop.test.yml",
-    {"rule_files": FILES, "evaluation_interval": "10m", "tests": [drop_tests, relayset_tests]},
+    {"rule_files": FILES, "evaluation_interval": "10m", "tests": [drop_tests, relayset_tests, country_tests]},
     HEADER.format("week-over-week category drop (8 days of input, evaluated every 10m)"),
 )
 
