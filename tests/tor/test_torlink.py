@@ -88,6 +88,22 @@ def test_rsa_only_responder_is_verified_through_the_type1_link_cert(captured: Ca
     assert verify_responder_certs(rsa_only, tls_der).ed25519_identity is None
 
 
+def test_rsa_only_mode_skips_the_ed25519_chain_only_when_the_link_cert_binds_the_identity(
+    captured: Captured,
+) -> None:
+    tls_der, certs = captured
+    identity = verify_responder_certs(certs, tls_der, ed25519=False)
+    assert identity.ed25519_identity is None and identity.ed25519_present
+    assert identity.rsa_fingerprint == verify_responder_certs(certs, tls_der).rsa_fingerprint
+    # a broken Ed25519 chain goes unnoticed here (it is not what is asked) ...
+    broken = {**certs, 5: [certs[5][0][:-1] + bytes([certs[5][0][-1] ^ 1])]}
+    assert verify_responder_certs(broken, tls_der, ed25519=False).rsa_fingerprint == identity.rsa_fingerprint
+    # ... but without a type-1 certificate the chain is the binding, and it is verified anyway
+    without_type1 = {t: v for t, v in broken.items() if t != 1}
+    with pytest.raises(CertsMismatch):
+        verify_responder_certs(without_type1, tls_der, ed25519=False)
+
+
 def test_ed25519_binding_alone_detects_another_tls_certificate(captured: Captured) -> None:
     _, certs = captured
     other_pem = trustme.CA().issue_cert("x.example").cert_chain_pems[0].bytes()

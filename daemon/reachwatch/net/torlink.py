@@ -184,15 +184,16 @@ class TlsNotBound(NetFailure):
     someone terminated TLS between us and the relay (see ``formats.tor_certs.CertsNotBoundToTls``)."""
 
 
-def verify_identity(link: LinkHandshake) -> LinkIdentity:
+def verify_identity(link: LinkHandshake, *, ed25519: bool = True) -> LinkIdentity:
     """What the CERTS cell proves on this TLS connection (``formats.tor_certs``), classified: malformed
     certificates are ``tor_link_handshake_failed``, anything that is not proof is ``tor_identity_mismatch``.
 
     Separate from ``link_handshake`` so a probe can record what the handshake showed (link version)
-    before an identity failure ends the attempt.
+    before an identity failure ends the attempt. ``ed25519=False``: the RSA identity only, when the link
+    certificate binds it (``verify_responder_certs``).
     """
     try:
-        return verify_responder_certs(link.certs, link.tls_cert_der)
+        return verify_responder_certs(link.certs, link.tls_cert_der, ed25519=ed25519)
     except CertsMalformed as exc:
         raise _broken(str(exc)) from exc
     except CertsNotBoundToTls as exc:

@@ -48,13 +48,15 @@ async def probe(target: TorRelayTarget, ctx: ProbeContext) -> ProbeResult:
         ctx.fact("tor_clock_skew_seconds", link.clock_skew_s)
     with ctx.stage(Stage.PROTOCOL_HANDSHAKE):
         try:
-            identity = verify_identity(link)
+            # the Ed25519 chain only when there is an Ed25519 identity to compare it with (a relay set's
+            # members have none): the RSA identity is proven by the link certificate alone
+            identity = verify_identity(link, ed25519=target.ed25519_identity is not None)
         except TlsNotBound:
             # the relay's own certificates arrived through a TLS connection that is not the relay's:
             # local evidence of interception (a wrong fingerprint alone is not: relays re-key and move)
             ctx.mark_evidence(Technique.TLS_INTERCEPTION)
             raise
-    ctx.fact("tor_ed25519_identity_present", identity.ed25519_identity is not None)
+    ctx.fact("tor_ed25519_identity_present", identity.ed25519_present)
     if identity.rsa_fingerprint != target.fingerprint:
         return ctx.fail(Failure.TOR_IDENTITY_MISMATCH, Stage.PROTOCOL_HANDSHAKE)
     if target.ed25519_identity is not None and identity.ed25519_identity != decode_ed25519_identity(
