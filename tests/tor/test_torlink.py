@@ -6,6 +6,7 @@ right outcome (malformed -> ``CertsMalformed``, not proof of this relay -> ``Cer
 
 from __future__ import annotations
 
+import re
 import socket
 import struct
 from datetime import UTC, datetime, timedelta
@@ -24,7 +25,7 @@ from reachwatch.formats.tor_certs import (
     parse_certs_payload,
     verify_responder_certs,
 )
-from reachwatch.net.torlink import link_tls_context, versions_cell
+from reachwatch.net.torlink import link_tls_context, random_sni, versions_cell
 from tests.net.test_tls import sm2_certificate_der
 from tests.tor.lonerelay import TorRelayProcess
 
@@ -200,3 +201,10 @@ def test_certificate_with_a_key_type_we_cannot_load_is_malformed_not_a_crash(
         verify_responder_certs({**certs, 2: [sm2_cert_der]}, tls_der)
     with pytest.raises(CertsMismatch):
         verify_responder_certs(certs, sm2_cert_der)
+
+
+def test_random_sni_looks_like_tors_own() -> None:
+    names = {random_sni() for _ in range(200)}
+    assert all(re.fullmatch(r"www\.[a-z2-7]{4,25}\.com", name) for name in names), names
+    lengths = {len(n) - len('www..com') for n in names}
+    assert len(names) > 190 and min(lengths) < 8 and max(lengths) > 20
