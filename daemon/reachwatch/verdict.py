@@ -216,6 +216,9 @@ def dns_tampered(result: ProbeResult, reference: Observation | None) -> dict[str
         return None  # an IP-literal target, or an honest resolver: the other rules decide
     figures: dict[str, FactValue] = {"ip": ours, "reference_ip": theirs}
     try:
+        there = ipaddress.ip_address(theirs)
+        if there.is_loopback or there.is_unspecified:
+            return None  # the reference reached itself, not the name on the Internet: nothing to compare
         if not ipaddress.ip_address(ours).is_global:
             figures["bogon"] = True
     except ValueError:

@@ -698,6 +698,12 @@ THERE = {"ip": "151.101.1.69"}
             Outcome(V.BLOCKED, T.TCP_BLACKHOLE),
         ),
         (fail(F.GENERIC_TIMEOUT_ERROR, S.CONNECT), seen(True, THERE), Outcome(V.BLOCKED, T.TCP_BLACKHOLE)),
+        # a reference that reached a loopback address measured its own host, not the name
+        (
+            fail(F.CONNECTION_REFUSED, S.CONNECT, facts={"ip": "127.0.0.2"}),
+            seen(True, {"ip": "127.0.0.1"}),
+            Outcome(V.BLOCKED, T.TCP_RESET),
+        ),
         # a resolver that failed without saying the name is missing proves nothing
         (fail(F.DNS_SERVFAIL_ERROR, S.RESOLVE), seen(True, THERE), Outcome(V.UNREACHABLE)),
         # a success is not second-guessed
