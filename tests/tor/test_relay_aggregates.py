@@ -21,6 +21,7 @@ from reachwatch.config.geoip import load_geoip
 from reachwatch.config.load import parse_config, with_relay_sets
 from reachwatch.config.relaysets import Relay as RelayEntry
 from reachwatch.config.relaysets import RelaySetConfig, relay_targets
+from reachwatch.config.targets.tor_bridge import TorBridgeTarget
 from reachwatch.errors import ConfigError
 from reachwatch.failures import Failure, Stage, Technique, Verdict
 from reachwatch.metrics.relaysets import RefreshStatus, RelaySetCollector
@@ -121,7 +122,11 @@ def test_country_and_as_aggregates_are_bounded_with_other_and_unknown(tmp_path: 
         state.last = _result(target.name, not blocked)
         if blocked:
             state.verdict, state.technique = Verdict.BLOCKED, Technique.TCP_BLACKHOLE
-    # a bridge is never counted, whatever it carries
+    # a bridge is never counted: it is no relay-set member, and it stays private
+    bridge = TorBridgeTarget(
+        name="bridge", kind="tor_bridge", group="net", bridge=f"127.0.1.5:443 {'A' * 40}"
+    )
+    store.ensure(bridge, None).last = _result("bridge", True)
     registry = CollectorRegistry()
     statuses = [RefreshStatus(name="net", source="tor", members=len(targets), last_success=1.0, successes=2)]
     registry.register(RelaySetCollector(store, top=lambda: 2, refreshes=lambda: statuses))
