@@ -48,6 +48,8 @@ CARRIED = (
     "deploy/debian-python.txt",
     "deploy/systemd/reachwatch.service",
     "deploy/systemd/reachwatch.env",
+    "deploy/systemd/reachwatch-canary.service",
+    "deploy/systemd/reachwatch.service.d/openvpn-tunnel.conf",  # opt-in drop-in (docs/ARCHITECTURE.md)
     "docs/raspberry-pi.md",
     *(
         f"docs/{lang}/{doc}"

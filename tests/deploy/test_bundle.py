@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -68,7 +69,9 @@ def _source_state() -> str:
 
 @pytest.fixture(scope="module")
 def bundle_dir() -> Path:
-    cache = REPO / ".venv" / "bundle-cache" / _source_state()
+    # kept between runs in the user's cache (building the wheelhouse downloads three architectures)
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    cache = base / "reachwatch-tests" / "bundle" / _source_state()
     top = cache / "unpacked"
     if not top.exists():
         out = cache / "dist"
@@ -230,3 +233,13 @@ def test_offline_install_from_the_bundle_uses_debians_packages_and_runs(
     again = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600, check=False)
     assert again.returncode == 0, again.stderr
     assert config.read_text().endswith("# operator edit\n")
+
+
+def test_the_bundle_carries_every_file_install_sh_installs() -> None:
+    """install.sh reads ``$SRC/<path>`` from the unpacked bundle: a file it names that the bundle does not
+    carry stops an offline install half-way (the canary's unit once did)."""
+    script = (REPO / "deploy" / "install.sh").read_text()
+    named = set(re.findall(r'\$SRC/([A-Za-z0-9_./-]+)', script)) - {"wheelhouse"}
+    assert named, "install.sh names no file of the source tree?"
+    assert named <= set(bundle.CARRIED), sorted(named - set(bundle.CARRIED))
+
