@@ -33,6 +33,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from reachwatch.config.targets.tor_relay import TorRelayTarget
 from reachwatch.failures import Verdict
 from reachwatch.state import StateStore, TargetState
 
@@ -65,18 +66,32 @@ class _Counts:
         self.failed: Counter[tuple[str, str, str, str]] = Counter()
         self.outcomes: Counter[tuple[str, str, str, str]] = Counter()
 
-    def add(self, key: tuple[str, str], state: TargetState) -> None:
-        self.members[key] += 1
-        technique = state.technique.value if state.technique is not None else ""
-        self.outcomes[(*key, state.verdict.value, technique)] += 1
-        last = state.last
-        if last is None:
+    def add(self, key: tuple[str, str], n: int, verdict: str, technique: str, result: _Result) -> None:
+        """``n`` members under ``key`` with this confirmed verdict/technique and last result."""
+        self.members[key] += n
+        self.outcomes[(*key, verdict, technique)] += n
+        if result is None:
             return
-        self.probed[key] += 1
-        if last.success:
-            self.reachable[key] += 1
-        elif last.failure is not None:
-            self.failed[(*key, last.stage.value if last.stage else "", last.failure.value)] += 1
+        self.probed[key] += n
+        if result is True:
+            self.reachable[key] += n
+        elif result is not False:
+            self.failed[(*key, *result)] += n
+
+
+# a member's last result: None (not probed yet), True (reached), (stage, failure) or False (no failure)
+_Result = bool | tuple[str, str] | None
+
+
+def _last_result(state: TargetState) -> _Result:
+    last = state.last
+    if last is None:
+        return None
+    if last.success:
+        return True
+    if last.failure is None:
+        return False
+    return (last.stage.value if last.stage else "", last.failure.value)
 
 
 def _top(members: Counter[tuple[str, str]], top: int) -> dict[tuple[str, str], str]:
@@ -111,19 +126,31 @@ def _fold(counts: _Counts, labels: dict[tuple[str, str], str]) -> _Counts:
 
 def count(states: Iterable[TargetState], top: int) -> tuple[_Counts, _Counts, _Counts]:
     """Relay-set members counted by (set, flag), (set, country) and (set, AS), the last two folded to the
-    ``top`` values per set plus ``unknown`` and ``other``."""
-    flags, countries, ases = _Counts(), _Counts(), _Counts()
+    ``top`` values per set plus ``unknown`` and ``other``.
+
+    Members are first grouped by everything the counts depend on (set, flags, country, AS, verdict,
+    technique, last result): 7,000 relays make a few hundred groups, so the per-member cost is one
+    tuple and one increment, and the enum values are read once per group (a scrape of a 7,000-member set
+    took ~0.3 s when every member was added to every counter).
+    """
+    groups: Counter[tuple[Any, ...]] = Counter()
     for state in states:
         target = state.target
-        if target.kind != "tor_relay":  # before getattr: a missing field costs pydantic an exception
+        if not isinstance(target, TorRelayTarget) or not target.relay_set:
             continue
-        relay_set = getattr(target, "relay_set", None)
-        if not relay_set:
-            continue
-        for flag in (ALL, *getattr(target, "relay_flags", ())):
-            flags.add((relay_set, flag), state)
-        countries.add((relay_set, getattr(target, "relay_country", None) or UNKNOWN), state)
-        ases.add((relay_set, getattr(target, "relay_as", None) or UNKNOWN), state)
+        groups[
+            (
+                target.relay_set, target.relay_flags, target.relay_country, target.relay_as,
+                state.verdict, state.technique, _last_result(state),
+            )
+        ] += 1  # fmt: skip
+    flags, countries, ases = _Counts(), _Counts(), _Counts()
+    for (relay_set, relay_flags, country, asn, verdict, technique, result), n in groups.items():
+        outcome = (verdict.value, technique.value if technique is not None else "", result)
+        for flag in (ALL, *relay_flags):
+            flags.add((relay_set, flag), n, *outcome)
+        countries.add((relay_set, country or UNKNOWN), n, *outcome)
+        ases.add((relay_set, asn or UNKNOWN), n, *outcome)
     return flags, _fold(countries, _top(countries.members, top)), _fold(ases, _top(ases.members, top))
 
 
