@@ -15,6 +15,7 @@
 4. ``daemon``: the real daemon (``reachwatch run``) with a 7,000-member relay set read from an Onionoo
    file (80 countries, 400 ASes) beside the same config without it: RSS (VmHWM) after ``--settle`` s,
    and /metrics: bytes and median render time over 5 scrapes, aggregates by flag, country and AS on.
+5. ``render``: one /metrics body in process for the same set with every member holding a result.
 
     .venv/bin/python bench/tor_network.py [--relays 7000] [--n 1000] [--repeat 3] [--only probes,walk,...]
 """
@@ -44,7 +45,12 @@ from tests.tor.lonerelay import TorRelayProcess, lone_relay
 
 from reachwatch import logging as rwlog
 from reachwatch.config.load import parse_config
+from reachwatch.config.relaysets import RelaySetConfig, parse_relay_document, relay_targets
 from reachwatch.config.targets.tor_relay import TorRelayTarget
+from reachwatch.exposition import encode
+from reachwatch.failures import Failure, Stage
+from reachwatch.metrics import DaemonStatus, build_registry
+from reachwatch.model import ProbeResult
 from reachwatch.probes import PROBES
 from reachwatch.probes.base import ProbeContext, run_probe
 from reachwatch.scheduler import Rotation, Scheduler
@@ -257,6 +263,36 @@ def bench_daemon(relays: int, settle: float, tmp: Path) -> None:
         )
 
 
+# -- 5. one render with every member holding a result -----------------------------------------------
+
+
+def bench_render(relays: int) -> None:
+    """One /metrics body in process (``exposition.encode``) for a set whose members all have a result
+    (60 % reached, the rest timed out), as after the first day of the walk."""
+    doc = json.dumps(_onionoo(relays, lambda i: f"127.3.{i // 250}.{1 + i % 250}:9")).encode()
+    targets = relay_targets(RelaySetConfig(name="net", live="onionoo"), parse_relay_document(doc, "bench"))
+    store, rng = StateStore(), random.Random(1)
+    for target in targets:
+        ok = rng.random() < 0.6
+        store.ensure(target, None).record(
+            ProbeResult(
+                target=target.name, kind="tor_relay", success=ok, duration_s=0.1, started_at=1.0,
+                failure=None if ok else Failure.GENERIC_TIMEOUT_ERROR, stage=None if ok else Stage.CONNECT,
+            )
+        )  # fmt: skip
+    registry = build_registry(store, DaemonStatus())
+    encode(registry, "")
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        body = encode(registry, "")[0]
+        times.append(time.perf_counter() - t0)
+    print(
+        f"render in process, {relays} members all with a result: {len(body) / 1024:.0f} KiB in "
+        f"{1000 * statistics.median(times):.0f} ms (median of 5)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--relays", type=int, default=7000)
@@ -265,7 +301,7 @@ def main() -> None:
     parser.add_argument("--walk-spacing", type=float, default=0.06, help="seconds between starts (>= 0.05)")
     parser.add_argument("--walk-seconds", type=float, default=60.0)
     parser.add_argument("--settle", type=float, default=20.0)
-    parser.add_argument("--only", default="probes,walk,on-demand,daemon")
+    parser.add_argument("--only", default="probes,walk,on-demand,daemon,render")
     args = parser.parse_args()
     only = set(args.only.split(","))
     rwlog.configure("warning")  # a debug line per refused probe would measure the logger
@@ -279,6 +315,8 @@ def main() -> None:
             bench_on_demand(args.relays, tmp)
         if "daemon" in only:
             bench_daemon(args.relays, args.settle, tmp)
+        if "render" in only:
+            bench_render(args.relays)
 
 
 if __name__ == "__main__":
