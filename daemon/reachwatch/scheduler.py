@@ -5,6 +5,9 @@ within the first few seconds: nothing means anything before the vantage state is
 interval with +/- ``defaults.jitter``. While a target's latest outcome disagrees with its confirmed
 verdict, the next attempt comes after ``confirmation.residual_window`` rather than a full interval:
 soon enough to confirm, late enough not to measure the censor's memory of our previous attempt.
+A target may ask for another interval in a given vantage state (``TargetBase.vantage_intervals``: a
+``port_survey`` every five minutes during an ``international_shutdown`` instead of hourly); when the
+state changes, its next attempt comes forward to one such interval after its previous one.
 
 Every attempt passes the same gates (``Limits``), in a fixed order so no two attempts can deadlock:
 per destination (at most ``per_destination`` at once, and starts at least ``min_destination_spacing``
