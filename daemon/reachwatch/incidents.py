@@ -199,27 +199,39 @@ def incident_id(prefix: str, scope_type: str, scope: str, start: float) -> str:
 class _Track:
     """One target's (or the international controls') last good and last bad attempt, as they come."""
 
+    __slots__ = ("first_bad", "first_good", "last_bad", "last_good", "prev_bad", "prev_good")
+
     def __init__(self) -> None:
         self.last_good: float | None = None
+        self.prev_good: float | None = None  # the good attempt before last_good
         self.first_bad: float | None = None  # first bad attempt after last_good
         self.last_bad: float | None = None
+        self.prev_bad: float | None = None
         self.first_good: float | None = None  # first good attempt after last_bad
 
     def see(self, at: float, good: bool) -> None:
         if good:
             if self.first_good is None:
                 self.first_good = at
-            self.last_good, self.first_bad = at, None
+            self.prev_good, self.last_good, self.first_bad = self.last_good, at, None
         else:
             if self.first_bad is None:
                 self.first_bad = at
-            self.last_bad, self.first_good = at, None
+            self.prev_bad, self.last_bad, self.first_good = self.last_bad, at, None
 
-    def start(self, fallback: float) -> Bound:
-        return Bound(self.last_good, self.first_bad if self.first_bad is not None else fallback)
+    def start(self, at: float) -> Bound:
+        """The start of an incident confirmed by the attempt at ``at``: after the last good attempt, by the
+        first bad one. Confirmed on a good attempt (a verdict resumed after a restart), no attempt was
+        bad since: it began after the good attempt before this one."""
+        if self.first_bad is not None:
+            return Bound(self.last_good, self.first_bad)
+        return Bound(self.prev_good if self.last_good == at else self.last_good, at)
 
-    def end(self, fallback: float) -> Bound:
-        return Bound(self.last_bad, self.first_good if self.first_good is not None else fallback)
+    def end(self, at: float) -> Bound:
+        """The end of an incident closed by the attempt at ``at`` (the same rule, good and bad swapped)."""
+        if self.first_good is not None:
+            return Bound(self.last_bad, self.first_good)
+        return Bound(self.prev_bad if self.last_bad == at else self.last_bad, at)
 
 
 def _example_key(a: Attempt) -> str:
@@ -241,7 +253,17 @@ class TargetIncidents:
     """``target_incidents`` fed one attempt at a time (oldest first), so a reader can stream a journal
     in its own order and keep only this small state per target."""
 
-    __slots__ = ("control", "current", "first_bad", "incidents", "since_good", "track")
+    __slots__ = (
+        "control",
+        "current",
+        "first_bad",
+        "first_good_inside",
+        "incidents",
+        "last_inside",
+        "prev_inside",
+        "since_good",
+        "track",
+    )
 
     def __init__(self) -> None:
         self.incidents: list[Incident] = []
@@ -250,6 +272,11 @@ class TargetIncidents:
         self.since_good = 0  # attempts since the last good one (the first bad included)
         self.first_bad: Attempt | None = None  # the first of them: the incident's start and first example
         self.control: bool | None = None  # decided by the first attempt's role
+        # while an incident is open: its latest bad attempt (or the one that opened it), the one before,
+        # and the first good attempt after it: the end's bound
+        self.last_inside = 0.0
+        self.prev_inside: float | None = None
+        self.first_good_inside: float | None = None
 
     def feed(self, a: Attempt) -> None:
         if self.control is None:
@@ -266,6 +293,11 @@ class TargetIncidents:
             if a.verdict not in _BAD_VERDICTS:
                 return
             current = self.current = self._open(a, good)
+            self.prev_inside, self.last_inside, self.first_good_inside = None, a.started_at, None
+        elif not good:
+            self.prev_inside, self.last_inside, self.first_good_inside = self.last_inside, a.started_at, None
+        elif self.first_good_inside is None:
+            self.first_good_inside = a.started_at
         current.attempts += 1
         current.failed_attempts += 0 if good else 1
         current.last_seen = a.started_at
@@ -277,8 +309,15 @@ class TargetIncidents:
         if not good and a.verdict != Verdict.UNKNOWN.value:  # an unknown one is the vantage's doing
             _keep_example(current, a)
         if a.verdict == Verdict.REACHABLE.value:
-            current.end = self.track.end(a.started_at)
+            current.end = self._end(a.started_at)
             self.current = None
+
+    def _end(self, at: float) -> Bound:
+        """After the incident's last bad attempt (or the one that opened it), by the first good one after
+        it; closed by a failed attempt (a verdict resumed after a restart), after the one before."""
+        if self.first_good_inside is not None:
+            return Bound(self.last_inside, self.first_good_inside)
+        return Bound(self.prev_inside if self.last_inside == at else self.last_inside, at)
 
     def note_change(self, change: VerdictChange) -> None:
         """A confirmed verdict change journaled with an attempt already fed (the daemon's live view):
@@ -293,6 +332,11 @@ class TargetIncidents:
 
     def _open(self, a: Attempt, good: bool) -> Incident:
         start = self.track.start(a.started_at)
+        previous = self.incidents[-1].end if self.incidents else None
+        if previous is not None and start.by <= previous.by < a.started_at:
+            # the verdict went back to reachable on a failed attempt (it lags) and left again: this one
+            # began after the previous one was closed, not at the failures the previous one holds
+            start = Bound(previous.by, a.started_at)
         before = max(self.since_good, 1)
         incident = Incident(
             id=incident_id("inc", "target", a.target, start.by),
