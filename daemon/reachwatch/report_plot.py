@@ -35,6 +35,7 @@ COLOURS = {
     "none": "#7f8c8d",
 }
 DEFAULT_COLOUR = "#34495e"
+LEGEND = {"none": "unreachable (no evidence of blocking)"}
 MAX_ROWS = 40  # rows per picture; a roll-up of more targets shows the first ones and says how many more
 
 
@@ -155,7 +156,7 @@ def timeline_svg(title: str, rows: Sequence[Row], zone: tzinfo, period: tuple[fl
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
         ax.set_title(title, loc="left", fontsize=10)
-        handles = [Patch(color=c, label=t.replace("_", " ")) for t, c in techniques.items()]
+        handles = [Patch(color=c, label=LEGEND.get(t, t.replace("_", " "))) for t, c in techniques.items()]
         handles.append(Patch(facecolor="white", edgecolor="#555555", hatch="///", label="start/end window"))
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
         buf = io.StringIO()
