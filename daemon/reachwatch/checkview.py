@@ -254,6 +254,7 @@ class SweepProgress:
         self.enabled = tty or self.total >= quiet_below
         self.done: set[str] = set()
         self._last_step = 0
+        self._cursor = [0, 0]  # per phase (controls, targets): every name before it has finished
 
     def _say(self, text: str) -> None:
         if self.tty:
@@ -279,9 +280,26 @@ class SweepProgress:
             parts.append(f"{n} target{'s' if n != 1 else ''}")
         self._line("checking " + ", then ".join(parts) + "; each attempt is bounded by its timeout")
 
-    def _pending(self) -> list[str]:
-        phase = self.controls if any(c not in self.done for c in self.controls) else self.targets
-        return [name for name in phase if name not in self.done]
+    def _pending(self) -> tuple[list[str], int]:
+        """The first three attempts of the current phase still running, and how many are.
+
+        Amortized constant per call: a cursor per phase moves past finished names (attempts finish
+        roughly in the order they started), so a 7,000-relay sweep does not rescan the list 7,000 times.
+        """
+        controls_left = len(self.controls) - sum(1 for c in self.controls if c in self.done)
+        phase, key = (self.controls, 0) if controls_left else (self.targets, 1)
+        cursor = self._cursor[key]
+        while cursor < len(phase) and phase[cursor] in self.done:
+            cursor += 1
+        self._cursor[key] = cursor
+        first: list[str] = []
+        for name in phase[cursor:]:
+            if name not in self.done:
+                first.append(name)
+                if len(first) == 3:
+                    break
+        left = controls_left if key == 0 else len(self.targets) - (len(self.done) - len(self.controls))
+        return first, left
 
     def finished(self, name: str, vantage: tuple[str, str] | None = None) -> None:
         """One attempt finished; ``vantage`` (state, reason) once the last control has."""
@@ -293,9 +311,9 @@ class SweepProgress:
             self._line(
                 f"controls done: vantage {vantage[0]} ({vantage[1]}); checking {len(self.targets)} targets"
             )
-        pending = self._pending()
-        shown = ", ".join(pending[:3]) + (f" (+{len(pending) - 3})" if len(pending) > 3 else "")
-        text = f"checked {count}/{self.total}" + (f", waiting for {shown}" if pending else "")
+        first, left = self._pending()
+        shown = ", ".join(first) + (f" (+{left - len(first)})" if left > len(first) else "")
+        text = f"checked {count}/{self.total}" + (f", waiting for {shown}" if left else "")
         if self.tty:
             self._say(text)
             if count == self.total:

@@ -428,6 +428,7 @@ async def _relay_set_targets(
         err.flush()
 
     members = await relaycheck.members(loaded, spec, say)
+    args.relay_set_loaded = loaded  # the report needs this config (its set, tor.geoip.top): not read twice
     scheduler.set_generated(source_key(spec.name), members, Rotation(spec.interval))
     controls = [t for t in loaded.config.all_targets() if loaded.config.control_role(t.name)]
     return [*controls, *scheduler.generated(source_key(spec.name))]
@@ -480,9 +481,8 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _relay_set_report(args: argparse.Namespace, store: StateStore, out: TextIO) -> int:
     """The set's shares (not a row per relay: a set has thousands); exit 0 when any relay was reached."""
     from reachwatch import relaycheck  # noqa: PLC0415 - see the module docstring
-    from reachwatch.config.load import load_full_config  # noqa: PLC0415
 
-    loaded = load_full_config(_config_path(args))
+    loaded: LoadedConfig = args.relay_set_loaded
     spec = relaycheck.find_set(loaded, args.relay_set)
     assert spec is not None  # checked before the sweep
     doc = relaycheck.relayset_document(store, spec, loaded.config.tor.geoip.top)
