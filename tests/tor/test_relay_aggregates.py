@@ -15,6 +15,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from scripts.update_fallbackdirs import compiled_fallbacks
 
+from reachwatch import logging as rwlog
 from reachwatch.cli import main
 from reachwatch.config.fallbackdirs import FALLBACKS, fallback_targets
 from reachwatch.config.geoip import load_geoip
@@ -272,3 +273,14 @@ def test_check_relay_set_sweeps_the_set_now_and_prints_shares_by_country(
     err = io.StringIO()
     assert main(["check", "--config", str(config), "--relay-set", "nope"], io.StringIO(), err) == 2
     assert len(err.getvalue().strip().splitlines()) == 1 and "nope" in err.getvalue()
+
+
+def test_the_directory_tors_bridges_are_redacted_like_any_private_bridge(tmp_path: Path) -> None:
+    line = f"192.0.2.44:443 {'C' * 40}"
+    text = f"tor:\n  relay_list: {{bridges: ['{line}']}}\n  relay_sets: [{{name: net, live: tor}}]\n"
+    loaded = parse_config(text, "c.yaml", tmp_path)
+    secret = rwlog.sensitive_values(loaded)
+    assert "192.0.2.44" in " ".join(secret) and "C" * 40 in secret
+    with pytest.raises(ConfigError, match=r"relay_list\.bridges") as bad:
+        parse_config(text.replace(line, "192.0.2.45:443 nothex"), "c.yaml", tmp_path)
+    assert "192.0.2.45" not in str(bad.value)  # a refused line is not repeated either
