@@ -10,6 +10,7 @@ import pytest
 from reachwatch.config.targets.fronting import FrontingTarget
 from reachwatch.config.targets.ikev2 import Ikev2Target
 from reachwatch.config.targets.openvpn import OpenVpnTarget
+from reachwatch.config.targets.openvpn_tunnel import OpenVpnTunnelTarget
 from reachwatch.config.targets.stun import StunTarget
 from reachwatch.config.targets.tcp import TcpTarget
 from reachwatch.config.targets.wireguard import WireGuardTarget
@@ -19,6 +20,7 @@ WG_KEY = "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw="
 
 KINDS: list[tuple[type[TargetBase], dict[str, Any]]] = [
     (OpenVpnTarget, {"kind": "openvpn"}),
+    (OpenVpnTunnelTarget, {"kind": "openvpn_tunnel", "config_file": "client.ovpn"}),
     (WireGuardTarget, {"kind": "wireguard", "public_key": WG_KEY, "private_key_file": "k"}),
     (Ikev2Target, {"kind": "ikev2"}),
     (StunTarget, {"kind": "stun"}),

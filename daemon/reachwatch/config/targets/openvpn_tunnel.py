@@ -10,7 +10,7 @@ from pydantic import Field
 from reachwatch.config.secrets import SecretFile
 from reachwatch.config.targets.canary import CanaryConfig
 from reachwatch.config.targets.datastage import DataStageConfig
-from reachwatch.config.types import Duration, Host, TargetBase
+from reachwatch.config.types import Duration, Host, TargetBase, host_port
 
 
 class OpenVpnTunnelTarget(TargetBase):
@@ -62,4 +62,4 @@ class OpenVpnTunnelTarget(TargetBase):
         return [*super().sensitive_values(), *([self.canary.host] if self.canary else [])]
 
     def destination(self) -> str:
-        return f"{self.host}:{self.port}"
+        return host_port(self.host, self.port)
