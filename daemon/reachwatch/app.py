@@ -16,7 +16,7 @@ import asyncio
 import signal
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from reachwatch import refproto
 from reachwatch.buildinfo import revision
 from reachwatch.config.load import LoadedConfig, load_full_config
 from reachwatch.config.secrets import read_secret_file
+from reachwatch.config.types import TargetBase
 from reachwatch.errors import ConfigError, ReachwatchError
 from reachwatch.failures import Technique, VantageState, Verdict
 from reachwatch.incident_live import LiveIncidents
@@ -109,6 +110,8 @@ class Daemon:
         self._verdict_before: dict[str, tuple[Verdict, Technique | None]] = {}
         # per target, the reference observation last journaled (one row per observation, not per attempt)
         self._reference_seen: dict[str, tuple[str, str, float]] = {}
+        # relay-set members' latest journaled rows, taken when their sets hand them over (_resume_members)
+        self._member_rows: dict[str, tuple[JournalRow, float]] = {}
         # which ports each port survey found open since the vantage state last changed (status page)
         self.ports_seen = PortsSeen()
         self._signing_key: Ed25519PrivateKey | None = None
@@ -209,7 +212,7 @@ class Daemon:
         )
         scheduler = self.scheduler
         self.directory = DirectoryTor.from_config(loaded.config.tor)
-        self.relay_sets = RelaySetWatcher(scheduler, loaded, self.directory)
+        self.relay_sets = RelaySetWatcher(scheduler, loaded, self.directory, on_added=self._resume_members)
         self.daemon_status.relay_sets = self.relay_sets.statuses
         self.daemon_status.in_flight = lambda: scheduler.in_flight
         self.daemon_status.start_lag = lambda: StartLagSnapshot(
@@ -260,21 +263,57 @@ class Daemon:
         self._journal_start()
         resumed = 0
         for target in loaded.config.all_targets():
-            found = rows.get(target.name)
-            if found is None or found[0].result.kind != target.kind:
-                continue
-            row, since = found
-            if row.verdict is None:
-                continue
-            state = self.store.ensure(target, loaded.config.control_role(target.name))
-            state.last = row.result
-            state.verdict = Verdict(row.verdict)
-            state.technique = Technique(row.technique) if row.technique else None
-            state.verdict_since = since
-            self._verdict_before[target.name] = (state.verdict, state.technique)
-            resumed += 1
+            resumed += self._resume_one(
+                target, loaded.config.control_role(target.name), rows.get(target.name)
+            )
+        self._resume_relay_sets(loaded)
         if resumed:
             log.info("resumed_from_journal", targets=resumed)
+
+    def _resume_one(
+        self, target: TargetBase, role: str | None, found: tuple[JournalRow, float] | None
+    ) -> int:
+        """One target's state from its latest journaled row (1), or nothing (0)."""
+        if found is None or found[0].result.kind != target.kind:
+            return 0
+        row, since = found
+        if row.verdict is None:
+            return 0
+        state = self.store.ensure(target, role)
+        state.last = row.result
+        state.verdict = Verdict(row.verdict)
+        state.technique = Technique(row.technique) if row.technique else None
+        state.verdict_since = since
+        self._verdict_before[target.name] = (state.verdict, state.technique)
+        return 1
+
+    def _resume_relay_sets(self, loaded: LoadedConfig) -> None:
+        """Keep the journal's latest rows of relay-set members for when the sets hand them over.
+
+        A set is walked over its ``interval`` (a day): a member's result from ten hours ago is its result
+        in the current sweep, so members look back one interval, not ``RESUME_MAX_AGE``. Without this a
+        restart would empty the aggregates for a day. Members arrive later (a live set once the directory
+        tor has a consensus): ``_resume_members`` takes the rows then; what is left is dropped after an
+        hour.
+        """
+        sets = loaded.config.tor.relay_sets
+        if not sets:
+            return
+        stats = ReadStats()
+        since = time.time() - max(spec.interval for spec in sets)
+        try:
+            rows = journal_latest(self.options.state_dir, since, stats)
+        except (FileNotFoundError, sqlite3.Error):
+            return
+        prefixes = tuple(f"{spec.name}:" for spec in sets)
+        self._member_rows = {name: row for name, row in rows.items() if name.startswith(prefixes)}
+        asyncio.get_running_loop().call_later(RESUME_MAX_AGE, self._member_rows.clear)
+
+    def _resume_members(self, targets: Sequence[TargetBase]) -> None:
+        """New relay-set members start from their journaled result in the current sweep (if any)."""
+        resumed = sum(self._resume_one(t, None, self._member_rows.pop(t.name, None)) for t in targets)
+        if resumed:
+            log.info("relay_set_members_resumed", members=resumed)
 
     def _journal_start(self) -> None:
         """A (re)start knows nothing of the vantage until the controls report: say so in the journal when

@@ -82,8 +82,12 @@ class RelaySetWatcher:
         *,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_added: Callable[[list[TorRelayTarget]], None] | None = None,
     ) -> None:
+        """``on_added``: called with the members a refresh added (the daemon resumes them from its
+        journal)."""
         self.scheduler = scheduler
+        self.on_added = on_added
         self.loaded = loaded
         self.directory = directory
         self.rng = rng or random.Random()
@@ -232,7 +236,11 @@ class RelaySetWatcher:
     ) -> GeneratedChange:
         spec = tracked.spec
         rotation = Rotation(spec.interval, self.loaded.config.defaults.jitter)
+        before = {t.name for t in self.scheduler.generated(source_key(spec.name))}
         change = self.scheduler.set_generated(source_key(spec.name), members, rotation)
+        if change.added and self.on_added is not None:
+            refused = set(change.refused)
+            self.on_added([t for t in members if t.name not in before and t.name not in refused])
         tracked.digest = digest
         tracked.status.members = len(members) - len(change.refused)
         if document_time is not None:

@@ -32,6 +32,7 @@ def test_the_daemon_walks_a_relay_set_and_follows_its_file_without_a_reload(
     tmp_path: Path, tor_relay_process: TorRelayProcess
 ) -> None:
     control = Blackhole()  # accepts: the vantage is online
+    old_port = control.port
     cfg, state, log = tmp_path / "c.yaml", tmp_path / "state", tmp_path / "daemon.log"
     _relays(tmp_path, tor_relay_process, refused=2)
     cfg.write_text(
@@ -88,3 +89,27 @@ def test_the_daemon_walks_a_relay_set_and_follows_its_file_without_a_reload(
             control.sock.close()
     refreshed = [e for e in _log_events(log) if e.get("event") == "relay_set_refreshed"]
     assert refreshed and refreshed[-1]["removed"] == 1
+
+    # a restart: the walk now takes a day (no member comes round during this test), yet the aggregates
+    # start from the members' journaled results in the current sweep, not from nothing
+    cfg.write_text(cfg.read_text().replace("interval: 3s", "interval: 1d"))
+    log2 = tmp_path / "daemon2.log"
+    control = Blackhole()
+    cfg.write_text(cfg.read_text().replace(f"port: {old_port}", f"port: {control.port}"))
+    with (
+        log2.open("wb") as logf,
+        subprocess.Popen(_run_argv(cfg, state), stdout=logf, stderr=subprocess.STDOUT) as proc,
+    ):
+        try:
+            log = log2
+            base = _wait(lambda: _address(log2), 30, "listening again")
+            assert value("relays", set="lab", flag="all") == 2
+            assert value("probed", set="lab", flag="all") == 2
+            assert value("reachable", set="lab", flag="all") == 1
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            control.sock.close()
+    assert any(e.get("event") == "relay_set_members_resumed" for e in _log_events(log2))
