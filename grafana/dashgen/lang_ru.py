@@ -125,6 +125,12 @@ RU: dict[str, str] = {
         "имени, затем `unknown` и `other`; GeoIP из tor-geoipdb, ip2asn или Onionoo). Цензор, блокирующий "
         "ретрансляторы в отдельных странах, виден здесь первым."
     ),
+    "Relay verdicts and techniques by country and AS": "Вердикты и способы блокировки ретрансляторов по странам и AS",
+    "How the relays of each set are judged now, per country and AS of the relay (`by`): confirmed verdict "
+    "and, for blocked ones, the technique (reset, blackhole, TLS interception ...).": (
+        "Как сейчас оценены ретрансляторы каждого набора, по стране и AS ретранслятора (`by`): подтверждённый "
+        "вердикт и, для заблокированных, способ блокировки (сброс, чёрная дыра, перехват TLS ...)."
+    ),
     "Reachable relays by AS": "Доступные ретрансляторы по AS",
     "The same share per autonomous system of the relay (the largest by name, then `unknown` and `other`): "
     "blocking aimed at hosting networks rather than at Tor as a whole.": (

@@ -94,6 +94,17 @@ def tor() -> list[Panel]:
             max=1,
         ),
         table(
+            "Relay verdicts and techniques by country and AS",
+            "How the relays of each set are judged now, per country and AS of the relay (`by`): confirmed "
+            "verdict and, for blocked ones, the technique (reset, blackhole, TLS interception ...).",
+            instant_table(
+                f'reachwatch_tor_relayset_outcomes{{{V}, by=~"country|asn"}} > 0', needs=("tor_relay",)
+            ),
+            "none",
+            ANY_BAD,
+            transformations=[hide_columns("Time", "__name__", "job", "instance")],
+        ),
+        table(
             "Relay-set failures by stage",
             "How the relays of each set fail now: identity mismatch, link handshake, reset, timeout.",
             instant_table(f"reachwatch_tor_relayset_failed{{{V}}} > 0", needs=("tor_relay",)),
