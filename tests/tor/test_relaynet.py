@@ -3,7 +3,8 @@
 One network for this module (``relaynet``): a directory authority and 12 relays, 6 on 127.0.1.x
 (fake country ``xa``, AS64501) and 6 on 127.0.2.x (``xb``, AS64502), placed by a test GeoIP file and a
 test ip2asn file; all inside a network namespace, where the censor is an nftables rule. Its start time is
-printed (``-s``) and recorded in bench/README.md.
+printed (``-s``): 48-61 s on this 2-core machine under load (the session's 3-relay network takes ~45 s),
+the whole module ~2 min; recorded in bench/README.md.
 
 - a live relay set follows the network's consensus through reachwatch's directory tor: a relay added to
   the network appears after a refresh, a relay the authority drops disappears, and a directory tor killed
