@@ -180,6 +180,13 @@ class RelaySetWatcher:
             tracked.next_at = self.clock() + interval * RETRY_FRACTION
             log.warning("relay_set_refresh_failed", relay_set=spec.name, source=status.source, error=str(exc))
             return False
+        except Exception as exc:  # a bug (or a document we did not foresee) must not end the refreshes
+            status.failures += 1
+            tracked.next_at = self.clock() + interval * RETRY_FRACTION
+            log.error(
+                "relay_set_refresh_error", relay_set=spec.name, error=f"{type(exc).__name__}: {exc}"[:300]
+            )
+            return False
         if members is not None:
             self._apply(tracked, *members)
         status.successes += 1

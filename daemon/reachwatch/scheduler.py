@@ -485,13 +485,21 @@ class Scheduler:
         A member whose name stays keeps its state (history, verdict) and its turn; a changed one (a relay
         that moved or gained a flag) is probed as it is now from its next attempt on. Leavers are
         cancelled and their state forgotten. A name already taken by a configured target or another
-        source is refused (``GeneratedChange.refused``). ``rotation`` is fixed per source: a call with a
-        different one replaces the source.
+        source is refused (``GeneratedChange.refused``). A new ``rotation`` restarts the walk at the new
+        pace with the same members; switching between a rotation and one task per member replaces the
+        source.
         """
         gen = self._generated.get(source)
         if gen is not None and gen.rotation != rotation:
-            self.set_generated(source, [], gen.rotation)
-            gen = None
+            if gen.rotation is not None and rotation is not None:
+                # a new pace (the set's interval changed): same members, same state, a new walk
+                gen.rotation = rotation
+                if gen.task is not None:
+                    gen.task.cancel()
+                    gen.task = None
+            else:
+                self.set_generated(source, [], gen.rotation)
+                gen = None
         if gen is None:
             gen = self._generated[source] = _Generated(source, rotation, self.rng)
         taken = {t.name for t in self.config.all_targets()}

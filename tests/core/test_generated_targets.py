@@ -128,6 +128,9 @@ async def test_a_new_member_list_keeps_state_of_stayers_drops_leavers_and_refuse
         await sched.reload(_config(tmp_path))
         assert {t.name for t in sched.generated("relay_set:a")} == {"a:0", "a:1", "a:4"}
         assert store.targets["a:0"].probes_total == 1
+        # a new pace (the set's interval changed) keeps members and state
+        change = sched.set_generated("relay_set:a", sched.generated("relay_set:a"), Rotation(period=60.0))
+        assert (change.added, change.removed) == (0, 0) and store.targets["a:0"].probes_total == 1
         sched.set_generated("relay_set:a", [], rotation)
         assert not [n for n in store.targets if n.startswith("a:")]
         assert sched.generated("relay_set:a") == []

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from scripts.update_fallbackdirs import compiled_fallbacks
 
 from reachwatch import logging as rwlog
+from reachwatch import relaywatch
 from reachwatch.cli import main
 from reachwatch.config.fallbackdirs import FALLBACKS, fallback_targets
 from reachwatch.config.geoip import load_geoip
@@ -284,3 +285,24 @@ def test_the_directory_tors_bridges_are_redacted_like_any_private_bridge(tmp_pat
     with pytest.raises(ConfigError, match=r"relay_list\.bridges") as bad:
         parse_config(text.replace(line, "192.0.2.45:443 nothex"), "c.yaml", tmp_path)
     assert "192.0.2.45" not in str(bad.value)  # a refused line is not repeated either
+
+
+async def test_a_bug_while_refreshing_is_one_failed_refresh_not_the_end_of_refreshes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loaded = with_relay_sets(
+        parse_config("tor:\n  relay_sets: [{name: net, live: tor}]\n", "c.yaml", tmp_path)
+    )
+    sched = Scheduler(loaded, StateStore())
+    directory = FakeDirectory(_consensus({1: "127.0.1.1"}))
+    watcher = RelaySetWatcher(sched, loaded, directory)  # type: ignore[arg-type]
+    real = relaywatch.relay_targets
+
+    def broken(*args: object) -> object:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(relaywatch, "relay_targets", broken)
+    assert await watcher.refresh() == {"net": False}
+    monkeypatch.setattr(relaywatch, "relay_targets", real)
+    assert await watcher.refresh() == {"net": True}
+    assert len(sched.generated("relay_set:net")) == 1 and watcher.statuses()[0].failures == 1
