@@ -386,6 +386,7 @@ async def _lab(tmp: Path) -> AsyncGenerator[Stack, None]:
                 "bridge": f"127.0.0.1:{refused} {'B' * 40}",
                 "interval": 6,
                 "timeout": 10,
+                "data_stage": {"min_lifetime": 2},  # the default 10 s holds no shorter timeout
             },
             {
                 "name": "boot-vanilla-dead",
@@ -394,6 +395,7 @@ async def _lab(tmp: Path) -> AsyncGenerator[Stack, None]:
                 "bridges": [f"127.0.0.1:{refused} {'C' * 40}"],
                 "interval": 6,
                 "timeout": 10,
+                "data_stage": {"min_lifetime": 2},  # the default 10 s holds no shorter timeout
             },
         ]
         await start_daemon(
