@@ -427,6 +427,17 @@ def flood(out: Path, seconds: float = FLOOD_S, connections: int = FLOOD_CONNECTI
 # --- figures ---------------------------------------------------------------------------------------------
 
 
+def journal_records(state: Path) -> int:
+    """Rows in every table the writer fills (results and, since issue 11, the daemon's decisions): what
+    the daemon's ``journal_closed committed=N`` counts."""
+    conn = sqlite3.connect(f"file:{state / 'journal.sqlite3'}?mode=ro", uri=True)
+    try:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return sum(int(conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in tables)
+    finally:
+        conn.close()
+
+
 def journal_counts(state: Path) -> dict[str, int]:
     conn = sqlite3.connect(f"file:{state / 'journal.sqlite3'}?mode=ro", uri=True)
     try:
@@ -507,7 +518,11 @@ def figures(soak: Soak, run: dict[str, Any], peer_counts: dict[str, int]) -> dic
         ),
         "rows_without_peer_connection": -sum(v for v in lost.values() if v < 0),
         "peer_connections_counted": sum(peer_counts.get(k, 0) for k in soak.plan.counted),
-        "journal_rows_vs_committed": {"rows": sum(rows.values()), "committed_logged": committed},
+        "journal_rows_vs_committed": {
+            "rows": journal_records(soak.work / "state"),
+            "committed_logged": committed,
+            "of_which_attempts": sum(rows.values()),
+        },
         "journal_write_errors": final.get("reachwatch_journal_write_errors_total"),
         "tor_bridge_attempts_after_kill": {"rows": after_kill[0], "tor_unavailable": after_kill[1] or 0},
         "web_connections_refused": final.get("reachwatch_web_connections_refused_total"),
