@@ -26,6 +26,7 @@ from reachwatch.probes.base import ProbeContext, Services, run_probe
 from reachwatch.probes.tor_bridge import SPEC
 from reachwatch.tor.circuits import BatchPaths
 from reachwatch.tor.service import TorService
+from reachwatch.tor.supervisor import TorUnavailable
 from tests.proxy.conftest import echo_canary
 from tests.tor.torlab import TorLab, free_port
 
@@ -221,3 +222,23 @@ async def test_a_recycled_tester_keeps_the_public_directory_so_bridges_carry_les
     # measured: 16.2 kB without the inherited cache both times, 7.9 kB with it (this network's directory
     # is four relays; the public one is megabytes)
     assert reads[1] < reads[0] * 0.75, reads
+
+
+async def test_closing_the_service_mid_batch_is_a_stop_not_a_tor_failure(torlab: TorLab) -> None:
+    service = TorService.from_config(TorConfig(batch_timeout=30.0), torlab.client_options())
+    service.tester.gather_window = 0.1
+    tarpit = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)  # accepts, never answers
+    port = tarpit.sockets[0].getsockname()[1]
+    try:
+        attempt = asyncio.create_task(service.tester.test(parse_bridge_line(f"127.0.0.1:{port} {'D' * 40}")))
+        while service.tester._runner is None or not service.tester._tested:  # the batch is under way
+            await asyncio.sleep(0.05)
+        with structlog.testing.capture_logs() as logs:
+            await service.close()
+        with pytest.raises(TorUnavailable) as stopped:
+            await asyncio.wait_for(attempt, 5)
+        assert "stopping" in str(stopped.value)
+        assert not [e for e in logs if e["event"] == "bridge_batch_failed"]
+    finally:
+        tarpit.close()
+        await service.close()

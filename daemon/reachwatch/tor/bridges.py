@@ -232,6 +232,20 @@ class BridgeTester:
             self._runner = asyncio.create_task(self._run())
         return await future
 
+    async def close(self) -> None:
+        """Stop batching before the supervisor stops tor: a batch cut by shutdown is not a tor failure.
+
+        Callers still waiting get ``TorUnavailable`` (the scheduler has already cancelled or drained them).
+        """
+        runner, self._runner = self._runner, None
+        if runner is not None and not runner.done():
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+        queued, self._queue = self._queue, []
+        for _, _, future in queued:
+            if not future.done():
+                future.set_exception(TorUnavailable(Failure.TOR_UNAVAILABLE, "reachwatch is stopping"))
+
     async def _run(self) -> None:
         while self._queue:
             await asyncio.sleep(self.gather_window)
@@ -283,6 +297,11 @@ class BridgeTester:
                 self.batch_timeout,
                 hooks,
             )
+        except asyncio.CancelledError:  # close(): reachwatch is stopping
+            for _, future in runnable:
+                if not future.done():
+                    future.set_exception(TorUnavailable(Failure.TOR_UNAVAILABLE, "reachwatch is stopping"))
+            raise
         except Exception as exc:  # tor died mid-batch: the next batch restarts it
             log.warning("bridge_batch_failed", error=type(exc).__name__)
             for _, future in runnable:

@@ -42,4 +42,5 @@ class TorService:
         return cls(binaries, supervisor, tester, config.bootstrap_timeout, options, config.canary)
 
     async def close(self) -> None:
+        await self.tester.close()
         await self.supervisor.close()
