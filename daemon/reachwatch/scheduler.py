@@ -439,8 +439,8 @@ class Scheduler:
         if stopped:
             await asyncio.gather(*stopped, return_exceptions=True)
         self.store.retain(set(wanted) | {n for gen in self._generated.values() for n in gen.targets})
-        # "answered before" is evidence only about the endpoint it was seen on (probes.handshakes)
-        self.services.handshakes.retain(loaded.config.all_targets())
+        # what probes remember is only about the endpoint it was seen on (probes.memory)
+        self.services.retain(loaded.config.all_targets())
         for target, role in wanted.values():
             self.store.ensure(target, role)
         if not self._stopping.is_set():

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ from reachwatch.errors import ConfigError
 from reachwatch.failures import Failure, Stage
 from reachwatch.formats.ss2022 import decode_psk, session_subkey
 from reachwatch.importers import import_files
-from reachwatch.probes import shadowsocks as ss_probe
+from reachwatch.probes.base import Services
 from tests.probes.util import run
 from tests.proxy.conftest import secret_file
 from tests.proxy.ss2022_server import ss2022_server
@@ -32,13 +31,6 @@ PSK16 = bytes(range(16))
 PSK32 = bytes(range(100, 132))
 METHODS = {"2022-blake3-aes-128-gcm": PSK16, "2022-blake3-aes-256-gcm": PSK32}
 CANARY_LINE = b"RWCANARY "
-
-
-@pytest.fixture(autouse=True)
-def forget_skews() -> Iterator[None]:
-    ss_probe._skew_seen.clear()  # the probe's per-process memory must not leak between tests
-    yield
-    ss_probe._skew_seen.clear()
 
 
 def target(port: int, canary: int, method: str, key: Path, **extra: object) -> dict[str, object]:
@@ -206,17 +198,21 @@ async def test_skewed_server_answer_is_refused_as_clock_skew_not_blocking(
 async def test_silence_after_drifting_skew_is_flagged_as_suspected_clock(canary: int, tmp_path: Path) -> None:
     method = "2022-blake3-aes-256-gcm"
     key = key_file(tmp_path, PSK32)
+    services = Services()  # one daemon: the skew it saw explains its later silence
     async with ss2022_server(method, PSK32, clock_offset=20) as (server, port):
-        drifting = await run(target(port, canary, method, key))
+        drifting = await run(target(port, canary, method, key), services=services)
         assert drifting.success, drifting
         assert 19 <= float(drifting.facts["clock_skew_s"]) <= 21  # type: ignore[arg-type]
         server.clock_offset = 45  # past the 30 s window: the server now ignores us, like a censor would
-        silent = await run(target(port, canary, method, key))
-    assert server.rejections == ["clock"]
+        silent = await run(target(port, canary, method, key), services=services)
+        other_run = await run(target(port, canary, method, key))  # another run saw no skew there
+    assert server.rejections == ["clock", "clock"]
     assert (silent.failure, silent.stage) == (Failure.PROTOCOL_NO_RESPONSE, Stage.PROTOCOL_HANDSHAKE)
     assert silent.evidence is None
     assert silent.facts["clock_skew_suspected"] is True
     assert 19 <= float(silent.facts["clock_skew_s"]) <= 21  # type: ignore[arg-type]
+    assert other_run.failure is Failure.PROTOCOL_NO_RESPONSE
+    assert "clock_skew_s" not in other_run.facts and "clock_skew_suspected" not in other_run.facts
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +28,7 @@ from reachwatch.model import LOCAL_CAUSE_FACT, FactValue, ProbeResult
 from reachwatch.net.dial import connect_tcp, pin_address
 from reachwatch.net.errors import NetFailure
 from reachwatch.probes.handshakes import HandshakeMemory
+from reachwatch.probes.memory import EndpointMemory, WireGuardTimestamps
 
 log = structlog.get_logger(__name__)
 
@@ -39,14 +40,27 @@ class Services:
     """Long-lived helpers some probes need, owned by the daemon (e.g. the supervised tor process).
 
     Kept as plain optional attributes so a probe that needs one and finds ``None`` fails with a clear
-    ``internal_error``/``tor_unavailable`` instead of starting its own copy. ``handshakes`` is the memory
-    behind ``protocol_blocking`` evidence (``probes.handshakes``): one per daemon or one-shot run, so
-    attempts of the same run share it and nothing else does.
+    ``internal_error``/``tor_unavailable`` instead of starting its own copy.
+
+    The memories probes keep about endpoints live here (``probes.memory``), one set per daemon or
+    one-shot run, so attempts of the same run share them and nothing else does; ``retain`` prunes them
+    all on reload. ``handshakes``: who answered our handshake before, behind ``protocol_blocking``
+    evidence (``probes.handshakes``); ``wireguard_timestamps``: the last TAI64N sent per peer pair;
+    ``clock_skews``: (skew seconds, monotonic time seen) per Shadowsocks 2022 server.
     """
 
     tor: Any | None = None
     handshakes: HandshakeMemory = field(default_factory=HandshakeMemory)
+    wireguard_timestamps: WireGuardTimestamps = field(default_factory=WireGuardTimestamps)
+    clock_skews: EndpointMemory[tuple[float, float]] = field(default_factory=EndpointMemory)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def retain(self, targets: Iterable[TargetBase]) -> None:
+        """Forget what no target of the (new) config can use (the scheduler calls it on every reload)."""
+        targets = list(targets)
+        self.handshakes.retain(targets)
+        self.wireguard_timestamps.retain(targets)
+        self.clock_skews.retain(targets)
 
 
 @dataclass

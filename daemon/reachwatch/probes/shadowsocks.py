@@ -24,7 +24,9 @@ like. So a wrong clock on the prober (or the server) must not be read as blockin
 - an answer more than 30 s off is refused as SIP022 asks: ``protocol_no_response`` at
   ``protocol_handshake`` with ``clock_skew_s`` and ``clock_skew_rejected=True``;
 - silence from a server that answered less than 10 minutes ago with 10 s or more of skew is
-  ``protocol_no_response`` with that last ``clock_skew_s`` and ``clock_skew_suspected=True``.
+  ``protocol_no_response`` with that last ``clock_skew_s`` and ``clock_skew_suspected=True``. The
+  daemon remembers the skew per endpoint in ``Services.clock_skews`` (``probes.memory``), never
+  published; a reload that changes the server forgets it.
 
 None of these carries blocking evidence; fix the clock (NTP) first.
 """
@@ -49,8 +51,6 @@ from reachwatch.vpn.ss2022 import Shadowsocks2022Stream
 SKEW_NOTE_S = 5  # below this a skew is timestamp granularity and network delay, not worth a fact
 SKEW_SUSPECT_S = 10  # a skew this large seen recently makes a later silence a likely clock problem
 SKEW_MEMORY_S = 600.0
-# (host, port) -> (skew seconds, monotonic time seen); process memory only, never published
-_skew_seen: dict[tuple[str, int], tuple[float, float]] = {}
 
 
 def _psk(target: ShadowsocksTarget, method: str, password: str) -> bytes | None:
@@ -67,13 +67,13 @@ def _note_skew(target: ShadowsocksTarget, stream: Stream, ctx: ProbeContext) -> 
     skew = stream.skew_s if isinstance(stream, Shadowsocks2022Stream) else None
     if skew is None:
         return
-    _skew_seen[(target.host, target.port)] = (skew, time.monotonic())
+    ctx.services.clock_skews.put(target, (skew, time.monotonic()))
     if abs(skew) >= SKEW_NOTE_S:
         ctx.fact("clock_skew_s", round(skew))
 
 
 def _silence(target: ShadowsocksTarget, ctx: ProbeContext) -> NetFailure:
-    seen = _skew_seen.get((target.host, target.port))
+    seen = ctx.services.clock_skews.get(target)
     if seen is not None and abs(seen[0]) >= SKEW_SUSPECT_S and time.monotonic() - seen[1] < SKEW_MEMORY_S:
         # this server answered recently with a large skew: a SIP022 server now ignoring us is more
         # likely our clock crossing its 30 s window than a censor

@@ -12,8 +12,8 @@ on the server. It must be its *own* peer: a successful handshake moves the peer'
 the TAI64N replay check would make their client's and the probe's handshakes reject each other.
 
 Timestamps: the responder rejects an initiation whose TAI64N timestamp is not strictly later than the last
-accepted one for that peer, so the last timestamp used per (our key, server key) is kept in memory and
-bumped when the clock has not moved on.
+accepted one for that peer, so the last timestamp used per (server key, our key) is kept in the daemon's
+``Services.wireguard_timestamps`` (``probes.memory``) and bumped when the clock has not moved on.
 
 Data stage (``tunnel_address`` and ``ping_address`` set): the handshake alone is what censors let through,
 so the probe then carries data in the session it just made, on the same UDP flow: ICMP echo requests from
@@ -30,7 +30,6 @@ now, ``vpn/path_control.py``).
 from __future__ import annotations
 
 import asyncio
-import struct
 from typing import NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -49,9 +48,6 @@ from reachwatch.vpn.path_control import ReplyTally, control_answers
 from reachwatch.vpn.ping import PingEcho
 from reachwatch.vpn.wgtunnel import WireGuardTunnel
 
-# (our public key, server public key) -> last TAI64N timestamp sent
-_LAST_TIMESTAMP: dict[tuple[bytes, bytes], bytes] = {}
-
 
 def _read_key(path: str, ctx: ProbeContext, field: str) -> bytes:
     text = read_secret_file(path, ctx.base_dir, field).decode(errors="replace")
@@ -69,17 +65,6 @@ def _read_keys(target: WireGuardTarget, ctx: ProbeContext) -> tuple[bytes, bytes
     return private, _read_key(target.preshared_key_file, ctx, "preshared_key_file")
 
 
-def next_timestamp(ours: bytes, server: bytes) -> bytes:
-    """A TAI64N label strictly later than the last one sent for this peer pair."""
-    ts = noise.tai64n()
-    last = _LAST_TIMESTAMP.get((ours, server))
-    if last is not None and ts <= last:
-        secs, nanos = struct.unpack(">QI", last)
-        ts = struct.pack(">QI", secs + 1, 0) if nanos >= 999_999_999 else struct.pack(">QI", secs, nanos + 1)
-    _LAST_TIMESTAMP[(ours, server)] = ts
-    return ts
-
-
 async def _handshake(
     sock: UdpSocket,
     static: X25519PrivateKey,
@@ -94,7 +79,8 @@ async def _handshake(
     ours = noise.static_public(static)
     cookie: bytes | None = None
     while True:
-        init = noise.build_initiation(static, server, next_timestamp(ours, server), cookie=cookie)
+        timestamp = ctx.services.wireguard_timestamps.next(server, ours)
+        init = noise.build_initiation(static, server, timestamp, cookie=cookie)
         sock.send(init.packet)
         try:
             async with asyncio.timeout(retransmit):
