@@ -7,37 +7,19 @@ revision where the tree has no ``.git`` (a Docker build context, a source tarbal
 from __future__ import annotations
 
 import os
-import subprocess
+import sys
 from pathlib import Path
 
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT / "daemon"))  # the package's own reader of a checkout's revision (stdlib only)
+from reachwatch.buildinfo import git_revision  # noqa: E402
 
 
 def _revision() -> str:
-    env = os.environ.get("REACHWATCH_REVISION", "").strip()
-    if env:
-        return env
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return f"{head}-dirty" if dirty else head
+    return os.environ.get("REACHWATCH_REVISION", "").strip() or git_revision(ROOT, timeout=10)
 
 
 class BuildPyWithRevision(build_py):

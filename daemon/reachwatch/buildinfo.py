@@ -4,6 +4,10 @@ A fleet of Pis updated by hand drifts; ``reachwatch_build_info{version, revision
 which code each vantage runs. The revision comes from, in order: ``data/revision.txt`` that the build
 (``setup.py``) writes into every wheel, ``git`` when the package runs from a checkout (development,
 editable installs), else ``unknown``. Read once: a build does not change while it runs.
+
+``git_revision`` is also what the build hook (``setup.py``) writes into the wheel, so a checkout and the
+wheel built from it name the same revision. It must stay importable with the standard library alone:
+the build runs before any dependency is installed.
 """
 
 from __future__ import annotations
@@ -28,25 +32,25 @@ def revision() -> str:
     try:
         text = REVISION_FILE.read_text(encoding="ascii").strip()
     except (OSError, UnicodeDecodeError):
-        text = _git_revision(PACKAGE_DIR)
+        text = git_revision(PACKAGE_DIR)
     return text if _REVISION.match(text) else UNKNOWN
 
 
-def _git_revision(where: Path) -> str:
+def git_revision(where: Path, timeout: float = 5.0) -> str:
     """``git describe``-like commit id of the checkout holding ``where``; empty when there is none."""
     try:
         head = subprocess.run(
             ["git", "-C", str(where), "rev-parse", "--short=12", "HEAD"],
             capture_output=True,
             text=True,
-            timeout=5,
+            timeout=timeout,
             check=True,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
             capture_output=True,
             text=True,
-            timeout=5,
+            timeout=timeout,
             check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
