@@ -5,10 +5,14 @@ Built only from the documents the API serves (``/api/v1/status`` with its ``port
 ``statuspage_html`` renders this in English, Russian or Kazakh.
 
 Categories follow what an operator's users ask: which Tor transports work (bridges and bootstraps by
-transport, relays), which VPN protocols, which proxies, which sites. Controls are shown apart: they are
-what the verdicts are judged against, not something to use. Private targets appear by name only (the
-status document carries nothing else of them). A category can hold thousands of targets (a relay set):
-its counts cover all of them, its list shows at most ``MAX_ITEMS`` per group, the failing ones first.
+transport, relays), which VPN protocols, which proxies, which sites. A bridge's transport is the one
+its config names (the document's ``transport``), so bridges group right before any probe ran. Controls
+are shown apart with their last try: they are what the verdicts are judged against (is this vantage
+online at all?), not something to use. Private targets appear by name only (the status document
+carries nothing else of them but their transport's name). Targets without a verdict yet (a fresh
+start, a vantage offline) are kept apart (``Group.pending``) so the page can fold them away. A
+category can hold thousands of targets (a relay set): its counts cover all of them, its lists show at
+most ``MAX_ITEMS`` per group, the failing ones first.
 """
 
 from __future__ import annotations
@@ -50,6 +54,17 @@ _ORDER = {"reachable": 0, "blocked": 1, "unreachable": 2, "unknown": 3}
 
 
 @dataclass(frozen=True)
+class LastTry:
+    """The last probe of a target, as far as the page says it (controls show it instead of a verdict:
+    they are not judged, they are what the judging stands on)."""
+
+    at: float
+    success: bool
+    failure: str | None
+    stage: str | None
+
+
+@dataclass(frozen=True)
 class Item:
     """One target as the page shows it."""
 
@@ -59,6 +74,12 @@ class Item:
     technique: str | None
     since: float | None
     hint: str | None = None  # what the operator can do (a missing transport program ...)
+    role: str = "target"  # or "domestic_control" / "international_control"
+    last: LastTry | None = None  # None: never tried since the daemon started
+
+    @property
+    def known(self) -> bool:
+        return self.verdict in _ORDER and self.verdict != "unknown"
 
 
 @dataclass
@@ -76,13 +97,23 @@ class Group:
     def total(self) -> int:
         return len(self.items)
 
+    @property
+    def unknown(self) -> int:
+        return sum(1 for i in self.items if not i.known)
+
     def shown(self) -> list[Item]:
-        ordered = sorted(self.items, key=lambda i: (_ORDER.get(i.verdict, 9), i.name))
+        """The targets with a verdict, at most ``MAX_ITEMS``."""
+        ordered = sorted((i for i in self.items if i.known), key=lambda i: (_ORDER[i.verdict], i.name))
         failing_first = [i for i in ordered if i.verdict != "reachable"] + [
             i for i in ordered if i.verdict == "reachable"
         ]
         # with more than MAX_ITEMS, the failing ones are the news; below that, what works comes first
         return (failing_first if len(ordered) > MAX_ITEMS else ordered)[:MAX_ITEMS]
+
+    def pending(self) -> list[Item]:
+        """The targets without a verdict yet, at most ``MAX_ITEMS``: the page folds them away, so fifty
+        identical "not known" cards (a fresh start, a vantage offline) do not bury what is known."""
+        return sorted((i for i in self.items if not i.known), key=lambda i: i.name)[:MAX_ITEMS]
 
 
 @dataclass
@@ -98,6 +129,10 @@ class Category:
     def total(self) -> int:
         return sum(g.total for g in self.groups.values())
 
+    @property
+    def unknown(self) -> int:
+        return sum(g.unknown for g in self.groups.values())
+
 
 @dataclass
 class Page:
@@ -111,6 +146,19 @@ class Page:
     timezone: str = "UTC"
 
 
+def _last_try(last: Mapping[str, Any]) -> LastTry | None:
+    at = last.get("started_at")
+    if not isinstance(at, int | float):
+        return None
+    failure, stage = last.get("failure"), last.get("stage")
+    return LastTry(
+        at=float(at),
+        success=bool(last.get("success")),
+        failure=str(failure) if failure else None,
+        stage=str(stage) if stage else None,
+    )
+
+
 def _item(target: Mapping[str, Any]) -> Item:
     last = target.get("last") or {}
     facts = last.get("facts") or {}
@@ -122,13 +170,19 @@ def _item(target: Mapping[str, Any]) -> Item:
         technique=target.get("technique"),
         since=target.get("verdict_since"),
         hint=str(hint) if isinstance(hint, str) else None,
+        role=str(target.get("role") or "target"),
+        last=_last_try(last) if last else None,
     )
 
 
 def _group_key(target: Mapping[str, Any]) -> tuple[str, str]:
+    """Tor bridges and bootstraps by transport: the config's (``transport`` in the status document,
+    known before any probe ran), else the last result's fact (a document from an older daemon)."""
     kind = str(target["kind"])
     if kind in ("tor_bridge", "tor_bootstrap"):
-        transport = ((target.get("last") or {}).get("facts") or {}).get("transport")
+        transport = target.get("transport")
+        if not isinstance(transport, str):
+            transport = ((target.get("last") or {}).get("facts") or {}).get("transport")
         return kind, str(transport) if isinstance(transport, str) else ""
     return kind, ""
 

@@ -52,6 +52,8 @@ CSS = (
     ".state{padding:.75rem;border-radius:.5rem;margin:.5rem 0}"
     "ul.items{list-style:none;margin:0;padding:0}"
     "ul.items li{padding:.5rem .75rem;border-radius:.5rem;margin:.35rem 0}"
+    "details{margin:.35rem 0}summary{padding:.5rem .75rem;border-radius:.5rem;cursor:pointer}"
+    "details p{margin:.5rem 0}"
     ".name{font-weight:600;overflow-wrap:anywhere}.verdict{font-weight:600;white-space:nowrap}"
     ".why,.since{display:block;font-size:.93rem}"
     + "".join(f".{key}{{color:{fg};background:{bg}}}" for key, (fg, bg) in PALETTE.items() if key != "page")
@@ -81,8 +83,20 @@ VERDICT_NOTES = {
     "unreachable": N_(
         "It fails from here, but nothing shows that this is censorship: the server may be down."
     ),
-    "unknown": N_("Not measured yet, or this vantage cannot tell right now (see above)."),
 }
+# said once above the folded list of targets without a verdict
+PENDING_NOTE = N_("Not measured yet, or this vantage cannot tell right now (see above).")
+# a control's last try, in words: the stage where it failed (the failure's code follows, for experts)
+STAGE_FAILED = {
+    "resolve": N_("the name lookup failed"),
+    "connect": N_("no connection"),
+    "tls_handshake": N_("the secure connection failed"),
+    "http": N_("the web request failed"),
+    "protocol_handshake": N_("the handshake failed"),
+    "tunnel": N_("the tunnel failed"),
+    "transfer": N_("the transfer failed"),
+}
+CONTROL_ROLES = {"domestic_control": N_("in the country"), "international_control": N_("abroad")}
 TECHNIQUES = {
     "dns_tampering": N_(
         "DNS tampering: the local resolver gives a false address or none, while encrypted DNS abroad gives "
@@ -115,18 +129,16 @@ TECHNIQUES = {
     "offline": N_("No connection: nothing answers from this vantage."),
 }
 VANTAGE_STATES = {
-    "online": N_("This vantage is online: sites abroad that are never blocked answer."),
+    "online": N_("This vantage is online: its control sites abroad answer."),
     "international_shutdown": N_(
         "International shutdown: sites inside the country answer, sites abroad do not. Nothing abroad is "
         "called blocked while this lasts."
     ),
     "offline": N_(
-        "This vantage is offline: none of the sites it compares against answers. Nothing is called "
-        "blocked until it is back."
+        "This vantage is offline: none of its control sites answers. Nothing is called blocked until it "
+        "is back."
     ),
-    "unknown": N_(
-        "Not known yet whether this vantage is online: the comparison sites have not answered yet."
-    ),
+    "unknown": N_("Not known yet whether this vantage is online: its control sites have not answered yet."),
 }
 CATEGORY_TITLES = {
     "tor": N_("Tor"),
@@ -149,6 +161,8 @@ KIND_TITLES = {
     "http_proxy": N_("HTTP proxies"),
     "shadowsocks": N_("Shadowsocks"),
 }
+# a transport as Tor Browser names it to users (tor's own name otherwise)
+TRANSPORT_NAMES = {"meek_lite": "meek"}
 # sites of every kind share one list
 SITE_KINDS = frozenset({"tls", "https", "http", "dns", "throughput", "tcp"})
 
@@ -192,8 +206,18 @@ class Renderer:
         }
         return f'<span class="since">{escape(text)}</span>'
 
-    def works(self, ok: int, total: int) -> str:
-        return self._("working: %(ok)d of %(total)d") % {"ok": ok, "total": total}
+    def not_known(self, n: int) -> str:
+        return self.ngettext("%(n)d not known yet", "%(n)d not known yet", n) % {"n": n}
+
+    def counts(self, ok: int, total: int, unknown: int) -> str:
+        """``working: 2 of 5 · 3 not known yet``; only the second when nothing is known (``working: 0
+        of 11`` would read as eleven failures on a fresh start)."""
+        parts = []
+        if unknown < total:
+            parts.append(self._("working: %(ok)d of %(total)d") % {"ok": ok, "total": total})
+        if unknown:
+            parts.append(self.not_known(unknown))
+        return " · ".join(parts)
 
     # --- sections ---------------------------------------------------------------------------------
 
@@ -204,6 +228,8 @@ class Renderer:
             f'<span class="name">{escape(item.name)}</span> ',
             f'<span class="verdict">{SIGNS[verdict]} {escape(_(VERDICT_WORDS[verdict]))}</span>',
         ]
+        if verdict == "unknown" and item.last is None:
+            parts[1] = f'<span class="verdict">{SIGNS[verdict]} {escape(_("not tested yet"))}</span>'
         if verdict == "blocked" and item.technique in TECHNIQUES:
             parts.append(f'<span class="why">{escape(_(TECHNIQUES[item.technique]))}</span>')
         elif verdict in VERDICT_NOTES:
@@ -211,12 +237,42 @@ class Renderer:
         if item.hint:
             todo = _("What to do: %(hint)s") % {"hint": item.hint}
             parts.append(f'<span class="why">{escape(todo)}</span>')
-        parts.append(self.since(item.since))
+        if item.last is not None or verdict != "unknown":  # "since the daemon started" says nothing
+            parts.append(self.since(item.since))
         return f'<li class="{verdict}">{"".join(parts)}</li>'
+
+    def control(self, item: Item) -> str:
+        """A control with its last try: not a verdict (controls are not judged), what happened."""
+        _ = self._
+        role = CONTROL_ROLES.get(item.role)
+        parts = [f'<span class="name">{escape(item.name)}</span>']
+        if role:
+            parts.append(f' <span class="role">· {escape(_(role))}</span>')
+        last = item.last
+        if last is None:
+            state, word = "unknown", _("not tested yet")
+        elif last.success:
+            state, word = "reachable", _("answers")
+        else:
+            state, word = "unreachable", _("does not answer")
+        parts.append(f' <span class="verdict">{SIGNS[state]} {escape(word)}</span>')
+        if last is not None:
+            if last.success:
+                what = _("Last try %(when)s: it answered.") % {"when": self.when(last.at)}
+            else:
+                failed = _(STAGE_FAILED[last.stage]) if last.stage in STAGE_FAILED else _("it failed")
+                what = _("Last try %(when)s: %(what)s (%(code)s).") % {
+                    "when": self.when(last.at),
+                    "what": failed,
+                    "code": last.failure or "unknown_failure",
+                }
+            parts.append(f'<span class="why">{escape(what)}</span>')
+        return f'<li class="{state}">{"".join(parts)}</li>'
 
     def group_title(self, group: Group) -> str:
         _ = self._
         kind, transport = group.key
+        transport = TRANSPORT_NAMES.get(transport, transport)
         if kind == "tor_bridge":
             name = _("vanilla") if transport in ("", "vanilla") else transport
             return _("Bridges: %(transport)s") % {"transport": name}
@@ -227,25 +283,40 @@ class Renderer:
             return _(KIND_TITLES[kind])
         return kind
 
+    def more(self, hidden: int) -> str:
+        if hidden <= 0:
+            return ""
+        text = self.ngettext("and %(n)d more", "and %(n)d more", hidden) % {"n": hidden}
+        return f'<p class="muted">{escape(text)}</p>'
+
     def group(self, group: Group, heading: bool) -> str:
-        shown = group.shown()
+        """The targets with a verdict in a list; those without one folded into a ``<details>`` whose
+        summary counts them, so what is known stands out (no JavaScript: the browser folds it)."""
+        shown, pending = group.shown(), group.pending()
         out = []
-        if heading:
-            out.append(
-                f"<h3>{escape(self.group_title(group))} "
-                f'<span class="muted">· {escape(self.works(group.works, group.total))}</span></h3>'
-            )
-        out.append('<ul class="items">' + "".join(self.item(i) for i in shown) + "</ul>")
-        hidden = group.total - len(shown)
-        if hidden > 0:
-            text = self.ngettext("and %(n)d more", "and %(n)d more", hidden) % {"n": hidden}
-            out.append(f'<p class="muted">{escape(text)}</p>')
+        if heading:  # the folded list's summary counts what is not known: said once, there
+            title = escape(self.group_title(group))
+            if group.unknown < group.total:
+                count = self.counts(group.works, group.total, 0)
+                title += f' <span class="muted">· {escape(count)}</span>'
+            out.append(f"<h3>{title}</h3>")
+        if shown:
+            out.append('<ul class="items">' + "".join(self.item(i) for i in shown) + "</ul>")
+            out.append(self.more(group.total - group.unknown - len(shown)))
+        if pending:
+            out += [
+                f'<details><summary class="unknown">{escape(self.not_known(group.unknown))}</summary>',
+                f'<p class="muted">{escape(self._(PENDING_NOTE))}</p>',
+                '<ul class="items">' + "".join(self.item(i) for i in pending) + "</ul>",
+                self.more(group.unknown - len(pending)),
+                "</details>",
+            ]
         return "".join(out)
 
     def category(self, category: Category) -> str:
         _ = self._
         title = _(CATEGORY_TITLES.get(category.key, category.key))
-        count = escape(self.works(category.works, category.total))
+        count = escape(self.counts(category.works, category.total, category.unknown))
         out = [
             f'<section aria-labelledby="c-{category.key}"><h2 id="c-{category.key}">{escape(title)} '
             f'<span class="muted">· {count}</span></h2>'
@@ -315,12 +386,18 @@ class Renderer:
         _ = self._
         out = [
             '<section aria-labelledby="c-controls"><h2 id="c-controls">',
-            escape(_("What the verdicts are compared against")),
+            escape(_("Control sites: is this vantage online?")),
             "</h2>",
             '<p class="muted">',
-            escape(_("Sites that are never blocked: when they fail, the connection is down, not censored.")),
+            escape(
+                _(
+                    "Sites that should answer from here, in the country and abroad. They tell whether this "
+                    "vantage itself is online: when they fail, its connection is down, and nothing is "
+                    "called blocked."
+                )
+            ),
             "</p>",
-            '<ul class="items">' + "".join(self.item(c) for c in controls) + "</ul></section>",
+            '<ul class="items">' + "".join(self.control(c) for c in controls) + "</ul></section>",
         ]
         return "".join(out)
 
@@ -331,7 +408,7 @@ class Renderer:
         vantage = page.vantage
         state = str(vantage.get("state") or "unknown")
         name = str(vantage.get("name") or "")
-        title = _("What works from %(vantage)s") % {"vantage": name}
+        title = _("What works from here")
         state_class = {"online": "reachable", "international_shutdown": "blocked", "offline": "blocked"}.get(
             state, "unknown"
         )
@@ -340,6 +417,8 @@ class Renderer:
             "when": self.when(self.now),
             "zone": page.timezone,
         }
+        # the name says which of an operator's vantages this is; it is not a sentence (it may be "default")
+        updated = " · ".join([_("Vantage point: %(vantage)s") % {"vantage": name}, updated])
         state_text = _(VANTAGE_STATES.get(state, VANTAGE_STATES["unknown"]))
         state_since = self.since(float(since) if isinstance(since, int | float) else None)
         header = [
@@ -369,7 +448,7 @@ class Renderer:
             f'<!doctype html><html lang="{self.lang}"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">'
-            f"<title>{escape(title)}</title><style>{CSS}</style></head>"
+            f"<title>{escape(title)} · {escape(name)}</title><style>{CSS}</style></head>"
             f"<body>{''.join(header)}<main>{''.join(body)}</main>{footer}</body></html>"
         )
 

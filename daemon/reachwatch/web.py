@@ -30,6 +30,8 @@ from aiohttp import web
 from prometheus_client.registry import CollectorRegistry
 
 from reachwatch import __version__, i18n, refproto, statuspage, statuspage_html
+from reachwatch.config.targets.tor_bootstrap import TorBootstrapTarget
+from reachwatch.config.targets.tor_bridge import TorBridgeTarget
 from reachwatch.config.types import split_listen_address
 from reachwatch.config.webconfig import WebSecurity, load_cert_chain
 from reachwatch.errors import ConfigError
@@ -67,6 +69,14 @@ class Backend(Protocol):
     async def observations(self, nonce: str | None) -> bytes: ...
 
 
+def _transport(target: object) -> str | None:
+    """A Tor bridge's or bootstrap's transport from its config (a bounded name, public like the
+    ``transport`` fact, so private bridges included); None for every other kind."""
+    if isinstance(target, TorBridgeTarget | TorBootstrapTarget):
+        return target.transport_name()
+    return None
+
+
 def status_document(store: StateStore, vantage_name: str) -> dict[str, Any]:
     """The ``/api/v1/status`` JSON (shape in docs/ARCHITECTURE.md); private targets only by name."""
     targets = []
@@ -81,6 +91,7 @@ def status_document(store: StateStore, vantage_name: str) -> dict[str, Any]:
                 "verdict": state.verdict.value,
                 "technique": state.technique.value if state.technique else None,
                 "verdict_since": state.verdict_since,
+                "transport": _transport(t),
                 "last": state.last.to_dict() if state.last else None,
             }
         )

@@ -58,37 +58,42 @@ controls:
   domestic: [{name: egov-kz, kind: tls, host: 127.0.0.1, port: 1}]
   international: [{name: wikipedia, kind: tls, host: 127.0.0.1, port: 2}]
 targets:
-  - {name: tb-obfs4-1, kind: tor_bridge, private: false, bridge: "192.0.2.1:443 %(fp)sA"}
-  - {name: tb-obfs4-2, kind: tor_bridge, private: false, bridge: "192.0.2.2:443 %(fp)sB"}
-  - {name: friend-webtunnel, kind: tor_bridge, bridge: "192.0.2.3:443 %(fp)sC"}
-  - {name: tb-bootstrap-snowflake, kind: tor_bootstrap, private: false}
+  - {name: tb-obfs4-1, kind: tor_bridge, private: false, bridge: "obfs4 192.0.2.1:443 %(fp)sA %(cert)s"}
+  - {name: tb-obfs4-2, kind: tor_bridge, private: false, bridge: "obfs4 192.0.2.2:443 %(fp)sB %(cert)s"}
+  - {name: tb-obfs4-3, kind: tor_bridge, private: false, bridge: "obfs4 192.0.2.4:443 %(fp)sD %(cert)s"}
+  - {name: friend-webtunnel, kind: tor_bridge, bridge: "webtunnel 192.0.2.3:443 %(fp)sC url=https://w.example/x"}
+  - {name: tb-bootstrap-meek, kind: tor_bootstrap, private: false,
+     bridges: ["meek_lite 192.0.2.20:80 url=https://cdn.example/ front=front.example"]}
+  - {name: tor-defaults, kind: tor_bootstrap, private: false}
   - {name: home-openvpn, kind: openvpn, host: 192.0.2.10, port: 1194}
   - {name: my-socks, kind: socks5, host: 192.0.2.11, port: 1080, private: true}
   - {name: pinterest-com, kind: tls, host: 127.0.0.1, port: 3}
   - {name: azattyq-throughput, kind: tcp, host: 127.0.0.1, port: 4}
   - {name: torproject-www, kind: tls, host: 127.0.0.1, port: 5}
   - {name: not-yet-probed, kind: tcp, host: 127.0.0.1, port: 6}
-""".replace("%(fp)s", "A" * 39)
+""".replace("%(fp)s", "A" * 39).replace("%(cert)s", "cert=" + "A" * 70 + " iat-mode=0")
 # (target, verdict, technique, facts)
 STATES: list[tuple[str, Verdict, Technique | None, dict[str, Any]]] = [
     ("egov-kz", Verdict.REACHABLE, None, {}),
-    ("wikipedia", Verdict.REACHABLE, None, {}),
-    ("tb-obfs4-1", Verdict.REACHABLE, None, {"transport": "obfs4"}),
-    ("tb-obfs4-2", Verdict.BLOCKED, Technique.TCP_BLACKHOLE, {"transport": "obfs4"}),
+    ("wikipedia", Verdict.UNKNOWN, None, {}),  # controls are not judged: the page shows their last try
+    ("tb-obfs4-1", Verdict.REACHABLE, None, {}),
+    ("tb-obfs4-2", Verdict.BLOCKED, Technique.TCP_BLACKHOLE, {}),
     (
         "friend-webtunnel",
         Verdict.UNREACHABLE,
         None,
-        {"transport": "webtunnel", "hint": "webtunnel needs <b>lyrebird</b>: install it, set tor.transports"},
+        {"hint": "webtunnel needs <b>lyrebird</b>: install it, set tor.transports"},
     ),
-    ("tb-bootstrap-snowflake", Verdict.REACHABLE, None, {"transport": "snowflake"}),
+    ("tb-bootstrap-meek", Verdict.REACHABLE, None, {}),
     ("home-openvpn", Verdict.BLOCKED, Technique.PROTOCOL_BLOCKING, {}),
     ("my-socks", Verdict.BLOCKED, Technique.FLOW_CUT, {}),
     ("pinterest-com", Verdict.BLOCKED, Technique.TLS_INTERCEPTION, {"tls_issuer": "CN=ISCA"}),
     ("azattyq-throughput", Verdict.BLOCKED, Technique.THROTTLED, {}),
     ("torproject-www", Verdict.REACHABLE, None, {}),
-    ("not-yet-probed", Verdict.UNKNOWN, None, {}),
 ]
+# targets with a result that fails, whatever the verdict (controls show their failure and stage)
+FAILED = {"wikipedia": (Failure.DNS_NXDOMAIN_ERROR, Stage.RESOLVE)}
+NEVER_PROBED = ("tb-obfs4-3", "tor-defaults", "not-yet-probed")
 INCIDENTS = {
     "incidents": [
         {
@@ -118,6 +123,7 @@ class Backend:
         for name, verdict, technique, facts in STATES:
             state = self.store.targets[name]
             ok = verdict is Verdict.REACHABLE
+            failure, stage = FAILED.get(name, (Failure.GENERIC_TIMEOUT_ERROR, Stage.CONNECT))
             state.record(
                 ProbeResult(
                     target=name,
@@ -125,8 +131,8 @@ class Backend:
                     started_at=NOW - 60,
                     duration_s=1.0,
                     success=ok,
-                    failure=None if ok else Failure.GENERIC_TIMEOUT_ERROR,
-                    stage=None if ok else Stage.CONNECT,
+                    failure=None if ok else failure,
+                    stage=None if ok else stage,
                     facts=facts,
                 )
             )
@@ -163,18 +169,77 @@ async def server() -> AsyncIterator[WebServer]:
 # --- the data and the languages ---------------------------------------------------------------------
 
 
-def test_targets_fall_into_categories_with_tor_by_transport_and_controls_apart() -> None:
+def test_targets_fall_into_categories_with_tor_by_the_configured_transport_and_controls_apart() -> None:
+    # no result carries a `transport` fact and some bridges were never probed: the config says it
     page = statuspage.build(Backend().status(), INCIDENTS)
     by_key = {c.key: c for c in page.categories}
     assert list(by_key) == ["tor", "vpn", "proxy", "sites"]
     tor = by_key["tor"].groups
-    assert {k: (g.works, g.total) for k, g in tor.items()} == {
-        ("tor_bridge", "obfs4"): (1, 2),
-        ("tor_bridge", "webtunnel"): (0, 1),
-        ("tor_bootstrap", "snowflake"): (1, 1),
+    assert {k: (g.works, g.total, g.unknown) for k, g in tor.items()} == {
+        ("tor_bridge", "obfs4"): (1, 3, 1),
+        ("tor_bridge", "webtunnel"): (0, 1, 0),  # private: grouped, shown by name only
+        ("tor_bootstrap", "meek_lite"): (1, 1, 0),  # shown as "meek", as Tor Browser says
+        ("tor_bootstrap", "direct"): (0, 1, 1),
     }
     assert [i.name for i in page.controls] == ["egov-kz", "wikipedia"]
     assert [i["scope"] for i in page.incidents or []] == ["pinterest-com"]  # open ones only
+
+
+def test_the_status_document_carries_each_bridges_transport_from_its_config() -> None:
+    targets = {t["name"]: t for t in Backend().status()["targets"]}
+    assert {n: targets[n]["transport"] for n in ("tb-obfs4-3", "friend-webtunnel", "tb-bootstrap-meek")} == {
+        "tb-obfs4-3": "obfs4",
+        "friend-webtunnel": "webtunnel",
+        "tb-bootstrap-meek": "meek_lite",
+    }
+    assert targets["tor-defaults"]["transport"] == "direct" and targets["home-openvpn"]["transport"] is None
+    # a document without it (an older daemon) still groups by the last result's fact
+    old = {
+        "name": "b",
+        "kind": "tor_bridge",
+        "verdict": "reachable",
+        "last": {"facts": {"transport": "obfs4"}},
+    }
+    assert statuspage.build({"targets": [old]}, None).categories[0].groups.keys() == {("tor_bridge", "obfs4")}
+
+
+def test_targets_without_a_verdict_are_folded_away_and_counted() -> None:
+    html = statuspage_html.render(statuspage.build(Backend().status(), INCIDENTS), "en", NOW)
+    known = re.sub(r"<details>.*?</details>", "", html)
+    folded = "".join(re.findall(r"<details>.*?</details>", html))
+    assert "tb-obfs4-1" in known and "tb-obfs4-2" in known  # what is known is in the open
+    summary = re.findall(r"<summary[^>]*>([^<]*)</summary>", html)
+    assert summary == ["1 not known yet", "1 not known yet", "1 not known yet"]  # obfs4, direct, sites
+    for name in NEVER_PROBED:
+        assert name not in known and name in folded
+    # a group with nothing known does not say "working: 0 of 1"; a category counts both
+    assert "<h3>Connecting to Tor: no bridge</h3>" in html
+    assert "<h3>Connecting to Tor: meek <span" in html  # Tor Browser's name for meek_lite
+    assert '<h3>Bridges: obfs4 <span class="muted">· working: 1 of 3</span></h3>' in html
+    assert 'Tor <span class="muted">· working: 2 of 6 · 2 not known yet</span></h2>' in html
+    assert "not tested yet" in folded
+
+
+def test_a_fresh_start_shows_counts_not_fifty_identical_cards() -> None:
+    items = [
+        {"name": f"t{i}", "kind": "tor_relay", "role": "target", "verdict": "unknown"} for i in range(50)
+    ]
+    html = statuspage_html.render(statuspage.build({"vantage": {}, "targets": items}, None), "en", NOW)
+    assert html.count("<details>") == 1 and "50 not known yet" in html
+    assert html.count("<li class=") == statuspage.MAX_ITEMS and "and 25 more" in html
+    assert "working: 0 of 50" not in html
+
+
+def test_controls_show_their_last_try_not_a_verdict() -> None:
+    page = statuspage.build(Backend().status(), INCIDENTS)
+    html = statuspage_html.render(page, "en", NOW)
+    controls = html[html.index('id="c-controls"') :]
+    egov, wikipedia = re.findall(r"<li class=\"(\w+)\">(.*?)</li>", controls)
+    assert egov[0] == "reachable" and "in the country" in egov[1] and "answers" in egov[1]
+    assert wikipedia[0] == "unreachable" and "abroad" in wikipedia[1]
+    assert "the name lookup failed (dns_nxdomain_error)" in wikipedia[1] and "not known" not in wikipedia[1]
+    ru = statuspage_html.render(page, "ru", NOW)
+    assert "не удалось узнать адрес по имени (dns_nxdomain_error)" in ru
 
 
 def test_a_long_list_shows_its_failing_members_first_and_counts_the_rest() -> None:
@@ -254,8 +319,9 @@ async def test_served_in_the_browsers_language_escaped_and_locked_down(server: W
     assert headers["Content-Language"] == "ru" and headers["Content-Type"].startswith("text/html")
     assert "default-src 'none'" in headers["Content-Security-Policy"]
     assert headers["X-Content-Type-Options"] == "nosniff" and headers["Cache-Control"] == "no-store"
-    assert '<html lang="ru">' in html and "Что работает из точки almaty-home-1" in html
-    assert '<html lang="kk">' in kk and "almaty-home-1 нүктесінен не жұмыс істейді" in kk
+    assert '<html lang="ru">' in html and "Что работает отсюда" in html
+    assert "Точка измерения: almaty-home-1" in html
+    assert '<html lang="kk">' in kk and "Осы жерден не жұмыс істейді" in kk
     # what the documents carry is text, never markup; private targets by name only
     assert "<b>" not in html and "&lt;b&gt;lyrebird&lt;/b&gt;" in html
     assert "my-socks" in html and "192.0.2.11" not in html and "1080" not in html
@@ -272,7 +338,7 @@ async def test_behind_the_same_basic_auth_as_everything_else() -> None:
                 assert resp.status == 401
             token = base64.b64encode(b"ops:s3cret").decode()
             async with session.get(url, headers={"Authorization": f"Basic {token}"}) as resp:
-                assert resp.status == 200 and "What works from almaty-home-1" in await resp.text()
+                assert resp.status == 200 and "Vantage point: almaty-home-1" in await resp.text()
     finally:
         await web.stop()
 
@@ -319,9 +385,9 @@ async def _chromium(*args: str) -> tuple[str, str]:
 @pytest.mark.parametrize(
     ("lang", "title"),
     [
-        ("en", "What works from almaty-home-1"),
-        ("ru", "Что работает из точки almaty-home-1"),
-        ("kk", "almaty-home-1 нүктесінен не жұмыс істейді"),
+        ("en", "What works from here"),
+        ("ru", "Что работает отсюда"),
+        ("kk", "Осы жерден не жұмыс істейді"),
     ],
 )
 async def test_the_page_in_chromium_renders_accessibly_without_console_errors(
@@ -339,7 +405,7 @@ async def test_the_page_in_chromium_renders_accessibly_without_console_errors(
     assert all(b - a <= 1 for a, b in itertools.pairwise(levels)), outline.headings  # no skipped level
     shots = Path(os.environ.get("RW_SCREENSHOT_DIR") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
-    for width, height in ((412, 2600), (1280, 1800)):  # a phone and a desktop
+    for width, height in ((412, 3400), (1280, 2200)):  # a phone and a desktop
         shot = shots / f"status-{lang}-{width}.png"
         await _chromium(f"--window-size={width},{height}", f"--screenshot={shot}", url)
         assert shot.stat().st_size > 30_000

@@ -77,5 +77,11 @@ class TorBootstrapTarget(TargetBase):
         lines = self.lines()
         return lines[0].address if lines else "tor-network:0"
 
+    def transport_name(self) -> str:
+        """The bridges' transport (``direct`` without bridges, as the probe's ``transport`` fact says);
+        lines of several transports, against the advice above, are named together (``meek_lite+obfs4``)."""
+        names = sorted({line.transport_name for line in self.lines()})
+        return "+".join(names) if names else "direct"
+
     def sensitive_values(self) -> list[str]:
         return [value for line in self.lines() for value in line.sensitive_values()]

@@ -81,5 +81,10 @@ class TorBridgeTarget(TargetBase):
     def destination(self) -> str:
         return self.line().address if self.bridge is not None else "tor-bridge:0"
 
+    def transport_name(self) -> str | None:
+        """``vanilla`` or the pluggable transport, from the line itself (known before any probe ran, so
+        the status page groups bridges right offline); None before the secret is read."""
+        return self.line().transport_name if self.bridge is not None else None
+
     def sensitive_values(self) -> list[str]:
         return self.line().sensitive_values() if self.bridge is not None else []
