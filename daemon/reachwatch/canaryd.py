@@ -45,7 +45,7 @@ from reachwatch.errors import ConfigError, ReachwatchError
 from reachwatch.exposition import encode
 from reachwatch.formats import canary as wire
 from reachwatch.web import parse_listen_address
-from reachwatch.weblisten import Listener, ListenerLimits, connection_cap, raise_nofile_limit
+from reachwatch.weblisten import Listener, ListenerLimits, ServedApp, connection_cap, raise_nofile_limit
 
 log = structlog.get_logger(__name__)
 
@@ -379,31 +379,27 @@ class MetricsServer:
         self.app = web.Application()
         self.app.router.add_get("/metrics", self._metrics)
         self.app.router.add_get("/-/healthy", self._healthy)
-        self._runner: web.AppRunner | None = None
+        self._served: ServedApp | None = None
         self.listener: Listener | None = None
 
     async def start(self) -> None:
         host, port = parse_listen_address(self.address)
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        assert self._runner.server is not None
         limits = ListenerLimits(max_connections=16)
-        cap = connection_cap(limits, raise_nofile_limit(), 64)
-        listener = Listener(self._runner.server, host, port, ssl_context=None, limits=limits, cap=cap)
-        try:
-            await listener.start()
-        except OSError as exc:
-            await self._runner.cleanup()
-            raise ConfigError(
-                "canary.metrics_listen_address", f"cannot listen on {self.address}: {exc.strerror or exc}"
-            ) from None
-        self.listener = listener
+        self._served = await ServedApp.start(
+            self.app,
+            host,
+            port,
+            ssl_context=None,
+            limits=limits,
+            cap=connection_cap(limits, raise_nofile_limit(), 64),
+            field="canary.metrics_listen_address",
+            address=self.address,
+        )
+        self.listener = self._served.listener
 
     async def stop(self) -> None:
-        if self.listener is not None:
-            await self.listener.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        if self._served is not None:
+            await self._served.close()
 
     async def _metrics(self, request: web.Request) -> web.Response:
         body, content_type = encode(self.registry, request.headers.get("Accept", ""))

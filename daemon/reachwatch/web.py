@@ -44,6 +44,7 @@ from reachwatch.weblisten import (
     BASE_RESERVE,
     Listener,
     ListenerLimits,
+    ServedApp,
     connection_cap,
     raise_nofile_limit,
 )
@@ -192,7 +193,7 @@ class WebServer:
         self.app.router.add_get("/api/v1/incidents", self._incidents)
         self.app.router.add_get(refproto.PATH, self._observations)
         self.app.router.add_get("/", self._index)
-        self._runner: web.AppRunner | None = None
+        self._served: ServedApp | None = None
         self.port: int | None = None
 
     @property
@@ -202,22 +203,20 @@ class WebServer:
     async def start(self) -> None:
         host, port = parse_listen_address(self.listen_address)
         self._loopback = is_loopback_host(host)
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        assert self._runner.server is not None
         nofile = raise_nofile_limit()
         cap = connection_cap(self.limits, nofile, self.descriptor_reserve)
-        ctx = self.security.ssl_context
-        listener = Listener(self._runner.server, host, port, ssl_context=ctx, limits=self.limits, cap=cap)
-        try:
-            await listener.start()
-        except OSError as exc:
-            await self._runner.cleanup()
-            raise ConfigError(
-                "web.listen_address", f"cannot listen on {self.listen_address}: {exc.strerror or exc}"
-            ) from None
-        self.listener = listener
-        self.port = listener.port
+        self._served = await ServedApp.start(
+            self.app,
+            host,
+            port,
+            ssl_context=self.security.ssl_context,
+            limits=self.limits,
+            cap=cap,
+            field="web.listen_address",
+            address=self.listen_address,
+        )
+        self.listener = self._served.listener
+        self.port = self.listener.port
         log.info(
             "web_listening",
             address=f"{self.scheme}://{host}:{self.port}",
@@ -243,12 +242,10 @@ class WebServer:
             self.listener.cap = connection_cap(self.limits, raise_nofile_limit(), reserve)
 
     async def stop(self) -> None:
-        if self.listener is not None:
-            await self.listener.close()
-            self.listener = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        self.listener = None
+        if self._served is not None:
+            await self._served.close()
+            self._served = None
 
     def update_security(self, security: WebSecurity) -> None:
         """Apply a reloaded web config: users and headers at once; a renewed certificate and key are

@@ -33,6 +33,8 @@ import structlog
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, HttpProcessingError, LineTooLong
 
+from reachwatch.errors import ConfigError
+
 log = structlog.get_logger(__name__)
 
 # what the daemon tries to give itself; the unit's LimitNOFILE says the same
@@ -261,3 +263,44 @@ class Listener:
             elif transport is None:
                 conn.close()
             self.open_connections -= 1
+
+
+class ServedApp:
+    """An aiohttp app behind a started ``Listener`` (the daemon's web server, the canary's metrics): the
+    runner and the listener are set up, bound and stopped together, and a port that cannot be bound is
+    the operator's config error, named once here for both."""
+
+    def __init__(self, runner: web.AppRunner, listener: Listener) -> None:
+        self.runner = runner
+        self.listener = listener
+
+    @classmethod
+    async def start(
+        cls,
+        app: web.Application,
+        host: str,
+        port: int,
+        *,
+        ssl_context: ssl.SSLContext | None,
+        limits: ListenerLimits,
+        cap: int,
+        field: str,
+        address: str,
+    ) -> ServedApp:
+        """Serve ``app`` on ``host``:``port``; ``ConfigError`` naming ``field`` (the config field that gave
+        ``address``) when the address cannot be bound, with nothing left set up."""
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        assert runner.server is not None
+        listener = Listener(runner.server, host, port, ssl_context=ssl_context, limits=limits, cap=cap)
+        try:
+            await listener.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise ConfigError(field, f"cannot listen on {address}: {exc.strerror or exc}") from None
+        return cls(runner, listener)
+
+    async def close(self) -> None:
+        """Stop accepting, close every connection, then the app's runner."""
+        await self.listener.close()
+        await self.runner.cleanup()

@@ -191,6 +191,27 @@ async def test_its_metrics_count_what_it_did(tmp_path: Path) -> None:
     assert f'reachwatch_canary_port_listening{{port="{udp}",proto="udp"}} 1.0' in text
 
 
+async def test_a_metrics_port_in_use_is_its_config_error_and_stop_frees_the_port(tmp_path: Path) -> None:
+    """The web server and the canary's metrics share ``weblisten.ServedApp``: a taken port is one config
+    error naming the field, and a stopped server leaves the port free for the next start."""
+    (udp,) = free_ports(1, socket.SOCK_DGRAM)
+    async with running_canary(tmp_path, [], [udp]) as canary:
+        with socket.socket() as taken:
+            taken.bind((LOOPBACK, 0))
+            taken.listen()
+            busy = taken.getsockname()[1]
+            with pytest.raises(ConfigError) as err:
+                await MetricsServer(canary, f"{LOOPBACK}:{busy}").start()
+            assert str(err.value).startswith(
+                f"canary.metrics_listen_address: cannot listen on {LOOPBACK}:{busy}"
+            )
+        port = free_port()
+        for _ in range(2):  # the second start binds the port the first stop released
+            metrics = MetricsServer(canary, f"{LOOPBACK}:{port}")
+            await metrics.start()
+            await metrics.stop()
+
+
 def _config(tmp_path: Path, doc: dict[str, object]) -> Path:
     path = tmp_path / "canary.yaml"
     path.write_text(yaml.safe_dump(doc))
