@@ -33,6 +33,21 @@ EVIDENCE_FACTS = (
 )
 
 
+# parts of a technique or state name that are acronyms, written as a reader knows them
+_ACRONYMS = {"dns": "DNS", "tls": "TLS", "tcp": "TCP", "http": "HTTP", "sni": "SNI"}
+
+
+def words(code: str) -> str:
+    """A technique, verdict or state code as words for a reader: ``tls_interference`` -> ``TLS
+    interference`` (the code itself stays in the JSON and the raw data)."""
+    return " ".join(_ACRONYMS.get(part, part) for part in code.split("_"))
+
+
+def count(n: int, one: str, many: str | None = None) -> str:
+    """``1 incident``, ``3 incidents``: reports are read by people, not parsed ("incident(s)")."""
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
 def duration(seconds: float | None) -> str:
     """``45s``, ``12m``, ``3h05m``, ``2d04h``."""
     if seconds is None:

@@ -177,8 +177,9 @@ def method(config: Config) -> list[str]:
         f"its controls every {controls_every}, speaking each target's real protocol (TCP, TLS, HTTP, DNS, "
         "Tor, VPN and proxy handshakes, data through the tunnel) and recording every attempt with the stage "
         "where it failed and what it saw: certificates, resolver answers, pages, bytes moved. "
-        f"{domestic} domestic and {international} international control(s), sites the censor leaves "
-        "alone, tell a blocked target from the vantage's own outage: when every international control "
+        f"{domestic} domestic and {international} international "
+        f"{'control' if domestic + international == 1 else 'controls'} (sites expected to answer from the "
+        "vantage) tell a blocked target from the vantage's own outage: when every international control "
         "fails while a domestic one answers the vantage is in an international shutdown, when all fail "
         "it is offline, and meanwhile no target is called blocked."
     )

@@ -16,7 +16,7 @@ from html import escape
 from typing import Any
 
 from reachwatch.failures import Technique
-from reachwatch.incident_text import EVIDENCE_FACTS, duration, short_time
+from reachwatch.incident_text import EVIDENCE_FACTS, count, duration, short_time, words
 from reachwatch.report import Report
 
 MAX_PICTURES = 60  # a picture per scope up to this many; beyond, the tables carry the times
@@ -70,11 +70,9 @@ def _e(value: Any) -> str:
 
 def _what(inc: dict[str, Any]) -> str:
     if inc["scope_type"] == "vantage":
-        return '<span class="badge shutdown">shutdown</span> ' + _e(
-            ", ".join(inc["verdicts"]).replace("_", " ")
-        )
+        return '<span class="badge shutdown">shutdown</span> ' + _e(", ".join(map(words, inc["verdicts"])))
     if inc["blocked"]:
-        return f'<span class="badge blocked">blocked</span> {_e(inc["technique"].replace("_", " "))}'
+        return f'<span class="badge blocked">blocked</span> {_e(words(inc["technique"]))}'
     return '<span class="badge">unreachable</span> no evidence of blocking'
 
 
@@ -120,10 +118,13 @@ def _facts(facts: dict[str, Any]) -> str:
 def _summary(doc: dict[str, Any]) -> str:
     s = doc["summary"]
     parts = [
-        f"<p><b>{s['incidents']}</b> incident(s) in the period: <b>{s['shutdowns']}</b> shutdown(s), "
-        f"<b>{s['blocked']}</b> block(s) with evidence, <b>{s['unreachable']}</b> outage(s) without evidence "
-        f"of blocking; <b>{s['open']}</b> still open at the end of the period; <b>{s['patterns']}</b> "
-        f"recurring pattern(s); {s['targets_affected']} target(s) affected.</p>"
+        f"<p><b>{_e(count(s['incidents'], 'incident'))}</b> in the period: "
+        f"<b>{_e(count(s['shutdowns'], 'shutdown'))}</b>, "
+        f"<b>{_e(count(s['blocked'], 'block'))}</b> with evidence, "
+        f"<b>{_e(count(s['unreachable'], 'outage'))}</b> without evidence of blocking; "
+        f"<b>{s['open']}</b> still open at the end of the period; "
+        f"<b>{_e(count(s['patterns'], 'recurring pattern'))}</b>; "
+        f"{_e(count(s['targets_affected'], 'target'))} affected.</p>"
     ]
     if not doc["incidents"]:
         parts.append("<p>No incident in this period.</p>")
@@ -146,6 +147,11 @@ def _summary(doc: dict[str, Any]) -> str:
         )
     head = ["Scope", "What", "Start (local)", "Window", "End (local)", "Duration", "Attempts", "Incident"]
     parts.append(_table(head, rows, ["", "", "time", "time", "time", "num", "num", "id"]))
+    parts.append(
+        '<p class="muted">Start: the first failed attempt. Window: how precisely the start is known, the '
+        "time back to the last good attempt before it (attempts are minutes apart, so the incident began "
+        "somewhere in that window). Attempts: measurements taken during the incident.</p>"
+    )
     return "".join(parts)
 
 
@@ -163,7 +169,7 @@ def _pattern(pat: dict[str, Any], incidents: dict[str, dict[str, Any]], picture:
                 _e(short_time(inc["start"]["local"])),
                 _e(short_time(end["local"])) if end else '<span class="badge open">open</span>',
                 _e(duration(inc["duration_s"])),
-                _e(inc["technique"].replace("_", " ")),
+                _e(words(inc["technique"])),
                 _e(inc["attempts"]),
             ]
         )
@@ -173,7 +179,7 @@ def _pattern(pat: dict[str, Any], incidents: dict[str, dict[str, Any]], picture:
         f'&ndash;{_e(sched["end_local"])} <span class="muted">({_e(sched["timezone"])})</span></h3>'
         f"<p>{len(pat['incidents'])} incidents on {len(pat['days'])} days ({_e(days)}), typically "
         f"{_e(duration(sched['typical_duration_s']))} from about {_e(sched['start_local'])} local time; "
-        f"technique: {_e(pat['technique'].replace('_', ' '))}. Pattern <code>{_e(pat['id'])}</code>.</p>"
+        f"technique: {_e(words(pat['technique']))}. Pattern <code>{_e(pat['id'])}</code>.</p>"
         f"{picture}"
         + _table(
             ["Start (local)", "End (local)", "Duration", "Technique", "Attempts"],
@@ -275,20 +281,20 @@ def _incident(inc: dict[str, Any], picture: str) -> str:
 def _evidence(inc: dict[str, Any]) -> str:
     out = []
     for ev in inc["evidence"]:
-        key = ev["technique"].replace("_", " ")
+        key = words(ev["technique"])
         title = f"Evidence ({key})" if ev["technique"] in TECHNIQUES else f"Failure seen ({key})"
         for n, ex in enumerate(ev["examples"]):
             which = "first" if n == 0 else "latest"
             failure = f"{ex['failure'] or 'succeeded'} at {ex['stage'] or '-'}"
             local = ex["local_evidence"]
-            seen = f"; the probe itself saw {local.replace('_', ' ')}" if local else ""
+            seen = f"; the probe itself saw {words(local)}" if local else ""
             out.append(
                 f"<h4>{_e(title)}, {which} attempt</h4>"
                 f"<p>{_e(ex['started_at_local'])}: {_e(failure)}{_e(seen)}</p>{_facts(ex['facts'])}"
             )
     for change in inc["verdict_changes"]:
         technique = change["technique"]
-        what = change["verdict"] + (f" ({technique.replace('_', ' ')})" if technique else "")
+        what = change["verdict"] + (f" ({words(technique)})" if technique else "")
         why = (
             " (the vantage was not online: targets are not judged then)"
             if change["verdict"] == "unknown"
@@ -318,7 +324,7 @@ def _evidence(inc: dict[str, Any]) -> str:
             rows.append(
                 [
                     _e(phase["at_local"]),
-                    _e(phase["state"].replace("_", " ")),
+                    _e(words(phase["state"])),
                     _e(phase["reason"]),
                     _e(controls),
                 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reachwatch.incident_text import EVIDENCE_FACTS, duration, short_time
+from reachwatch.incident_text import EVIDENCE_FACTS, count, duration, short_time, words
 from reachwatch.report import Report
 
 
@@ -26,9 +26,9 @@ def _table(head: list[str], rows: list[list[Any]]) -> list[str]:
 
 def _what(inc: dict[str, Any]) -> str:
     if inc["scope_type"] == "vantage":
-        return "shutdown: " + ", ".join(inc["verdicts"]).replace("_", " ")
+        return "shutdown: " + ", ".join(map(words, inc["verdicts"]))
     if inc["blocked"]:
-        return "blocked: " + str(inc["technique"]).replace("_", " ")
+        return "blocked: " + words(str(inc["technique"]))
     return "unreachable (no evidence of blocking)"
 
 
@@ -160,9 +160,10 @@ def render(report: Report) -> str:
         "",
         "## Summary",
         "",
-        f"{s['incidents']} incident(s): {s['shutdowns']} shutdown(s), {s['blocked']} block(s) with evidence, "
-        f"{s['unreachable']} outage(s) without evidence of blocking; {s['open']} still open at the end of "
-        f"the period; {s['patterns']} recurring pattern(s); {s['targets_affected']} target(s) affected.",
+        f"{count(s['incidents'], 'incident')}: {count(s['shutdowns'], 'shutdown')}, "
+        f"{count(s['blocked'], 'block')} with evidence, {count(s['unreachable'], 'outage')} without evidence "
+        f"of blocking; {s['open']} still open at the end of the period; "
+        f"{count(s['patterns'], 'recurring pattern')}; {count(s['targets_affected'], 'target')} affected.",
         "",
     ]
     rows = [

@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
+from reachwatch.incident_text import words
+
+# no block is green: a reader takes green for "fine"
 COLOURS = {
     "tcp_reset": "#c0392b",
     "tcp_blackhole": "#8e44ad",
@@ -27,9 +30,9 @@ COLOURS = {
     "tls_interception": "#a93226",
     "dns_tampering": "#2471a3",
     "http_blockpage": "#b7950b",
-    "throttled": "#117a65",
+    "throttled": "#00838f",
     "protocol_blocking": "#6c3483",
-    "flow_cut": "#1e8449",
+    "flow_cut": "#c2185b",
     "international_shutdown": "#e67e22",
     "offline": "#641e16",
     "none": "#7f8c8d",
@@ -156,7 +159,7 @@ def timeline_svg(title: str, rows: Sequence[Row], zone: tzinfo, period: tuple[fl
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
         ax.set_title(title, loc="left", fontsize=10)
-        handles = [Patch(color=c, label=LEGEND.get(t, t.replace("_", " "))) for t, c in techniques.items()]
+        handles = [Patch(color=c, label=LEGEND.get(t, words(t))) for t, c in techniques.items()]
         handles.append(Patch(facecolor="white", edgecolor="#555555", hatch="///", label="start/end window"))
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
         buf = io.StringIO()

@@ -28,7 +28,7 @@ import jsonschema
 import pytest
 from PIL import Image  # matplotlib's own dependency (a test dependency, like jsonschema)
 
-from reachwatch import report_html
+from reachwatch import report_html, report_plot
 from reachwatch.cli import main
 from reachwatch.config.load import parse_config
 from reachwatch.journal import open_reader
@@ -143,8 +143,22 @@ def test_markdown_needs_no_matplotlib_and_escapes_table_cells(
     code, out, _ = _report(lab, "md", tmp_path / "r.md")
     assert code == 0 and "raw data in r.md.jsonl" in out
     text = (tmp_path / "r.md").read_text()
-    assert "| group social (2 targets) | blocked: tls interference |" in text
+    assert "| group social (2 targets) | blocked: TLS interference |" in text
     assert "## Recurring patterns" in text and "19:00-23:00 Asia/Almaty" in text
+
+
+def test_the_html_reads_as_prose_for_a_journalist(lab: tuple[Path, Path], tmp_path: Path) -> None:
+    code, _, err = _report(lab, "html", tmp_path / "r.html")
+    assert (code, err) == (0, "")
+    html = (tmp_path / "r.html").read_text()
+    assert "(s)" not in html  # "8 incidents", "1 shutdown", never "incident(s)"
+    assert "<b>8 incidents</b> in the period: <b>1 shutdown</b>" in html
+    assert "DNS tampering" in html and "TLS interception" in html and "tls interference" not in html
+    assert "Window: how precisely the start is known" in html  # the summary's columns are explained
+    # no block is drawn in green, the colour a reader takes for "fine"
+    for technique, colour in report_plot.COLOURS.items():
+        red, green, blue = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+        assert not (green > red and green > blue), technique
 
 
 def test_an_unwritable_output_is_one_line(lab: tuple[Path, Path], tmp_path: Path) -> None:
