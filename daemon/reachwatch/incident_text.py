@@ -33,6 +33,12 @@ EVIDENCE_FACTS = (
 )
 
 
+def fact_order(facts: dict[str, Any]) -> list[str]:
+    """The keys of ``facts`` as every incident view lists them (terminal, Markdown, HTML): the evidence
+    facts first in ``EVIDENCE_FACTS`` order, then the rest alphabetically."""
+    return [k for k in EVIDENCE_FACTS if k in facts] + sorted(k for k in facts if k not in EVIDENCE_FACTS)
+
+
 # parts of a technique or state name that are acronyms, written as a reader knows them
 _ACRONYMS = {"dns": "DNS", "tls": "TLS", "tcp": "TCP", "http": "HTTP", "sni": "SNI"}
 
@@ -128,8 +134,7 @@ def listing(doc: dict[str, Any]) -> list[str]:
 
 
 def _facts(facts: dict[str, Any]) -> Iterable[str]:
-    ordered = [k for k in EVIDENCE_FACTS if k in facts] + sorted(k for k in facts if k not in EVIDENCE_FACTS)
-    for key in ordered:
+    for key in fact_order(facts):
         yield f"        {key}: {facts[key]}"
 
 

@@ -16,7 +16,7 @@ from html import escape
 from typing import Any
 
 from reachwatch.failures import Technique
-from reachwatch.incident_text import EVIDENCE_FACTS, count, duration, short_time, words
+from reachwatch.incident_text import count, duration, fact_order, short_time, words
 from reachwatch.report import Report
 
 MAX_PICTURES = 60  # a picture per scope up to this many; beyond, the tables carry the times
@@ -110,7 +110,7 @@ def _fact_value(value: Any) -> str:
 def _facts(facts: dict[str, Any]) -> str:
     if not facts:
         return ""
-    keys = [k for k in EVIDENCE_FACTS if k in facts] + sorted(k for k in facts if k not in EVIDENCE_FACTS)
+    keys = fact_order(facts)
     rows = "".join(f"<tr><td>{_e(k)}</td><td>{_fact_value(facts[k])}</td></tr>" for k in keys)
     return f'<table class="facts"><tbody>{rows}</tbody></table>'
 

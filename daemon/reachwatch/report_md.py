@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reachwatch.incident_text import EVIDENCE_FACTS, count, duration, short_time, words
+from reachwatch.incident_text import count, duration, fact_order, short_time, words
 from reachwatch.report import Report
 
 
@@ -43,7 +43,7 @@ def _scope(inc: dict[str, Any]) -> str:
 def _facts(facts: dict[str, Any]) -> list[str]:
     if not facts:
         return []
-    keys = [k for k in EVIDENCE_FACTS if k in facts] + sorted(k for k in facts if k not in EVIDENCE_FACTS)
+    keys = fact_order(facts)
     return _table(["fact", "value"], [[k, facts[k]] for k in keys])
 
 

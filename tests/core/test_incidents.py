@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from reachwatch.incident_patterns import ArrangeSettings, arrange
+from reachwatch.incident_text import fact_order
 from reachwatch.incidents import Attempt, Bound, Incident, target_incidents, vantage_incidents
 from reachwatch.journal_events import ControlReading, VantageChange, VerdictChange
 
@@ -269,3 +270,10 @@ def test_chance_outages_at_similar_hours_are_no_pattern_but_a_weekly_one_is() ->
     fridays = [i for day in (6, 13, 20) for i in target_incidents(_evening(day, "20:00", 2, "news", "news"))]
     (weekly,) = arrange(fridays, SETTINGS).patterns
     assert weekly.schedule()["weekdays"] == ["Fri"]
+
+
+def test_every_incident_view_lists_the_evidence_facts_first_then_the_rest_alphabetically() -> None:
+    """One order for the terminal, Markdown and HTML views (``incident_text.fact_order``)."""
+    facts = {"zeta": 1, "status": 403, "alpha": 2, "tls_issuer": "CN=x", "bytes_moved": 5}
+    assert fact_order(facts) == ["tls_issuer", "status", "bytes_moved", "alpha", "zeta"]
+    assert fact_order({}) == []
