@@ -197,9 +197,19 @@ def incident_id(prefix: str, scope_type: str, scope: str, start: float) -> str:
 
 
 class _Track:
-    """One target's (or the international controls') last good and last bad attempt, as they come."""
+    """One target's (or the international controls') last good and last bad attempt, as they come, and
+    the bad ones since the last good one: how many, and the first (an incident's first example)."""
 
-    __slots__ = ("first_bad", "first_good", "last_bad", "last_good", "prev_bad", "prev_good")
+    __slots__ = (
+        "first_bad",
+        "first_bad_attempt",
+        "first_good",
+        "last_bad",
+        "last_good",
+        "prev_bad",
+        "prev_good",
+        "since_good",
+    )
 
     def __init__(self) -> None:
         self.last_good: float | None = None
@@ -208,8 +218,19 @@ class _Track:
         self.last_bad: float | None = None
         self.prev_bad: float | None = None
         self.first_good: float | None = None  # first good attempt after last_bad
+        self.since_good = 0  # attempts since the last good one (the first bad included)
+        self.first_bad_attempt: Attempt | None = None  # the first of them (kept after a good one)
 
-    def see(self, at: float, good: bool) -> None:
+    def see(self, a: Attempt) -> bool:
+        """Note the attempt ``a``; True when it was good: it succeeded and showed no blocking evidence."""
+        good = bool(a.success) and a.evidence is None
+        self._see(a.started_at, good)
+        self.since_good = 0 if good else self.since_good + 1
+        if self.since_good == 1:
+            self.first_bad_attempt = a
+        return good
+
+    def _see(self, at: float, good: bool) -> None:
         if good:
             if self.first_good is None:
                 self.first_good = at
@@ -256,12 +277,10 @@ class TargetIncidents:
     __slots__ = (
         "control",
         "current",
-        "first_bad",
         "first_good_inside",
         "incidents",
         "last_inside",
         "prev_inside",
-        "since_good",
         "track",
     )
 
@@ -269,8 +288,6 @@ class TargetIncidents:
         self.incidents: list[Incident] = []
         self.track = _Track()
         self.current: Incident | None = None
-        self.since_good = 0  # attempts since the last good one (the first bad included)
-        self.first_bad: Attempt | None = None  # the first of them: the incident's start and first example
         self.control: bool | None = None  # decided by the first attempt's role
         # while an incident is open: its latest bad attempt (or the one that opened it), the one before,
         # and the first good attempt after it: the end's bound
@@ -283,11 +300,7 @@ class TargetIncidents:
             self.control = a.role != TARGET_ROLE
         if self.control:  # a control has no incidents of its own: its outages are the vantage's
             return
-        good = bool(a.success) and a.evidence is None
-        self.track.see(a.started_at, good)
-        self.since_good = 0 if good else self.since_good + 1
-        if self.since_good == 1:
-            self.first_bad = a
+        good = self.track.see(a)
         current = self.current
         if current is None:
             if a.verdict not in _BAD_VERDICTS:
@@ -337,7 +350,7 @@ class TargetIncidents:
             # the verdict went back to reachable on a failed attempt (it lags) and left again: this one
             # began after the previous one was closed, not at the failures the previous one holds
             start = Bound(previous.by, a.started_at)
-        before = max(self.since_good, 1)
+        before = max(self.track.since_good, 1)
         incident = Incident(
             id=incident_id("inc", "target", a.target, start.by),
             scope_type="target",
@@ -351,7 +364,7 @@ class TargetIncidents:
             failed_attempts=before - (0 if good else 1),
         )
         self.incidents.append(incident)
-        first_bad = self.first_bad
+        first_bad = self.track.first_bad_attempt
         if first_bad is not None and first_bad is not a and not good:
             _keep_example(incident, first_bad, _example_key(a))
         return incident
@@ -411,18 +424,12 @@ class VantageIncidents:
         self.incidents: list[Incident] = []
         self.current: Incident | None = None
         self.track = _Track()
-        self.since_good = 0
-        self.first_bad: Attempt | None = None
 
     def attempt(self, a: Attempt) -> None:
         """An attempt of a control (only the international ones bound a shutdown)."""
         if a.role != INTERNATIONAL_CONTROL:
             return
-        good = bool(a.success) and a.evidence is None
-        self.track.see(a.started_at, good)
-        self.since_good = 0 if good else self.since_good + 1
-        if self.since_good == 1:
-            self.first_bad = a
+        good = self.track.see(a)
         current = self.current
         if current is not None:
             current.attempts += 1
@@ -444,12 +451,13 @@ class VantageIncidents:
                     end=None,
                     last_seen=c.at,
                     kind=SHUTDOWN,
-                    attempts=self.since_good,  # the failures before the state changed belong to it
-                    failed_attempts=self.since_good,
+                    attempts=self.track.since_good,  # the failures before the state changed belong to it
+                    failed_attempts=self.track.since_good,
                 )
                 self.incidents.append(current)
-                if self.first_bad is not None and self.since_good:
-                    _keep_example(current, self.first_bad)
+                first_bad = self.track.first_bad_attempt
+                if first_bad is not None and self.track.since_good:
+                    _keep_example(current, first_bad)
             current.phases.append(c)
             if c.state not in current.verdicts:
                 current.verdicts.append(c.state)
