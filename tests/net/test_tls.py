@@ -87,3 +87,14 @@ def test_spki_pin_equals_the_hash_of_the_encoded_public_key() -> None:
     chain = chain_of(trustme.CA())
     key = chain.certs[0].public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     assert chain.spki_sha256()[0] == base64.b64encode(hashlib.sha256(key).digest()).decode()
+
+
+def test_leaf_subject_is_the_parsed_leafs_name_and_empty_for_a_leaf_that_does_not_parse() -> None:
+    """The cached subject (a successful probe's ``tls_subject``) equals what parsing the chain gives, for
+    different leaves in turn and for one seen again, and a garbage leaf still reports no subject."""
+    first, second = chain_of(trustme.CA()), chain_of(trustme.CA())
+    seen = [chain.leaf_subject for chain in (first, second, first)]
+    assert seen == [c.certs[0].subject.rfc4514_string() for c in (first, second, first)]
+    assert seen[0] != seen[1]
+    assert PresentedChain((b"\x30\x03garbage", first.der[0])).leaf_subject == ""
+    assert PresentedChain(()).leaf_subject == ""
