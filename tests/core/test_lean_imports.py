@@ -111,3 +111,25 @@ def test_validate_of_a_config_with_every_kind_imports_the_config_layer_only(tmp_
     assert expected in proc.stdout
     assert _under(modules, NOT_FOR_VALIDATE) == []
     assert _under(modules, PROTOCOL_LIBRARIES) == []
+
+
+# run in a fresh interpreter: which optional libraries the http probe holds before and after a body that
+# needs charset detection (no declared charset, not UTF-8)
+DETECTION = """
+import json, sys
+import reachwatch.probes.http
+from reachwatch.formats.blockpage import decode_body
+before = "charset_normalizer" in sys.modules
+decode_body(bytes(range(0xC0, 0x100)) * 4, None)  # Cyrillic in cp1251: not UTF-8, no charset declared
+print(json.dumps([before, "charset_normalizer" in sys.modules]))
+"""
+
+
+def test_charset_detection_is_imported_only_when_a_body_needs_it() -> None:
+    """charset-normalizer (~2.7 MB of the daemon's RSS) is the last resort of decoding a body, so the
+    http probe loads it on the first body that gets that far, not when the probe is imported."""
+    proc = subprocess.run(  # noqa: PLW1510 - checked below
+        [sys.executable, "-c", DETECTION], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [False, True]

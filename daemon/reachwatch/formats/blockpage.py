@@ -28,8 +28,6 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import charset_normalizer
-
 from reachwatch.config.targets.http import PATTERN_FLAGS
 
 FINGERPRINT_SET = "2026.1"
@@ -153,6 +151,10 @@ def decode_body(body: bytes, content_type: str | None = None) -> tuple[str, str]
         return body.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass
+    # imported here: detection is the last resort (no declared charset, not UTF-8) and the library is
+    # ~2.7 MB of a daemon that may never see such a body (bench/README.md, issue 9)
+    import charset_normalizer  # noqa: PLC0415
+
     best = charset_normalizer.from_bytes(body[:65536]).best()
     encoding = _codec(best.encoding) if best is not None else None
     if encoding is not None:
