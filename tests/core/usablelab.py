@@ -38,10 +38,12 @@ from reachwatch.refproto import generate_key
 from tests.core.censorlab import STATUS_CODE
 from tests.netlab import ROUTER_INNER_IP, SERVER_IP, Lab
 from tests.vpn.conftest import (
+    OCSERV_GATEWAY,
     TCP_ECHO,
     WG_SERVER_INSIDE,
     OvpnServer,
     make_pki,
+    ocserv_config,
     start_openvpn_server,
     start_wireguard,
     wait_tcp_listen,
@@ -56,7 +58,7 @@ TARGET_NAMES = ("socks", "socks-dead", "wg")
 FULL_NAMES = ("http", "ss", "ovpn", "oc")
 HTTP_PORT, SS_PORT, OVPN_PORT, OC_PORT, WG_PORT = 8888, 8388, 1194, 443, 51820
 SERVER_PORTS = {"tcp": (SOCKS_PORT, HTTP_PORT, SS_PORT, OC_PORT), "udp": (OVPN_PORT, WG_PORT)}
-OVPN_GATEWAY, OC_GATEWAY = "10.231.0.1", "192.168.99.1"
+OVPN_GATEWAY, OC_GATEWAY = "10.231.0.1", OCSERV_GATEWAY
 # each daemon's own WireGuard peer: (its address inside the tunnel)
 PEERS = {"reference": "10.77.0.2", "kz": "10.77.0.3", "alone": "10.77.0.4"}
 
@@ -152,17 +154,7 @@ class UsableLab:
         cert, tls_key = tmp / "oc-cert.pem", tmp / "oc-key.pem"
         issued.cert_chain_pems[0].write_to_path(str(cert))
         issued.private_key_pem.write_to_path(str(tls_key))
-        passwd = tmp / "ocpasswd"
-        account = ["ocpasswd", "-c", str(passwd), "probe"]
-        subprocess.run(account, input=b"pw\npw\n", check=True, capture_output=True)
-        oc_conf = tmp / "ocserv.conf"
-        oc_conf.write_text(
-            f'auth = "plain[passwd={passwd}]"\ntcp-port = {OC_PORT}\nlisten-host = {SERVER_IP}\n'
-            f"socket-file = {tmp / 'ocserv.sock'}\nserver-cert = {cert}\nserver-key = {tls_key}\n"
-            f"pid-file = {tmp / 'ocserv.pid'}\nisolate-workers = false\nuse-occtl = false\n"
-            "max-clients = 16\nmax-same-clients = 0\nmax-ban-score = 0\ndevice = vpns\n"
-            "ipv4-network = 192.168.99.0/24\n"
-        )
+        oc_conf = ocserv_config(tmp, SERVER_IP, OC_PORT, cert, tls_key)
         server.popen(["ocserv", "-f", "-c", str(oc_conf)], **quiet)
         password = tmp / "oc.pass"
         password.write_text("pw\n")

@@ -24,6 +24,7 @@ import pytest
 from reachwatch.model import ProbeResult
 from tests.netlab import SERVER_IP, Lab
 from tests.servers import LOOPBACK, free_port, tcp_server
+from tests.vpn.conftest import ocserv_config
 
 
 def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
@@ -185,28 +186,7 @@ def ocserv(tmp: Path, cert_pem: Path, key_pem: Path) -> Iterator[int]:
     client authenticates, which these tests never do, but ocserv insists on running as root. Bans are
     off so repeated probes stay welcome."""
     port = free_port()
-    passwd = tmp / "ocpasswd"
-    subprocess.run(
-        ["ocpasswd", "-c", str(passwd), "probe"], input=b"pw\npw\n", check=True, capture_output=True
-    )
-    conf = tmp / "ocserv.conf"
-    conf.write_text(
-        f"""auth = "plain[passwd={passwd}]"
-tcp-port = {port}
-listen-host = {LOOPBACK}
-socket-file = {tmp / "ocserv.sock"}
-server-cert = {cert_pem}
-server-key = {key_pem}
-pid-file = {tmp / "ocserv.pid"}
-isolate-workers = false
-use-occtl = false
-max-clients = 16
-max-same-clients = 0
-max-ban-score = 0
-device = vpns
-ipv4-network = 192.168.99.0/24
-"""
-    )
+    conf = ocserv_config(tmp, LOOPBACK, port, cert_pem, key_pem)
     with daemon(["ocserv", "-f", "-d", "1", "-c", str(conf)], port):
         yield port
 

@@ -317,6 +317,37 @@ def wait_tcp_listen(ns: Any, port: int, timeout: float = 10.0) -> None:
     raise RuntimeError(f"nothing listens on tcp port {port}")
 
 
+OCSERV_GATEWAY = "192.168.99.1"  # ocserv's own address on its tun devices: the first of its ipv4-network
+
+
+def ocserv_config(tmp: Path, host: str, port: int, cert: Path, key: Path) -> Path:
+    """``tmp/ocserv.conf`` for ocserv on ``host``:``port`` with plain password auth and the account
+    ``probe`` (password ``pw``, in ``tmp/ocpasswd``). Bans are off so repeated probes stay welcome; one
+    config for every ocserv the tests start (the proxy, VPN and usable-matrix labs)."""
+    passwd = tmp / "ocpasswd"
+    account = ["ocpasswd", "-c", str(passwd), "probe"]
+    subprocess.run(account, input=b"pw\npw\n", check=True, capture_output=True)
+    conf = tmp / "ocserv.conf"
+    conf.write_text(
+        f"""auth = "plain[passwd={passwd}]"
+tcp-port = {port}
+listen-host = {host}
+socket-file = {tmp / "ocserv.sock"}
+server-cert = {cert}
+server-key = {key}
+pid-file = {tmp / "ocserv.pid"}
+isolate-workers = false
+use-occtl = false
+max-clients = 16
+max-same-clients = 0
+max-ban-score = 0
+device = vpns
+ipv4-network = 192.168.99.0/24
+"""
+    )
+    return conf
+
+
 @dataclass
 class WgServer:
     port: int

@@ -15,11 +15,11 @@ import trustme
 from reachwatch.config.targets.openconnect import OpenConnectTarget
 from reachwatch.failures import Failure, Stage
 from tests.netlab import SERVER_IP, Lab
-from tests.vpn.conftest import NsProber, wait_tcp_listen
+from tests.vpn.conftest import OCSERV_GATEWAY, NsProber, ocserv_config, wait_tcp_listen
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
-GATEWAY = "192.168.99.1"  # ocserv's own address on its tun devices: the first of ipv4-network
+GATEWAY = OCSERV_GATEWAY
 
 
 @pytest.fixture
@@ -31,28 +31,7 @@ def ocserv_lab(lab: Lab, tmp_path: Path) -> Iterator[tuple[Lab, Path, Path]]:
     issued.cert_chain_pems[0].write_to_path(str(cert))
     issued.private_key_pem.write_to_path(str(key))
     ca.cert_pem.write_to_path(str(ca_file))
-    passwd = tmp_path / "ocpasswd"
-    subprocess.run(
-        ["ocpasswd", "-c", str(passwd), "probe"], input=b"pw\npw\n", check=True, capture_output=True
-    )
-    conf = tmp_path / "ocserv.conf"
-    conf.write_text(
-        f"""auth = "plain[passwd={passwd}]"
-tcp-port = 443
-listen-host = {SERVER_IP}
-socket-file = {tmp_path / "ocserv.sock"}
-server-cert = {cert}
-server-key = {key}
-pid-file = {tmp_path / "ocserv.pid"}
-isolate-workers = false
-use-occtl = false
-max-clients = 16
-max-same-clients = 0
-max-ban-score = 0
-device = vpns
-ipv4-network = 192.168.99.0/24
-"""
-    )
+    conf = ocserv_config(tmp_path, SERVER_IP, 443, cert, key)
     lab.server.popen(["ocserv", "-f", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_tcp_listen(lab.server, 443)
     password = tmp_path / "probe.pass"
