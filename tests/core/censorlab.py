@@ -112,6 +112,24 @@ TARGET_NAMES = (
 )
 
 
+def reference_web(directory: Path, name: str, ca: trustme.CA, host: str) -> tuple[str, dict[str, str]]:
+    """What makes a lab daemon a reference vantage: a signing key and HTTPS with a certificate for
+    ``host`` from ``ca``, as files in ``directory``. Returns the public key the in-country daemons pin
+    and the ``web`` section of the reference's config."""
+    pem, public_key = generate_key()
+    key_file, web_config = directory / f"{name}-signing.key", directory / f"{name}-web.yml"
+    key_file.write_bytes(pem)
+    key_file.chmod(0o600)
+    cert, tls_key = directory / f"{name}-tls.pem", directory / f"{name}-tls.key"
+    issued = ca.issue_cert(host)
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    issued.private_key_pem.write_to_path(str(tls_key))
+    tls_key.chmod(0o600)
+    tls = {"cert_file": str(cert), "key_file": str(tls_key)}
+    web_config.write_text(json.dumps({"tls_server_config": tls}))
+    return public_key, {"reference_key_file": str(key_file), "config_file": str(web_config)}
+
+
 def lab_config(
     ca_file: Path, *, vantage: str, reference: bool, public_key: str | None = None
 ) -> dict[str, Any]:
@@ -406,19 +424,7 @@ class CensorLab:
         doc = lab_config(self.ca_file, vantage=name, reference=reference, public_key=self.public_key)
         scheme = "http"
         if not reference:  # the reference: HTTPS (a certificate for its address) and a signing key
-            pem, self.public_key = generate_key()
-            key_file, web_config = self.dir / f"{name}-signing.key", self.dir / f"{name}-web.yml"
-            key_file.write_bytes(pem)
-            key_file.chmod(0o600)
-            host = listen.rsplit(":", 1)[0]
-            cert, tls_key = self.dir / f"{name}-tls.pem", self.dir / f"{name}-tls.key"
-            issued = self.ca.issue_cert(host)
-            issued.cert_chain_pems[0].write_to_path(str(cert))
-            issued.private_key_pem.write_to_path(str(tls_key))
-            tls_key.chmod(0o600)
-            tls = {"cert_file": str(cert), "key_file": str(tls_key)}
-            web_config.write_text(json.dumps({"tls_server_config": tls}))
-            doc["web"] = {"reference_key_file": str(key_file), "config_file": str(web_config)}
+            self.public_key, doc["web"] = reference_web(self.dir, name, self.ca, listen.rsplit(":", 1)[0])
             scheme = "https"
         config.write_text(json.dumps(doc))
         config.chmod(0o600)

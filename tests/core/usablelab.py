@@ -34,8 +34,7 @@ from typing import Any
 
 import trustme
 
-from reachwatch.refproto import generate_key
-from tests.core.censorlab import STATUS_CODE
+from tests.core.censorlab import STATUS_CODE, reference_web
 from tests.netlab import ROUTER_INNER_IP, SERVER_IP, Lab
 from tests.vpn.conftest import (
     OCSERV_GATEWAY,
@@ -221,18 +220,7 @@ class UsableLab:
         doc = self.config(name)
         scheme = "http"
         if name == "reference":  # HTTPS (a certificate for its address) and a signing key
-            pem, self.public_key = generate_key()
-            key_file, web_config = self.dir / "reference-signing.key", self.dir / "reference-web.yml"
-            key_file.write_bytes(pem)
-            key_file.chmod(0o600)
-            cert, tls_key = self.dir / "reference-tls.pem", self.dir / "reference-tls.key"
-            issued = self.ca.issue_cert(REF_IP)
-            issued.cert_chain_pems[0].write_to_path(str(cert))
-            issued.private_key_pem.write_to_path(str(tls_key))
-            tls_key.chmod(0o600)
-            tls = {"cert_file": str(cert), "key_file": str(tls_key)}
-            web_config.write_text(json.dumps({"tls_server_config": tls}))
-            doc["web"] = {"reference_key_file": str(key_file), "config_file": str(web_config)}
+            self.public_key, doc["web"] = reference_web(self.dir, name, self.ca, REF_IP)
             scheme = "https"
         config = self.dir / f"{name}.yaml"
         config.write_text(json.dumps(doc))
