@@ -6,22 +6,19 @@ from __future__ import annotations
 import importlib.util
 import re
 import sys
-import typing
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Literal
+from typing import Literal
 
 import pytest
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from reachwatch.config.load import parse_config
-from reachwatch.config.schema import Config
 from reachwatch.config.secrets import PublicFile, SecretEnv, SecretFile
-from reachwatch.config.targets import TARGET_MODELS
 from reachwatch.config.types import Duration, StrictModel, TargetBase
-from reachwatch.config.webconfig import WebConfigFile
 from reachwatch.errors import ConfigError
 from reachwatch.probes import PROBES
+from tests.core.configmodels import config_models
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "CONFIGURATION.md"
@@ -151,29 +148,11 @@ def test_every_module_the_reference_links_exists(committed: str) -> None:
     assert [path for path in sorted(linked) if not (ROOT / path).is_file()] == []
 
 
-def _models() -> list[type[BaseModel]]:
-    """Every model a config file can contain (targets and nested settings included), and the web config."""
-    todo: list[type[BaseModel]] = [Config, *TARGET_MODELS.values(), WebConfigFile]
-    seen: list[type[BaseModel]] = []
-    while todo:
-        model = todo.pop()
-        if model not in seen:
-            seen.append(model)
-            for info in model.model_fields.values():
-                stack: list[Any] = [info.annotation]
-                while stack:
-                    tp = stack.pop()
-                    if isinstance(tp, type) and issubclass(tp, BaseModel):
-                        todo.append(tp)
-                    stack.extend(typing.get_args(tp))
-    return seen
-
-
 def test_every_field_carries_a_description() -> None:
     # a target's own `kind` literal is documented once, on TargetBase
     undocumented = sorted(
         f"{model.__module__}.{model.__name__}.{name}"
-        for model in _models()
+        for model in config_models()
         for name, info in model.model_fields.items()
         if not info.description and not (name == "kind" and model is not TargetBase)
     )

@@ -6,15 +6,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import typing
 from pathlib import Path
-from typing import Any
 
 import pytest
-from pydantic import BaseModel
 
 from reachwatch.config.load import parse_config
-from reachwatch.config.schema import Config
 from reachwatch.config.secrets import (
     MAX_SECRET_BYTES,
     FileKind,
@@ -23,9 +19,8 @@ from reachwatch.config.secrets import (
     read_secret,
     read_secret_file,
 )
-from reachwatch.config.targets import TARGET_MODELS
-from reachwatch.config.webconfig import WebConfigFile
 from reachwatch.errors import ConfigError
+from tests.core.configmodels import config_models
 
 
 def test_a_private_file_is_read_and_stripped_as_text(tmp_path: Path) -> None:
@@ -53,29 +48,11 @@ def test_a_fifo_is_refused_instead_of_blocking_the_reader(tmp_path: Path) -> Non
 # --- secrets are types: every path or variable-name field says what it holds ------------------------
 
 
-def _all_models() -> list[type[BaseModel]]:
-    todo: list[type[BaseModel]] = [Config, *TARGET_MODELS.values(), WebConfigFile]
-    seen: list[type[BaseModel]] = []
-    while todo:
-        model = todo.pop()
-        if model in seen:
-            continue
-        seen.append(model)
-        for info in model.model_fields.values():
-            stack: list[Any] = [info.annotation]
-            while stack:
-                tp = stack.pop()
-                if isinstance(tp, type) and issubclass(tp, BaseModel):
-                    todo.append(tp)
-                stack.extend(typing.get_args(tp))
-    return seen
-
-
 def test_every_file_or_variable_field_is_declared_secret_or_public() -> None:
     # the name is not the rule (the walker reads the type): this stops a new field slipping by undecided
     undecided = [
         f"{model.__name__}.{name}"
-        for model in _all_models()
+        for model in config_models()
         for name, info in model.model_fields.items()
         if name.endswith(("_file", "_env")) and field_kind(info) is None
     ]
