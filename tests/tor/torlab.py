@@ -12,12 +12,13 @@ bridges out, ``wrapper`` runs every node in a network namespace (``ip netns exec
 can be an nftables rule, and ``add_relay``/``reject`` change the consensus while the network runs.
 
 The lab is synchronous (plain ``subprocess``) so a session-scoped fixture can start it once for all Tor
-tests whatever their event loop. ``TorLab.start()`` returns when every node reports ``Bootstrapped 100%``:
-from then on the consensus lists all relays and the bridges can serve it.
+tests whatever their event loop. ``TorLab.start()`` returns when every node reports ``Bootstrapped 100%`` and
+the authority's consensus lists every relay: from then on the bridges can serve it.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import re
 import shutil
@@ -249,11 +250,30 @@ class TorLab:
                 if node.proc.poll() is not None:
                     err = node.proc.stderr.read().decode(errors="replace") if node.proc.stderr else ""
                     raise RuntimeError(f"lab tor {node.name} exited: {err}\n{node.log_text()[-2000:]}")
-            if all("Bootstrapped 100%" in node.log_text() for node in nodes) and self._obfs4_ready():
+            if (
+                all("Bootstrapped 100%" in node.log_text() for node in nodes)
+                and self._obfs4_ready()
+                and self._listed(nodes)
+            ):
                 return
             time.sleep(0.5)
         states = {n.name: n.log_text().splitlines()[-3:] for n in nodes}
         raise TimeoutError(f"private tor network not ready in {timeout:.0f}s: {states}")
+
+    def _listed(self, nodes: list[TorNode]) -> bool:
+        """Every relay among ``nodes`` is in the authority's consensus: a relay reports ``Bootstrapped
+        100%`` once it can build circuits through three others, which can be a consensus before its own
+        descriptor was voted in (on a loaded machine the 12-relay network bootstrapped with 8 listed)."""
+        relays = [n.fingerprint for n in nodes if n is self.auth or n in self.relays]
+        try:
+            text = (self.auth.datadir / "cached-consensus").read_text(errors="replace")
+        except OSError:
+            return not relays
+        listed = set()
+        for match in re.finditer(r"^r \S+ (\S+) ", text, re.MULTILINE):
+            encoded = match.group(1)
+            listed.add(base64.b64decode(encoded + "=" * (-len(encoded) % 4)).hex().upper())
+        return all(fp in listed for fp in relays)
 
     def _obfs4_ready(self) -> bool:
         if not self.has_bridges:
