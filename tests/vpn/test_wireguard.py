@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import struct
 import threading
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from reachwatch.config.targets.wireguard import WireGuardTarget
 from reachwatch.failures import Failure, Stage, Technique
 from reachwatch.formats import noise
 from reachwatch.probes import wireguard
-from reachwatch.probes.base import run_probe
+from reachwatch.probes.base import ProbeContext, Services, run_probe
 from reachwatch.probes.wireguard import SPEC
 from tests.netlab import SERVER_IP, Lab
 from tests.vpn.conftest import (
@@ -235,6 +236,43 @@ async def test_junk_responses_are_a_protocol_error_not_a_handshake(tmp_path: Pat
         )  # fmt: skip
         result = await run_probe(SPEC, t, make_ctx(timeout=1.5))
     assert (result.failure, result.stage) == (Failure.PROTOCOL_ERROR, Stage.PROTOCOL_HANDSHAKE)
+
+
+async def test_initiations_of_one_run_carry_strictly_later_timestamps_when_the_clock_stands_still(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The probe takes every initiation's timestamp from the run's ``Services`` (a responder drops a
+    timestamp not later than the last it accepted); another run starts from the clock."""
+    key = tmp_path / "probe.key"
+    private = X25519PrivateKey.generate()
+    key.write_text(base64.b64encode(noise.raw_private(private)).decode())
+    key.chmod(0o600)
+    server = noise.raw_public(X25519PrivateKey.generate())
+    still = noise.tai64n(1_700_000_000.0)
+    monkeypatch.setattr(noise, "tai64n", lambda now=None: still)
+    stamps: list[bytes] = []
+    real_build = noise.build_initiation
+
+    def recording(static: X25519PrivateKey, peer: bytes, timestamp: bytes, **kw: Any) -> noise.Initiation:
+        stamps.append(timestamp)
+        return real_build(static, peer, timestamp, **kw)
+
+    monkeypatch.setattr(noise, "build_initiation", recording)
+    services = Services()
+    async with hostile_udp(lambda data: []) as port:  # silent: every attempt retransmits until its deadline
+        t = WireGuardTarget(
+            kind="wireguard", name="s", host="127.0.0.1", port=port, retransmit="200ms",
+            public_key=base64.b64encode(server).decode(), private_key_file=str(key),
+        )  # fmt: skip
+        for _ in range(2):
+            ctx = ProbeContext(target="s", kind="wireguard", timeout=0.5, services=services)
+            await run_probe(SPEC, t, ctx)
+    secs, nanos = struct.unpack(">QI", still)
+    assert len(stamps) >= 2  # at least one initiation per attempt (retransmits when the machine allows)
+    assert stamps == [struct.pack(">QI", secs, nanos + i) for i in range(len(stamps))]
+    ours = noise.raw_public(private)
+    assert services.wireguard_timestamps.next(server, ours) == struct.pack(">QI", secs, nanos + len(stamps))
+    assert Services().wireguard_timestamps.next(server, ours) == still
 
 
 async def test_key_files_are_read_off_the_event_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
