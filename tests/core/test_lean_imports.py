@@ -133,3 +133,16 @@ def test_charset_detection_is_imported_only_when_a_body_needs_it() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == [False, True]
+
+
+def test_the_probe_base_every_kind_shares_loads_no_kind_specific_library() -> None:
+    """Every daemon imports ``probes.base`` (here through the tls probe), whose ``Services`` hold every
+    probe's memories: it must not pull in the WireGuard handshake (``formats.noise``, PyNaCl) or charset
+    detection."""
+    code = "import json, sys, reachwatch.probes.tls; print(json.dumps([*sys.modules]))"
+    proc = subprocess.run(  # noqa: PLW1510 - checked below
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    modules = json.loads(proc.stdout)
+    assert _under(modules, ("nacl", "charset_normalizer", "reachwatch.formats.noise")) == []

@@ -24,7 +24,6 @@ from typing import Generic, TypeVar
 
 from reachwatch.config.targets.wireguard import WireGuardTarget, wireguard_key
 from reachwatch.config.types import TargetBase
-from reachwatch.formats import noise
 
 V = TypeVar("V")
 
@@ -93,6 +92,10 @@ class WireGuardTimestamps:
 
     def next(self, server: bytes, ours: bytes, now: bytes | None = None) -> bytes:
         """A TAI64N label strictly later than the last one sent for this peer pair (``now``: the clock's)."""
+        # imported here: every probe's Services holds this memory, only the wireguard probe calls it,
+        # and formats.noise loads PyNaCl (~0.7 MB of every daemon otherwise; bench/README.md, issue 9)
+        from reachwatch.formats import noise  # noqa: PLC0415
+
         ts = noise.tai64n() if now is None else now
         last = self._last.get((server, ours))
         if last is not None and ts <= last:
