@@ -38,8 +38,6 @@ log = structlog.get_logger(__name__)
 
 # a status page lists every target (~0.5 KB each): 16 MiB covers tens of thousands and bounds memory
 MAX_STATUS_BYTES = 16 * 1024 * 1024
-# how long one fetched status answers questions before a new fetch is tried
-DEFAULT_REFRESH = 30.0
 
 
 class ReferenceFetchError(Exception):
@@ -65,13 +63,13 @@ class ReferenceClient:
         base_dir: Path,
         *,
         max_bytes: int = MAX_STATUS_BYTES,
-        refresh_interval: float = DEFAULT_REFRESH,
+        refresh_interval: float | None = None,
     ) -> None:
         """Reads the password secret now: a bad secret is a ``ConfigError`` at load, not a log line later."""
         self.config = config
         self.name = config.name
         self.max_bytes = max_bytes
-        self.refresh_interval = refresh_interval
+        self.refresh_interval = config.refresh if refresh_interval is None else refresh_interval
         self._headers: dict[str, str] = {}
         if config.username is not None:
             password = read_secret(

@@ -239,6 +239,7 @@ def lab_config(
                 "name": "abroad",
                 "url": f"https://{REF_IP}:{WEB_PORT}",
                 "timeout": "2s",
+                "refresh": "3s",  # the phases change the paths: the default 30 s would make each wait longer
                 "ca_file": str(ca_file),
                 **({"public_key": public_key} if public_key else {}),
             }
@@ -478,6 +479,10 @@ class CensorLab:
                 forward += f"\nip daddr {CONTROL_MITM_IP} drop"
                 ports = f"{DOMESTIC_PORT}, {BLOCKPAGE_UTF8_PORT}, {BLOCKPAGE_CP1251_PORT}"
                 input_rules = f"tcp dport {{ {ports} }} drop"
+            if phase == "forged_reference":
+                # the redirect takes new connections only: the daemon's kept-alive one to the real
+                # reference is reset, as the path attacker would, so the next fetch meets the forger
+                forward += f"\nip daddr {REF_IP} tcp dport {WEB_PORT} reject with tcp reset"
             self.lab.censor(forward)
             self._redirects(input_rules, control_box=phase != "offline", forger=phase == "forged_reference")
             self._throttle_from(BULK_IP)

@@ -124,6 +124,7 @@ def _config(tmp_path: Path, name: str, *, reference: bool) -> Path:
                 "name": "abroad",
                 "url": f"https://{REF_IP}:{REF_PORT}",
                 "timeout": "2s",
+                "refresh": "3s",  # the phases change the paths: the default 30 s would make each wait longer
                 "ca_file": str(tmp_path / "ref-ca.pem"),
             }
         ]

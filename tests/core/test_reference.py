@@ -257,6 +257,25 @@ async def test_concurrent_observers_share_one_fetch_until_it_is_stale(tmp_path: 
             await refs.close()
 
 
+async def test_the_configured_refresh_paces_the_fetches(tmp_path: Path) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        return web.json_response(status(time.time(), up=(1, True)))
+
+    async with reference_server(handler) as (port, requests):
+        refs = ReferenceSet([ref(port, refresh="5m")], tmp_path)
+        try:
+            now = time.time()
+            await refs.observe("up", now=now)
+            await refs.observe("up", now=now + 299)
+            assert len(requests) == 1
+            await refs.observe("up", now=now + 300)
+            assert len(requests) == 2
+        finally:
+            await refs.close()
+    with pytest.raises(ValueError, match="refresh"):
+        ref(1, refresh="100ms")  # at least a second: a reference is somebody's scarce server
+
+
 async def test_reference_set_follows_the_majority_and_no_references_means_none(tmp_path: Path) -> None:
     now = time.time()
     docs = [status(now, t=(1, False)), status(now, t=(1, True)), status(now, t=(2, True))]

@@ -169,6 +169,11 @@ class ReferenceVantage(StrictModel):
     )
     timeout: Duration = Field(default=10.0, description="bound on one fetch of the reference's answers")
     max_age: Duration = Field(default=1800.0, description="a reference result must be this fresh to count")
+    refresh: Duration = Field(
+        default=30.0,
+        ge=1.0,
+        description="how often the reference's answers are fetched again (only while verdicts need them)",
+    )
     username: str | None = Field(
         default=None, description="basic auth user, when the reference's web config asks for one"
     )
