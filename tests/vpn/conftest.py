@@ -396,7 +396,16 @@ def start_wireguard(lab: Lab, workdir: Path, *, psk: bool = False, port: int = 5
     return WgServer(port, server_pub, client_key, client_pub, psk_file)
 
 
+CHARON_INSIDE = "10.77.0.1"  # local_ts of charon's CHILD_SA; virtual addresses come from 10.78.0.0/28
+# charon's plugins, named so that installing more (libcharon-extra-plugins brings dozens) changes nothing;
+# ESP is done by kernel-libipsec (user space, a TUN device in the server ns): this machine's kernel has no
+# ESP (CONFIG_INET_ESP unset), and the probe must not care which of the two the responder uses
+CHARON_PLUGINS = (
+    "charon-systemd aes sha2 sha1 md5 mgf1 random nonce x509 revocation constraints pubkey pkcs1 pem pkcs8 "
+    "fips-prf gmp xcbc hmac kdf drbg attr kernel-libipsec kernel-netlink socket-default vici updown counters"
+)
 STRONGSWAN_CONF = """charon-systemd {{
+  load = {plugins}
   cookie_threshold = {cookie_threshold}
   cookie_threshold_ip = {cookie_threshold_ip}
   block_threshold = {block_threshold}
@@ -405,6 +414,7 @@ STRONGSWAN_CONF = """charon-systemd {{
     test {{
       path = {dir}/charon.log
       default = 1
+      flush_line = yes
     }}
   }}
   journal {{
@@ -422,6 +432,7 @@ SWANCTL_CONF = """connections {{
   probe {{
     version = 2
     proposals = {proposals}
+    pools = probe-pool
     local {{
       auth = psk
       id = server
@@ -429,6 +440,16 @@ SWANCTL_CONF = """connections {{
     remote {{
       auth = psk
     }}
+    children {{
+      inside {{
+        local_ts = {inside}/32
+      }}
+    }}
+  }}
+}}
+pools {{
+  probe-pool {{
+    addrs = 10.78.0.0/28
   }}
 }}
 secrets {{
@@ -448,7 +469,8 @@ def start_charon(
     cookie_threshold_ip: int = 3,  # strongSwan's default: half-open SAs from one address before cookies
     block_threshold: int = 5,  # strongSwan's default: half-open IKE_SAs allowed per peer address
 ) -> Path:
-    """strongSwan's charon (charon-systemd) in the server ns, ports 500/4500, one PSK connection.
+    """strongSwan's charon (charon-systemd) in the server ns, ports 500/4500, one PSK connection whose
+    CHILD_SA reaches ``CHARON_INSIDE`` and hands out a virtual address.
 
     Debian's strongswan here has no openssl plugin, so MODP groups (gmp) are what the responder can do;
     that is also what makes the INVALID_KE_PAYLOAD test work (we offer ECP-256 first).
@@ -460,12 +482,15 @@ def start_charon(
     (d / "strongswan.conf").write_text(
         STRONGSWAN_CONF.format(
             dir=d,
+            plugins=CHARON_PLUGINS,
             cookie_threshold=cookie_threshold,
             cookie_threshold_ip=cookie_threshold_ip,
             block_threshold=block_threshold,
         )
     )
-    (d / "swanctl.conf").write_text(SWANCTL_CONF.format(proposals=proposals))
+    (d / "swanctl.conf").write_text(SWANCTL_CONF.format(proposals=proposals, inside=CHARON_INSIDE))
+    # the CHILD_SA's inside: an address of the server's own that answers the data stage's echoes
+    lab.server.run(f"ip addr add {CHARON_INSIDE}/32 dev lo")
     env = {**os.environ, "STRONGSWAN_CONF": str(d / "strongswan.conf")}
     lab.server.popen(["charon-systemd"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from reachwatch.config.targets.ikev2 import Ikev2Target
 from reachwatch.failures import Failure, Stage, Technique
@@ -13,7 +15,14 @@ from reachwatch.formats import ike_packets as ike
 from reachwatch.probes.base import run_probe
 from reachwatch.probes.ikev2 import SPEC
 from tests.netlab import SERVER_IP, Lab
-from tests.vpn.conftest import NsProber, hostile_udp, make_ctx, start_charon, start_udp_echo
+from tests.vpn.conftest import (
+    CHARON_INSIDE,
+    NsProber,
+    hostile_udp,
+    make_ctx,
+    start_charon,
+    start_udp_echo,
+)
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -88,6 +97,87 @@ async def test_no_responder_is_refused_not_blocked(lab: Lab, prober: NsProber) -
     result = prober.probe("ikev2", ike_target(), timeout=2.0)
     assert (result.failure, result.stage) == (Failure.CONNECTION_REFUSED, Stage.PROTOCOL_HANDSHAKE)
     assert result.evidence is None
+
+
+def with_psk(
+    tmp_path: Path, secret: str = "test-only-secret", volume: str = "64KiB", lifetime: str = "2s", **kw: Any
+) -> dict[str, Any]:
+    psk = tmp_path / f"psk-{len(list(tmp_path.iterdir()))}"
+    psk.write_text(secret + "\n")
+    psk.chmod(0o600)
+    stage = {"volume": volume, "min_lifetime": lifetime, "stall_timeout": "1s"}
+    return ike_target(dh_group=14, psk_file=str(psk), ping_address=CHARON_INSIDE, data_stage=stage, **kw)
+
+
+def charon_sas(lab: Lab, d: Path) -> str:
+    uri = f"unix://{d}/charon.vici"
+    return lab.server.run(["swanctl", "--list-sas", "--raw", "--uri", uri]).stdout
+
+
+async def test_psk_login_carries_the_data_stage_through_esp_and_leaves_no_session(
+    lab: Lab, prober: NsProber, tmp_path: Path
+) -> None:
+    d = start_charon(lab, tmp_path)
+    result = prober.probe("ikev2", with_psk(tmp_path), timeout=8.0)
+    assert result.success, result
+    facts = result.facts
+    assert (facts["ike_auth"], facts["child_sa"], facts["inside_address_assigned"]) == ("ok", True, True)
+    assert facts["ping_inside_tsr"] is True
+    # the volume (64 KiB in 1200-byte echoes), then one 256-byte echo a second until 2 s: each came back
+    # with the random payload we sent, which only charon's kernel decrypting our ESP could answer
+    assert facts["bytes_moved"] == 64 * 1024 + 2 * 256
+    assert isinstance(facts["flow_alive_s"], float) and facts["flow_alive_s"] >= 2.0
+    assert isinstance(facts["throughput_bps"], float) and facts["throughput_bps"] > 0
+    log = (d / "charon.log").read_text()
+    assert "CHILD_SA inside{1} established" in log
+    # our Delete ended the IKE SA on the responder: a scarce endpoint keeps no half-dead sessions
+    deadline = time.monotonic() + 3
+    while "probe" in charon_sas(lab, d) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "probe" not in charon_sas(lab, d)
+
+
+async def test_wrong_psk_is_an_auth_failure_at_the_handshake(
+    lab: Lab, prober: NsProber, tmp_path: Path
+) -> None:
+    start_charon(lab, tmp_path)
+    result = prober.probe("ikev2", with_psk(tmp_path, secret="not-the-secret"), timeout=4.0)
+    assert (result.failure, result.stage) == (Failure.AUTH_FAILED, Stage.PROTOCOL_HANDSHAKE), result
+    assert result.facts["ike_auth"] == "refused"
+    assert result.facts["ike_notify"] == 24  # AUTHENTICATION_FAILED
+    assert "bytes_moved" not in result.facts
+
+
+async def test_a_censor_cutting_udp_4500_after_n_bytes_is_a_cut_at_transfer_near_n(
+    lab: Lab, prober: NsProber, tmp_path: Path
+) -> None:
+    start_charon(lab, tmp_path)
+    limit = 30_000  # bytes from the server on the UDP 4500 flow (IKE_AUTH answer, then ESP) before the drop
+    lab.censor(f"udp sport 4500 ct reply bytes > {limit} drop")
+    result = prober.probe("ikev2", with_psk(tmp_path, lifetime="0s"), timeout=6.0)
+    assert (result.failure, result.stage) == (Failure.TRANSFER_INCOMPLETE, Stage.TRANSFER), result
+    assert result.facts["child_sa"] is True
+    cut = result.facts["cut_after_bytes"]
+    assert isinstance(cut, int) and cut == result.facts["bytes_moved"]
+    # each 1200-byte echo reply costs 1300 bytes on the wire (outer IP+UDP 28, ESP header and IV 24, inner
+    # IP+ICMP 1228 padded to 1232, ICV 16), after IKE_AUTH's answer (a few hundred bytes): the cut lies
+    # within one packet of what the limit allows
+    allowed = limit * 1200 / 1300
+    assert allowed - 600 - 1200 <= cut <= allowed, cut
+
+
+def test_credentials_and_ping_address_go_together() -> None:
+    base = {"kind": "ikev2", "name": "i", "host": "192.0.2.1"}
+    with pytest.raises(ValidationError, match="together"):
+        Ikev2Target.model_validate({**base, "psk_file": "/p"})
+    with pytest.raises(ValidationError, match="together"):
+        Ikev2Target.model_validate({**base, "ping_address": "10.0.0.1"})
+    with pytest.raises(ValidationError, match="not both"):
+        Ikev2Target.model_validate({**base, "psk_file": "/p", "psk_env": "X", "ping_address": "10.0.0.1"})
+    with pytest.raises(ValidationError, match="IPv4"):
+        Ikev2Target.model_validate({**base, "psk_file": "/p", "ping_address": "fd00::1"})
+    assert Ikev2Target.model_validate({**base, "psk_env": "X", "ping_address": "10.0.0.1"}).data_stage_on()
+    assert not Ikev2Target.model_validate(base).data_stage_on()
 
 
 def test_garbage_and_foreign_spi_are_not_responses() -> None:

@@ -2,9 +2,11 @@
 
 The request carries one SA payload with two proposals (AES-CBC + HMAC integrity, and AES-GCM), a KE payload
 for one Diffie-Hellman group (ECP-256 19, Curve25519 31 or MODP-2048 14; the key share is real, so a
-responder that validates points accepts it), a 32-byte nonce and the two NAT-detection notifies; a COOKIE
-notify goes first when the responder asked for one (§2.6). On UDP 4500 every message is preceded by the
-4-byte zero non-ESP marker (RFC 3948 §2.2). No sockets here; ``probes/ikev2.py`` does the talking.
+responder that validates points accepts it, and ``KeyShare`` keeps its private half for IKE_AUTH's keys),
+a 32-byte nonce and the two NAT-detection notifies; a COOKIE notify goes first when the responder asked
+for one (§2.6). A probe about to authenticate offers only the suite ``formats/ike_auth.py`` implements.
+On UDP 4500 every message is preceded by the 4-byte zero non-ESP marker (RFC 3948 §2.2). No sockets
+here; ``probes/ikev2.py`` does the talking.
 """
 
 from __future__ import annotations
@@ -51,16 +53,45 @@ _MODP_2048_P = int(
 )
 
 
+class KeyShare:
+    """One side of a Diffie-Hellman exchange in ``group``: the public value we send in KE and, from the
+    responder's KE, the shared secret g^ir (RFC 7296 §2.14: big endian, padded to the group's length)."""
+
+    def __init__(self, group: int) -> None:
+        self.group = group
+        if group == ECP_256:
+            self._ec = ec.generate_private_key(ec.SECP256R1())
+            point = self._ec.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+            self.public = point[1:]  # x || y (RFC 5903)
+        elif group == CURVE25519:
+            self._x = x25519.X25519PrivateKey.generate()
+            self.public = self._x.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        elif group == MODP_2048:
+            # pyca/cryptography deprecates finite-field DH (a warning now, removal later), and the MODP
+            # groups are all that many responders offer (strongSwan without its openssl plugin): the
+            # arithmetic is one modular exponentiation, done by Python's own ``pow``. The exponent is
+            # 256 bits (RFC 3526 §8: twice the group's ~112-bit strength) and used once.
+            self._x_modp = secrets.randbits(256) | (1 << 255)
+            self.public = pow(2, self._x_modp, _MODP_2048_P).to_bytes(256, "big")
+        else:
+            raise ValueError(f"unsupported DH group {group}")
+
+    def shared(self, peer: bytes) -> bytes:
+        """g^ir from the responder's KE data; ``ValueError`` when it is not a valid public value."""
+        if self.group == ECP_256:
+            point = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), b"\x04" + peer)
+            return self._ec.exchange(ec.ECDH(), point)
+        if self.group == CURVE25519:
+            return self._x.exchange(x25519.X25519PublicKey.from_public_bytes(peer))
+        y = int.from_bytes(peer, "big")
+        if len(peer) != 256 or not 1 < y < _MODP_2048_P - 1:
+            raise ValueError("MODP-2048 public value out of range")
+        return pow(y, self._x_modp, _MODP_2048_P).to_bytes(256, "big")
+
+
 def key_share(group: int) -> bytes:
-    """A fresh public value for ``group`` (the private half is dropped: we never derive keys)."""
-    if group == ECP_256:
-        point = ec.generate_private_key(ec.SECP256R1()).public_key()
-        return point.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)[1:]  # x || y
-    if group == CURVE25519:
-        return x25519.X25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    if group == MODP_2048:
-        return pow(2, secrets.randbits(256) | (1 << 255), _MODP_2048_P).to_bytes(256, "big")
-    raise ValueError(f"unsupported DH group {group}")
+    """A fresh public value for ``group`` (for a probe that never derives keys)."""
+    return KeyShare(group).public
 
 
 def _transform(ttype: int, tid: int, key_bits: int | None, last: bool) -> bytes:
@@ -85,6 +116,14 @@ def sa_payload_body(groups: tuple[int, ...] = SUPPORTED_GROUPS) -> bytes:
     return _proposal(1, cbc + prfs + dhs, False) + _proposal(2, gcm + prfs + dhs, True)
 
 
+def auth_sa_payload_body(groups: tuple[int, ...] = SUPPORTED_GROUPS) -> bytes:
+    """The one suite a probe that authenticates can use (``formats/ike_auth.py``): AES-CBC-256,
+    HMAC-SHA2-256-128, PRF-HMAC-SHA2-256 (strongSwan's and most responders' defaults), any of our groups."""
+    suite: list[Transform] = [(ENCR, ENCR_AES_CBC, 256), (INTEG, AUTH_HMAC_SHA2_256_128, None)]
+    suite += [(PRF, PRF_HMAC_SHA2_256, None)] + [(DH, g, None) for g in groups]
+    return _proposal(1, suite, True)
+
+
 def _payload(next_type: int, body: bytes) -> bytes:
     return struct.pack(">BxH", next_type, 4 + len(body)) + body
 
@@ -106,14 +145,26 @@ def build_sa_init(
     remote: tuple[str, int],
     cookie: bytes | None = None,
     nat_t: bool = False,
+    share: KeyShare | None = None,
+    nonce: bytes | None = None,
+    authenticating: bool = False,
 ) -> bytes:
-    """One IKE_SA_INIT request (message id 0)."""
+    """One IKE_SA_INIT request (message id 0).
+
+    ``authenticating``: offer only the suite ``formats/ike_auth.py`` implements, and hash a source that is
+    not ours into NAT_DETECTION_SOURCE_IP, so the responder believes we are behind a NAT and puts the
+    CHILD_SA's ESP inside UDP 4500 (RFC 3948), which an unprivileged socket can receive; strongSwan's own
+    ``encap = yes`` does the same.
+    """
     parts: list[tuple[int, bytes]] = []
     if cookie is not None:
         parts.append((PAYLOAD_NOTIFY, _notify_body(COOKIE, cookie)))
-    parts.append((PAYLOAD_SA, sa_payload_body()))
-    parts.append((PAYLOAD_KE, struct.pack(">HH", group, 0) + key_share(group)))
-    parts.append((PAYLOAD_NONCE, os.urandom(32)))
+    parts.append((PAYLOAD_SA, auth_sa_payload_body() if authenticating else sa_payload_body()))
+    public = share.public if share is not None else key_share(group)
+    parts.append((PAYLOAD_KE, struct.pack(">HH", group, 0) + public))
+    parts.append((PAYLOAD_NONCE, nonce if nonce is not None else os.urandom(32)))
+    if authenticating:
+        local = (socket.inet_ntoa(os.urandom(4)), int.from_bytes(os.urandom(2), "big"))
     parts.append((PAYLOAD_NOTIFY, _notify_body(NAT_DETECTION_SOURCE_IP, nat_detection(spi_i, *local))))
     parts.append((PAYLOAD_NOTIFY, _notify_body(NAT_DETECTION_DESTINATION_IP, nat_detection(spi_i, *remote))))
     body = b"".join(
@@ -135,6 +186,9 @@ class SaInitResponse:
     payloads: list[int] = field(default_factory=list)
     notifies: dict[int, bytes] = field(default_factory=dict)
     dh_group: int | None = None
+    ke_data: bytes = b""
+    nonce: bytes = b""
+    message: bytes = b""  # the whole message without the non-ESP marker (signed in IKE_AUTH)
 
     @property
     def error(self) -> int | None:
@@ -157,7 +211,7 @@ def parse_sa_init_response(data: bytes, spi_i: bytes, *, nat_t: bool = False) ->
         return None
     if not flags & FLAG_RESPONSE or flags & FLAG_INITIATOR:
         return None
-    resp = SaInitResponse(spi_r)
+    resp = SaInitResponse(spi_r, message=data)
     offset = HEADER_LEN
     while next_type != 0:
         if len(resp.payloads) >= MAX_PAYLOADS or offset + 4 > len(data):
@@ -172,6 +226,9 @@ def parse_sa_init_response(data: bytes, spi_i: bytes, *, nat_t: bool = False) ->
             resp.notifies.setdefault(ntype, body[4 + spi_size :])
         elif next_type == PAYLOAD_KE and len(body) >= 2:
             resp.dh_group = struct.unpack(">H", body[:2])[0]
+            resp.ke_data = body[4:]
+        elif next_type == PAYLOAD_NONCE:
+            resp.nonce = body
         next_type, offset = following, offset + plen
     if resp.error is None and not (PAYLOAD_SA in resp.payloads or COOKIE in resp.notifies):
         return None  # neither an answer nor a refusal: not an IKE_SA_INIT response we understand
