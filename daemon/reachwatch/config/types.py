@@ -176,6 +176,18 @@ def check_host(value: str) -> str:
 
 
 Host = Annotated[str, AfterValidator(check_host)]
+
+
+def check_inside_ipv4(value: str) -> str:
+    """An address inside a tunnel (a ``ping_address``): IPv4 only, what the data stage's echoes speak."""
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        raise ValueError("must be an IPv4 address (IPv6 inside tunnels is not probed yet)") from None
+    return value
+
+
+InsideIPv4 = Annotated[str, AfterValidator(check_inside_ipv4)]
 """A host name or IP address (see ``check_host``)."""
 
 

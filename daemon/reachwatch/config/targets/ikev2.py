@@ -3,15 +3,14 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from reachwatch.config.secrets import SecretEnv, SecretFile
 from reachwatch.config.targets.datastage import DataStageConfig
 from reachwatch.config.targets.udp_control import UdpControl
-from reachwatch.config.types import Duration, Host, TargetBase, host_port
+from reachwatch.config.types import Duration, Host, InsideIPv4, TargetBase, host_port
 
 
 class Ikev2Target(TargetBase):
@@ -56,7 +55,7 @@ class Ikev2Target(TargetBase):
             "responder picks the PSK by it"
         ),
     )
-    ping_address: str | None = Field(
+    ping_address: InsideIPv4 | None = Field(
         default=None,
         description=(
             "an IPv4 address inside the responder's traffic selectors (TSr) that answers ICMP echo; the "
@@ -67,16 +66,6 @@ class Ikev2Target(TargetBase):
         default_factory=DataStageConfig,
         description="what goes through the CHILD_SA (ICMP echoes to ping_address) before it counts as usable",
     )
-
-    @field_validator("ping_address")
-    @classmethod
-    def _ipv4(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                ipaddress.IPv4Address(value)
-            except ValueError:
-                raise ValueError("must be an IPv4 address (IPv6 inside tunnels is not probed yet)") from None
-        return value
 
     @model_validator(mode="after")
     def _credentials_and_ping_together(self) -> Ikev2Target:

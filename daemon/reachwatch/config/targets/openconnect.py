@@ -3,15 +3,14 @@ account (probe: ``probes/openconnect.py``)."""
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from reachwatch.config.secrets import SecretEnv, SecretFile
 from reachwatch.config.targets.datastage import DataStageConfig
 from reachwatch.config.targets.tls import TlsOptions
-from reachwatch.config.types import Duration, Host, TargetBase, host_port, is_ip_literal
+from reachwatch.config.types import Duration, Host, InsideIPv4, TargetBase, host_port, is_ip_literal
 
 
 class OpenConnectTarget(TargetBase, TlsOptions):
@@ -45,7 +44,7 @@ class OpenConnectTarget(TargetBase, TlsOptions):
     password_env: SecretEnv | None = Field(
         default=None, description="environment variable holding the probe account's password"
     )
-    ping_address: str | None = Field(
+    ping_address: InsideIPv4 | None = Field(
         default=None,
         description=(
             "an IPv4 address inside the tunnel that answers ICMP echo (the server's tunnel address): with "
@@ -56,16 +55,6 @@ class OpenConnectTarget(TargetBase, TlsOptions):
         default_factory=DataStageConfig,
         description="what goes through the CSTP tunnel before it counts as usable (login + ping_address)",
     )
-
-    @field_validator("ping_address")
-    @classmethod
-    def _ipv4(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                ipaddress.IPv4Address(value)
-            except ValueError:
-                raise ValueError("must be an IPv4 address (IPv6 inside tunnels is not probed yet)") from None
-        return value
 
     @model_validator(mode="after")
     def _login_for_data(self) -> OpenConnectTarget:
