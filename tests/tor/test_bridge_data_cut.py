@@ -88,11 +88,12 @@ async def test_descriptor_through_but_data_cut_after_n_bytes_is_a_flow_cut_with_
     assert cut.facts["descriptor"] is True, cut  # the censor let the descriptor through
     assert (cut.failure, cut.stage) == (Failure.TRANSFER_INCOMPLETE, Stage.TRANSFER), cut
     moved_bytes = cut.facts["cut_after_bytes"]
-    # the data stage never got more than the censor let through after the measured start; how much less
-    # this test cannot know: the stream shares the bridge's connection with tor's own traffic, which varies
-    # from one fresh tor to the next (this network's consensus is renewed every 10 s, channel padding
-    # while idle), and Tor cells carry 498 of 514 bytes as data
-    assert isinstance(moved_bytes, int) and 0 < moved_bytes < 30_000, moved_bytes
+    # the data stage never got more than the censor let through in all; how much less this test cannot
+    # know: the stream shares the bridge's connection with tor's own traffic, which varies from one fresh
+    # tor to the next (a later tor starts from the directory its predecessor left, so it can fetch less
+    # than the clean run measured; this network's consensus is renewed every 10 s; channel padding while
+    # idle), and Tor cells carry 498 of 514 bytes as data
+    assert isinstance(moved_bytes, int) and 0 < moved_bytes < limit, (moved_bytes, limit)
     # the verdict: unreachable alone; with a reference that moved the volume through this bridge, flow_cut
     alone = judge(cut, role=None, vantage=VantageState.ONLINE, reference=None)
     assert alone.verdict == Verdict.UNREACHABLE
