@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 
 import pytest
+import structlog
 from hypothesis import HealthCheck, settings
 
 # Property-based fuzzing (tests/fuzz). The default suite runs a small, derandomized budget: the same
@@ -14,6 +17,20 @@ _FUZZ = {"deadline": 5000, "suppress_health_check": [HealthCheck.too_slow], "dat
 settings.register_profile("default", max_examples=60, derandomize=True, **_FUZZ)
 settings.register_profile("soak", max_examples=3000, derandomize=False, **_FUZZ)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+@pytest.fixture(autouse=True)
+def _logging_left_as_found() -> Iterator[None]:
+    """A test that runs the CLI or the daemon in process configures structlog (an info-level filter, its
+    output stream) and the stdlib root logger: put both back, so a later test's log capture does not
+    depend on which tests ran before it (the order differs under ``-n``)."""
+    saved = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    structlog.configure(**saved)
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

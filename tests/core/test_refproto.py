@@ -267,6 +267,7 @@ async def test_unsigned_or_v1_only_answers_are_refused_when_a_key_is_pinned(tmp_
 @pytest.mark.parametrize(
     ("key", "message"),
     [("not base64!", "not base64"), ("AAAA", "3 bytes"), (PUBLIC, None)],
+    ids=["not-base64", "3-bytes", "a-fresh-key"],  # the key is new in every process: not a stable id
 )
 def test_a_pinned_key_is_checked_when_the_config_loads(key: str, message: str | None) -> None:
     fields = {"name": "abroad", "url": "https://ref.example.org", "public_key": key}
