@@ -280,10 +280,12 @@ class Soak:
             if now >= next_scrape and flood_proc is None:
                 self.scrape(t0)
                 next_scrape += SCRAPE_S
-            if now >= next_reload:
+            if now >= next_reload and flood_proc is None:
+                # not while a flood holds the listener at its cap: POST /-/reload and the gauge read that
+                # checks a reload are connections too (a short run's reloads fell inside its floods)
                 self.reload(t0, cfg, reloads)
                 reloads += 1
-                next_reload += reload_every
+                next_reload = max(next_reload + reload_every, now + reload_every / 2)
             if floods and now >= floods[0] and flood_proc is None:
                 floods.pop(0)
                 flood_proc = self.flood_start(t0)
