@@ -47,7 +47,7 @@ from reachwatch.probes.base import ProbeContext, ProbeSpec
 from reachwatch.vpn.datastage import DEADLINE_MARGIN, run_data_stage
 from reachwatch.vpn.esptunnel import EspTunnel
 from reachwatch.vpn.ikeauth import AuthOutcome, authenticate, leave
-from reachwatch.vpn.path_control import ReplyTally, control_answers
+from reachwatch.vpn.path_control import ReplyTally, control_answers, control_result
 from reachwatch.vpn.ping import PingEcho
 
 NATT_PORT = 4500
@@ -139,13 +139,10 @@ async def probe(target: Ikev2Target, ctx: ProbeContext) -> ProbeResult:
                 except TimeoutError:
                     pass
         finally:
-            if control_task is not None:
-                try:
-                    async with asyncio.timeout(max(0.05, ctx.remaining() - 0.05)):
-                        path_ok = await control_task
-                except TimeoutError:
-                    path_ok = False
-                ctx.fact("control_answered", path_ok)
+            answered = await control_result(control_task, ctx.remaining() - 0.05)
+            if answered is not None:
+                path_ok = answered
+                ctx.fact("control_answered", answered)
         if tally.rejected:
             ctx.fact("rejected_replies", tally.rejected)
         if done is None:

@@ -54,7 +54,7 @@ from reachwatch.net.dial import close_quietly, connect_tcp, pin_address
 from reachwatch.net.errors import NetFailure, classified
 from reachwatch.net.udp import UdpSocket, open_udp
 from reachwatch.probes.base import ProbeContext, ProbeSpec
-from reachwatch.vpn.path_control import ReplyTally, control_answers
+from reachwatch.vpn.path_control import ReplyTally, control_answers, control_result
 
 MAX_TCP_PACKETS = 8  # packets read on TCP before giving up on finding the reset reply
 
@@ -160,12 +160,8 @@ async def probe(target: OpenVpnTarget, ctx: ProbeContext) -> ProbeResult:
     except TimeoutError:
         pass
     finally:
-        if control_task is not None:
-            try:
-                async with asyncio.timeout(max(0.05, ctx.remaining() - 0.05)):
-                    control_ok = await control_task
-            except TimeoutError:
-                control_ok = False
+        control_ok = await control_result(control_task, ctx.remaining() - 0.05)
+        if control_ok is not None:
             ctx.fact("control_answered", control_ok)
             path_ok = path_ok or control_ok
     if tally.rejected:

@@ -44,7 +44,7 @@ from reachwatch.net.dial import pin_address
 from reachwatch.net.udp import UdpSocket, open_udp
 from reachwatch.probes.base import ProbeContext, ProbeSpec
 from reachwatch.vpn.datastage import run_data_stage
-from reachwatch.vpn.path_control import ReplyTally, control_answers
+from reachwatch.vpn.path_control import ReplyTally, control_answers, control_result
 from reachwatch.vpn.ping import PingEcho
 from reachwatch.vpn.wgtunnel import WireGuardTunnel
 
@@ -144,13 +144,10 @@ async def _attempt(target: WireGuardTarget, ctx: ProbeContext, sock: UdpSocket, 
             except TimeoutError:
                 pass
     finally:
-        if control_task is not None:
-            try:
-                async with asyncio.timeout(max(0.05, ctx.remaining() - 0.05)):
-                    path_ok = await control_task
-            except TimeoutError:
-                path_ok = False
-            ctx.fact("control_answered", path_ok)
+        answered = await control_result(control_task, ctx.remaining() - 0.05)
+        if answered is not None:
+            path_ok = answered
+            ctx.fact("control_answered", answered)
     if tally.rejected:
         ctx.fact("rejected_replies", tally.rejected)
     material = keys.private + (keys.psk or b"")  # the keys decide whether this server can answer us at all

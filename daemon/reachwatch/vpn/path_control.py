@@ -9,6 +9,7 @@ answered while our handshake was not.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass
 
@@ -34,6 +35,18 @@ async def control_answers(control: UdpControl) -> bool:
         return False
     finally:
         sock.close()
+
+
+async def control_result(task: asyncio.Task[bool] | None, budget: float) -> bool | None:
+    """The control's answer, waited for at most ``budget`` seconds once the handshake is over (what is
+    left of the attempt); ``None`` when no control is configured. Not answering in time is ``False``."""
+    if task is None:
+        return None
+    try:
+        async with asyncio.timeout(max(0.05, budget)):
+            return await task
+    except TimeoutError:
+        return False
 
 
 @dataclass
