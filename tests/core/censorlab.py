@@ -26,7 +26,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -247,6 +247,15 @@ def lab_config(
     return doc
 
 
+def wait_for(cond: Callable[[], object], timeout: float, what: str) -> None:
+    """Poll ``cond`` every 0.1 s until it is truthy; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
 class CensorLab:
     """The lab, its servers and both daemons; ``start()`` once, ``set_phase()`` between assertions."""
 
@@ -275,7 +284,7 @@ class CensorLab:
         self.set_phase("open")
         self._daemon(self.lab.server, "reference", f"{REF_IP}:{WEB_PORT}", reference=False)
         # the reference must have seen every target before the in-country daemon asks it
-        self._wait(lambda: self._all_measured(self.reference_status()), 30, "the reference's first results")
+        wait_for(lambda: self._all_measured(self.reference_status()), 30, "the reference's first results")
         self._daemon(self.lab.client, "kz", f"127.0.0.1:{WEB_PORT}", reference=True)
 
     def close(self) -> None:
@@ -321,7 +330,7 @@ class CensorLab:
             argv = [sys.executable, "-c", code, ip, POISONED]
             return bool(ns.run(argv, check=False).returncode == 0)
 
-        self._wait(answers, 15, f"dnsmasq on {ip}")
+        wait_for(answers, 15, f"dnsmasq on {ip}")
 
     def _isp_resolver(self, *, poisoned: bool) -> None:
         """The ISP's resolver on the router: forwards abroad; when poisoned, lies about one name."""
@@ -408,7 +417,7 @@ class CensorLab:
                 proc = ns.popen(
                     [sys.executable, str(SERVERS), str(spec_file), str(ready)], stdout=log, stderr=log
                 )
-            self._wait(lambda r=ready, p=proc: r.exists() or p.poll() is not None, 20, f"{name} servers")
+            wait_for(lambda r=ready, p=proc: r.exists() or p.poll() is not None, 20, f"{name} servers")
             assert proc.poll() is None, (self.dir / f"{name}-servers.log").read_text()[-2000:]
 
     def _block_pages(self) -> list[tuple[int, Path, str]]:
@@ -447,7 +456,7 @@ class CensorLab:
         with log.open("ab") as out:
             proc = ns.popen(argv, stdout=out, stderr=subprocess.STDOUT)
         url = f"{scheme}://{listen}/api/v1/status"
-        self._wait(lambda: proc.poll() is not None or self._get(ns, url) is not None, 30, f"{name} API")
+        wait_for(lambda: proc.poll() is not None or self._get(ns, url) is not None, 30, f"{name} API")
         assert proc.poll() is None, log.read_text()[-3000:]
 
     # -- the censor --------------------------------------------------------------------------------
@@ -579,14 +588,6 @@ class CensorLab:
                     f"differing {wrong}; last attempts {json.dumps(lasts)[:4000]}"
                 )
             time.sleep(0.5)
-
-    @staticmethod
-    def _wait(cond: Any, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not cond():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}")
-            time.sleep(0.1)
 
 
 def target(status: dict[str, Any], name: str) -> dict[str, Any]:

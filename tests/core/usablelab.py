@@ -34,7 +34,7 @@ from typing import Any
 
 import trustme
 
-from tests.core.censorlab import STATUS_CODE, reference_web
+from tests.core.censorlab import STATUS_CODE, reference_web, wait_for
 from tests.netlab import ROUTER_INNER_IP, SERVER_IP, Lab
 from tests.vpn.conftest import (
     OCSERV_GATEWAY,
@@ -86,7 +86,7 @@ class UsableLab:
         self._servers()
         self.set_phase("open")
         self._daemon("reference", f"{REF_IP}:{REF_PORT}")
-        self._wait(lambda: self._all_measured(self.status("reference")), 60, "the reference's first results")
+        wait_for(lambda: self._all_measured(self.status("reference")), 60, "the reference's first results")
         self._daemon("kz", f"127.0.0.1:{KZ_PORT}")
         self._daemon("alone", f"127.0.0.1:{ALONE_PORT}")
 
@@ -234,7 +234,7 @@ class UsableLab:
         with (self.dir / f"{name}.log").open("ab") as out:
             proc = ns.popen(argv, stdout=out, stderr=subprocess.STDOUT)
         url = f"{scheme}://{listen}/api/v1/status"
-        self._wait(lambda: proc.poll() is not None or self._get(ns, url) is not None, 30, f"{name} API")
+        wait_for(lambda: proc.poll() is not None or self._get(ns, url) is not None, 30, f"{name} API")
         assert proc.poll() is None, self.log_tail(name)
 
     def close(self) -> None:
@@ -321,11 +321,3 @@ class UsableLab:
                     f"last attempts {json.dumps(lasts)[:4000]}"
                 )
             time.sleep(0.5)
-
-    @staticmethod
-    def _wait(cond: Any, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not cond():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}")
-            time.sleep(0.1)
