@@ -18,7 +18,6 @@ import hashlib
 import io
 import json
 import re
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -33,20 +32,12 @@ from reachwatch.cli import main
 from reachwatch.config.load import parse_config
 from reachwatch.journal import open_reader
 from reachwatch.report import build
+from tests import chromium as chromium_run
 from tests.core import kz_journal
 
 SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "report.schema.json"
 SINCE, UNTIL = "2022-01-02T00:00:00+06:00", "2022-01-06T00:00:00+06:00"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-]
+CHROMIUM_FLAGS = chromium_run.FLAGS
 
 
 @pytest.fixture(scope="module")
@@ -186,8 +177,7 @@ def test_a_censors_text_is_escaped_in_html(lab: tuple[Path, Path]) -> None:
 def test_the_html_report_renders_in_chromium_with_its_pictures_and_data(
     lab: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    chromium = shutil.which("chromium")
-    assert chromium, "chromium (Debian package) is required: tests/debian-packages.txt"
+    chromium = chromium_run.binary()
     page = tmp_path / "kz.html"
     code, _, err = _report(lab, "html", page)
     assert (code, err) == (0, "")

@@ -36,20 +36,10 @@ from reachwatch.metrics import DaemonStatus, build_registry
 from reachwatch.model import ProbeResult
 from reachwatch.state import StateStore
 from reachwatch.web import WebServer, status_document
+from tests import chromium as chromium_run
 
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-    "--enable-logging=stderr",
-    "--v=0",
-]
+CHROMIUM_FLAGS = [*chromium_run.FLAGS, "--enable-logging=stderr", "--v=0"]  # console messages on stderr
 NOW = time.time()
 
 CONFIG = """
@@ -369,8 +359,7 @@ class Outline(HTMLParser):
 
 
 async def _chromium(*args: str) -> tuple[str, str]:
-    chromium = shutil.which("chromium")
-    assert chromium, "chromium (Debian package) is required: tests/debian-packages.txt"
+    chromium = chromium_run.binary()
     with tempfile.TemporaryDirectory() as profile:
         proc = await asyncio.create_subprocess_exec(
             chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args,
